@@ -1,0 +1,25 @@
+//! The stacksmith API: the `CustomerStack` and `MemberCluster` custom resources
+//! (group `stacksmith.io`, version `v1alpha1`).
+//!
+//! Data only: no client, no I/O. The CRD YAML committed under `charts/` is generated from these
+//! types ([`crds::render_all`]) and a test fails when the two drift apart.
+
+pub mod crds;
+pub mod customer_stack;
+pub mod labels;
+pub mod member_cluster;
+pub mod validation;
+
+pub use customer_stack::{
+    AlertRule, AlertRuleGroup, ChildStatus, CustomerStack, CustomerStackSpec, CustomerStackStatus,
+    DashboardSource, DashboardSpec, DashboardsSpec, DatasourceSpec, DeletionPolicy, FolderSpec,
+    MetricsSpec, ScrapeEndpoint, ScrapeTarget, StackSummary, Verdict,
+};
+pub use member_cluster::{
+    ClusterRole, MemberCluster, MemberClusterSpec, MemberClusterStatus, SecretKeyReference,
+};
+
+/// The API group of every stacksmith resource.
+pub const GROUP: &str = "stacksmith.io";
+/// The served and stored version.
+pub const VERSION: &str = "v1alpha1";

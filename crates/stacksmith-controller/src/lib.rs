@@ -1,0 +1,7 @@
+//! stacksmith's controller: the only crate that talks to API servers.
+//!
+//! - [`member_client`] turns a `MemberCluster`'s kubeconfig Secret into a client.
+//! - [`member_probe`] checks a member cluster and records what it found in its status.
+
+pub mod member_client;
+pub mod member_probe;

@@ -1,0 +1,147 @@
+//! Clients for member clusters, built from their kubeconfig Secrets on the hub.
+//!
+//! No error message here ever contains Secret data: messages name the Secret and key, never
+//! the kubeconfig's content.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config};
+use stacksmith_api::{MemberCluster, SecretKeyReference};
+use stacksmith_core::member_status::ProbeFailure;
+
+/// Why a member cluster's client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum MemberClientError {
+    /// The Secret does not exist.
+    #[error("Secret {namespace}/{name} not found")]
+    SecretNotFound {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
+    /// The Secret could not be read.
+    #[error("cannot read Secret {namespace}/{name}: {reason}")]
+    SecretUnreadable {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// The API's answer (no Secret data).
+        reason: String,
+    },
+    /// The key is absent.
+    #[error("Secret {namespace}/{name} has no key {key:?}")]
+    KeyMissing {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// The missing key.
+        key: String,
+    },
+    /// The value is not a usable kubeconfig.
+    #[error("Secret {namespace}/{name} key {key:?} is not a usable kubeconfig: {reason}")]
+    KubeconfigInvalid {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// The key.
+        key: String,
+        /// What is wrong (no Secret data).
+        reason: String,
+    },
+}
+
+impl MemberClientError {
+    /// The probe failure this error amounts to.
+    pub fn probe_failure(&self) -> ProbeFailure {
+        match self {
+            MemberClientError::SecretNotFound { .. } => ProbeFailure::SecretNotFound,
+            MemberClientError::SecretUnreadable { .. } => ProbeFailure::SecretUnreadable,
+            MemberClientError::KeyMissing { .. } => ProbeFailure::SecretKeyMissing,
+            MemberClientError::KubeconfigInvalid { .. } => ProbeFailure::KubeconfigInvalid,
+        }
+    }
+}
+
+/// Builds a client for `member` from its kubeconfig Secret, with the member's request timeout
+/// on every request.
+pub async fn member_client(hub: &Client, member: &MemberCluster) -> Result<Client, MemberClientError> {
+    let reference = &member.spec.kubeconfig_secret_ref;
+    let kubeconfig_yaml = read_kubeconfig(hub, reference).await?;
+    let timeout = Duration::from_secs(u64::from(member.spec.request_timeout_seconds));
+    client_from_kubeconfig(&kubeconfig_yaml, timeout).await.map_err(|reason| MemberClientError::KubeconfigInvalid {
+        namespace: reference.namespace.clone(),
+        name: reference.name.clone(),
+        key: reference.key.clone(),
+        reason,
+    })
+}
+
+async fn read_kubeconfig(hub: &Client, reference: &SecretKeyReference) -> Result<String, MemberClientError> {
+    let secrets: Api<Secret> = Api::namespaced(hub.clone(), &reference.namespace);
+    let secret = match secrets.get_opt(&reference.name).await {
+        Ok(Some(secret)) => secret,
+        Ok(None) => {
+            return Err(MemberClientError::SecretNotFound {
+                namespace: reference.namespace.clone(),
+                name: reference.name.clone(),
+            });
+        }
+        Err(err) => {
+            return Err(MemberClientError::SecretUnreadable {
+                namespace: reference.namespace.clone(),
+                name: reference.name.clone(),
+                reason: api_error_summary(&err),
+            });
+        }
+    };
+    let bytes = secret.data.as_ref().and_then(|d| d.get(&reference.key)).map(|b| b.0.clone()).ok_or_else(|| {
+        MemberClientError::KeyMissing {
+            namespace: reference.namespace.clone(),
+            name: reference.name.clone(),
+            key: reference.key.clone(),
+        }
+    })?;
+    String::from_utf8(bytes).map_err(|_| MemberClientError::KubeconfigInvalid {
+        namespace: reference.namespace.clone(),
+        name: reference.name.clone(),
+        key: reference.key.clone(),
+        reason: "the value is not UTF-8 text".to_owned(),
+    })
+}
+
+/// Builds a client from kubeconfig text; the error is a description safe to log.
+pub async fn client_from_kubeconfig(yaml: &str, timeout: Duration) -> Result<Client, String> {
+    let kubeconfig = Kubeconfig::from_yaml(yaml).map_err(|err| redacted_reason(&err.to_string()))?;
+    let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .map_err(|err| redacted_reason(&err.to_string()))?;
+    config.connect_timeout = Some(timeout);
+    config.read_timeout = Some(timeout);
+    config.write_timeout = Some(timeout);
+    Client::try_from(config).map_err(|err| redacted_reason(&err.to_string()))
+}
+
+/// Keeps only the first line of a parser message and cuts it short: parser messages name
+/// positions and types, but a long one could echo input.
+fn redacted_reason(message: &str) -> String {
+    let first_line = message.lines().next().unwrap_or_default();
+    let mut out: String = first_line.chars().take(160).collect();
+    if out.len() < first_line.len() {
+        out.push('…');
+    }
+    out
+}
+
+/// A one-line description of an API error (status code and reason, never a body).
+pub fn api_error_summary(err: &kube::Error) -> String {
+    match err {
+        kube::Error::Api(status) => format!("{} {}", status.code, status.reason),
+        other => redacted_reason(&other.to_string()),
+    }
+}

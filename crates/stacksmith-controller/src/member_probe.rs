@@ -1,0 +1,114 @@
+//! Probing a member cluster: can we reach it, are its credentials accepted, are the child
+//! operator's CRDs served. The result is recorded in the `MemberCluster`'s status.
+
+use std::error::Error as _;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::{Timestamp, Unit};
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client, ResourceExt as _};
+use serde_json::json;
+use stacksmith_api::{ClusterRole, MemberCluster};
+use stacksmith_core::ChildKind;
+use stacksmith_core::member_status::{ProbeFailure, ProbeResult, member_status};
+
+use crate::member_client::member_client;
+
+/// The field manager of stacksmith's writes on the hub.
+pub const HUB_FIELD_MANAGER: &str = "stacksmith";
+
+/// The child kinds a role needs.
+pub fn kinds_for_role(role: ClusterRole) -> &'static [ChildKind] {
+    match role {
+        ClusterRole::Prometheus => &[ChildKind::Prometheus, ChildKind::PrometheusRule, ChildKind::ServiceMonitor],
+        ClusterRole::Grafana => &[ChildKind::GrafanaFolder, ChildKind::GrafanaDatasource, ChildKind::GrafanaDashboard],
+    }
+}
+
+/// Probes `member` (connect through its Secret, ask its version, check its child CRDs).
+pub async fn probe(hub: &Client, member: &MemberCluster) -> ProbeResult {
+    let client = match member_client(hub, member).await {
+        Ok(client) => client,
+        Err(err) => return ProbeResult::Failed { failure: err.probe_failure(), message: err.to_string() },
+    };
+    let timeout = Duration::from_secs(u64::from(member.spec.request_timeout_seconds));
+    let version = match tokio::time::timeout(timeout, client.apiserver_version()).await {
+        Err(_) => {
+            return ProbeResult::Failed {
+                failure: ProbeFailure::Timeout,
+                message: format!("no answer within {} s", timeout.as_secs()),
+            };
+        }
+        Ok(Err(err)) => {
+            let (failure, message) = classify(&err);
+            return ProbeResult::Failed { failure, message };
+        }
+        Ok(Ok(info)) => info.git_version,
+    };
+    let mut missing_kinds = Vec::new();
+    for role in &member.spec.roles {
+        for kind in kinds_for_role(*role) {
+            let served = tokio::time::timeout(timeout, client.list_api_group_resources(kind.api_version()))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .is_some_and(|list| list.resources.iter().any(|r| r.name == kind.plural()));
+            if !served {
+                missing_kinds.push(kind.as_str().to_owned());
+            }
+        }
+    }
+    ProbeResult::Answered { server_version: version, missing_kinds }
+}
+
+/// Sorts a client error into a probe failure with a message that holds no credential.
+pub fn classify(err: &kube::Error) -> (ProbeFailure, String) {
+    if let kube::Error::Api(status) = err {
+        return match status.code {
+            401 => (ProbeFailure::CredentialsRejected, "the API server rejected the credentials (401 Unauthorized)".to_owned()),
+            code => (ProbeFailure::Unreachable, format!("the API server answered {code} {}", status.reason)),
+        };
+    }
+    let mut chain = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        source = s.source();
+    }
+    let lower = chain.to_lowercase();
+    if lower.contains("certificate") || lower.contains("unknownissuer") || lower.contains("tls") {
+        (ProbeFailure::TlsVerificationFailed, "the server's TLS certificate did not verify against the kubeconfig's CA".to_owned())
+    } else if lower.contains("timed out") || lower.contains("timeout") {
+        (ProbeFailure::Timeout, "the request timed out".to_owned())
+    } else if lower.contains("refused") {
+        (ProbeFailure::Unreachable, "connection refused".to_owned())
+    } else {
+        let first: String = chain.lines().next().unwrap_or_default().chars().take(200).collect();
+        (ProbeFailure::Unreachable, first)
+    }
+}
+
+/// The current time, to the second (conditions carry second precision).
+pub fn now() -> Time {
+    let now = Timestamp::now();
+    Time(now.round(Unit::Second).unwrap_or(now))
+}
+
+/// Probes `member` and writes its status when it changed (ignoring `lastProbeTime`).
+pub async fn probe_and_record(hub: &Client, member: &MemberCluster) -> Result<ProbeResult, kube::Error> {
+    let result = probe(hub, member).await;
+    let status = member_status(&result, member.status.as_ref(), member.metadata.generation, &now());
+    let unchanged = member.status.as_ref().is_some_and(|old| {
+        old.conditions == status.conditions
+            && old.server_version == status.server_version
+            && old.observed_generation == status.observed_generation
+    });
+    if !unchanged {
+        let api: Api<MemberCluster> = Api::all(hub.clone());
+        api.patch_status(&member.name_any(), &PatchParams::apply(HUB_FIELD_MANAGER), &Patch::Merge(json!({ "status": status })))
+            .await?;
+    }
+    Ok(result)
+}

@@ -1,0 +1,654 @@
+//! Child health: what the status written by prometheus-operator (v0.93) or grafana-operator
+//! (v5.24) on a child object says, as a typed [`ChildHealth`].
+//!
+//! [`assess`] is a pure function of the object (as JSON, with `metadata`, `spec` and
+//! `status`). It never panics: an object it cannot read is [`Verdict::Unknown`] with reason
+//! [`HealthReason::MalformedObject`] or [`HealthReason::UnexpectedStatus`].
+//!
+//! Rules shared by every kind:
+//! - a condition describes the current spec only when its `observedGeneration` equals
+//!   `metadata.generation`; when either is absent it counts as current, never as stale;
+//! - a status the operator has not written yet, or one that describes an older generation, is
+//!   [`Verdict::Progressing`], even when it says all is well;
+//! - only a current, positive report is [`Verdict::Healthy`].
+
+mod conditions;
+mod fields;
+mod grafana;
+mod prometheus;
+
+use std::fmt;
+
+use serde_json::Value;
+pub use stacksmith_api::Verdict;
+
+use self::fields::{Fields, Invalid};
+
+/// The most characters of operator-written text (a reason or a message) quoted in a message.
+pub const MAX_QUOTED_CHARS: usize = 512;
+
+/// The most characters of a whole [`ChildHealth::message`].
+pub const MAX_MESSAGE_CHARS: usize = 1024;
+
+/// The kinds of child objects stacksmith creates and judges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ChildKind {
+    /// `monitoring.coreos.com/v1` `Prometheus`.
+    Prometheus,
+    /// `monitoring.coreos.com/v1` `PrometheusRule`.
+    PrometheusRule,
+    /// `monitoring.coreos.com/v1` `ServiceMonitor`.
+    ServiceMonitor,
+    /// `grafana.integreatly.org/v1beta1` `Grafana` (an instance).
+    Grafana,
+    /// `grafana.integreatly.org/v1beta1` `GrafanaFolder`.
+    GrafanaFolder,
+    /// `grafana.integreatly.org/v1beta1` `GrafanaDatasource`.
+    GrafanaDatasource,
+    /// `grafana.integreatly.org/v1beta1` `GrafanaDashboard`.
+    GrafanaDashboard,
+}
+
+/// prometheus-operator's API group.
+const PROMETHEUS_GROUP: &str = "monitoring.coreos.com";
+/// grafana-operator's API group.
+const GRAFANA_GROUP: &str = "grafana.integreatly.org";
+
+impl ChildKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [ChildKind; 7] = [
+        ChildKind::Prometheus,
+        ChildKind::PrometheusRule,
+        ChildKind::ServiceMonitor,
+        ChildKind::Grafana,
+        ChildKind::GrafanaFolder,
+        ChildKind::GrafanaDatasource,
+        ChildKind::GrafanaDashboard,
+    ];
+
+    /// The Kubernetes `kind`, e.g. `PrometheusRule`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChildKind::Prometheus => "Prometheus",
+            ChildKind::PrometheusRule => "PrometheusRule",
+            ChildKind::ServiceMonitor => "ServiceMonitor",
+            ChildKind::Grafana => "Grafana",
+            ChildKind::GrafanaFolder => "GrafanaFolder",
+            ChildKind::GrafanaDatasource => "GrafanaDatasource",
+            ChildKind::GrafanaDashboard => "GrafanaDashboard",
+        }
+    }
+
+    /// The kind with this exact (case-sensitive) Kubernetes `kind`, if it is one of ours.
+    pub fn from_kind(kind: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == kind)
+    }
+
+    /// Whether prometheus-operator (rather than grafana-operator) owns this kind.
+    pub fn is_prometheus_operator(self) -> bool {
+        matches!(
+            self,
+            ChildKind::Prometheus | ChildKind::PrometheusRule | ChildKind::ServiceMonitor
+        )
+    }
+
+    /// The API group: `monitoring.coreos.com` or `grafana.integreatly.org`.
+    pub fn api_group(self) -> &'static str {
+        if self.is_prometheus_operator() {
+            PROMETHEUS_GROUP
+        } else {
+            GRAFANA_GROUP
+        }
+    }
+
+    /// The `apiVersion`: `monitoring.coreos.com/v1` or `grafana.integreatly.org/v1beta1`.
+    pub fn api_version(self) -> &'static str {
+        if self.is_prometheus_operator() {
+            "monitoring.coreos.com/v1"
+        } else {
+            "grafana.integreatly.org/v1beta1"
+        }
+    }
+
+    /// The resource (plural) name, e.g. `prometheuses`.
+    pub fn plural(self) -> &'static str {
+        match self {
+            ChildKind::Prometheus => "prometheuses",
+            ChildKind::PrometheusRule => "prometheusrules",
+            ChildKind::ServiceMonitor => "servicemonitors",
+            ChildKind::Grafana => "grafanas",
+            ChildKind::GrafanaFolder => "grafanafolders",
+            ChildKind::GrafanaDatasource => "grafanadatasources",
+            ChildKind::GrafanaDashboard => "grafanadashboards",
+        }
+    }
+}
+
+impl fmt::Display for ChildKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a child got its verdict. [`HealthReason::as_str`] gives the CamelCase form used in
+/// stacksmith's own status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum HealthReason {
+    // Healthy.
+    /// A `Prometheus` is `Available=True` and `Reconciled=True`.
+    Available,
+    /// Every Prometheus that selects a `PrometheusRule`/`ServiceMonitor` accepted it.
+    Accepted,
+    /// A Grafana folder, datasource or dashboard was applied to its Grafana instances.
+    Synchronized,
+    /// A `Grafana` instance went through every stage.
+    GrafanaReady,
+
+    // Progressing.
+    /// The operator has not reported on the object yet (or reports `Unknown`).
+    NotObservedYet,
+    /// The operator's report describes an older generation of the object.
+    StaleStatus,
+    /// A `Prometheus` has pods not ready while it rolls out a new version.
+    RollingUpdate,
+    /// A `Grafana` instance is still going through its stages.
+    StageInProgress,
+
+    // Degraded.
+    /// A `Prometheus` has some pods not ready and is not rolling out.
+    SomePodsNotReady,
+    /// A `Prometheus` has no pod ready.
+    NoPodReady,
+    /// A `Prometheus`'s StatefulSet does not exist.
+    StatefulSetNotFound,
+    /// A `Prometheus` is `Available=False` for another reason.
+    Unavailable,
+    /// prometheus-operator failed to reconcile a `Prometheus` (`Reconciled=False`).
+    ReconcileFailed,
+    /// A Prometheus rejected a `PrometheusRule`/`ServiceMonitor` as invalid.
+    InvalidConfiguration,
+    /// A Prometheus did not accept a `PrometheusRule`/`ServiceMonitor` for another reason.
+    NotAccepted,
+    /// grafana-operator failed to apply the object to (some of) its Grafana instances.
+    ApplyFailed,
+    /// No ready Grafana instance matches the object's `instanceSelector`.
+    NoMatchingInstance,
+    /// The folder the object refers to does not exist.
+    NoMatchingFolder,
+    /// The folder UID the object refers to does not match its folder.
+    FolderUidMismatch,
+    /// grafana-operator found the object's spec invalid.
+    InvalidSpec,
+    /// grafana-operator found a loop in notification policies.
+    NotificationPolicyLoopDetected,
+    /// A stage of a `Grafana` instance failed.
+    StageFailed,
+
+    // Suspended.
+    /// prometheus-operator was told not to reconcile (`paused: true`).
+    OperatorPaused,
+    /// grafana-operator was told not to reconcile (`suspend: true`).
+    Suspended,
+
+    // Unknown.
+    /// A `PrometheusRule`/`ServiceMonitor` has no status: prometheus-operator writes one only
+    /// with the `StatusForConfigurationResources` feature gate.
+    StatusNotReported,
+    /// A `PrometheusRule`/`ServiceMonitor` has an empty binding list: no Prometheus selects it.
+    NotBound,
+    /// The status has a shape or a value this version does not know.
+    UnexpectedStatus,
+    /// The object is not a Kubernetes object of the expected kind.
+    MalformedObject,
+}
+
+impl HealthReason {
+    /// The CamelCase reason, e.g. `NoPodReady`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthReason::Available => "Available",
+            HealthReason::Accepted => "Accepted",
+            HealthReason::Synchronized => "Synchronized",
+            HealthReason::GrafanaReady => "GrafanaReady",
+            HealthReason::NotObservedYet => "NotObservedYet",
+            HealthReason::StaleStatus => "StaleStatus",
+            HealthReason::RollingUpdate => "RollingUpdate",
+            HealthReason::StageInProgress => "StageInProgress",
+            HealthReason::SomePodsNotReady => "SomePodsNotReady",
+            HealthReason::NoPodReady => "NoPodReady",
+            HealthReason::StatefulSetNotFound => "StatefulSetNotFound",
+            HealthReason::Unavailable => "Unavailable",
+            HealthReason::ReconcileFailed => "ReconcileFailed",
+            HealthReason::InvalidConfiguration => "InvalidConfiguration",
+            HealthReason::NotAccepted => "NotAccepted",
+            HealthReason::ApplyFailed => "ApplyFailed",
+            HealthReason::NoMatchingInstance => "NoMatchingInstance",
+            HealthReason::NoMatchingFolder => "NoMatchingFolder",
+            HealthReason::FolderUidMismatch => "FolderUIDMismatch",
+            HealthReason::InvalidSpec => "InvalidSpec",
+            HealthReason::NotificationPolicyLoopDetected => "NotificationPolicyLoopDetected",
+            HealthReason::StageFailed => "StageFailed",
+            HealthReason::OperatorPaused => "OperatorPaused",
+            HealthReason::Suspended => "Suspended",
+            HealthReason::StatusNotReported => "StatusNotReported",
+            HealthReason::NotBound => "NotBound",
+            HealthReason::UnexpectedStatus => "UnexpectedStatus",
+            HealthReason::MalformedObject => "MalformedObject",
+        }
+    }
+}
+
+impl fmt::Display for HealthReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The health of one child object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChildHealth {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Why.
+    pub reason: HealthReason,
+    /// One line for a human: the object, what is wrong, and the operator's own words.
+    pub message: String,
+}
+
+impl ChildHealth {
+    /// A health with its message made one line and clipped to [`MAX_MESSAGE_CHARS`].
+    pub fn new(verdict: Verdict, reason: HealthReason, message: impl AsRef<str>) -> Self {
+        Self {
+            verdict,
+            reason,
+            message: clip_to(&flatten(message.as_ref()), MAX_MESSAGE_CHARS),
+        }
+    }
+}
+
+/// Judges a child object of the given kind from the status its operator wrote.
+///
+/// `object` is the whole object (`metadata`, `spec`, `status`) as JSON. Never panics; see the
+/// module documentation for the rules.
+///
+/// ```
+/// use serde_json::json;
+/// use stacksmith_core::{ChildKind, HealthReason, Verdict, assess};
+///
+/// let prometheus = json!({
+///     "kind": "Prometheus",
+///     "metadata": {"name": "acme", "namespace": "acme", "generation": 2},
+///     "status": {"replicas": 2, "availableReplicas": 0, "conditions": [
+///         {"type": "Available", "status": "False", "reason": "NoPodReady",
+///          "message": "pod prometheus-acme-0: containers not ready", "observedGeneration": 2},
+///         {"type": "Reconciled", "status": "True", "observedGeneration": 2},
+///     ]},
+/// });
+/// let health = assess(ChildKind::Prometheus, &prometheus);
+/// assert_eq!((health.verdict, health.reason), (Verdict::Degraded, HealthReason::NoPodReady));
+/// assert_eq!(
+///     health.message,
+///     "Prometheus acme/acme: 0 of 2 replicas available (NoPodReady): pod prometheus-acme-0: containers not ready",
+/// );
+/// ```
+pub fn assess(kind: ChildKind, object: &Value) -> ChildHealth {
+    let view = match ObjectView::parse(kind, object) {
+        Ok(view) => view,
+        Err(invalid) => return unreadable(&describe(kind, object), invalid),
+    };
+    let result = match kind {
+        ChildKind::Prometheus => prometheus::assess_prometheus(&view),
+        ChildKind::PrometheusRule | ChildKind::ServiceMonitor => {
+            prometheus::assess_config_resource(&view)
+        }
+        ChildKind::Grafana => grafana::assess_instance(&view),
+        ChildKind::GrafanaFolder | ChildKind::GrafanaDatasource | ChildKind::GrafanaDashboard => {
+            grafana::assess_resource(&view)
+        }
+    };
+    result.unwrap_or_else(|invalid| unreadable(&view.who, invalid))
+}
+
+/// The `Unknown` health of an object that could not be read.
+fn unreadable(who: &str, invalid: Invalid) -> ChildHealth {
+    ChildHealth::new(
+        Verdict::Unknown,
+        invalid.reason,
+        format!("{who}: {}", invalid.detail),
+    )
+}
+
+/// The parts of an object every assessment needs.
+#[derive(Clone, Debug)]
+struct ObjectView<'a> {
+    /// The kind being judged.
+    kind: ChildKind,
+    /// `Kind namespace/name`, the subject of every message.
+    who: String,
+    /// `metadata.generation`.
+    generation: Option<i64>,
+    /// `spec` (absent when the object has none).
+    spec: Fields<'a>,
+    /// `status` (absent when the operator wrote none).
+    status: Fields<'a>,
+}
+
+impl<'a> ObjectView<'a> {
+    fn parse(kind: ChildKind, object: &'a Value) -> Result<Self, Invalid> {
+        let Some(map) = object.as_object() else {
+            return Err(Invalid::object(format!(
+                "not a JSON object but {}",
+                json_type(object)
+            )));
+        };
+        let root = Fields::new(Some(map), "", HealthReason::MalformedObject);
+        check_kind(kind, &root)?;
+        let metadata = root
+            .object("metadata")
+            .map_err(|_| Invalid::object("metadata is not an object"))?;
+        let generation = metadata.i64("generation")?;
+        let who = who(kind, metadata.str("namespace")?, metadata.str("name")?);
+        let spec = root
+            .object("spec")
+            .map_err(|_| Invalid::object("spec is not an object"))?;
+        let status = match root.raw("status") {
+            Some(Value::Object(status)) => {
+                Fields::new(Some(status), "status", HealthReason::UnexpectedStatus)
+            }
+            Some(other) => {
+                return Err(Invalid::status(format!(
+                    "status is not an object but {}",
+                    json_type(other)
+                )));
+            }
+            None => Fields::new(None, "status", HealthReason::UnexpectedStatus),
+        };
+        Ok(Self {
+            kind,
+            who,
+            generation,
+            spec,
+            status,
+        })
+    }
+}
+
+impl ObjectView<'_> {
+    /// A health whose message is `<Kind namespace/name>: <detail>`.
+    fn health(
+        &self,
+        verdict: Verdict,
+        reason: HealthReason,
+        detail: impl fmt::Display,
+    ) -> ChildHealth {
+        ChildHealth::new(verdict, reason, format!("{}: {detail}", self.who))
+    }
+}
+
+/// Rejects an object whose `kind` says it is something else.
+fn check_kind(kind: ChildKind, root: &Fields<'_>) -> Result<(), Invalid> {
+    match root.str("kind")? {
+        Some(actual) if actual != kind.as_str() => Err(Invalid::object(format!(
+            "expected a {kind} but the object is a {}",
+            clip(actual)
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// `Kind namespace/name`, `Kind name` or `Kind <unnamed>`.
+fn who(kind: ChildKind, namespace: Option<&str>, name: Option<&str>) -> String {
+    let name = name
+        .filter(|n| !n.is_empty())
+        .map_or_else(|| "<unnamed>".to_owned(), clip);
+    match namespace.filter(|ns| !ns.is_empty()) {
+        Some(namespace) => format!("{kind} {}/{name}", clip(namespace)),
+        None => format!("{kind} {name}"),
+    }
+}
+
+/// Best-effort `who` for an object that failed to parse.
+fn describe(kind: ChildKind, object: &Value) -> String {
+    let metadata = object.get("metadata");
+    let field = |key: &str| metadata.and_then(|m| m.get(key)).and_then(Value::as_str);
+    who(kind, field("namespace"), field("name"))
+}
+
+/// The JSON type of a value, for messages.
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Operator text as one clipped line (see [`flatten`] and [`clip`]).
+fn one_line(text: &str) -> String {
+    clip(&flatten(text))
+}
+
+/// `text` as one line: its non-blank lines, trimmed, joined with `; `.
+fn flatten(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// `text` cut to [`MAX_QUOTED_CHARS`] characters (with `…` when cut).
+fn clip(text: &str) -> String {
+    clip_to(text, MAX_QUOTED_CHARS)
+}
+
+/// `text` cut to at most `max` characters, on a character boundary, ending in `…` when cut.
+fn clip_to(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max.saturating_sub(1)) {
+        Some((cut, _)) if text[cut..].chars().nth(1).is_some() => format!("{}…", &text[..cut]),
+        _ => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod test_support {
+    use serde_json::Value;
+
+    use super::{ChildHealth, ChildKind, HealthReason, Verdict, assess};
+
+    /// Parses a YAML fixture into JSON.
+    pub fn yaml(text: &str) -> Value {
+        serde_yaml::from_str(text).unwrap()
+    }
+
+    /// Assesses a YAML fixture.
+    pub fn assess_yaml(kind: ChildKind, text: &str) -> ChildHealth {
+        assess(kind, &yaml(text))
+    }
+
+    /// Asserts verdict, reason and that the message contains every fragment.
+    #[track_caller]
+    pub fn expect(
+        health: &ChildHealth,
+        verdict: Verdict,
+        reason: HealthReason,
+        fragments: &[&str],
+    ) {
+        assert_eq!(
+            (health.verdict, health.reason),
+            (verdict, reason),
+            "message: {}",
+            health.message
+        );
+        for fragment in fragments {
+            assert!(
+                health.message.contains(fragment),
+                "{:?} not in message {:?}",
+                fragment,
+                health.message
+            );
+        }
+        assert!(
+            !health.message.contains('\n'),
+            "message is not one line: {:?}",
+            health.message
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::test_support::{assess_yaml, expect};
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip_and_carry_their_api() {
+        for kind in ChildKind::ALL {
+            assert_eq!(ChildKind::from_kind(kind.as_str()), Some(kind));
+            assert_eq!(kind.to_string(), kind.as_str());
+            assert!(kind.api_version().starts_with(kind.api_group()));
+            assert!(
+                kind.plural()
+                    .starts_with(&kind.as_str().to_lowercase()[..4])
+            );
+        }
+        assert_eq!(ChildKind::from_kind("prometheus"), None);
+        assert_eq!(ChildKind::from_kind("Alertmanager"), None);
+        assert_eq!(ChildKind::Prometheus.plural(), "prometheuses");
+        assert_eq!(
+            ChildKind::ServiceMonitor.api_version(),
+            "monitoring.coreos.com/v1"
+        );
+        assert_eq!(
+            ChildKind::GrafanaDashboard.api_group(),
+            "grafana.integreatly.org"
+        );
+        assert_eq!(
+            ChildKind::GrafanaFolder.api_version(),
+            "grafana.integreatly.org/v1beta1"
+        );
+        assert_eq!(ChildKind::GrafanaDatasource.plural(), "grafanadatasources");
+    }
+
+    #[test]
+    fn reasons_are_camel_case() {
+        assert_eq!(
+            HealthReason::FolderUidMismatch.as_str(),
+            "FolderUIDMismatch"
+        );
+        assert_eq!(HealthReason::NoPodReady.to_string(), "NoPodReady");
+    }
+
+    #[test]
+    fn non_objects_are_malformed() {
+        for value in [json!(null), json!("Prometheus"), json!([1, 2]), json!(3)] {
+            for kind in ChildKind::ALL {
+                let health = assess(kind, &value);
+                expect(
+                    &health,
+                    Verdict::Unknown,
+                    HealthReason::MalformedObject,
+                    &[kind.as_str(), "not a JSON object"],
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn bad_metadata_and_spec_are_malformed() {
+        let health = assess(ChildKind::Prometheus, &json!({"metadata": "acme"}));
+        expect(
+            &health,
+            Verdict::Unknown,
+            HealthReason::MalformedObject,
+            &["metadata is not an object"],
+        );
+        let health = assess(
+            ChildKind::Prometheus,
+            &json!({"metadata": {"name": "acme", "generation": "2"}}),
+        );
+        expect(
+            &health,
+            Verdict::Unknown,
+            HealthReason::MalformedObject,
+            &["Prometheus acme", "generation is not an integer"],
+        );
+        let health = assess(
+            ChildKind::GrafanaDashboard,
+            &json!({"metadata": {"name": "d"}, "spec": [1]}),
+        );
+        expect(
+            &health,
+            Verdict::Unknown,
+            HealthReason::MalformedObject,
+            &["spec is not an object"],
+        );
+    }
+
+    #[test]
+    fn another_kind_is_malformed() {
+        let health = assess_yaml(
+            ChildKind::Prometheus,
+            "apiVersion: monitoring.coreos.com/v1\nkind: Alertmanager\nmetadata: {name: acme, namespace: acme}\n",
+        );
+        expect(
+            &health,
+            Verdict::Unknown,
+            HealthReason::MalformedObject,
+            &[
+                "Prometheus acme/acme",
+                "expected a Prometheus",
+                "Alertmanager",
+            ],
+        );
+    }
+
+    #[test]
+    fn status_of_the_wrong_type_is_unexpected() {
+        for kind in ChildKind::ALL {
+            let health = assess(
+                kind,
+                &json!({"metadata": {"name": "x", "namespace": "acme"}, "status": "ok"}),
+            );
+            expect(
+                &health,
+                Verdict::Unknown,
+                HealthReason::UnexpectedStatus,
+                &["acme/x", "status is not an object but a string"],
+            );
+        }
+    }
+
+    #[test]
+    fn unnamed_objects_are_described() {
+        assert_eq!(who(ChildKind::Grafana, None, None), "Grafana <unnamed>");
+        assert_eq!(who(ChildKind::Grafana, Some(""), Some("g")), "Grafana g");
+    }
+
+    #[test]
+    fn clipping_respects_char_boundaries() {
+        let long = "é".repeat(600);
+        let clipped = clip(&long);
+        assert_eq!(clipped.chars().count(), MAX_QUOTED_CHARS);
+        assert!(clipped.ends_with('…'));
+        assert_eq!(clip_to("abc", 3), "abc");
+        assert_eq!(clip_to("abcd", 3), "ab…");
+        assert_eq!(clip_to("", 3), "");
+        assert_eq!(one_line("  a\n\n b \r\nc"), "a; b; c");
+    }
+
+    #[test]
+    fn messages_are_bounded() {
+        let health = ChildHealth::new(
+            Verdict::Degraded,
+            HealthReason::ApplyFailed,
+            "x".repeat(5000),
+        );
+        assert_eq!(health.message.chars().count(), MAX_MESSAGE_CHARS);
+    }
+}

@@ -1,0 +1,12 @@
+//! stacksmith's pure core: no Kubernetes client, no I/O.
+//!
+//! - [`health`] reads the status a child's operator (prometheus-operator v0.93 or
+//!   grafana-operator v5.24) wrote on a child object and turns it into a typed verdict.
+//! - [`member_status`] turns the result of probing a member cluster into its status.
+//! - [`status_conditions`] renders typed conditions whose transition times only move on a flip.
+
+pub mod health;
+pub mod member_status;
+pub mod status_conditions;
+
+pub use health::{ChildHealth, ChildKind, HealthReason, Verdict, assess};
