@@ -196,6 +196,14 @@ pub struct DashboardsSpec {
     #[schemars(regex(pattern = DNS1123_SUBDOMAIN), length(min = 1, max = 253))]
     pub cluster: String,
 
+    /// The namespace on the Grafana cluster that holds this customer's folder, datasource and
+    /// dashboards. Default: the tenant namespace `customer-<customer>`, which stacksmith creates
+    /// (the children then set `allowCrossNamespaceImport`). Set it to the namespace of the
+    /// selected `Grafana` instances to keep the children next to them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DNS1123_LABEL), length(min = 1, max = 63))]
+    pub namespace: Option<String>,
+
     /// Selects the `Grafana` instances the folder, datasource and dashboards go to.
     /// grafana-operator treats it as immutable: changing it re-creates the children.
     pub instance_selector: LabelSelector,
@@ -334,9 +342,14 @@ pub struct ChildStatus {
     /// What a human should know.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
-    /// When this verdict was last confirmed by an observation of the child.
+    /// When the child was last observed in this state (it moves when the verdict, reason or
+    /// message changes, not on every look).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_observed: Option<Time>,
+    /// When the verdict is `Unknown` because the cluster cannot be reached: the verdict the
+    /// child had when it was last seen (at `lastObserved`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_known_verdict: Option<Verdict>,
 }
 
 /// Counts of a stack's children by verdict.

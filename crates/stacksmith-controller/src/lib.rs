@@ -3,5 +3,9 @@
 //! - [`member_client`] turns a `MemberCluster`'s kubeconfig Secret into a client.
 //! - [`member_probe`] checks a member cluster and records what it found in its status.
 
+pub mod apply;
+pub mod fleet;
 pub mod member_client;
 pub mod member_probe;
+pub mod operator;
+pub mod reconcile;

@@ -71,18 +71,32 @@ impl MemberClientError {
 /// Builds a client for `member` from its kubeconfig Secret, with the member's request timeout
 /// on every request.
 pub async fn member_client(hub: &Client, member: &MemberCluster) -> Result<Client, MemberClientError> {
-    let reference = &member.spec.kubeconfig_secret_ref;
-    let kubeconfig_yaml = read_kubeconfig(hub, reference).await?;
-    let timeout = Duration::from_secs(u64::from(member.spec.request_timeout_seconds));
-    client_from_kubeconfig(&kubeconfig_yaml, timeout).await.map_err(|reason| MemberClientError::KubeconfigInvalid {
-        namespace: reference.namespace.clone(),
-        name: reference.name.clone(),
-        key: reference.key.clone(),
-        reason,
-    })
+    member_client_from_secret(hub, member).await.map(|(client, _)| client)
 }
 
-async fn read_kubeconfig(hub: &Client, reference: &SecretKeyReference) -> Result<String, MemberClientError> {
+/// Like [`member_client`], also returning the Secret's `resourceVersion` (to notice rotation).
+pub async fn member_client_from_secret(
+    hub: &Client,
+    member: &MemberCluster,
+) -> Result<(Client, Option<String>), MemberClientError> {
+    let reference = &member.spec.kubeconfig_secret_ref;
+    let (kubeconfig_yaml, version) = read_kubeconfig(hub, reference).await?;
+    let timeout = Duration::from_secs(u64::from(member.spec.request_timeout_seconds));
+    let client = client_from_kubeconfig(&kubeconfig_yaml, timeout).await.map_err(|reason| {
+        MemberClientError::KubeconfigInvalid {
+            namespace: reference.namespace.clone(),
+            name: reference.name.clone(),
+            key: reference.key.clone(),
+            reason,
+        }
+    })?;
+    Ok((client, version))
+}
+
+async fn read_kubeconfig(
+    hub: &Client,
+    reference: &SecretKeyReference,
+) -> Result<(String, Option<String>), MemberClientError> {
     let secrets: Api<Secret> = Api::namespaced(hub.clone(), &reference.namespace);
     let secret = match secrets.get_opt(&reference.name).await {
         Ok(Some(secret)) => secret,
@@ -100,6 +114,7 @@ async fn read_kubeconfig(hub: &Client, reference: &SecretKeyReference) -> Result
             });
         }
     };
+    let version = secret.metadata.resource_version.clone();
     let bytes = secret.data.as_ref().and_then(|d| d.get(&reference.key)).map(|b| b.0.clone()).ok_or_else(|| {
         MemberClientError::KeyMissing {
             namespace: reference.namespace.clone(),
@@ -107,12 +122,13 @@ async fn read_kubeconfig(hub: &Client, reference: &SecretKeyReference) -> Result
             key: reference.key.clone(),
         }
     })?;
-    String::from_utf8(bytes).map_err(|_| MemberClientError::KubeconfigInvalid {
+    let text = String::from_utf8(bytes).map_err(|_| MemberClientError::KubeconfigInvalid {
         namespace: reference.namespace.clone(),
         name: reference.name.clone(),
         key: reference.key.clone(),
         reason: "the value is not UTF-8 text".to_owned(),
-    })
+    })?;
+    Ok((text, version))
 }
 
 /// Builds a client from kubeconfig text; the error is a description safe to log.

@@ -9,7 +9,7 @@ use k8s_openapi::jiff::{Timestamp, Unit};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, ResourceExt as _};
 use serde_json::json;
-use stacksmith_api::{ClusterRole, MemberCluster};
+use stacksmith_api::{ClusterRole, MemberCluster, MemberClusterStatus};
 use stacksmith_core::ChildKind;
 use stacksmith_core::member_status::{ProbeFailure, ProbeResult, member_status};
 
@@ -28,10 +28,14 @@ pub fn kinds_for_role(role: ClusterRole) -> &'static [ChildKind] {
 
 /// Probes `member` (connect through its Secret, ask its version, check its child CRDs).
 pub async fn probe(hub: &Client, member: &MemberCluster) -> ProbeResult {
-    let client = match member_client(hub, member).await {
-        Ok(client) => client,
-        Err(err) => return ProbeResult::Failed { failure: err.probe_failure(), message: err.to_string() },
-    };
+    match member_client(hub, member).await {
+        Ok(client) => probe_with_client(&client, member).await,
+        Err(err) => ProbeResult::Failed { failure: err.probe_failure(), message: err.to_string() },
+    }
+}
+
+/// Probes a member through a client already built (version, then the child CRDs of its roles).
+pub async fn probe_with_client(client: &Client, member: &MemberCluster) -> ProbeResult {
     let timeout = Duration::from_secs(u64::from(member.spec.request_timeout_seconds));
     let version = match tokio::time::timeout(timeout, client.apiserver_version()).await {
         Err(_) => {
@@ -99,16 +103,42 @@ pub fn now() -> Time {
 /// Probes `member` and writes its status when it changed (ignoring `lastProbeTime`).
 pub async fn probe_and_record(hub: &Client, member: &MemberCluster) -> Result<ProbeResult, kube::Error> {
     let result = probe(hub, member).await;
-    let status = member_status(&result, member.status.as_ref(), member.metadata.generation, &now());
-    let unchanged = member.status.as_ref().is_some_and(|old| {
+    record_status(hub, member, &result, member.status.as_ref()).await?;
+    Ok(result)
+}
+
+/// Writes the status for a probe result unless it equals `previous` (apart from
+/// `lastProbeTime`). Returns the status now in force.
+pub async fn record_status(
+    hub: &Client,
+    member: &MemberCluster,
+    result: &ProbeResult,
+    previous: Option<&MemberClusterStatus>,
+) -> Result<MemberClusterStatus, kube::Error> {
+    let status = member_status(result, previous, member.metadata.generation, &now());
+    let unchanged = previous.is_some_and(|old| {
         old.conditions == status.conditions
             && old.server_version == status.server_version
             && old.observed_generation == status.observed_generation
     });
-    if !unchanged {
-        let api: Api<MemberCluster> = Api::all(hub.clone());
-        api.patch_status(&member.name_any(), &PatchParams::apply(HUB_FIELD_MANAGER), &Patch::Merge(json!({ "status": status })))
-            .await?;
+    if unchanged {
+        return Ok(previous.cloned().unwrap_or(status));
     }
-    Ok(result)
+    let api: Api<MemberCluster> = Api::all(hub.clone());
+    let body = json!({"apiVersion": "stacksmith.io/v1alpha1", "kind": "MemberCluster", "status": status});
+    api.patch_status(&member.name_any(), &PatchParams::apply(HUB_FIELD_MANAGER).force(), &Patch::Apply(&body)).await?;
+    Ok(status)
+}
+
+/// A one-line description of a watch failure (no credentials).
+pub fn classify_watch_error(err: &kube::runtime::watcher::Error) -> String {
+    use kube::runtime::watcher::Error as W;
+    match err {
+        W::InitialListFailed(e) | W::WatchStartFailed(e) | W::WatchFailed(e) => {
+            let (failure, message) = classify(e);
+            format!("{}: {message}", failure.reason())
+        }
+        W::WatchError(status) => format!("watch error {} {}", status.code, status.reason),
+        other => other.to_string().lines().next().unwrap_or_default().chars().take(200).collect(),
+    }
 }

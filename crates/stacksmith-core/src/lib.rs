@@ -5,8 +5,10 @@
 //! - [`member_status`] turns the result of probing a member cluster into its status.
 //! - [`status_conditions`] renders typed conditions whose transition times only move on a flip.
 
+pub mod aggregate;
 pub mod health;
 pub mod member_status;
+pub mod plan;
 pub mod status_conditions;
 
 pub use health::{ChildHealth, ChildKind, HealthReason, Verdict, assess};

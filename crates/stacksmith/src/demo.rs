@@ -1,25 +1,34 @@
 //! `stacksmith demo`: the whole product on this machine.
 //!
 //! Starts a local test bed (a hub plus a Prometheus cluster and a Grafana cluster, with stand-in
-//! child operators), registers the remote clusters as `MemberCluster`s, probes them and shows
-//! their status as ops would see it.
+//! child operators), runs the operator against it, applies an example `CustomerStack`, shows it
+//! reaching Ready with its children's health aggregated, then breaks the shared Grafana instance
+//! and shows the root cause in the stack's status.
 
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use clap::Args;
-use kube::Api;
-use kube::api::ListParams;
-use stacksmith_api::MemberCluster;
-use stacksmith_controller::member_probe;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt as _};
+use serde_json::json;
+use stacksmith_api::{CustomerStack, MemberCluster};
+use stacksmith_core::ChildKind;
+use stacksmith_testbed::simulator::{OUTCOME_ANNOTATION, api_resource};
 use stacksmith_testbed::{TestBed, TestBedOptions};
 
 use crate::testbed_cmd::wait_for_stop_signal;
 
+const EXAMPLE_STACK: &str = include_str!("../../../examples/acme.yaml");
+const EXAMPLE_GRAFANA: &str = include_str!("../../../examples/grafana-instance.yaml");
+const WAIT: Duration = Duration::from_secs(60);
+
 /// Options of `stacksmith demo`.
 #[derive(Args, Debug)]
 pub struct DemoArgs {
-    /// Keep the test bed running after the demo until Ctrl-C (prints how to reach it).
+    /// Keep the test bed and the operator running after the demo until Ctrl-C.
     #[arg(long)]
     keep: bool,
 }
@@ -27,7 +36,7 @@ pub struct DemoArgs {
 /// Runs the demo.
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     step("Starting a local hub and two remote clusters (first run also builds the control plane: several minutes)");
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let testbed = TestBed::start(TestBedOptions::new("demo")).await.context("starting the test bed")?;
     println!("  {} clusters ready in {:.1} s:", testbed.clusters().len(), started.elapsed().as_secs_f32());
     for cluster in testbed.clusters() {
@@ -35,40 +44,110 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         let roles = if roles.is_empty() { "hub".to_owned() } else { roles.join(",") };
         println!("    {:<14} {:<12} {}", cluster.name(), roles, cluster.server_url());
     }
+    let hub = testbed.hub()?.client().clone();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let operator = tokio::spawn(stacksmith_controller::operator::run(hub.clone(), async {
+        let _ = stop_rx.await;
+    }));
 
-    let result = show_members(&testbed).await;
+    let result = scenario(&testbed, &hub).await;
+    if let Err(err) = &result {
+        println!("\n  demo failed: {err:#}");
+    }
     if result.is_ok() && args.keep {
-        step("The test bed stays up; point kubectl at it with:");
+        step("Everything stays up; point kubectl at it with:");
         for (key, value) in testbed.env() {
             println!("  export {key}={value}");
         }
         println!("  (Ctrl-C stops it)");
         wait_for_stop_signal().await?;
     }
-    step("Stopping the test bed");
+    step("Stopping the operator and the test bed");
+    let _ = stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), operator).await;
     testbed.shutdown().await.context("stopping the test bed")?;
-    result
+    Ok(if result.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-async fn show_members(testbed: &TestBed) -> anyhow::Result<ExitCode> {
-    let hub = testbed.hub()?.client().clone();
+async fn scenario(testbed: &TestBed, hub: &Client) -> anyhow::Result<()> {
+    step("kubectl get memberclusters   (probed by the operator through their kubeconfig Secrets)");
     let members: Api<MemberCluster> = Api::all(hub.clone());
-    step("Probing the registered member clusters through their kubeconfig Secrets");
-    for member in members.list(&ListParams::default()).await? {
-        member_probe::probe_and_record(&hub, &member).await?;
+    wait_for(|| async { Ok(members.list(&ListParams::default()).await?.iter().all(member_ready)) }, "member clusters Ready").await?;
+    print_members(&members.list(&ListParams::default()).await?.items);
+
+    step("Creating the shared Grafana instance on grafana-1 (examples/grafana-instance.yaml)");
+    let grafana_cluster = testbed.cluster("grafana-1")?.client().clone();
+    create_namespace(&grafana_cluster, "grafana").await?;
+    let grafana: DynamicObject = serde_yaml::from_str(EXAMPLE_GRAFANA)?;
+    let grafanas: Api<DynamicObject> = Api::namespaced_with(grafana_cluster.clone(), "grafana", &api_resource(ChildKind::Grafana));
+    grafanas.create(&PostParams::default(), &grafana).await?;
+
+    step("Applying examples/acme.yaml to the hub (server-side apply, as GitOps does)");
+    create_namespace(hub, "customers").await?;
+    let stack: CustomerStack = serde_yaml::from_str(EXAMPLE_STACK)?;
+    let stacks: Api<CustomerStack> = Api::namespaced(hub.clone(), "customers");
+    stacks.patch("acme", &PatchParams::apply("stacksmith-demo"), &Patch::Apply(&stack)).await?;
+    let started = Instant::now();
+    wait_for(|| async { Ok(ready_status(&stacks.get("acme").await?) == Some("True".into())) }, "CustomerStack acme Ready").await?;
+    println!("  Ready after {:.1} s", started.elapsed().as_secs_f32());
+    print_stack(&stacks.get("acme").await?);
+
+    step("Breaking the shared Grafana instance (its deployment fails) and watching the root cause arrive");
+    let annotate = json!({"metadata": {"annotations": {OUTCOME_ANNOTATION: "degraded"}}});
+    grafanas.patch("shared", &PatchParams::default(), &Patch::Merge(&annotate)).await?;
+    wait_for(|| async { Ok(ready_status(&stacks.get("acme").await?) == Some("False".into())) }, "CustomerStack acme to report the failure").await?;
+    print_stack(&stacks.get("acme").await?);
+    Ok(())
+}
+
+fn member_ready(member: &MemberCluster) -> bool {
+    member.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn ready_status(stack: &CustomerStack) -> Option<String> {
+    let status = stack.status.as_ref()?;
+    if status.observed_generation != stack.metadata.generation {
+        return None;
     }
-    step("kubectl get memberclusters");
-    let listed = members.list(&ListParams::default()).await?;
-    println!("  {:<14} {:<11} {:<6} {:<8} {:<11} MESSAGE", "NAME", "ROLES", "READY", "VERSION", "REASON");
-    let mut all_ready = true;
-    for member in &listed {
+    status.conditions.iter().find(|c| c.type_ == "Ready").map(|c| c.status.clone())
+}
+
+async fn wait_for<F, Fut>(check: F, what: &str) -> anyhow::Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if check().await.unwrap_or(false) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("timed out after {} s waiting for {what}", WAIT.as_secs());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn create_namespace(client: &Client, name: &str) -> anyhow::Result<()> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": name}}))?;
+    match api.create(&PostParams::default(), &namespace).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+        Err(err) => Err(err.into()),
+    }
+}
+
+fn print_members(members: &[MemberCluster]) {
+    println!("  {:<14} {:<11} {:<6} {:<8} {:<8} MESSAGE", "NAME", "ROLES", "READY", "VERSION", "REASON");
+    for member in members {
         let status = member.status.clone().unwrap_or_default();
         let ready = status.conditions.iter().find(|c| c.type_ == "Ready");
-        all_ready &= ready.is_some_and(|c| c.status == "True");
         let roles: Vec<&str> = member.spec.roles.iter().map(|r| r.as_str()).collect();
         println!(
-            "  {:<14} {:<11} {:<6} {:<8} {:<11} {}",
-            member.metadata.name.as_deref().unwrap_or_default(),
+            "  {:<14} {:<11} {:<6} {:<8} {:<8} {}",
+            member.name_any(),
             roles.join(","),
             ready.map_or("-", |c| c.status.as_str()),
             status.server_version.as_deref().unwrap_or("-"),
@@ -76,7 +155,39 @@ async fn show_members(testbed: &TestBed) -> anyhow::Result<ExitCode> {
             ready.map_or("", |c| c.message.as_str()),
         );
     }
-    Ok(if all_ready && !listed.items.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn print_stack(stack: &CustomerStack) {
+    let Some(status) = &stack.status else { return };
+    println!(
+        "\n  kubectl get customerstack {}\n  NAME   CUSTOMER   READY   CHILDREN   REASON",
+        stack.name_any()
+    );
+    let ready = status.conditions.iter().find(|c| c.type_ == "Ready");
+    println!(
+        "  {:<6} {:<10} {:<7} {:<10} {}",
+        stack.name_any(),
+        stack.spec.customer,
+        ready.map_or("-", |c| c.status.as_str()),
+        status.children_ready.as_deref().unwrap_or("-"),
+        ready.map_or("-", |c| c.reason.as_str())
+    );
+    if let Some(ready) = ready {
+        println!("\n  Ready: {} — {}", ready.reason, ready.message);
+    }
+    println!("\n  {:<12} {:<18} {:<32} {:<12} {:<20} MESSAGE", "CLUSTER", "KIND", "NAMESPACE/NAME", "VERDICT", "REASON");
+    for child in &status.children {
+        let message: String = child.message.chars().take(90).collect();
+        println!(
+            "  {:<12} {:<18} {:<32} {:<12} {:<20} {}",
+            child.cluster,
+            child.kind,
+            format!("{}/{}", child.namespace, child.name),
+            format!("{:?}", child.verdict),
+            child.reason,
+            message
+        );
+    }
 }
 
 fn step(text: &str) {

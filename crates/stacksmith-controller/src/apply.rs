@@ -1,0 +1,192 @@
+//! Writing planned objects into a member cluster: server-side apply when an object is missing
+//! or drifted, nothing when the watch cache already shows it as planned, never over an object
+//! another owner holds. Deleting what a stack no longer plans.
+
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::runtime::reflector::ObjectRef;
+use kube::ResourceExt as _;
+use serde_json::Value;
+use stacksmith_api::labels::{MANAGED_BY, MANAGED_BY_VALUE, STACK_NAME, STACK_NAMESPACE, STACK_UID};
+use stacksmith_core::plan::{DesiredObject, ObjectKind};
+
+use crate::fleet::{MemberConnection, api_resource};
+use crate::member_client::api_error_summary;
+
+/// The field manager of stacksmith's writes into member clusters.
+pub const FIELD_MANAGER: &str = "stacksmith";
+
+/// What happened to one planned object.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ApplyOutcome {
+    /// The cache shows it exactly as planned: nothing written.
+    Unchanged(Box<DynamicObject>),
+    /// It did not exist: created.
+    Created,
+    /// It existed with other values (a spec change or drift): re-applied.
+    Updated,
+    /// Another owner holds an object of that name: left alone.
+    Conflict {
+        /// Who owns it.
+        owner: String,
+    },
+    /// The write failed or timed out.
+    Failed {
+        /// Why (no credentials).
+        message: String,
+    },
+    /// Not written (the stack is paused, or an earlier object it depends on failed).
+    NotWritten {
+        /// The object as the cache shows it, if it exists and belongs to the stack.
+        existing: Option<Box<DynamicObject>>,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Who owns an object, as far as stacksmith is concerned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ownership {
+    /// The stack with this uid.
+    Ours,
+    /// Someone else; the text says who.
+    Foreign(String),
+}
+
+/// Whether `object` belongs to the stack with uid `stack_uid`.
+pub fn ownership(object: &DynamicObject, stack_uid: &str) -> Ownership {
+    let labels = object.labels();
+    if labels.get(MANAGED_BY).map(String::as_str) != Some(MANAGED_BY_VALUE) {
+        return Ownership::Foreign("an owner that is not stacksmith".to_owned());
+    }
+    if labels.get(STACK_UID).map(String::as_str) == Some(stack_uid) {
+        return Ownership::Ours;
+    }
+    let owner = match (labels.get(STACK_NAMESPACE), labels.get(STACK_NAME)) {
+        (Some(ns), Some(name)) => format!("CustomerStack {ns}/{name}"),
+        _ => "another CustomerStack".to_owned(),
+    };
+    Ownership::Foreign(owner)
+}
+
+/// The cached object of a planned object, if any.
+pub fn cached(connection: &MemberConnection, kind: ObjectKind, namespace: &str, name: &str) -> Option<DynamicObject> {
+    let store = connection.store(kind)?;
+    let mut reference = ObjectRef::new_with(name, api_resource(kind));
+    if kind.namespaced() {
+        reference = reference.within(namespace);
+    }
+    store.get(&reference).map(|o| o.as_ref().clone())
+}
+
+/// Brings one object to its planned state.
+pub async fn apply_object(connection: &MemberConnection, desired: &DesiredObject, stack_uid: &str) -> ApplyOutcome {
+    let existing = cached(connection, desired.kind, &desired.namespace, &desired.name);
+    let created = match &existing {
+        None => true,
+        Some(existing) => match ownership(existing, stack_uid) {
+            Ownership::Foreign(owner) => return ApplyOutcome::Conflict { owner },
+            Ownership::Ours => {
+                let live = serde_json::to_value(existing).unwrap_or(Value::Null);
+                if contains(&live, &desired.manifest) {
+                    return ApplyOutcome::Unchanged(Box::new(existing.clone()));
+                }
+                false
+            }
+        },
+    };
+    let resource = api_resource(desired.kind);
+    let api: Api<DynamicObject> = if desired.kind.namespaced() {
+        Api::namespaced_with(connection.client.clone(), &desired.namespace, &resource)
+    } else {
+        Api::all_with(connection.client.clone(), &resource)
+    };
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    match tokio::time::timeout(connection.timeout, api.patch(&desired.name, &params, &Patch::Apply(&desired.manifest))).await {
+        Ok(Ok(_)) if created => ApplyOutcome::Created,
+        Ok(Ok(_)) => ApplyOutcome::Updated,
+        Ok(Err(err)) => ApplyOutcome::Failed { message: api_error_summary(&err) },
+        Err(_) => ApplyOutcome::Failed { message: format!("no answer within {} s", connection.timeout.as_secs()) },
+    }
+}
+
+/// Whether `live` holds every field of `desired` with the same value (the API server may add
+/// defaults and other managers' fields; those are not drift).
+pub fn contains(live: &Value, desired: &Value) -> bool {
+    match (live, desired) {
+        (Value::Object(live), Value::Object(desired)) => {
+            desired.iter().all(|(k, v)| live.get(k).is_some_and(|l| contains(l, v)))
+        }
+        (Value::Array(live), Value::Array(desired)) => {
+            live.len() == desired.len() && live.iter().zip(desired).all(|(l, d)| contains(l, d))
+        }
+        (Value::Number(l), Value::Number(d)) => l.as_f64() == d.as_f64(),
+        (l, d) => l == d,
+    }
+}
+
+/// A stack's object found in a member cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnedObject {
+    /// Its kind.
+    pub kind: ObjectKind,
+    /// Its namespace (empty for a Namespace).
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// Whether its deletion has started.
+    pub deleting: bool,
+}
+
+/// Every object of the stack with uid `stack_uid` in a member's caches, children first and the
+/// namespaces last (the order to delete them in).
+pub fn owned_objects(connection: &MemberConnection, stack_uid: &str) -> Vec<OwnedObject> {
+    let mut found = Vec::new();
+    for (kind, store) in connection.stores() {
+        for object in store.state() {
+            if ownership(&object, stack_uid) == Ownership::Ours {
+                found.push(OwnedObject {
+                    kind,
+                    namespace: object.namespace().unwrap_or_default(),
+                    name: object.name_any(),
+                    deleting: object.metadata.deletion_timestamp.is_some(),
+                });
+            }
+        }
+    }
+    found.sort_by(|a, b| b.kind.cmp(&a.kind).then_with(|| a.namespace.cmp(&b.namespace)).then_with(|| a.name.cmp(&b.name)));
+    found
+}
+
+/// Deletes one object; `Ok` when it is gone or going.
+pub async fn delete_object(connection: &MemberConnection, object: &OwnedObject) -> Result<(), String> {
+    let resource = api_resource(object.kind);
+    let api: Api<DynamicObject> = if object.kind.namespaced() {
+        Api::namespaced_with(connection.client.clone(), &object.namespace, &resource)
+    } else {
+        Api::all_with(connection.client.clone(), &resource)
+    };
+    let params = DeleteParams::background();
+    match tokio::time::timeout(connection.timeout, api.delete(&object.name, &params)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(kube::Error::Api(status))) if status.code == 404 => Ok(()),
+        Ok(Err(err)) => Err(api_error_summary(&err)),
+        Err(_) => Err(format!("no answer within {} s", connection.timeout.as_secs())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn defaults_and_foreign_fields_are_not_drift() {
+        let live = json!({"spec": {"replicas": 2, "scrapeInterval": "30s", "x": [1, {"a": 1, "b": 2}]}, "status": {}});
+        assert!(contains(&live, &json!({"spec": {"replicas": 2, "x": [1, {"a": 1}]}})));
+        assert!(!contains(&live, &json!({"spec": {"replicas": 3}})));
+        assert!(!contains(&live, &json!({"spec": {"x": [1]}})));
+        assert!(!contains(&live, &json!({"spec": {"missing": true}})));
+        assert!(contains(&json!({"n": 2.0}), &json!({"n": 2})));
+    }
+}

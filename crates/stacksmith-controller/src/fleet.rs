@@ -1,0 +1,466 @@
+//! The fleet: one connection per registered `MemberCluster`, kept current.
+//!
+//! For every `MemberCluster` a supervisor task builds a client from the kubeconfig Secret,
+//! probes the cluster, records the result in the `MemberCluster`'s status, and starts watches on
+//! the child kinds of the cluster's roles. The watches feed caches (no GET/LIST per reconcile)
+//! and wake the stacks whose children changed. A rotated Secret or a changed spec rebuilds the
+//! connection without a restart; a failing watch marks the cluster unreachable at once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt as _, watcher};
+use kube::{Client, ResourceExt as _};
+use stacksmith_api::labels::{MANAGED_BY, MANAGED_BY_VALUE, STACK_NAME, STACK_NAMESPACE};
+use stacksmith_api::{CustomerStack, MemberCluster, MemberClusterStatus};
+use stacksmith_core::member_status::{ProbeFailure, ProbeResult};
+use stacksmith_core::plan::{MemberInfo, ObjectKind};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::member_client::member_client_from_secret;
+use crate::member_probe::{probe_with_client, record_status};
+
+/// How often a connected member is probed again (status is written only when it changed).
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(30);
+/// How soon an unusable member is tried again.
+const RETRY_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Whether a member answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reachability {
+    /// It answers.
+    Reachable,
+    /// It does not, or cannot be used; the message holds no credential.
+    Unreachable(String),
+}
+
+/// A live connection to one member cluster.
+pub struct MemberConnection {
+    /// The `MemberCluster` name.
+    pub name: String,
+    /// A client with the member's timeouts.
+    pub client: Client,
+    /// The member's request timeout.
+    pub timeout: Duration,
+    stores: BTreeMap<ObjectKind, Store<DynamicObject>>,
+    reachability: Arc<RwLock<Reachability>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for MemberConnection {
+    fn drop(&mut self) {
+        self.tasks.iter().for_each(JoinHandle::abort);
+    }
+}
+
+impl MemberConnection {
+    /// The watch cache of a kind, if this member serves it.
+    pub fn store(&self, kind: ObjectKind) -> Option<&Store<DynamicObject>> {
+        self.stores.get(&kind)
+    }
+
+    /// Every kind this member serves with its cache.
+    pub fn stores(&self) -> impl Iterator<Item = (ObjectKind, &Store<DynamicObject>)> {
+        self.stores.iter().map(|(k, s)| (*k, s))
+    }
+
+    /// Whether the member answers right now (as far as its watches tell).
+    pub fn reachability(&self) -> Reachability {
+        self.reachability.read().map(|r| r.clone()).unwrap_or_else(|_| Reachability::Unreachable("state lost".into()))
+    }
+
+    /// Whether every watch cache has had its first full list.
+    pub async fn wait_caches(&self, timeout: Duration) -> bool {
+        let waits = self.stores.values().map(|s| s.wait_until_ready());
+        tokio::time::timeout(timeout, futures::future::join_all(waits)).await.is_ok()
+    }
+}
+
+/// The state of one registered member as the fleet knows it.
+#[derive(Clone)]
+pub enum MemberState {
+    /// Not connected yet.
+    Connecting,
+    /// No usable connection (bad Secret, unreachable at connect time, missing CRDs...).
+    Unusable(String),
+    /// Connected.
+    Connected(Arc<MemberConnection>),
+}
+
+struct Registered {
+    member: Arc<MemberCluster>,
+    state: MemberState,
+    spec_tx: watch::Sender<Arc<MemberCluster>>,
+    supervisor: JoinHandle<()>,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.supervisor.abort();
+    }
+}
+
+/// The set of member connections, shared by the reconciler and the supervisors.
+#[derive(Clone)]
+pub struct Fleet {
+    inner: Arc<FleetInner>,
+}
+
+struct FleetInner {
+    hub: Client,
+    members: RwLock<BTreeMap<String, Registered>>,
+    wake: mpsc::UnboundedSender<ObjectRef<CustomerStack>>,
+    stacks: Store<CustomerStack>,
+}
+
+impl Fleet {
+    /// A fleet that wakes stacks through `wake` and finds them in `stacks`.
+    pub fn new(hub: Client, stacks: Store<CustomerStack>, wake: mpsc::UnboundedSender<ObjectRef<CustomerStack>>) -> Self {
+        Fleet { inner: Arc::new(FleetInner { hub, members: RwLock::new(BTreeMap::new()), wake, stacks }) }
+    }
+
+    /// Drops every member connection and stops every supervisor and watch.
+    pub fn shutdown(&self) {
+        let members = self.write(std::mem::take);
+        drop(members);
+    }
+
+    /// What planning needs of every registered member.
+    pub fn member_infos(&self) -> Vec<MemberInfo> {
+        self.read(|members| {
+            members
+                .values()
+                .map(|r| MemberInfo {
+                    name: r.member.name_any(),
+                    roles: r.member.spec.roles.clone(),
+                    prometheus_url_template: r.member.spec.prometheus_url_template.clone(),
+                })
+                .collect()
+        })
+    }
+
+    /// The state of a member (`None` when no such `MemberCluster` is registered).
+    pub fn state(&self, name: &str) -> Option<MemberState> {
+        self.read(|members| members.get(name).map(|r| r.state.clone()))
+    }
+
+    /// Every connected member.
+    pub fn connections(&self) -> Vec<Arc<MemberConnection>> {
+        self.read(|members| {
+            members
+                .values()
+                .filter_map(|r| match &r.state {
+                    MemberState::Connected(c) => Some(Arc::clone(c)),
+                    _ => None,
+                })
+                .collect()
+        })
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&BTreeMap<String, Registered>) -> T) -> T {
+        match self.inner.members.read() {
+            Ok(members) => f(&members),
+            Err(poisoned) => f(&poisoned.into_inner()),
+        }
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&mut BTreeMap<String, Registered>) -> T) -> T {
+        match self.inner.members.write() {
+            Ok(mut members) => f(&mut members),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+
+    fn set_state(&self, name: &str, state: MemberState) {
+        self.write(|members| {
+            if let Some(r) = members.get_mut(name) {
+                r.state = state;
+            }
+        });
+        self.wake_stacks_of(name);
+    }
+
+    /// Wakes every stack that uses (or used) member `name`.
+    pub fn wake_stacks_of(&self, name: &str) {
+        for stack in self.inner.stacks.state() {
+            let uses = stack.spec.metrics.cluster == name
+                || stack.spec.dashboards.cluster == name
+                || stack.status.as_ref().is_some_and(|s| s.children.iter().any(|c| c.cluster == name))
+                || stack.metadata.deletion_timestamp.is_some();
+            if uses {
+                let _ = self.inner.wake.send(ObjectRef::from_obj(stack.as_ref()));
+            }
+        }
+    }
+
+    /// Watches the `MemberCluster`s on the hub and keeps one supervisor per member. Runs until
+    /// the task is dropped.
+    pub async fn run(self) {
+        let api: Api<MemberCluster> = Api::all(self.inner.hub.clone());
+        let stream = watcher(api, watcher::Config::default()).default_backoff();
+        futures::pin_mut!(stream);
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(watcher::Event::Apply(member) | watcher::Event::InitApply(member)) => self.upsert(member),
+                Ok(watcher::Event::Delete(member)) => self.remove(&member.name_any()),
+                Ok(_) => {}
+                Err(err) => tracing::warn!(%err, "watching MemberClusters on the hub"),
+            }
+        }
+    }
+
+    fn upsert(&self, member: MemberCluster) {
+        let name = member.name_any();
+        let member = Arc::new(member);
+        let spec_changed = self.write(|members| match members.get_mut(&name) {
+            Some(r) => {
+                let changed = r.member.spec != member.spec;
+                r.member = Arc::clone(&member);
+                if changed {
+                    let _ = r.spec_tx.send(Arc::clone(&member));
+                }
+                changed
+            }
+            None => {
+                let (spec_tx, spec_rx) = watch::channel(Arc::clone(&member));
+                let supervisor = tokio::spawn(self.clone().supervise(name.clone(), spec_rx));
+                members.insert(name.clone(), Registered { member, state: MemberState::Connecting, spec_tx, supervisor });
+                true
+            }
+        });
+        if spec_changed {
+            self.wake_stacks_of(&name);
+        }
+    }
+
+    fn remove(&self, name: &str) {
+        self.write(|members| members.remove(name));
+        self.wake_stacks_of(name);
+    }
+
+    /// Keeps one member connected: connect, probe, record, watch; reconnect when the spec or the
+    /// Secret changes; probe again every [`PROBE_INTERVAL`].
+    async fn supervise(self, name: String, mut spec_rx: watch::Receiver<Arc<MemberCluster>>) {
+        let mut recorded: Option<MemberClusterStatus> = None;
+        loop {
+            let member = spec_rx.borrow_and_update().clone();
+            if recorded.is_none() {
+                recorded = member.status.clone();
+            }
+            let secret_changed = secret_change(self.inner.hub.clone(), &member);
+            let (state, version) = self.connect(&member, &mut recorded).await;
+            let connected = matches!(state, MemberState::Connected(_));
+            self.set_state(&name, state);
+            futures::pin_mut!(secret_changed);
+            loop {
+                let wait = if connected { PROBE_INTERVAL } else { RETRY_INTERVAL };
+                tokio::select! {
+                    changed = spec_rx.changed() => {
+                        if changed.is_err() { return; }
+                        break;
+                    }
+                    new_version = &mut secret_changed => {
+                        if new_version != version {
+                            tracing::info!(member = %name, "kubeconfig Secret changed: reconnecting");
+                            break;
+                        }
+                        // The first event repeats the version we used: keep watching.
+                        secret_changed.set(secret_change_after(self.inner.hub.clone(), &member, version.clone()));
+                    }
+                    () = tokio::time::sleep(wait) => {
+                        if !connected { break; }
+                        self.reprobe(&name, &member, &mut recorded).await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn connect(&self, member: &MemberCluster, recorded: &mut Option<MemberClusterStatus>) -> (MemberState, Option<String>) {
+        let name = member.name_any();
+        let (result, connection, version) = match member_client_from_secret(&self.inner.hub, member).await {
+            Err(err) => (ProbeResult::Failed { failure: err.probe_failure(), message: err.to_string() }, None, None),
+            Ok((client, version)) => {
+                let result = probe_with_client(&client, member).await;
+                let connection = match &result {
+                    ProbeResult::Answered { .. } => Some(start_connection(&self.inner, member, client)),
+                    ProbeResult::Failed { .. } => None,
+                };
+                (result, connection, version)
+            }
+        };
+        self.record(member, &result, recorded).await;
+        let state = match (connection, &result) {
+            (Some(c), _) => MemberState::Connected(Arc::new(c)),
+            (None, ProbeResult::Failed { failure, message }) => MemberState::Unusable(failure_message(*failure, message)),
+            (None, ProbeResult::Answered { .. }) => MemberState::Unusable("not connected".into()),
+        };
+        tracing::info!(member = %name, state = %describe(&state), "member cluster");
+        (state, version)
+    }
+
+    async fn reprobe(&self, name: &str, member: &MemberCluster, recorded: &mut Option<MemberClusterStatus>) {
+        let Some(MemberState::Connected(connection)) = self.state(name) else { return };
+        let result = probe_with_client(&connection.client, member).await;
+        let reachability = match &result {
+            ProbeResult::Answered { .. } => Reachability::Reachable,
+            ProbeResult::Failed { failure, message } => Reachability::Unreachable(failure_message(*failure, message)),
+        };
+        let changed = connection
+            .reachability
+            .write()
+            .map(|mut r| std::mem::replace(&mut *r, reachability.clone()) != reachability)
+            .unwrap_or(false);
+        self.record(member, &result, recorded).await;
+        if changed {
+            self.wake_stacks_of(name);
+        }
+    }
+
+    async fn record(&self, member: &MemberCluster, result: &ProbeResult, recorded: &mut Option<MemberClusterStatus>) {
+        match record_status(&self.inner.hub, member, result, recorded.as_ref()).await {
+            Ok(status) => *recorded = Some(status),
+            Err(err) => tracing::warn!(member = %member.name_any(), %err, "writing MemberCluster status"),
+        }
+    }
+}
+
+fn describe(state: &MemberState) -> String {
+    match state {
+        MemberState::Connecting => "connecting".into(),
+        MemberState::Unusable(why) => format!("unusable: {why}"),
+        MemberState::Connected(_) => "connected".into(),
+    }
+}
+
+fn failure_message(failure: ProbeFailure, message: &str) -> String {
+    format!("{}: {message}", failure.reason())
+}
+
+/// Resolves with the Secret's `resourceVersion` at its first watch event (or `None` if gone).
+fn secret_change(hub: Client, member: &MemberCluster) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<String>> + Send>> {
+    secret_change_after(hub, member, None)
+}
+
+/// Resolves at the first watch event whose `resourceVersion` differs from `known` (the first
+/// event of a fresh watch always resolves when `known` is `None`).
+fn secret_change_after(
+    hub: Client,
+    member: &MemberCluster,
+    known: Option<String>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<String>> + Send>> {
+    let reference = member.spec.kubeconfig_secret_ref.clone();
+    Box::pin(async move {
+        let api: Api<Secret> = Api::namespaced(hub, &reference.namespace);
+        let config = watcher::Config::default().fields(&format!("metadata.name={}", reference.name));
+        let stream = watcher(api, config).default_backoff();
+        futures::pin_mut!(stream);
+        let mut seen_any = false;
+        while let Some(event) = stream.next().await {
+            let version = match event {
+                Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s)) => s.resource_version(),
+                Ok(watcher::Event::Delete(_)) => None,
+                Ok(watcher::Event::InitDone) if !seen_any => None,
+                Ok(_) | Err(_) => continue,
+            };
+            seen_any = true;
+            if known.is_none() || version != known {
+                return version;
+            }
+        }
+        std::future::pending().await
+    })
+}
+
+/// The `ApiResource` of a planned kind.
+pub fn api_resource(kind: ObjectKind) -> ApiResource {
+    let (group, version) = kind.api_version().split_once('/').unwrap_or(("", kind.api_version()));
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind.kind()), kind.plural())
+}
+
+/// Which objects of a kind stacksmith watches on a member: child custom resources and
+/// namespaces unfiltered (so an object of the same name that stacksmith does not own is seen,
+/// without a GET), the RBAC plumbing inside its own tenant namespaces by label.
+fn watch_config(kind: ObjectKind) -> watcher::Config {
+    match kind {
+        ObjectKind::ServiceAccount | ObjectKind::Role | ObjectKind::RoleBinding => {
+            watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGED_BY_VALUE}"))
+        }
+        _ => watcher::Config::default(),
+    }
+}
+
+fn start_connection(fleet: &FleetInner, member: &MemberCluster, client: Client) -> MemberConnection {
+    let name = member.name_any();
+    let kinds: BTreeSet<ObjectKind> = member.spec.roles.iter().flat_map(|r| ObjectKind::for_role(*r)).copied().collect();
+    let reachability = Arc::new(RwLock::new(Reachability::Reachable));
+    let mut stores = BTreeMap::new();
+    let mut tasks = Vec::new();
+    for kind in kinds {
+        let resource = api_resource(kind);
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+        let writer = reflector::store::Writer::new(resource);
+        stores.insert(kind, writer.as_reader());
+        let stream = watcher(api, watch_config(kind)).default_backoff().reflect(writer);
+        let wake = fleet.wake.clone();
+        let stacks = fleet.stacks.clone();
+        let reachability = Arc::clone(&reachability);
+        let member_name = name.clone();
+        tasks.push(tokio::spawn(async move {
+            futures::pin_mut!(stream);
+            while let Some(event) = stream.next().await {
+                let now_reachable = match &event {
+                    Ok(_) => Reachability::Reachable,
+                    Err(err) => Reachability::Unreachable(crate::member_probe::classify_watch_error(err)),
+                };
+                let flipped = reachability
+                    .write()
+                    .map(|mut r| {
+                        let was = std::mem::replace(&mut *r, now_reachable.clone());
+                        std::mem::discriminant(&was) != std::mem::discriminant(&now_reachable)
+                    })
+                    .unwrap_or(false);
+                if flipped {
+                    tracing::info!(member = %member_name, kind = kind.kind(), state = ?now_reachable, "member reachability changed");
+                    wake_users(&stacks, &wake, &member_name);
+                }
+                if let Ok(watcher::Event::Apply(obj) | watcher::Event::Delete(obj) | watcher::Event::InitApply(obj)) = &event {
+                    wake_owner(obj, &wake);
+                }
+            }
+        }));
+    }
+    MemberConnection {
+        name,
+        timeout: Duration::from_secs(u64::from(member.spec.request_timeout_seconds)),
+        client,
+        stores,
+        reachability,
+        tasks,
+    }
+}
+
+fn wake_users(stacks: &Store<CustomerStack>, wake: &mpsc::UnboundedSender<ObjectRef<CustomerStack>>, member: &str) {
+    for stack in stacks.state() {
+        if stack.spec.metrics.cluster == member || stack.spec.dashboards.cluster == member || stack.metadata.deletion_timestamp.is_some() {
+            let _ = wake.send(ObjectRef::from_obj(stack.as_ref()));
+        }
+    }
+}
+
+/// Wakes the stack a child belongs to (from its labels).
+fn wake_owner(object: &DynamicObject, wake: &mpsc::UnboundedSender<ObjectRef<CustomerStack>>) {
+    let labels = object.labels();
+    if labels.get(MANAGED_BY).map(String::as_str) != Some(MANAGED_BY_VALUE) {
+        return;
+    }
+    if let (Some(ns), Some(name)) = (labels.get(STACK_NAMESPACE), labels.get(STACK_NAME)) {
+        let _ = wake.send(ObjectRef::new(name).within(ns));
+    }
+}

@@ -1,0 +1,419 @@
+//! Reconciling one `CustomerStack`: a small driver of named stages.
+//!
+//! converge: identify → plan (pure) → write per cluster (concurrently, each under its own
+//! timeouts) → remove what is no longer planned → observe children from the watch caches →
+//! aggregate (pure) → record status and events.
+//!
+//! clean up (on deletion, behind the finalizer): delete every child in every cluster and wait
+//! until they are gone; an unreachable cluster holds the deletion; `Orphan` releases at once.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::runtime::finalizer::{self, Event as FinalizerEvent};
+use kube::{Client, Resource as _, ResourceExt as _};
+use serde_json::json;
+use stacksmith_api::{CustomerStack, CustomerStackStatus, DeletionPolicy};
+use stacksmith_core::aggregate::{
+    AggregateInput, ChildObservation, ClusterObservation, ClusterState, DeletionState, ObservedState, SpecProblem,
+    aggregate, condition_type,
+};
+use stacksmith_core::plan::{DesiredObject, ObjectKind, StackIdentity, StackPlan, plan_stack};
+use stacksmith_core::{ChildKind, assess};
+
+use crate::apply::{ApplyOutcome, Ownership, apply_object, cached, delete_object, owned_objects, ownership};
+use crate::fleet::{Fleet, MemberConnection, MemberState, Reachability};
+use crate::member_probe::now;
+
+/// The finalizer that holds a stack until its children are gone.
+pub const FINALIZER: &str = "stacksmith.io/cleanup";
+/// The field manager of stacksmith's writes on the hub.
+pub const HUB_FIELD_MANAGER: &str = "stacksmith";
+/// How often a stack is looked at with nothing happening (a safety net; watches drive the rest).
+pub const RESYNC: Duration = Duration::from_secs(300);
+
+/// What the reconciler shares.
+pub struct Context {
+    /// The hub.
+    pub hub: Client,
+    /// The member connections.
+    pub fleet: Fleet,
+    /// Publishes Events on stacks.
+    pub recorder: Recorder,
+}
+
+impl Context {
+    /// A context for a hub and a fleet.
+    pub fn new(hub: Client, fleet: Fleet) -> Self {
+        let reporter = Reporter { controller: "stacksmith".into(), instance: std::env::var("POD_NAME").ok() };
+        Context { recorder: Recorder::new(hub.clone(), reporter), hub, fleet }
+    }
+}
+
+/// Why a reconcile did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// The object has no namespace or uid (not a stored CustomerStack).
+    #[error("the CustomerStack has no {0}")]
+    Incomplete(&'static str),
+    /// Writing the stack's status failed.
+    #[error("writing the status of CustomerStack {stack}: {source}")]
+    StatusWrite {
+        /// namespace/name.
+        stack: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The children are still being deleted (or a cluster holds the deletion).
+    #[error("deletion of CustomerStack {stack} not finished: {detail}")]
+    DeletionPending {
+        /// namespace/name.
+        stack: String,
+        /// What is left.
+        detail: String,
+    },
+    /// Adding or removing the finalizer failed.
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<finalizer::Error<ReconcileError>>),
+}
+
+impl ReconcileError {
+    /// A bounded label for metrics and logs.
+    pub fn category(&self) -> &'static str {
+        match self {
+            ReconcileError::Incomplete(_) => "incomplete_object",
+            ReconcileError::StatusWrite { .. } => "status_write",
+            ReconcileError::DeletionPending { .. } => "deletion_pending",
+            ReconcileError::Finalizer(_) => "finalizer",
+        }
+    }
+}
+
+/// The reconcile entry point (behind the finalizer).
+pub async fn reconcile(stack: Arc<CustomerStack>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    let namespace = stack.namespace().ok_or(ReconcileError::Incomplete("namespace"))?;
+    let api: Api<CustomerStack> = Api::namespaced(ctx.hub.clone(), &namespace);
+    finalizer::finalizer(&api, FINALIZER, stack, |event| async {
+        match event {
+            FinalizerEvent::Apply(stack) => converge(&stack, &ctx).await,
+            FinalizerEvent::Cleanup(stack) => clean_up(&stack, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|err| match err {
+        finalizer::Error::ApplyFailed(inner) | finalizer::Error::CleanupFailed(inner) => inner,
+        other => ReconcileError::Finalizer(Box::new(other)),
+    })
+}
+
+/// What to do after a failed reconcile.
+pub fn error_policy(stack: Arc<CustomerStack>, error: &ReconcileError, _ctx: Arc<Context>) -> Action {
+    match error {
+        ReconcileError::DeletionPending { .. } => Action::requeue(Duration::from_secs(2)),
+        other => {
+            tracing::warn!(stack = %stack_key(&stack), category = other.category(), error = %other, "reconcile failed");
+            Action::requeue(Duration::from_secs(10))
+        }
+    }
+}
+
+fn stack_key(stack: &CustomerStack) -> String {
+    format!("{}/{}", stack.namespace().unwrap_or_default(), stack.name_any())
+}
+
+fn identity(stack: &CustomerStack) -> Result<StackIdentity, ReconcileError> {
+    Ok(StackIdentity {
+        namespace: stack.namespace().ok_or(ReconcileError::Incomplete("namespace"))?,
+        name: stack.name_any(),
+        uid: stack.uid().ok_or(ReconcileError::Incomplete("uid"))?,
+    })
+}
+
+/// One cluster's part of a pass.
+struct ClusterPass {
+    observation: ClusterObservation,
+    /// Outcome per planned object of this cluster, in plan order (all `NotWritten` when the
+    /// cluster is unreachable).
+    outcomes: Vec<(DesiredObject, ApplyOutcome)>,
+}
+
+async fn converge(stack: &CustomerStack, ctx: &Context) -> Result<Action, ReconcileError> {
+    let identity = identity(stack)?;
+    let plan = match plan_stack(&stack.spec, &identity, &ctx.fleet.member_infos()) {
+        Ok(plan) => plan,
+        Err(problems) => {
+            record(stack, ctx, &problems, &[], &[], None, &[]).await?;
+            return Ok(Action::requeue(RESYNC));
+        }
+    };
+    let passes = join_all(plan.clusters.iter().map(|cluster| write_cluster(ctx, &plan, cluster, &identity.uid, stack.spec.paused))).await;
+    if !stack.spec.paused {
+        remove_unplanned(ctx, &plan, &identity.uid).await;
+    }
+    let children = observe(&passes);
+    let clusters: Vec<ClusterObservation> = passes.iter().map(|p| p.observation.clone()).collect();
+    let outcomes: Vec<&(DesiredObject, ApplyOutcome)> = passes.iter().flat_map(|p| p.outcomes.iter()).collect();
+    record(stack, ctx, &[], &children, &clusters, None, &outcomes).await?;
+    let failed = outcomes.iter().any(|(_, o)| matches!(o, ApplyOutcome::Failed { .. }));
+    let unreachable = clusters.iter().any(|c| c.state != ClusterState::Reachable);
+    Ok(Action::requeue(if failed || unreachable { Duration::from_secs(15) } else { RESYNC }))
+}
+
+/// The member's connection if it can be written to now, else why not.
+async fn usable_connection(ctx: &Context, cluster: &str) -> Result<Arc<MemberConnection>, String> {
+    match ctx.fleet.state(cluster) {
+        None => Err("MemberCluster not registered".into()),
+        Some(MemberState::Connecting) => Err("connecting".into()),
+        Some(MemberState::Unusable(why)) => Err(why),
+        Some(MemberState::Connected(connection)) => match connection.reachability() {
+            Reachability::Unreachable(why) => Err(why),
+            Reachability::Reachable => {
+                if connection.wait_caches(connection.timeout).await {
+                    Ok(connection)
+                } else {
+                    Err("watch caches not synchronised".into())
+                }
+            }
+        },
+    }
+}
+
+/// Writes one cluster's planned objects in creation order.
+async fn write_cluster(ctx: &Context, plan: &StackPlan, cluster: &str, uid: &str, paused: bool) -> ClusterPass {
+    let planned = plan.objects.iter().filter(|o| o.cluster == cluster);
+    let connection = match usable_connection(ctx, cluster).await {
+        Ok(connection) => connection,
+        Err(message) => {
+            let not_written = |d: &DesiredObject| (d.clone(), ApplyOutcome::NotWritten { existing: None, reason: message.clone() });
+            return ClusterPass {
+                outcomes: planned.map(not_written).collect(),
+                observation: ClusterObservation { cluster: cluster.to_owned(), state: ClusterState::Unreachable { message } },
+            };
+        }
+    };
+    let mut outcomes = Vec::new();
+    let mut unavailable_namespaces: Vec<(String, String)> = Vec::new();
+    for desired in planned {
+        let blocked = unavailable_namespaces.iter().find(|(ns, _)| *ns == desired.namespace).map(|(_, why)| why.clone());
+        let outcome = if paused || blocked.is_some() {
+            let existing = cached(&connection, desired.kind, &desired.namespace, &desired.name);
+            match existing.as_ref().map(|e| ownership(e, uid)) {
+                Some(Ownership::Foreign(owner)) => ApplyOutcome::Conflict { owner },
+                Some(Ownership::Ours) => ApplyOutcome::NotWritten {
+                    existing: existing.map(Box::new),
+                    reason: blocked.clone().unwrap_or_else(|| "paused".into()),
+                },
+                None => ApplyOutcome::NotWritten { existing: None, reason: blocked.clone().unwrap_or_else(|| "paused".into()) },
+            }
+        } else {
+            apply_object(&connection, desired, uid).await
+        };
+        if desired.kind == ObjectKind::Namespace {
+            let why = match &outcome {
+                ApplyOutcome::Conflict { owner } => Some(format!("namespace {} belongs to {owner}", desired.name)),
+                ApplyOutcome::Failed { message } => Some(format!("namespace {} could not be written: {message}", desired.name)),
+                _ => None,
+            };
+            if let Some(why) = why {
+                unavailable_namespaces.push((desired.name.clone(), why));
+            }
+        }
+        outcomes.push((desired.clone(), outcome));
+    }
+    ClusterPass { observation: ClusterObservation { cluster: cluster.to_owned(), state: ClusterState::Reachable }, outcomes }
+}
+
+/// Deletes the stack's objects that are no longer planned, in every reachable member.
+async fn remove_unplanned(ctx: &Context, plan: &StackPlan, uid: &str) {
+    let planned: BTreeSet<(String, ObjectKind, String, String)> =
+        plan.objects.iter().map(|o| (o.cluster.clone(), o.kind, o.namespace.clone(), o.name.clone())).collect();
+    for connection in ctx.fleet.connections() {
+        if connection.reachability() != Reachability::Reachable {
+            continue;
+        }
+        for object in owned_objects(&connection, uid) {
+            let key = (connection.name.clone(), object.kind, object.namespace.clone(), object.name.clone());
+            if object.deleting || planned.contains(&key) {
+                continue;
+            }
+            tracing::info!(cluster = %connection.name, kind = object.kind.kind(), namespace = %object.namespace, name = %object.name, "deleting an object no longer planned");
+            if let Err(err) = delete_object(&connection, &object).await {
+                tracing::warn!(cluster = %connection.name, kind = object.kind.kind(), name = %object.name, %err, "delete failed");
+            }
+        }
+    }
+}
+
+/// How every planned child was found.
+fn observe(passes: &[ClusterPass]) -> Vec<ChildObservation> {
+    let mut children = Vec::new();
+    for pass in passes {
+        for (desired, outcome) in &pass.outcomes {
+            let Some(kind) = desired.kind.child() else { continue };
+            let state = match &pass.observation.state {
+                ClusterState::Unreachable { message } => ObservedState::ClusterUnreachable { message: message.clone() },
+                ClusterState::Reachable => observed_state(kind, outcome),
+            };
+            children.push(ChildObservation {
+                cluster: desired.cluster.clone(),
+                kind,
+                namespace: desired.namespace.clone(),
+                name: desired.name.clone(),
+                state,
+            });
+        }
+    }
+    children
+}
+
+fn observed_state(kind: ChildKind, outcome: &ApplyOutcome) -> ObservedState {
+    match outcome {
+        ApplyOutcome::Unchanged(object) => ObservedState::Live(assess(kind, &serde_json::to_value(object).unwrap_or_default())),
+        ApplyOutcome::Created | ApplyOutcome::Updated => ObservedState::Applying,
+        ApplyOutcome::Conflict { owner } => ObservedState::Conflict { owner: owner.clone() },
+        ApplyOutcome::Failed { message } => ObservedState::ApplyFailed { message: message.clone() },
+        ApplyOutcome::NotWritten { existing: Some(object), .. } => {
+            ObservedState::Live(assess(kind, &serde_json::to_value(object).unwrap_or_default()))
+        }
+        ApplyOutcome::NotWritten { existing: None, reason } if reason == "paused" => ObservedState::Missing,
+        ApplyOutcome::NotWritten { existing: None, reason } => ObservedState::ApplyFailed { message: format!("not written: {reason}") },
+    }
+}
+
+/// Aggregates, writes the status when it changed, and records notable transitions as Events.
+async fn record(
+    stack: &CustomerStack,
+    ctx: &Context,
+    problems: &[SpecProblem],
+    children: &[ChildObservation],
+    clusters: &[ClusterObservation],
+    deletion: Option<&DeletionState>,
+    outcomes: &[&(DesiredObject, ApplyOutcome)],
+) -> Result<(), ReconcileError> {
+    let previous = stack.status.as_ref();
+    let now = now();
+    let status = aggregate(&AggregateInput {
+        generation: stack.metadata.generation,
+        paused: stack.spec.paused,
+        spec_problems: problems,
+        children,
+        clusters,
+        deletion,
+        previous,
+        now: &now,
+    });
+    publish_events(stack, ctx, previous, &status, outcomes).await;
+    if previous == Some(&status) {
+        return Ok(());
+    }
+    let namespace = stack.namespace().ok_or(ReconcileError::Incomplete("namespace"))?;
+    let api: Api<CustomerStack> = Api::namespaced(ctx.hub.clone(), &namespace);
+    let body = json!({"apiVersion": "stacksmith.io/v1alpha1", "kind": "CustomerStack", "status": status});
+    api.patch_status(&stack.name_any(), &PatchParams::apply(HUB_FIELD_MANAGER).force(), &Patch::Apply(&body))
+        .await
+        .map_err(|source| ReconcileError::StatusWrite { stack: stack_key(stack), source })?;
+    Ok(())
+}
+
+async fn publish_events(
+    stack: &CustomerStack,
+    ctx: &Context,
+    previous: Option<&CustomerStackStatus>,
+    status: &CustomerStackStatus,
+    outcomes: &[&(DesiredObject, ApplyOutcome)],
+) {
+    let mut events = Vec::new();
+    let ready = |s: Option<&CustomerStackStatus>| {
+        s.and_then(|s| s.conditions.iter().find(|c| c.type_ == condition_type::READY)).map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+    };
+    if let (before, Some((status_now, reason, message))) = (ready(previous), ready(Some(status))) {
+        if before.as_ref().map(|b| &b.0) != Some(&status_now) {
+            let type_ = if status_now == "True" { EventType::Normal } else { EventType::Warning };
+            let reason = if status_now == "True" { "Ready".to_owned() } else { reason };
+            events.push((type_, reason, message, "Aggregate"));
+        }
+    }
+    let spec_unchanged = previous.and_then(|p| p.observed_generation) == stack.metadata.generation;
+    for (desired, outcome) in outcomes {
+        let what = format!("{} {}/{} on {}", desired.kind.kind(), desired.namespace, desired.name, desired.cluster);
+        let was_listed = previous.is_some_and(|p| {
+            p.children.iter().any(|c| c.cluster == desired.cluster && c.kind == desired.kind.kind() && c.name == desired.name && c.reason != "NotCreated" && c.reason != "Applying")
+        });
+        match outcome {
+            ApplyOutcome::Updated if spec_unchanged => {
+                events.push((EventType::Warning, "DriftCorrected".into(), format!("restored {what}: it was changed outside stacksmith"), "Apply"));
+            }
+            ApplyOutcome::Created if spec_unchanged && was_listed => {
+                events.push((EventType::Warning, "ChildRecreated".into(), format!("re-created {what}: it was deleted outside stacksmith"), "Apply"));
+            }
+            ApplyOutcome::Conflict { owner } if !previous.is_some_and(|p| p.children.iter().any(|c| c.reason == "Conflict" && c.name == desired.name)) => {
+                events.push((EventType::Warning, "Conflict".into(), format!("{what} belongs to {owner}; not overwritten"), "Apply"));
+            }
+            _ => {}
+        }
+    }
+    let reference = stack.object_ref(&());
+    for (type_, reason, note, action) in events {
+        let event = KubeEvent { type_, reason, note: Some(note.chars().take(1000).collect()), action: action.into(), secondary: None };
+        if let Err(err) = ctx.recorder.publish(&event, &reference).await {
+            tracing::warn!(stack = %stack_key(stack), %err, "publishing an Event");
+        }
+    }
+}
+
+/// Deletes the children in every cluster; done when none is left.
+async fn clean_up(stack: &CustomerStack, ctx: &Context) -> Result<Action, ReconcileError> {
+    if stack.spec.deletion_policy == DeletionPolicy::Orphan {
+        tracing::info!(stack = %stack_key(stack), "deletionPolicy Orphan: leaving the children in place");
+        return Ok(Action::await_change());
+    }
+    let uid = identity(stack)?.uid;
+    let mut used: BTreeSet<String> = [stack.spec.metrics.cluster.clone(), stack.spec.dashboards.cluster.clone()].into();
+    used.extend(stack.status.iter().flat_map(|s| s.children.iter().map(|c| c.cluster.clone())));
+    let mut remaining = 0u32;
+    let mut blocked = Vec::new();
+    let connected: Vec<Arc<MemberConnection>> = ctx.fleet.connections();
+    for cluster in &used {
+        let Some(connection) = connected.iter().find(|c| &c.name == cluster) else {
+            if ctx.fleet.state(cluster).is_some() {
+                blocked.push(cluster.clone());
+            }
+            continue;
+        };
+        let owned = owned_objects(connection, &uid);
+        if connection.reachability() != Reachability::Reachable {
+            if !owned.is_empty() {
+                blocked.push(cluster.clone());
+            }
+            continue;
+        }
+        remaining += u32::try_from(owned.len()).unwrap_or(u32::MAX);
+        for object in owned.iter().filter(|o| !o.deleting) {
+            if let Err(err) = delete_object(connection, object).await {
+                tracing::warn!(cluster = %cluster, kind = object.kind.kind(), name = %object.name, %err, "delete failed");
+            }
+        }
+    }
+    if remaining == 0 && blocked.is_empty() {
+        tracing::info!(stack = %stack_key(stack), "all children deleted");
+        return Ok(Action::await_change());
+    }
+    let deletion = if blocked.is_empty() {
+        DeletionState::InProgress { remaining }
+    } else {
+        blocked.sort();
+        DeletionState::Blocked { clusters: blocked.clone() }
+    };
+    let previous_children: Vec<ChildObservation> = Vec::new();
+    record(stack, ctx, &[], &previous_children, &[], Some(&deletion), &[]).await?;
+    Err(ReconcileError::DeletionPending {
+        stack: stack_key(stack),
+        detail: if blocked.is_empty() { format!("{remaining} objects left") } else { format!("clusters unreachable: {}", blocked.join(", ")) },
+    })
+}
