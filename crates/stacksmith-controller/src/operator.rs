@@ -34,3 +34,38 @@ pub async fn run(hub: Client, shutdown: impl Future<Output = ()> + Send + Sync +
     fleet_task.abort();
     fleet.shutdown();
 }
+
+/// An operator running on the current runtime; stops when dropped or [`RunningOperator::stop`]ped.
+pub struct RunningOperator {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningOperator {
+    /// Starts the operator against `hub` in the background.
+    pub fn spawn(hub: Client) -> Self {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(run(hub, async {
+            let _ = stopped.await;
+        }));
+        RunningOperator { stop: Some(stop), task: Some(task) }
+    }
+
+    /// Stops the operator and waits (up to 10 s) until it has.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), task).await;
+        }
+    }
+}
+
+impl Drop for RunningOperator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

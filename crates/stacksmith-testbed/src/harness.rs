@@ -38,9 +38,36 @@ pub fn test(name: &'static str, run: TestFn) -> E2eTest {
     E2eTest { name, run }
 }
 
+/// What a suite starts next to its test bed (e.g. the operator); dropped before the test bed
+/// shuts down.
+pub type Fixture = Box<dyn std::any::Any + Send + Sync>;
+/// Starts a suite's fixture once the test bed is up.
+pub type SetupFn = for<'a> fn(&'a TestBed) -> Pin<Box<dyn Future<Output = Result<Fixture, TestError>> + Send + 'a>>;
+
+/// How a suite runs.
+pub struct Suite {
+    /// Its name (prefix of the test bed's name).
+    pub name: &'static str,
+    /// The test bed it needs.
+    pub options: fn(String) -> TestBedOptions,
+    /// What to start next to the test bed.
+    pub setup: Option<SetupFn>,
+    /// Run the tests one at a time (for tests that stop servers).
+    pub serial: bool,
+}
+
 /// Starts the shared test bed (unless only listing), runs the tests, shuts the test bed down.
 pub fn run(suite: &str, options: fn(String) -> TestBedOptions, tests: Vec<E2eTest>) -> ExitCode {
-    let args = Arguments::from_args();
+    run_suite(Suite { name: "", options, setup: None, serial: false }, suite, tests)
+}
+
+/// Like [`run`], with a fixture started after the test bed and optional serial execution.
+pub fn run_suite(suite: Suite, name: &str, tests: Vec<E2eTest>) -> ExitCode {
+    let options = suite.options;
+    let mut args = Arguments::from_args();
+    if suite.serial {
+        args.test_threads = Some(1);
+    }
     if args.list {
         let trials = tests.into_iter().map(|t| Trial::test(t.name, || Ok(()))).collect();
         return libtest_mimic::run(&args, trials).exit_code();
@@ -52,13 +79,26 @@ pub fn run(suite: &str, options: fn(String) -> TestBedOptions, tests: Vec<E2eTes
             return ExitCode::from(101);
         }
     };
-    let name = format!("{suite}-{}", std::process::id());
+    let name = format!("{}{name}-{}", suite.name, std::process::id());
     let testbed = match runtime.block_on(TestBed::start(options(name))) {
         Ok(testbed) => Arc::new(testbed),
         Err(err) => {
             eprintln!("the shared test bed did not start: {err}");
             return ExitCode::from(101);
         }
+    };
+    let fixture = match suite.setup {
+        Some(setup) => match runtime.block_on(setup(&testbed)) {
+            Ok(fixture) => Some(fixture),
+            Err(err) => {
+                eprintln!("the suite's fixture did not start: {err}");
+                if let Ok(testbed) = Arc::try_unwrap(testbed) {
+                    let _ = runtime.block_on(testbed.shutdown());
+                }
+                return ExitCode::from(101);
+            }
+        },
+        None => None,
     };
     let trials = tests
         .into_iter()
@@ -71,6 +111,7 @@ pub fn run(suite: &str, options: fn(String) -> TestBedOptions, tests: Vec<E2eTes
         })
         .collect();
     let conclusion = libtest_mimic::run(&args, trials);
+    runtime.block_on(async { drop(fixture) });
     let shutdown = match Arc::try_unwrap(testbed) {
         Ok(testbed) => runtime.block_on(testbed.shutdown()),
         Err(_) => Ok(()),

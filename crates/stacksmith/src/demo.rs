@@ -45,10 +45,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         println!("    {:<14} {:<12} {}", cluster.name(), roles, cluster.server_url());
     }
     let hub = testbed.hub()?.client().clone();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let operator = tokio::spawn(stacksmith_controller::operator::run(hub.clone(), async {
-        let _ = stop_rx.await;
-    }));
+    let operator = stacksmith_controller::operator::RunningOperator::spawn(hub.clone());
 
     let result = scenario(&testbed, &hub).await;
     if let Err(err) = &result {
@@ -63,8 +60,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         wait_for_stop_signal().await?;
     }
     step("Stopping the operator and the test bed");
-    let _ = stop_tx.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), operator).await;
+    operator.stop().await;
     testbed.shutdown().await.context("stopping the test bed")?;
     Ok(if result.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

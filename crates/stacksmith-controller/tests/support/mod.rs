@@ -1,0 +1,234 @@
+//! Helpers shared by the controller's end-to-end suites.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt as _};
+use serde_json::{Value, json};
+use stacksmith_api::{CustomerStack, CustomerStackStatus};
+use stacksmith_controller::operator::RunningOperator;
+use stacksmith_core::ChildKind;
+use stacksmith_testbed::TestBed;
+use stacksmith_testbed::harness::{Fixture, TestError};
+use stacksmith_testbed::simulator::api_resource;
+
+/// How long a test waits for the operator to get somewhere.
+pub const WAIT: Duration = Duration::from_secs(45);
+
+pub async fn boxed(f: impl std::future::Future<Output = anyhow::Result<()>>) -> Result<(), TestError> {
+    f.await.map_err(|e| format!("{e:#}").into())
+}
+
+/// Starts the operator next to the test bed, plus the shared Grafana instance tests select.
+pub fn start_operator(tb: &TestBed) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Fixture, TestError>> + Send + '_>> {
+    Box::pin(async move {
+        let grafana = tb.cluster("grafana-1").map_err(|e| e.to_string())?.client().clone();
+        create_namespace(&grafana, "grafana").await.map_err(|e| e.to_string())?;
+        create_child(&grafana, ChildKind::Grafana, "grafana", "shared", json!({"dashboards": "shared"}), json!({"version": "12.1.0"}))
+            .await
+            .map_err(|e| e.to_string())?;
+        let hub = tb.hub().map_err(|e| e.to_string())?.client().clone();
+        let fixture: Fixture = Box::new(RunningOperator::spawn(hub));
+        Ok(fixture)
+    })
+}
+
+pub async fn create_namespace(client: &Client, name: &str) -> anyhow::Result<()> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}}))?;
+    match api.create(&PostParams::default(), &ns).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn create_child(client: &Client, kind: ChildKind, ns: &str, name: &str, labels: Value, spec: Value) -> anyhow::Result<DynamicObject> {
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &api_resource(kind));
+    let object: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": kind.api_version(), "kind": kind.as_str(),
+        "metadata": {"name": name, "labels": labels}, "spec": spec,
+    }))?;
+    Ok(api.create(&PostParams::default(), &object).await.with_context(|| format!("create {kind} {ns}/{name}"))?)
+}
+
+pub fn child_api(client: &Client, kind: ChildKind, ns: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), ns, &api_resource(kind))
+}
+
+pub async fn get_child(client: &Client, kind: ChildKind, ns: &str, name: &str) -> anyhow::Result<Option<DynamicObject>> {
+    Ok(child_api(client, kind, ns).get_opt(name).await?)
+}
+
+/// A stack for `customer` on prometheus-1 / grafana-1 with one rule group, one scrape target and
+/// one dashboard, selecting the shared Grafana; `overrides` is merged into the spec.
+pub fn stack_manifest(name: &str, customer: &str, overrides: Value) -> Value {
+    let mut spec = json!({
+        "customer": customer,
+        "metrics": {
+            "cluster": "prometheus-1",
+            "replicas": 2,
+            "scrape": [{"name": "api", "selector": {"matchLabels": {"app": "api"}}, "endpoints": [{"port": "metrics"}]}],
+            "alertingRules": [{"name": "core", "rules": [{"alert": "Down", "expr": "up == 0", "for": "5m"}]}],
+        },
+        "dashboards": {
+            "cluster": "grafana-1",
+            "instanceSelector": {"matchLabels": {"dashboards": "shared"}},
+            "dashboards": [{"name": "overview", "json": "{\"title\": \"overview\"}"}],
+        },
+    });
+    merge(&mut spec, overrides);
+    json!({"apiVersion": "stacksmith.io/v1alpha1", "kind": "CustomerStack", "metadata": {"name": name}, "spec": spec})
+}
+
+pub fn merge(base: &mut Value, patch: Value) {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    b.remove(&k);
+                } else {
+                    merge(b.entry(k).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (b, p) => *b = p,
+    }
+}
+
+/// Server-side applies a stack (as GitOps does) into `ns` on the hub, creating `ns`.
+pub async fn apply_stack(hub: &Client, ns: &str, manifest: &Value) -> anyhow::Result<CustomerStack> {
+    create_namespace(hub, ns).await?;
+    let api: Api<CustomerStack> = Api::namespaced(hub.clone(), ns);
+    let name = manifest["metadata"]["name"].as_str().context("name")?;
+    Ok(api.patch(name, &PatchParams::apply("e2e-tests").force(), &Patch::Apply(manifest)).await?)
+}
+
+pub fn stacks(hub: &Client, ns: &str) -> Api<CustomerStack> {
+    Api::namespaced(hub.clone(), ns)
+}
+
+/// A condition of the stack's status at the stack's current generation.
+pub fn condition<'a>(stack: &'a CustomerStack, type_: &str) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    let status = stack.status.as_ref()?;
+    if status.observed_generation != stack.metadata.generation {
+        return None;
+    }
+    status.conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// Waits until `check` holds for the stack; returns it. Fails with the last status seen.
+pub async fn wait_stack(hub: &Client, ns: &str, name: &str, what: &str, check: impl Fn(&CustomerStack) -> bool) -> anyhow::Result<CustomerStack> {
+    let api = stacks(hub, ns);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut last = None;
+    loop {
+        if let Some(stack) = api.get_opt(name).await? {
+            if check(&stack) {
+                return Ok(stack);
+            }
+            last = stack.status.clone();
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("timed out waiting for {ns}/{name}: {what}; last status: {}", describe(last.as_ref()));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub fn describe(status: Option<&CustomerStackStatus>) -> String {
+    status.map_or_else(|| "none".into(), |s| serde_json::to_string_pretty(s).unwrap_or_default())
+}
+
+pub async fn wait_ready(hub: &Client, ns: &str, name: &str) -> anyhow::Result<CustomerStack> {
+    wait_stack(hub, ns, name, "Ready=True", |s| condition(s, "Ready").is_some_and(|c| c.status == "True")).await
+}
+
+pub async fn wait_not_ready(hub: &Client, ns: &str, name: &str, reason: &str) -> anyhow::Result<CustomerStack> {
+    wait_stack(hub, ns, name, &format!("Ready=False ({reason})"), |s| {
+        condition(s, "Ready").is_some_and(|c| c.status == "False" && c.reason == reason)
+    })
+    .await
+}
+
+/// Waits until `check` holds for a remote object (or its absence).
+pub async fn wait_child(
+    client: &Client,
+    kind: ChildKind,
+    ns: &str,
+    name: &str,
+    what: &str,
+    check: impl Fn(Option<&DynamicObject>) -> bool,
+) -> anyhow::Result<Option<DynamicObject>> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let object = get_child(client, kind, ns, name).await?;
+        if check(object.as_ref()) {
+            return Ok(object);
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("timed out waiting for {kind} {ns}/{name}: {what}; last: {:?}", object.map(|o| serde_json::to_value(o).unwrap_or_default()));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Sets simulator outcomes on a remote cluster (merged into its scenario ConfigMap).
+pub async fn set_outcomes(client: &Client, entries: &[(&str, &str)]) -> anyhow::Result<()> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "stacksmith-simulator");
+    let data: serde_json::Map<String, Value> = entries.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect();
+    let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "scenario"}, "data": data});
+    api.patch("scenario", &PatchParams::apply(&format!("e2e-{}", entries.first().map(|e| e.0).unwrap_or("x"))), &Patch::Apply(&body)).await?;
+    Ok(())
+}
+
+/// Events recorded on a stack.
+pub async fn stack_events(hub: &Client, ns: &str, name: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(hub.clone(), ns);
+    let events = api.list(&ListParams::default()).await?;
+    Ok(events
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+        .collect())
+}
+
+pub async fn wait_event(hub: &Client, ns: &str, name: &str, reason: &str) -> anyhow::Result<String> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let events = stack_events(hub, ns, name).await?;
+        if let Some((_, note)) = events.iter().find(|(r, _)| r == reason) {
+            return Ok(note.clone());
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("no {reason} Event on {ns}/{name}; events: {events:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+pub async fn delete_stack(hub: &Client, ns: &str, name: &str) -> anyhow::Result<()> {
+    stacks(hub, ns).delete(name, &DeleteParams::default()).await?;
+    Ok(())
+}
+
+pub async fn wait_stack_gone(hub: &Client, ns: &str, name: &str) -> anyhow::Result<()> {
+    let api = stacks(hub, ns);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match api.get_opt(name).await? {
+            None => return Ok(()),
+            Some(stack) if tokio::time::Instant::now() > deadline => {
+                bail!("stack {ns}/{name} still there: {}", describe(stack.status.as_ref()))
+            }
+            Some(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+pub fn name_of(object: &DynamicObject) -> String {
+    object.name_any()
+}
