@@ -170,7 +170,10 @@ pub struct AlertRuleGroup {
 #[serde(rename_all = "camelCase")]
 pub struct AlertRule {
     /// Name of the alert.
-    #[schemars(regex(pattern = "^[a-zA-Z_][a-zA-Z0-9_]*$"), length(min = 1, max = 128))]
+    #[schemars(
+        regex(pattern = "^[a-zA-Z_][a-zA-Z0-9_]*$"),
+        length(min = 1, max = 128)
+    )]
     pub alert: String,
     /// PromQL expression.
     #[schemars(length(min = 1))]
@@ -287,7 +290,9 @@ impl DashboardSpec {
 }
 
 /// The health verdict of one child (and, summed up, of a stack).
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
+)]
 pub enum Verdict {
     /// Reconciled by its operator at its current generation, nothing wrong.
     Healthy,

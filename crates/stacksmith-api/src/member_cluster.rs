@@ -75,7 +75,9 @@ fn default_kubeconfig_key() -> String {
 }
 
 /// A role a member cluster serves.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ClusterRole {
     /// Runs prometheus-operator: receives `Prometheus`, `PrometheusRule` and `ServiceMonitor`.

@@ -4,8 +4,10 @@ use std::path::Path;
 
 #[test]
 fn committed_crds_match_the_rust_types() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/stacksmith/crds/stacksmith.io.yaml");
-    let committed = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../charts/stacksmith/crds/stacksmith.io.yaml");
+    let committed =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     let generated = stacksmith_api::crds::render_all().expect("render the CRDs");
     assert!(
         committed == generated,
@@ -20,7 +22,13 @@ fn crds_are_yaml_and_carry_the_deletion_policy_enum() {
     let yaml = stacksmith_api::crds::render_all().expect("render the CRDs");
     for doc in yaml.split("\n---\n").skip(1) {
         let value: serde_yaml::Value = serde_yaml::from_str(doc).expect("valid YAML");
-        assert_eq!(value["kind"], serde_yaml::Value::from("CustomResourceDefinition"));
+        assert_eq!(
+            value["kind"],
+            serde_yaml::Value::from("CustomResourceDefinition")
+        );
     }
-    assert!(yaml.contains("- Delete\n") && yaml.contains("- Orphan\n"), "deletionPolicy enum present");
+    assert!(
+        yaml.contains("- Delete\n") && yaml.contains("- Orphan\n"),
+        "deletionPolicy enum present"
+    );
 }

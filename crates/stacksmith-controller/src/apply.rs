@@ -2,11 +2,13 @@
 //! or drifted, nothing when the watch cache already shows it as planned, never over an object
 //! another owner holds. Deleting what a stack no longer plans.
 
+use kube::ResourceExt as _;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::runtime::reflector::ObjectRef;
-use kube::ResourceExt as _;
 use serde_json::Value;
-use stacksmith_api::labels::{MANAGED_BY, MANAGED_BY_VALUE, STACK_NAME, STACK_NAMESPACE, STACK_UID};
+use stacksmith_api::labels::{
+    MANAGED_BY, MANAGED_BY_VALUE, STACK_NAME, STACK_NAMESPACE, STACK_UID,
+};
 use stacksmith_core::plan::{DesiredObject, ObjectKind};
 
 use crate::fleet::{MemberConnection, api_resource};
@@ -69,7 +71,12 @@ pub fn ownership(object: &DynamicObject, stack_uid: &str) -> Ownership {
 }
 
 /// The cached object of a planned object, if any.
-pub fn cached(connection: &MemberConnection, kind: ObjectKind, namespace: &str, name: &str) -> Option<DynamicObject> {
+pub fn cached(
+    connection: &MemberConnection,
+    kind: ObjectKind,
+    namespace: &str,
+    name: &str,
+) -> Option<DynamicObject> {
     let store = connection.store(kind)?;
     let mut reference = ObjectRef::new_with(name, api_resource(kind));
     if kind.namespaced() {
@@ -79,7 +86,11 @@ pub fn cached(connection: &MemberConnection, kind: ObjectKind, namespace: &str, 
 }
 
 /// Brings one object to its planned state.
-pub async fn apply_object(connection: &MemberConnection, desired: &DesiredObject, stack_uid: &str) -> ApplyOutcome {
+pub async fn apply_object(
+    connection: &MemberConnection,
+    desired: &DesiredObject,
+    stack_uid: &str,
+) -> ApplyOutcome {
     let existing = cached(connection, desired.kind, &desired.namespace, &desired.name);
     let created = match &existing {
         None => true,
@@ -101,11 +112,20 @@ pub async fn apply_object(connection: &MemberConnection, desired: &DesiredObject
         Api::all_with(connection.client.clone(), &resource)
     };
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    match tokio::time::timeout(connection.timeout, api.patch(&desired.name, &params, &Patch::Apply(&desired.manifest))).await {
+    match tokio::time::timeout(
+        connection.timeout,
+        api.patch(&desired.name, &params, &Patch::Apply(&desired.manifest)),
+    )
+    .await
+    {
         Ok(Ok(_)) if created => ApplyOutcome::Created,
         Ok(Ok(_)) => ApplyOutcome::Updated,
-        Ok(Err(err)) => ApplyOutcome::Failed { message: api_error_summary(&err) },
-        Err(_) => ApplyOutcome::Failed { message: format!("no answer within {} s", connection.timeout.as_secs()) },
+        Ok(Err(err)) => ApplyOutcome::Failed {
+            message: api_error_summary(&err),
+        },
+        Err(_) => ApplyOutcome::Failed {
+            message: format!("no answer within {} s", connection.timeout.as_secs()),
+        },
     }
 }
 
@@ -113,9 +133,9 @@ pub async fn apply_object(connection: &MemberConnection, desired: &DesiredObject
 /// defaults and other managers' fields; those are not drift).
 pub fn contains(live: &Value, desired: &Value) -> bool {
     match (live, desired) {
-        (Value::Object(live), Value::Object(desired)) => {
-            desired.iter().all(|(k, v)| live.get(k).is_some_and(|l| contains(l, v)))
-        }
+        (Value::Object(live), Value::Object(desired)) => desired
+            .iter()
+            .all(|(k, v)| live.get(k).is_some_and(|l| contains(l, v))),
         (Value::Array(live), Value::Array(desired)) => {
             live.len() == desired.len() && live.iter().zip(desired).all(|(l, d)| contains(l, d))
         }
@@ -153,12 +173,20 @@ pub fn owned_objects(connection: &MemberConnection, stack_uid: &str) -> Vec<Owne
             }
         }
     }
-    found.sort_by(|a, b| b.kind.cmp(&a.kind).then_with(|| a.namespace.cmp(&b.namespace)).then_with(|| a.name.cmp(&b.name)));
+    found.sort_by(|a, b| {
+        b.kind
+            .cmp(&a.kind)
+            .then_with(|| a.namespace.cmp(&b.namespace))
+            .then_with(|| a.name.cmp(&b.name))
+    });
     found
 }
 
 /// Deletes one object; `Ok` when it is gone or going.
-pub async fn delete_object(connection: &MemberConnection, object: &OwnedObject) -> Result<(), String> {
+pub async fn delete_object(
+    connection: &MemberConnection,
+    object: &OwnedObject,
+) -> Result<(), String> {
     let resource = api_resource(object.kind);
     let api: Api<DynamicObject> = if object.kind.namespaced() {
         Api::namespaced_with(connection.client.clone(), &object.namespace, &resource)
@@ -170,7 +198,10 @@ pub async fn delete_object(connection: &MemberConnection, object: &OwnedObject) 
         Ok(Ok(_)) => Ok(()),
         Ok(Err(kube::Error::Api(status))) if status.code == 404 => Ok(()),
         Ok(Err(err)) => Err(api_error_summary(&err)),
-        Err(_) => Err(format!("no answer within {} s", connection.timeout.as_secs())),
+        Err(_) => Err(format!(
+            "no answer within {} s",
+            connection.timeout.as_secs()
+        )),
     }
 }
 
@@ -183,7 +214,10 @@ mod tests {
     #[test]
     fn defaults_and_foreign_fields_are_not_drift() {
         let live = json!({"spec": {"replicas": 2, "scrapeInterval": "30s", "x": [1, {"a": 1, "b": 2}]}, "status": {}});
-        assert!(contains(&live, &json!({"spec": {"replicas": 2, "x": [1, {"a": 1}]}})));
+        assert!(contains(
+            &live,
+            &json!({"spec": {"replicas": 2, "x": [1, {"a": 1}]}})
+        ));
         assert!(!contains(&live, &json!({"spec": {"replicas": 3}})));
         assert!(!contains(&live, &json!({"spec": {"x": [1]}})));
         assert!(!contains(&live, &json!({"spec": {"missing": true}})));

@@ -72,13 +72,18 @@ impl MemberConnection {
 
     /// Whether the member answers right now (as far as its watches tell).
     pub fn reachability(&self) -> Reachability {
-        self.reachability.read().map(|r| r.clone()).unwrap_or_else(|_| Reachability::Unreachable("state lost".into()))
+        self.reachability
+            .read()
+            .map(|r| r.clone())
+            .unwrap_or_else(|_| Reachability::Unreachable("state lost".into()))
     }
 
     /// Whether every watch cache has had its first full list.
     pub async fn wait_caches(&self, timeout: Duration) -> bool {
         let waits = self.stores.values().map(|s| s.wait_until_ready());
-        tokio::time::timeout(timeout, futures::future::join_all(waits)).await.is_ok()
+        tokio::time::timeout(timeout, futures::future::join_all(waits))
+            .await
+            .is_ok()
     }
 }
 
@@ -121,8 +126,19 @@ struct FleetInner {
 
 impl Fleet {
     /// A fleet that wakes stacks through `wake` and finds them in `stacks`.
-    pub fn new(hub: Client, stacks: Store<CustomerStack>, wake: mpsc::UnboundedSender<ObjectRef<CustomerStack>>) -> Self {
-        Fleet { inner: Arc::new(FleetInner { hub, members: RwLock::new(BTreeMap::new()), wake, stacks }) }
+    pub fn new(
+        hub: Client,
+        stacks: Store<CustomerStack>,
+        wake: mpsc::UnboundedSender<ObjectRef<CustomerStack>>,
+    ) -> Self {
+        Fleet {
+            inner: Arc::new(FleetInner {
+                hub,
+                members: RwLock::new(BTreeMap::new()),
+                wake,
+                stacks,
+            }),
+        }
     }
 
     /// Drops every member connection and stops every supervisor and watch.
@@ -191,7 +207,10 @@ impl Fleet {
         for stack in self.inner.stacks.state() {
             let uses = stack.spec.metrics.cluster == name
                 || stack.spec.dashboards.cluster == name
-                || stack.status.as_ref().is_some_and(|s| s.children.iter().any(|c| c.cluster == name))
+                || stack
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| s.children.iter().any(|c| c.cluster == name))
                 || stack.metadata.deletion_timestamp.is_some();
             if uses {
                 let _ = self.inner.wake.send(ObjectRef::from_obj(stack.as_ref()));
@@ -207,7 +226,9 @@ impl Fleet {
         futures::pin_mut!(stream);
         while let Some(event) = stream.next().await {
             match event {
-                Ok(watcher::Event::Apply(member) | watcher::Event::InitApply(member)) => self.upsert(member),
+                Ok(watcher::Event::Apply(member) | watcher::Event::InitApply(member)) => {
+                    self.upsert(member)
+                }
                 Ok(watcher::Event::Delete(member)) => self.remove(&member.name_any()),
                 Ok(_) => {}
                 Err(err) => tracing::warn!(%err, "watching MemberClusters on the hub"),
@@ -230,7 +251,15 @@ impl Fleet {
             None => {
                 let (spec_tx, spec_rx) = watch::channel(Arc::clone(&member));
                 let supervisor = tokio::spawn(self.clone().supervise(name.clone(), spec_rx));
-                members.insert(name.clone(), Registered { member, state: MemberState::Connecting, spec_tx, supervisor });
+                members.insert(
+                    name.clone(),
+                    Registered {
+                        member,
+                        state: MemberState::Connecting,
+                        spec_tx,
+                        supervisor,
+                    },
+                );
                 true
             }
         });
@@ -259,7 +288,11 @@ impl Fleet {
             self.set_state(&name, state);
             futures::pin_mut!(secret_changed);
             loop {
-                let wait = if connected { PROBE_INTERVAL } else { RETRY_INTERVAL };
+                let wait = if connected {
+                    PROBE_INTERVAL
+                } else {
+                    RETRY_INTERVAL
+                };
                 tokio::select! {
                     changed = spec_rx.changed() => {
                         if changed.is_err() { return; }
@@ -282,35 +315,60 @@ impl Fleet {
         }
     }
 
-    async fn connect(&self, member: &MemberCluster, recorded: &mut Option<MemberClusterStatus>) -> (MemberState, Option<String>) {
+    async fn connect(
+        &self,
+        member: &MemberCluster,
+        recorded: &mut Option<MemberClusterStatus>,
+    ) -> (MemberState, Option<String>) {
         let name = member.name_any();
-        let (result, connection, version) = match member_client_from_secret(&self.inner.hub, member).await {
-            Err(err) => (ProbeResult::Failed { failure: err.probe_failure(), message: err.to_string() }, None, None),
-            Ok((client, version)) => {
-                let result = probe_with_client(&client, member).await;
-                let connection = match &result {
-                    ProbeResult::Answered { .. } => Some(start_connection(&self.inner, member, client)),
-                    ProbeResult::Failed { .. } => None,
-                };
-                (result, connection, version)
-            }
-        };
+        let (result, connection, version) =
+            match member_client_from_secret(&self.inner.hub, member).await {
+                Err(err) => (
+                    ProbeResult::Failed {
+                        failure: err.probe_failure(),
+                        message: err.to_string(),
+                    },
+                    None,
+                    None,
+                ),
+                Ok((client, version)) => {
+                    let result = probe_with_client(&client, member).await;
+                    let connection = match &result {
+                        ProbeResult::Answered { .. } => {
+                            Some(start_connection(&self.inner, member, client))
+                        }
+                        ProbeResult::Failed { .. } => None,
+                    };
+                    (result, connection, version)
+                }
+            };
         self.record(member, &result, recorded).await;
         let state = match (connection, &result) {
             (Some(c), _) => MemberState::Connected(Arc::new(c)),
-            (None, ProbeResult::Failed { failure, message }) => MemberState::Unusable(failure_message(*failure, message)),
+            (None, ProbeResult::Failed { failure, message }) => {
+                MemberState::Unusable(failure_message(*failure, message))
+            }
             (None, ProbeResult::Answered { .. }) => MemberState::Unusable("not connected".into()),
         };
         tracing::info!(member = %name, state = %describe(&state), "member cluster");
         (state, version)
     }
 
-    async fn reprobe(&self, name: &str, member: &MemberCluster, recorded: &mut Option<MemberClusterStatus>) {
-        let Some(MemberState::Connected(connection)) = self.state(name) else { return };
+    async fn reprobe(
+        &self,
+        name: &str,
+        member: &MemberCluster,
+        recorded: &mut Option<MemberClusterStatus>,
+    ) {
+        let Some(MemberState::Connected(connection)) = self.state(name) else {
+            return;
+        };
         let result = probe_with_client(&connection.client, member).await;
         let reachability = match &result {
             ProbeResult::Answered { .. } => Reachability::Reachable,
-            ProbeResult::Failed { failure, message } => Reachability::Unreachable(failure_message(*failure, message)),
+            ProbeResult::Failed { failure, message } => {
+                Reachability::Unreachable(failure_message(*failure, message))
+            }
         };
         let changed = connection
             .reachability
@@ -323,10 +381,17 @@ impl Fleet {
         }
     }
 
-    async fn record(&self, member: &MemberCluster, result: &ProbeResult, recorded: &mut Option<MemberClusterStatus>) {
+    async fn record(
+        &self,
+        member: &MemberCluster,
+        result: &ProbeResult,
+        recorded: &mut Option<MemberClusterStatus>,
+    ) {
         match record_status(&self.inner.hub, member, result, recorded.as_ref()).await {
             Ok(status) => *recorded = Some(status),
-            Err(err) => tracing::warn!(member = %member.name_any(), %err, "writing MemberCluster status"),
+            Err(err) => {
+                tracing::warn!(member = %member.name_any(), %err, "writing MemberCluster status")
+            }
         }
     }
 }
@@ -344,7 +409,10 @@ fn failure_message(failure: ProbeFailure, message: &str) -> String {
 }
 
 /// Resolves with the Secret's `resourceVersion` at its first watch event (or `None` if gone).
-fn secret_change(hub: Client, member: &MemberCluster) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<String>> + Send>> {
+fn secret_change(
+    hub: Client,
+    member: &MemberCluster,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<String>> + Send>> {
     secret_change_after(hub, member, None)
 }
 
@@ -358,7 +426,8 @@ fn secret_change_after(
     let reference = member.spec.kubeconfig_secret_ref.clone();
     Box::pin(async move {
         let api: Api<Secret> = Api::namespaced(hub, &reference.namespace);
-        let config = watcher::Config::default().fields(&format!("metadata.name={}", reference.name));
+        let config =
+            watcher::Config::default().fields(&format!("metadata.name={}", reference.name));
         let stream = watcher(api, config).default_backoff();
         futures::pin_mut!(stream);
         let mut seen_any = false;
@@ -380,8 +449,14 @@ fn secret_change_after(
 
 /// The `ApiResource` of a planned kind.
 pub fn api_resource(kind: ObjectKind) -> ApiResource {
-    let (group, version) = kind.api_version().split_once('/').unwrap_or(("", kind.api_version()));
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind.kind()), kind.plural())
+    let (group, version) = kind
+        .api_version()
+        .split_once('/')
+        .unwrap_or(("", kind.api_version()));
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(group, version, kind.kind()),
+        kind.plural(),
+    )
 }
 
 /// Which objects of a kind stacksmith watches on a member: child custom resources and
@@ -396,9 +471,19 @@ fn watch_config(kind: ObjectKind) -> watcher::Config {
     }
 }
 
-fn start_connection(fleet: &FleetInner, member: &MemberCluster, client: Client) -> MemberConnection {
+fn start_connection(
+    fleet: &FleetInner,
+    member: &MemberCluster,
+    client: Client,
+) -> MemberConnection {
     let name = member.name_any();
-    let kinds: BTreeSet<ObjectKind> = member.spec.roles.iter().flat_map(|r| ObjectKind::for_role(*r)).copied().collect();
+    let kinds: BTreeSet<ObjectKind> = member
+        .spec
+        .roles
+        .iter()
+        .flat_map(|r| ObjectKind::for_role(*r))
+        .copied()
+        .collect();
     let reachability = Arc::new(RwLock::new(Reachability::Reachable));
     let mut stores = BTreeMap::new();
     let mut tasks = Vec::new();
@@ -407,7 +492,9 @@ fn start_connection(fleet: &FleetInner, member: &MemberCluster, client: Client) 
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
         let writer = reflector::store::Writer::new(resource);
         stores.insert(kind, writer.as_reader());
-        let stream = watcher(api, watch_config(kind)).default_backoff().reflect(writer);
+        let stream = watcher(api, watch_config(kind))
+            .default_backoff()
+            .reflect(writer);
         let wake = fleet.wake.clone();
         let stacks = fleet.stacks.clone();
         let reachability = Arc::clone(&reachability);
@@ -446,9 +533,16 @@ fn start_connection(fleet: &FleetInner, member: &MemberCluster, client: Client) 
     }
 }
 
-fn wake_users(stacks: &Store<CustomerStack>, wake: &mpsc::UnboundedSender<ObjectRef<CustomerStack>>, member: &str) {
+fn wake_users(
+    stacks: &Store<CustomerStack>,
+    wake: &mpsc::UnboundedSender<ObjectRef<CustomerStack>>,
+    member: &str,
+) {
     for stack in stacks.state() {
-        if stack.spec.metrics.cluster == member || stack.spec.dashboards.cluster == member || stack.metadata.deletion_timestamp.is_some() {
+        if stack.spec.metrics.cluster == member
+            || stack.spec.dashboards.cluster == member
+            || stack.metadata.deletion_timestamp.is_some()
+        {
             let _ = wake.send(ObjectRef::from_obj(stack.as_ref()));
         }
     }

@@ -70,8 +70,13 @@ impl MemberClientError {
 
 /// Builds a client for `member` from its kubeconfig Secret, with the member's request timeout
 /// on every request.
-pub async fn member_client(hub: &Client, member: &MemberCluster) -> Result<Client, MemberClientError> {
-    member_client_from_secret(hub, member).await.map(|(client, _)| client)
+pub async fn member_client(
+    hub: &Client,
+    member: &MemberCluster,
+) -> Result<Client, MemberClientError> {
+    member_client_from_secret(hub, member)
+        .await
+        .map(|(client, _)| client)
 }
 
 /// Like [`member_client`], also returning the Secret's `resourceVersion` (to notice rotation).
@@ -82,14 +87,14 @@ pub async fn member_client_from_secret(
     let reference = &member.spec.kubeconfig_secret_ref;
     let (kubeconfig_yaml, version) = read_kubeconfig(hub, reference).await?;
     let timeout = Duration::from_secs(u64::from(member.spec.request_timeout_seconds));
-    let client = client_from_kubeconfig(&kubeconfig_yaml, timeout).await.map_err(|reason| {
-        MemberClientError::KubeconfigInvalid {
+    let client = client_from_kubeconfig(&kubeconfig_yaml, timeout)
+        .await
+        .map_err(|reason| MemberClientError::KubeconfigInvalid {
             namespace: reference.namespace.clone(),
             name: reference.name.clone(),
             key: reference.key.clone(),
             reason,
-        }
-    })?;
+        })?;
     Ok((client, version))
 }
 
@@ -115,13 +120,16 @@ async fn read_kubeconfig(
         }
     };
     let version = secret.metadata.resource_version.clone();
-    let bytes = secret.data.as_ref().and_then(|d| d.get(&reference.key)).map(|b| b.0.clone()).ok_or_else(|| {
-        MemberClientError::KeyMissing {
+    let bytes = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(&reference.key))
+        .map(|b| b.0.clone())
+        .ok_or_else(|| MemberClientError::KeyMissing {
             namespace: reference.namespace.clone(),
             name: reference.name.clone(),
             key: reference.key.clone(),
-        }
-    })?;
+        })?;
     let text = String::from_utf8(bytes).map_err(|_| MemberClientError::KubeconfigInvalid {
         namespace: reference.namespace.clone(),
         name: reference.name.clone(),
@@ -132,14 +140,17 @@ async fn read_kubeconfig(
 }
 
 /// Builds a client from kubeconfig text; the error is a description safe to log.
+///
+/// Only connecting is bounded by `timeout` here: the same client carries long-lived watches,
+/// which a read timeout would cut. Every request stacksmith makes is bounded by the caller
+/// (`tokio::time::timeout` with the member's request timeout).
 pub async fn client_from_kubeconfig(yaml: &str, timeout: Duration) -> Result<Client, String> {
-    let kubeconfig = Kubeconfig::from_yaml(yaml).map_err(|err| redacted_reason(&err.to_string()))?;
+    let kubeconfig =
+        Kubeconfig::from_yaml(yaml).map_err(|err| redacted_reason(&err.to_string()))?;
     let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .map_err(|err| redacted_reason(&err.to_string()))?;
     config.connect_timeout = Some(timeout);
-    config.read_timeout = Some(timeout);
-    config.write_timeout = Some(timeout);
     Client::try_from(config).map_err(|err| redacted_reason(&err.to_string()))
 }
 

@@ -21,8 +21,16 @@ pub const HUB_FIELD_MANAGER: &str = "stacksmith";
 /// The child kinds a role needs.
 pub fn kinds_for_role(role: ClusterRole) -> &'static [ChildKind] {
     match role {
-        ClusterRole::Prometheus => &[ChildKind::Prometheus, ChildKind::PrometheusRule, ChildKind::ServiceMonitor],
-        ClusterRole::Grafana => &[ChildKind::GrafanaFolder, ChildKind::GrafanaDatasource, ChildKind::GrafanaDashboard],
+        ClusterRole::Prometheus => &[
+            ChildKind::Prometheus,
+            ChildKind::PrometheusRule,
+            ChildKind::ServiceMonitor,
+        ],
+        ClusterRole::Grafana => &[
+            ChildKind::GrafanaFolder,
+            ChildKind::GrafanaDatasource,
+            ChildKind::GrafanaDashboard,
+        ],
     }
 }
 
@@ -30,7 +38,10 @@ pub fn kinds_for_role(role: ClusterRole) -> &'static [ChildKind] {
 pub async fn probe(hub: &Client, member: &MemberCluster) -> ProbeResult {
     match member_client(hub, member).await {
         Ok(client) => probe_with_client(&client, member).await,
-        Err(err) => ProbeResult::Failed { failure: err.probe_failure(), message: err.to_string() },
+        Err(err) => ProbeResult::Failed {
+            failure: err.probe_failure(),
+            message: err.to_string(),
+        },
     }
 }
 
@@ -53,25 +64,35 @@ pub async fn probe_with_client(client: &Client, member: &MemberCluster) -> Probe
     let mut missing_kinds = Vec::new();
     for role in &member.spec.roles {
         for kind in kinds_for_role(*role) {
-            let served = tokio::time::timeout(timeout, client.list_api_group_resources(kind.api_version()))
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .is_some_and(|list| list.resources.iter().any(|r| r.name == kind.plural()));
+            let served =
+                tokio::time::timeout(timeout, client.list_api_group_resources(kind.api_version()))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .is_some_and(|list| list.resources.iter().any(|r| r.name == kind.plural()));
             if !served {
                 missing_kinds.push(kind.as_str().to_owned());
             }
         }
     }
-    ProbeResult::Answered { server_version: version, missing_kinds }
+    ProbeResult::Answered {
+        server_version: version,
+        missing_kinds,
+    }
 }
 
 /// Sorts a client error into a probe failure with a message that holds no credential.
 pub fn classify(err: &kube::Error) -> (ProbeFailure, String) {
     if let kube::Error::Api(status) = err {
         return match status.code {
-            401 => (ProbeFailure::CredentialsRejected, "the API server rejected the credentials (401 Unauthorized)".to_owned()),
-            code => (ProbeFailure::Unreachable, format!("the API server answered {code} {}", status.reason)),
+            401 => (
+                ProbeFailure::CredentialsRejected,
+                "the API server rejected the credentials (401 Unauthorized)".to_owned(),
+            ),
+            code => (
+                ProbeFailure::Unreachable,
+                format!("the API server answered {code} {}", status.reason),
+            ),
         };
     }
     let mut chain = err.to_string();
@@ -83,13 +104,22 @@ pub fn classify(err: &kube::Error) -> (ProbeFailure, String) {
     }
     let lower = chain.to_lowercase();
     if lower.contains("certificate") || lower.contains("unknownissuer") || lower.contains("tls") {
-        (ProbeFailure::TlsVerificationFailed, "the server's TLS certificate did not verify against the kubeconfig's CA".to_owned())
+        (
+            ProbeFailure::TlsVerificationFailed,
+            "the server's TLS certificate did not verify against the kubeconfig's CA".to_owned(),
+        )
     } else if lower.contains("timed out") || lower.contains("timeout") {
         (ProbeFailure::Timeout, "the request timed out".to_owned())
     } else if lower.contains("refused") {
         (ProbeFailure::Unreachable, "connection refused".to_owned())
     } else {
-        let first: String = chain.lines().next().unwrap_or_default().chars().take(200).collect();
+        let first: String = chain
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .take(200)
+            .collect();
         (ProbeFailure::Unreachable, first)
     }
 }
@@ -101,7 +131,10 @@ pub fn now() -> Time {
 }
 
 /// Probes `member` and writes its status when it changed (ignoring `lastProbeTime`).
-pub async fn probe_and_record(hub: &Client, member: &MemberCluster) -> Result<ProbeResult, kube::Error> {
+pub async fn probe_and_record(
+    hub: &Client,
+    member: &MemberCluster,
+) -> Result<ProbeResult, kube::Error> {
     let result = probe(hub, member).await;
     record_status(hub, member, &result, member.status.as_ref()).await?;
     Ok(result)
@@ -125,8 +158,14 @@ pub async fn record_status(
         return Ok(previous.cloned().unwrap_or(status));
     }
     let api: Api<MemberCluster> = Api::all(hub.clone());
-    let body = json!({"apiVersion": "stacksmith.io/v1alpha1", "kind": "MemberCluster", "status": status});
-    api.patch_status(&member.name_any(), &PatchParams::apply(HUB_FIELD_MANAGER).force(), &Patch::Apply(&body)).await?;
+    let body =
+        json!({"apiVersion": "stacksmith.io/v1alpha1", "kind": "MemberCluster", "status": status});
+    api.patch_status(
+        &member.name_any(),
+        &PatchParams::apply(HUB_FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await?;
     Ok(status)
 }
 
@@ -139,6 +178,13 @@ pub fn classify_watch_error(err: &kube::runtime::watcher::Error) -> String {
             format!("{}: {message}", failure.reason())
         }
         W::WatchError(status) => format!("watch error {} {}", status.code, status.reason),
-        other => other.to_string().lines().next().unwrap_or_default().chars().take(200).collect(),
+        other => other
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .take(200)
+            .collect(),
     }
 }

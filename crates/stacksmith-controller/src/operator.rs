@@ -48,7 +48,10 @@ impl RunningOperator {
         let task = tokio::spawn(run(hub, async {
             let _ = stopped.await;
         }));
-        RunningOperator { stop: Some(stop), task: Some(task) }
+        RunningOperator {
+            stop: Some(stop),
+            task: Some(task),
+        }
     }
 
     /// Stops the operator and waits (up to 10 s) until it has.

@@ -20,13 +20,15 @@ use kube::{Client, Resource as _, ResourceExt as _};
 use serde_json::json;
 use stacksmith_api::{CustomerStack, CustomerStackStatus, DeletionPolicy};
 use stacksmith_core::aggregate::{
-    AggregateInput, ChildObservation, ClusterObservation, ClusterState, DeletionState, ObservedState, SpecProblem,
-    aggregate, condition_type,
+    AggregateInput, ChildObservation, ClusterObservation, ClusterState, DeletionState,
+    ObservedState, SpecProblem, aggregate, condition_type,
 };
 use stacksmith_core::plan::{DesiredObject, ObjectKind, StackIdentity, StackPlan, plan_stack};
 use stacksmith_core::{ChildKind, assess};
 
-use crate::apply::{ApplyOutcome, Ownership, apply_object, cached, delete_object, owned_objects, ownership};
+use crate::apply::{
+    ApplyOutcome, Ownership, apply_object, cached, delete_object, owned_objects, ownership,
+};
 use crate::fleet::{Fleet, MemberConnection, MemberState, Reachability};
 use crate::member_probe::now;
 
@@ -50,8 +52,15 @@ pub struct Context {
 impl Context {
     /// A context for a hub and a fleet.
     pub fn new(hub: Client, fleet: Fleet) -> Self {
-        let reporter = Reporter { controller: "stacksmith".into(), instance: std::env::var("POD_NAME").ok() };
-        Context { recorder: Recorder::new(hub.clone(), reporter), hub, fleet }
+        let reporter = Reporter {
+            controller: "stacksmith".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Context {
+            recorder: Recorder::new(hub.clone(), reporter),
+            hub,
+            fleet,
+        }
     }
 }
 
@@ -96,8 +105,13 @@ impl ReconcileError {
 }
 
 /// The reconcile entry point (behind the finalizer).
-pub async fn reconcile(stack: Arc<CustomerStack>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
-    let namespace = stack.namespace().ok_or(ReconcileError::Incomplete("namespace"))?;
+pub async fn reconcile(
+    stack: Arc<CustomerStack>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
+    let namespace = stack
+        .namespace()
+        .ok_or(ReconcileError::Incomplete("namespace"))?;
     let api: Api<CustomerStack> = Api::namespaced(ctx.hub.clone(), &namespace);
     finalizer::finalizer(&api, FINALIZER, stack, |event| async {
         match event {
@@ -113,7 +127,11 @@ pub async fn reconcile(stack: Arc<CustomerStack>, ctx: Arc<Context>) -> Result<A
 }
 
 /// What to do after a failed reconcile.
-pub fn error_policy(stack: Arc<CustomerStack>, error: &ReconcileError, _ctx: Arc<Context>) -> Action {
+pub fn error_policy(
+    stack: Arc<CustomerStack>,
+    error: &ReconcileError,
+    _ctx: Arc<Context>,
+) -> Action {
     match error {
         ReconcileError::DeletionPending { .. } => Action::requeue(Duration::from_secs(2)),
         other => {
@@ -124,12 +142,18 @@ pub fn error_policy(stack: Arc<CustomerStack>, error: &ReconcileError, _ctx: Arc
 }
 
 fn stack_key(stack: &CustomerStack) -> String {
-    format!("{}/{}", stack.namespace().unwrap_or_default(), stack.name_any())
+    format!(
+        "{}/{}",
+        stack.namespace().unwrap_or_default(),
+        stack.name_any()
+    )
 }
 
 fn identity(stack: &CustomerStack) -> Result<StackIdentity, ReconcileError> {
     Ok(StackIdentity {
-        namespace: stack.namespace().ok_or(ReconcileError::Incomplete("namespace"))?,
+        namespace: stack
+            .namespace()
+            .ok_or(ReconcileError::Incomplete("namespace"))?,
         name: stack.name_any(),
         uid: stack.uid().ok_or(ReconcileError::Incomplete("uid"))?,
     })
@@ -152,17 +176,29 @@ async fn converge(stack: &CustomerStack, ctx: &Context) -> Result<Action, Reconc
             return Ok(Action::requeue(RESYNC));
         }
     };
-    let passes = join_all(plan.clusters.iter().map(|cluster| write_cluster(ctx, &plan, cluster, &identity.uid, stack.spec.paused))).await;
+    let passes = join_all(
+        plan.clusters
+            .iter()
+            .map(|cluster| write_cluster(ctx, &plan, cluster, &identity.uid, stack.spec.paused)),
+    )
+    .await;
     if !stack.spec.paused {
         remove_unplanned(ctx, &plan, &identity.uid).await;
     }
     let children = observe(&passes);
     let clusters: Vec<ClusterObservation> = passes.iter().map(|p| p.observation.clone()).collect();
-    let outcomes: Vec<&(DesiredObject, ApplyOutcome)> = passes.iter().flat_map(|p| p.outcomes.iter()).collect();
+    let outcomes: Vec<&(DesiredObject, ApplyOutcome)> =
+        passes.iter().flat_map(|p| p.outcomes.iter()).collect();
     record(stack, ctx, &[], &children, &clusters, None, &outcomes).await?;
-    let failed = outcomes.iter().any(|(_, o)| matches!(o, ApplyOutcome::Failed { .. }));
+    let failed = outcomes
+        .iter()
+        .any(|(_, o)| matches!(o, ApplyOutcome::Failed { .. }));
     let unreachable = clusters.iter().any(|c| c.state != ClusterState::Reachable);
-    Ok(Action::requeue(if failed || unreachable { Duration::from_secs(15) } else { RESYNC }))
+    Ok(Action::requeue(if failed || unreachable {
+        Duration::from_secs(15)
+    } else {
+        RESYNC
+    }))
 }
 
 /// The member's connection if it can be written to now, else why not.
@@ -185,22 +221,42 @@ async fn usable_connection(ctx: &Context, cluster: &str) -> Result<Arc<MemberCon
 }
 
 /// Writes one cluster's planned objects in creation order.
-async fn write_cluster(ctx: &Context, plan: &StackPlan, cluster: &str, uid: &str, paused: bool) -> ClusterPass {
+async fn write_cluster(
+    ctx: &Context,
+    plan: &StackPlan,
+    cluster: &str,
+    uid: &str,
+    paused: bool,
+) -> ClusterPass {
     let planned = plan.objects.iter().filter(|o| o.cluster == cluster);
     let connection = match usable_connection(ctx, cluster).await {
         Ok(connection) => connection,
         Err(message) => {
-            let not_written = |d: &DesiredObject| (d.clone(), ApplyOutcome::NotWritten { existing: None, reason: message.clone() });
+            let not_written = |d: &DesiredObject| {
+                (
+                    d.clone(),
+                    ApplyOutcome::NotWritten {
+                        existing: None,
+                        reason: message.clone(),
+                    },
+                )
+            };
             return ClusterPass {
                 outcomes: planned.map(not_written).collect(),
-                observation: ClusterObservation { cluster: cluster.to_owned(), state: ClusterState::Unreachable { message } },
+                observation: ClusterObservation {
+                    cluster: cluster.to_owned(),
+                    state: ClusterState::Unreachable { message },
+                },
             };
         }
     };
     let mut outcomes = Vec::new();
     let mut unavailable_namespaces: Vec<(String, String)> = Vec::new();
     for desired in planned {
-        let blocked = unavailable_namespaces.iter().find(|(ns, _)| *ns == desired.namespace).map(|(_, why)| why.clone());
+        let blocked = unavailable_namespaces
+            .iter()
+            .find(|(ns, _)| *ns == desired.namespace)
+            .map(|(_, why)| why.clone());
         let outcome = if paused || blocked.is_some() {
             let existing = cached(&connection, desired.kind, &desired.namespace, &desired.name);
             match existing.as_ref().map(|e| ownership(e, uid)) {
@@ -209,15 +265,23 @@ async fn write_cluster(ctx: &Context, plan: &StackPlan, cluster: &str, uid: &str
                     existing: existing.map(Box::new),
                     reason: blocked.clone().unwrap_or_else(|| "paused".into()),
                 },
-                None => ApplyOutcome::NotWritten { existing: None, reason: blocked.clone().unwrap_or_else(|| "paused".into()) },
+                None => ApplyOutcome::NotWritten {
+                    existing: None,
+                    reason: blocked.clone().unwrap_or_else(|| "paused".into()),
+                },
             }
         } else {
             apply_object(&connection, desired, uid).await
         };
         if desired.kind == ObjectKind::Namespace {
             let why = match &outcome {
-                ApplyOutcome::Conflict { owner } => Some(format!("namespace {} belongs to {owner}", desired.name)),
-                ApplyOutcome::Failed { message } => Some(format!("namespace {} could not be written: {message}", desired.name)),
+                ApplyOutcome::Conflict { owner } => {
+                    Some(format!("namespace {} belongs to {owner}", desired.name))
+                }
+                ApplyOutcome::Failed { message } => Some(format!(
+                    "namespace {} could not be written: {message}",
+                    desired.name
+                )),
                 _ => None,
             };
             if let Some(why) = why {
@@ -226,19 +290,40 @@ async fn write_cluster(ctx: &Context, plan: &StackPlan, cluster: &str, uid: &str
         }
         outcomes.push((desired.clone(), outcome));
     }
-    ClusterPass { observation: ClusterObservation { cluster: cluster.to_owned(), state: ClusterState::Reachable }, outcomes }
+    ClusterPass {
+        observation: ClusterObservation {
+            cluster: cluster.to_owned(),
+            state: ClusterState::Reachable,
+        },
+        outcomes,
+    }
 }
 
 /// Deletes the stack's objects that are no longer planned, in every reachable member.
 async fn remove_unplanned(ctx: &Context, plan: &StackPlan, uid: &str) {
-    let planned: BTreeSet<(String, ObjectKind, String, String)> =
-        plan.objects.iter().map(|o| (o.cluster.clone(), o.kind, o.namespace.clone(), o.name.clone())).collect();
+    let planned: BTreeSet<(String, ObjectKind, String, String)> = plan
+        .objects
+        .iter()
+        .map(|o| {
+            (
+                o.cluster.clone(),
+                o.kind,
+                o.namespace.clone(),
+                o.name.clone(),
+            )
+        })
+        .collect();
     for connection in ctx.fleet.connections() {
         if connection.reachability() != Reachability::Reachable {
             continue;
         }
         for object in owned_objects(&connection, uid) {
-            let key = (connection.name.clone(), object.kind, object.namespace.clone(), object.name.clone());
+            let key = (
+                connection.name.clone(),
+                object.kind,
+                object.namespace.clone(),
+                object.name.clone(),
+            );
             if object.deleting || planned.contains(&key) {
                 continue;
             }
@@ -255,9 +340,13 @@ fn observe(passes: &[ClusterPass]) -> Vec<ChildObservation> {
     let mut children = Vec::new();
     for pass in passes {
         for (desired, outcome) in &pass.outcomes {
-            let Some(kind) = desired.kind.child() else { continue };
+            let Some(kind) = desired.kind.child() else {
+                continue;
+            };
             let state = match &pass.observation.state {
-                ClusterState::Unreachable { message } => ObservedState::ClusterUnreachable { message: message.clone() },
+                ClusterState::Unreachable { message } => ObservedState::ClusterUnreachable {
+                    message: message.clone(),
+                },
                 ClusterState::Reachable => observed_state(kind, outcome),
             };
             children.push(ChildObservation {
@@ -274,15 +363,34 @@ fn observe(passes: &[ClusterPass]) -> Vec<ChildObservation> {
 
 fn observed_state(kind: ChildKind, outcome: &ApplyOutcome) -> ObservedState {
     match outcome {
-        ApplyOutcome::Unchanged(object) => ObservedState::Live(assess(kind, &serde_json::to_value(object).unwrap_or_default())),
+        ApplyOutcome::Unchanged(object) => ObservedState::Live(assess(
+            kind,
+            &serde_json::to_value(object).unwrap_or_default(),
+        )),
         ApplyOutcome::Created | ApplyOutcome::Updated => ObservedState::Applying,
-        ApplyOutcome::Conflict { owner } => ObservedState::Conflict { owner: owner.clone() },
-        ApplyOutcome::Failed { message } => ObservedState::ApplyFailed { message: message.clone() },
-        ApplyOutcome::NotWritten { existing: Some(object), .. } => {
-            ObservedState::Live(assess(kind, &serde_json::to_value(object).unwrap_or_default()))
-        }
-        ApplyOutcome::NotWritten { existing: None, reason } if reason == "paused" => ObservedState::Missing,
-        ApplyOutcome::NotWritten { existing: None, reason } => ObservedState::ApplyFailed { message: format!("not written: {reason}") },
+        ApplyOutcome::Conflict { owner } => ObservedState::Conflict {
+            owner: owner.clone(),
+        },
+        ApplyOutcome::Failed { message } => ObservedState::ApplyFailed {
+            message: message.clone(),
+        },
+        ApplyOutcome::NotWritten {
+            existing: Some(object),
+            ..
+        } => ObservedState::Live(assess(
+            kind,
+            &serde_json::to_value(object).unwrap_or_default(),
+        )),
+        ApplyOutcome::NotWritten {
+            existing: None,
+            reason,
+        } if reason == "paused" => ObservedState::Missing,
+        ApplyOutcome::NotWritten {
+            existing: None,
+            reason,
+        } => ObservedState::ApplyFailed {
+            message: format!("not written: {reason}"),
+        },
     }
 }
 
@@ -312,12 +420,22 @@ async fn record(
     if previous == Some(&status) {
         return Ok(());
     }
-    let namespace = stack.namespace().ok_or(ReconcileError::Incomplete("namespace"))?;
+    let namespace = stack
+        .namespace()
+        .ok_or(ReconcileError::Incomplete("namespace"))?;
     let api: Api<CustomerStack> = Api::namespaced(ctx.hub.clone(), &namespace);
-    let body = json!({"apiVersion": "stacksmith.io/v1alpha1", "kind": "CustomerStack", "status": status});
-    api.patch_status(&stack.name_any(), &PatchParams::apply(HUB_FIELD_MANAGER).force(), &Patch::Apply(&body))
-        .await
-        .map_err(|source| ReconcileError::StatusWrite { stack: stack_key(stack), source })?;
+    let body =
+        json!({"apiVersion": "stacksmith.io/v1alpha1", "kind": "CustomerStack", "status": status});
+    api.patch_status(
+        &stack.name_any(),
+        &PatchParams::apply(HUB_FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .map_err(|source| ReconcileError::StatusWrite {
+        stack: stack_key(stack),
+        source,
+    })?;
     Ok(())
 }
 
@@ -330,37 +448,89 @@ async fn publish_events(
 ) {
     let mut events = Vec::new();
     let ready = |s: Option<&CustomerStackStatus>| {
-        s.and_then(|s| s.conditions.iter().find(|c| c.type_ == condition_type::READY)).map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+        s.and_then(|s| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == condition_type::READY)
+        })
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
     };
-    if let (before, Some((status_now, reason, message))) = (ready(previous), ready(Some(status))) {
-        if before.as_ref().map(|b| &b.0) != Some(&status_now) {
-            let type_ = if status_now == "True" { EventType::Normal } else { EventType::Warning };
-            let reason = if status_now == "True" { "Ready".to_owned() } else { reason };
-            events.push((type_, reason, message, "Aggregate"));
-        }
+    if let (before, Some((status_now, reason, message))) = (ready(previous), ready(Some(status)))
+        && before.as_ref().map(|b| &b.0) != Some(&status_now)
+    {
+        let type_ = if status_now == "True" {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        };
+        let reason = if status_now == "True" {
+            "Ready".to_owned()
+        } else {
+            reason
+        };
+        events.push((type_, reason, message, "Aggregate"));
     }
     let spec_unchanged = previous.and_then(|p| p.observed_generation) == stack.metadata.generation;
     for (desired, outcome) in outcomes {
-        let what = format!("{} {}/{} on {}", desired.kind.kind(), desired.namespace, desired.name, desired.cluster);
+        let what = format!(
+            "{} {}/{} on {}",
+            desired.kind.kind(),
+            desired.namespace,
+            desired.name,
+            desired.cluster
+        );
         let was_listed = previous.is_some_and(|p| {
-            p.children.iter().any(|c| c.cluster == desired.cluster && c.kind == desired.kind.kind() && c.name == desired.name && c.reason != "NotCreated" && c.reason != "Applying")
+            p.children.iter().any(|c| {
+                c.cluster == desired.cluster
+                    && c.kind == desired.kind.kind()
+                    && c.name == desired.name
+                    && c.reason != "NotCreated"
+                    && c.reason != "Applying"
+            })
         });
         match outcome {
             ApplyOutcome::Updated if spec_unchanged => {
-                events.push((EventType::Warning, "DriftCorrected".into(), format!("restored {what}: it was changed outside stacksmith"), "Apply"));
+                events.push((
+                    EventType::Warning,
+                    "DriftCorrected".into(),
+                    format!("restored {what}: it was changed outside stacksmith"),
+                    "Apply",
+                ));
             }
             ApplyOutcome::Created if spec_unchanged && was_listed => {
-                events.push((EventType::Warning, "ChildRecreated".into(), format!("re-created {what}: it was deleted outside stacksmith"), "Apply"));
+                events.push((
+                    EventType::Warning,
+                    "ChildRecreated".into(),
+                    format!("re-created {what}: it was deleted outside stacksmith"),
+                    "Apply",
+                ));
             }
-            ApplyOutcome::Conflict { owner } if !previous.is_some_and(|p| p.children.iter().any(|c| c.reason == "Conflict" && c.name == desired.name)) => {
-                events.push((EventType::Warning, "Conflict".into(), format!("{what} belongs to {owner}; not overwritten"), "Apply"));
+            ApplyOutcome::Conflict { owner }
+                if !previous.is_some_and(|p| {
+                    p.children
+                        .iter()
+                        .any(|c| c.reason == "Conflict" && c.name == desired.name)
+                }) =>
+            {
+                events.push((
+                    EventType::Warning,
+                    "Conflict".into(),
+                    format!("{what} belongs to {owner}; not overwritten"),
+                    "Apply",
+                ));
             }
             _ => {}
         }
     }
     let reference = stack.object_ref(&());
     for (type_, reason, note, action) in events {
-        let event = KubeEvent { type_, reason, note: Some(note.chars().take(1000).collect()), action: action.into(), secondary: None };
+        let event = KubeEvent {
+            type_,
+            reason,
+            note: Some(note.chars().take(1000).collect()),
+            action: action.into(),
+            secondary: None,
+        };
         if let Err(err) = ctx.recorder.publish(&event, &reference).await {
             tracing::warn!(stack = %stack_key(stack), %err, "publishing an Event");
         }
@@ -374,8 +544,17 @@ async fn clean_up(stack: &CustomerStack, ctx: &Context) -> Result<Action, Reconc
         return Ok(Action::await_change());
     }
     let uid = identity(stack)?.uid;
-    let mut used: BTreeSet<String> = [stack.spec.metrics.cluster.clone(), stack.spec.dashboards.cluster.clone()].into();
-    used.extend(stack.status.iter().flat_map(|s| s.children.iter().map(|c| c.cluster.clone())));
+    let mut used: BTreeSet<String> = [
+        stack.spec.metrics.cluster.clone(),
+        stack.spec.dashboards.cluster.clone(),
+    ]
+    .into();
+    used.extend(
+        stack
+            .status
+            .iter()
+            .flat_map(|s| s.children.iter().map(|c| c.cluster.clone())),
+    );
     let mut remaining = 0u32;
     let mut blocked = Vec::new();
     let connected: Vec<Arc<MemberConnection>> = ctx.fleet.connections();
@@ -408,12 +587,27 @@ async fn clean_up(stack: &CustomerStack, ctx: &Context) -> Result<Action, Reconc
         DeletionState::InProgress { remaining }
     } else {
         blocked.sort();
-        DeletionState::Blocked { clusters: blocked.clone() }
+        DeletionState::Blocked {
+            clusters: blocked.clone(),
+        }
     };
     let previous_children: Vec<ChildObservation> = Vec::new();
-    record(stack, ctx, &[], &previous_children, &[], Some(&deletion), &[]).await?;
+    record(
+        stack,
+        ctx,
+        &[],
+        &previous_children,
+        &[],
+        Some(&deletion),
+        &[],
+    )
+    .await?;
     Err(ReconcileError::DeletionPending {
         stack: stack_key(stack),
-        detail: if blocked.is_empty() { format!("{remaining} objects left") } else { format!("clusters unreachable: {}", blocked.join(", ")) },
+        detail: if blocked.is_empty() {
+            format!("{remaining} objects left")
+        } else {
+            format!("clusters unreachable: {}", blocked.join(", "))
+        },
     })
 }

@@ -1,1 +1,243 @@
-fn main() {}
+//! Failure isolation on the real test bed: a remote API server stopped and restarted, a
+//! kubeconfig Secret rotated, a deletion held by an unreachable cluster. These tests stop
+//! servers, so they run one at a time on a test bed of their own with a second Prometheus
+//! cluster (`prometheus-2`) that they break while `prometheus-1` stays healthy.
+
+mod support;
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, ensure};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::json;
+use stacksmith_api::{MemberCluster, Verdict};
+use stacksmith_core::ChildKind;
+use stacksmith_testbed::harness::{self, Suite, test};
+use stacksmith_testbed::{ClusterSpec, TestBed, TestBedOptions};
+use support::*;
+
+fn options(name: String) -> TestBedOptions {
+    let mut options = TestBedOptions::new(name);
+    options.remotes.insert(
+        1,
+        ClusterSpec {
+            name: "prometheus-2".into(),
+            roles: vec![stacksmith_api::ClusterRole::Prometheus],
+        },
+    );
+    options
+}
+
+fn main() -> ExitCode {
+    harness::run_suite(
+        Suite {
+            name: "",
+            options,
+            setup: Some(start_operator),
+            serial: true,
+        },
+        "failure-e2e",
+        vec![
+            test(
+                "unreachable_cluster_affects_only_its_children_and_recovers",
+                |tb| Box::pin(boxed(unreachable(tb))),
+            ),
+            test("deletion_is_held_while_a_cluster_is_down", |tb| {
+                Box::pin(boxed(deletion_held(tb)))
+            }),
+            test("rotated_kubeconfig_secret_is_used_without_restart", |tb| {
+                Box::pin(boxed(rotation(tb)))
+            }),
+        ],
+    )
+}
+
+fn on_prometheus_2(name: &str, customer: &str) -> serde_json::Value {
+    stack_manifest(
+        name,
+        customer,
+        json!({"metrics": {"cluster": "prometheus-2"}}),
+    )
+}
+
+async fn unreachable(tb: &TestBed) -> anyhow::Result<()> {
+    let hub = tb.hub()?.client().clone();
+    let down = tb.cluster("prometheus-2")?;
+    apply_stack(&hub, "f-down", &on_prometheus_2("s", "down")).await?;
+    apply_stack(&hub, "f-up", &stack_manifest("s", "up", json!({}))).await?;
+    wait_ready(&hub, "f-down", "s").await?;
+    wait_ready(&hub, "f-up", "s").await?;
+
+    down.stop_apiserver().await?;
+    let stack = wait_not_ready(&hub, "f-down", "s", "ClusterUnreachable").await?;
+    let status = stack.status.context("status")?;
+    let prometheus = status
+        .children
+        .iter()
+        .find(|c| c.kind == "Prometheus")
+        .context("prometheus listed")?;
+    ensure!(
+        prometheus.verdict == Verdict::Unknown && prometheus.reason == "ClusterUnreachable",
+        "{prometheus:?}"
+    );
+    ensure!(
+        prometheus.last_known_verdict == Some(Verdict::Healthy),
+        "last known verdict kept: {prometheus:?}"
+    );
+    ensure!(
+        prometheus.message.contains("prometheus-2"),
+        "{}",
+        prometheus.message
+    );
+    let grafana_side = status
+        .children
+        .iter()
+        .find(|c| c.kind == "GrafanaDatasource")
+        .context("datasource")?;
+    ensure!(
+        grafana_side.verdict == Verdict::Healthy,
+        "the Grafana children stay Healthy: {grafana_side:?}"
+    );
+
+    // Stacks on healthy clusters keep converging while prometheus-2 is down.
+    let started = Instant::now();
+    apply_stack(&hub, "f-new", &stack_manifest("s", "new", json!({}))).await?;
+    wait_ready(&hub, "f-new", "s").await?;
+    println!(
+        "new stack on healthy clusters Ready in {:?} while prometheus-2 is down",
+        started.elapsed()
+    );
+    let up = stacks(&hub, "f-up").get("s").await?;
+    ensure!(
+        condition(&up, "Ready").is_some_and(|c| c.status == "True"),
+        "the stack on prometheus-1 stays Ready"
+    );
+
+    down.start_apiserver().await?;
+    wait_ready(&hub, "f-down", "s").await?;
+    // Nothing was deleted because the cluster was unreachable: the same objects are back.
+    let p = get_child(
+        down.client(),
+        ChildKind::Prometheus,
+        "customer-down",
+        "down",
+    )
+    .await?
+    .context("prometheus survived")?;
+    ensure!(
+        p.metadata.deletion_timestamp.is_none(),
+        "prometheus being deleted"
+    );
+    Ok(())
+}
+
+async fn deletion_held(tb: &TestBed) -> anyhow::Result<()> {
+    let hub = tb.hub()?.client().clone();
+    let down = tb.cluster("prometheus-2")?;
+    apply_stack(&hub, "f-held", &on_prometheus_2("s", "held")).await?;
+    wait_ready(&hub, "f-held", "s").await?;
+    down.stop_apiserver().await?;
+    wait_not_ready(&hub, "f-held", "s", "ClusterUnreachable").await?;
+    delete_stack(&hub, "f-held", "s").await?;
+    let stack = wait_stack(
+        &hub,
+        "f-held",
+        "s",
+        "DeletionBlocked naming prometheus-2",
+        |s| {
+            s.status.as_ref().is_some_and(|st| {
+                st.conditions.iter().any(|c| {
+                    c.type_ == "DeletionBlocked"
+                        && c.status == "True"
+                        && c.message.contains("prometheus-2")
+                })
+            })
+        },
+    )
+    .await?;
+    ensure!(
+        stack.metadata.deletion_timestamp.is_some(),
+        "held, not gone"
+    );
+    // The Grafana side was deleted meanwhile.
+    let graf = tb.cluster("grafana-1")?.client().clone();
+    wait_child(
+        &graf,
+        ChildKind::GrafanaDatasource,
+        "customer-held",
+        "held-prometheus",
+        "deleted",
+        |o| o.is_none(),
+    )
+    .await?;
+    down.start_apiserver().await?;
+    wait_stack_gone(&hub, "f-held", "s").await?;
+    ensure!(
+        get_child(
+            down.client(),
+            ChildKind::Prometheus,
+            "customer-held",
+            "held"
+        )
+        .await?
+        .is_none(),
+        "prometheus deleted after recovery"
+    );
+    Ok(())
+}
+
+async fn rotation(tb: &TestBed) -> anyhow::Result<()> {
+    let hub = tb.hub()?.client().clone();
+    let target = tb.cluster("prometheus-2")?;
+    apply_stack(&hub, "f-rotate", &on_prometheus_2("s", "rotate")).await?;
+    wait_ready(&hub, "f-rotate", "s").await?;
+    let secrets: Api<Secret> = Api::namespaced(hub.clone(), "stacksmith-system");
+    let members: Api<MemberCluster> = Api::all(hub.clone());
+    let good = target.operator_kubeconfig().to_owned();
+    let token = good
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("token: "))
+        .context("token")?
+        .to_owned();
+    let revoked = good.replace(&token, "revoked-token-000000000000000000000");
+    let put = |kubeconfig: String| json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "member-prometheus-2-kubeconfig"}, "stringData": {"kubeconfig": kubeconfig}});
+    secrets
+        .patch(
+            "member-prometheus-2-kubeconfig",
+            &PatchParams::apply("e2e-rotation").force(),
+            &Patch::Apply(&put(revoked)),
+        )
+        .await?;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let member = members.get("prometheus-2").await?;
+        let ready = member
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready").cloned());
+        if ready
+            .as_ref()
+            .is_some_and(|c| c.reason == "CredentialsRejected")
+        {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the rotated (bad) credentials were not picked up: {ready:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    wait_not_ready(&hub, "f-rotate", "s", "ClusterUnreachable").await?;
+    // Rotate back to a valid kubeconfig: the stack recovers with no restart.
+    secrets
+        .patch(
+            "member-prometheus-2-kubeconfig",
+            &PatchParams::apply("e2e-rotation").force(),
+            &Patch::Apply(&put(good)),
+        )
+        .await?;
+    wait_ready(&hub, "f-rotate", "s").await?;
+    Ok(())
+}

@@ -22,28 +22,65 @@ use support::*;
 
 fn main() -> ExitCode {
     harness::run_suite(
-        Suite { name: "", options: TestBedOptions::new, setup: Some(start_operator), serial: false },
+        Suite {
+            name: "",
+            options: TestBedOptions::new,
+            setup: Some(start_operator),
+            serial: false,
+        },
         "reconcile-e2e",
         vec![
-            test("stack_converges_and_every_child_survives_the_upstream_crds", |tb| Box::pin(boxed(converges(tb)))),
-            test("nothing_is_written_when_nothing_changed", |tb| Box::pin(boxed(no_write_when_unchanged(tb)))),
-            test("degraded_prometheus_is_the_named_root_cause", |tb| Box::pin(boxed(degraded_prometheus(tb)))),
-            test("datasource_without_matching_grafana_is_named", |tb| Box::pin(boxed(no_matching_grafana(tb)))),
-            test("foreign_object_is_a_conflict_and_left_alone", |tb| Box::pin(boxed(foreign_conflict(tb)))),
-            test("two_stacks_for_one_customer_conflict", |tb| Box::pin(boxed(same_customer_conflict(tb)))),
-            test("paused_stack_writes_nothing_but_reports_health", |tb| Box::pin(boxed(paused(tb)))),
-            test("drift_is_restored_and_recorded", |tb| Box::pin(boxed(drift(tb)))),
-            test("spec_changes_propagate_and_unplanned_children_go", |tb| Box::pin(boxed(spec_change(tb)))),
-            test("deletion_removes_children_in_every_cluster", |tb| Box::pin(boxed(deletion(tb)))),
-            test("orphan_policy_keeps_children", |tb| Box::pin(boxed(orphan(tb)))),
-            test("invalid_spec_names_the_field", |tb| Box::pin(boxed(invalid_spec(tb)))),
-            test("member_credential_problems_are_clear_conditions_without_secrets", |tb| Box::pin(boxed(member_problems(tb)))),
+            test(
+                "stack_converges_and_every_child_survives_the_upstream_crds",
+                |tb| Box::pin(boxed(converges(tb))),
+            ),
+            test("nothing_is_written_when_nothing_changed", |tb| {
+                Box::pin(boxed(no_write_when_unchanged(tb)))
+            }),
+            test("degraded_prometheus_is_the_named_root_cause", |tb| {
+                Box::pin(boxed(degraded_prometheus(tb)))
+            }),
+            test("datasource_without_matching_grafana_is_named", |tb| {
+                Box::pin(boxed(no_matching_grafana(tb)))
+            }),
+            test("foreign_object_is_a_conflict_and_left_alone", |tb| {
+                Box::pin(boxed(foreign_conflict(tb)))
+            }),
+            test("two_stacks_for_one_customer_conflict", |tb| {
+                Box::pin(boxed(same_customer_conflict(tb)))
+            }),
+            test("paused_stack_writes_nothing_but_reports_health", |tb| {
+                Box::pin(boxed(paused(tb)))
+            }),
+            test("drift_is_restored_and_recorded", |tb| {
+                Box::pin(boxed(drift(tb)))
+            }),
+            test("spec_changes_propagate_and_unplanned_children_go", |tb| {
+                Box::pin(boxed(spec_change(tb)))
+            }),
+            test("deletion_removes_children_in_every_cluster", |tb| {
+                Box::pin(boxed(deletion(tb)))
+            }),
+            test("orphan_policy_keeps_children", |tb| {
+                Box::pin(boxed(orphan(tb)))
+            }),
+            test("invalid_spec_names_the_field", |tb| {
+                Box::pin(boxed(invalid_spec(tb)))
+            }),
+            test(
+                "member_credential_problems_are_clear_conditions_without_secrets",
+                |tb| Box::pin(boxed(member_problems(tb))),
+            ),
         ],
     )
 }
 
 fn clients(tb: &TestBed) -> anyhow::Result<(Client, Client, Client)> {
-    Ok((tb.hub()?.client().clone(), tb.cluster("prometheus-1")?.client().clone(), tb.cluster("grafana-1")?.client().clone()))
+    Ok((
+        tb.hub()?.client().clone(),
+        tb.cluster("prometheus-1")?.client().clone(),
+        tb.cluster("grafana-1")?.client().clone(),
+    ))
 }
 
 fn members() -> Vec<MemberInfo> {
@@ -51,37 +88,88 @@ fn members() -> Vec<MemberInfo> {
         MemberInfo {
             name: "prometheus-1".into(),
             roles: vec![stacksmith_api::ClusterRole::Prometheus],
-            prometheus_url_template: Some("http://{name}.{namespace}.svc.prometheus-1.example:9090".into()),
+            prometheus_url_template: Some(
+                "http://{name}.{namespace}.svc.prometheus-1.example:9090".into(),
+            ),
         },
-        MemberInfo { name: "grafana-1".into(), roles: vec![stacksmith_api::ClusterRole::Grafana], prometheus_url_template: None },
+        MemberInfo {
+            name: "grafana-1".into(),
+            roles: vec![stacksmith_api::ClusterRole::Grafana],
+            prometheus_url_template: None,
+        },
     ]
 }
 
 async fn converges(tb: &TestBed) -> anyhow::Result<()> {
     let (hub, prom, graf) = clients(tb)?;
-    let applied = apply_stack(&hub, "t-converge", &stack_manifest("s", "converge", json!({}))).await?;
+    let applied = apply_stack(
+        &hub,
+        "t-converge",
+        &stack_manifest("s", "converge", json!({})),
+    )
+    .await?;
     let stack = wait_ready(&hub, "t-converge", "s").await?;
     let status = stack.status.clone().context("status")?;
-    ensure!(status.children_ready.as_deref() == Some("6/6"), "children {:?}", status.children_ready);
-    ensure!(status.children.iter().all(|c| c.verdict == stacksmith_api::Verdict::Healthy), "all healthy");
+    ensure!(
+        status.children_ready.as_deref() == Some("6/6"),
+        "children {:?}",
+        status.children_ready
+    );
+    ensure!(
+        status
+            .children
+            .iter()
+            .all(|c| c.verdict == stacksmith_api::Verdict::Healthy),
+        "all healthy"
+    );
     // Every planned object exists as planned (nothing pruned by the upstream CRDs).
-    let identity = StackIdentity { namespace: "t-converge".into(), name: "s".into(), uid: applied.uid().context("uid")? };
-    let plan = plan_stack(&applied.spec, &identity, &members()).map_err(|p| anyhow::anyhow!("{p:?}"))?;
+    let identity = StackIdentity {
+        namespace: "t-converge".into(),
+        name: "s".into(),
+        uid: applied.uid().context("uid")?,
+    };
+    let plan =
+        plan_stack(&applied.spec, &identity, &members()).map_err(|p| anyhow::anyhow!("{p:?}"))?;
     ensure!(plan.objects.len() == 11, "planned {}", plan.objects.len());
     for desired in &plan.objects {
-        let client = if desired.cluster == "prometheus-1" { &prom } else { &graf };
+        let client = if desired.cluster == "prometheus-1" {
+            &prom
+        } else {
+            &graf
+        };
         let resource = stacksmith_controller::fleet::api_resource(desired.kind);
         let api: Api<DynamicObject> = if desired.kind.namespaced() {
             Api::namespaced_with(client.clone(), &desired.namespace, &resource)
         } else {
             Api::all_with(client.clone(), &resource)
         };
-        let live = serde_json::to_value(api.get(&desired.name).await.with_context(|| format!("{} {}", desired.kind.kind(), desired.name))?)?;
-        ensure!(contains(&live, &desired.manifest), "{} {}/{} differs from the plan:\n live {live}\n plan {}", desired.kind.kind(), desired.namespace, desired.name, desired.manifest);
+        let live = serde_json::to_value(
+            api.get(&desired.name)
+                .await
+                .with_context(|| format!("{} {}", desired.kind.kind(), desired.name))?,
+        )?;
+        ensure!(
+            contains(&live, &desired.manifest),
+            "{} {}/{} differs from the plan:\n live {live}\n plan {}",
+            desired.kind.kind(),
+            desired.namespace,
+            desired.name,
+            desired.manifest
+        );
     }
-    let ds = get_child(&graf, ChildKind::GrafanaDatasource, "customer-converge", "converge-prometheus").await?.context("datasource")?;
+    let ds = get_child(
+        &graf,
+        ChildKind::GrafanaDatasource,
+        "customer-converge",
+        "converge-prometheus",
+    )
+    .await?
+    .context("datasource")?;
     let url = serde_json::to_value(&ds)?["spec"]["datasource"]["url"].clone();
-    ensure!(url == "http://converge.customer-converge.svc.prometheus-1.example:9090", "cross-cluster URL {url}");
+    ensure!(
+        url == "http://converge.customer-converge.svc.prometheus-1.example:9090",
+        "cross-cluster URL {url}"
+    );
     Ok(())
 }
 
@@ -91,16 +179,28 @@ async fn no_write_when_unchanged(tb: &TestBed) -> anyhow::Result<()> {
     wait_ready(&hub, "t-idle", "s").await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = stacks(&hub, "t-idle").get("s").await?;
-    let prom_before = get_child(&prom, ChildKind::Prometheus, "customer-idle", "idle").await?.context("prometheus")?;
+    let prom_before = get_child(&prom, ChildKind::Prometheus, "customer-idle", "idle")
+        .await?
+        .context("prometheus")?;
     // Wake the stack without changing its spec: an annotation (a write of ours, not the operator's).
     let poke = json!({"metadata": {"annotations": {"e2e/poke": "1"}}});
-    let poked = stacks(&hub, "t-idle").patch("s", &PatchParams::default(), &Patch::Merge(&poke)).await?;
+    let poked = stacks(&hub, "t-idle")
+        .patch("s", &PatchParams::default(), &Patch::Merge(&poke))
+        .await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = stacks(&hub, "t-idle").get("s").await?;
-    let prom_after = get_child(&prom, ChildKind::Prometheus, "customer-idle", "idle").await?.context("prometheus")?;
-    ensure!(after.resource_version() == poked.resource_version(), "the operator wrote the stack after a no-op change");
+    let prom_after = get_child(&prom, ChildKind::Prometheus, "customer-idle", "idle")
+        .await?
+        .context("prometheus")?;
+    ensure!(
+        after.resource_version() == poked.resource_version(),
+        "the operator wrote the stack after a no-op change"
+    );
     ensure!(after.status == before.status, "status changed");
-    ensure!(prom_after.resource_version() == prom_before.resource_version(), "the Prometheus was written again");
+    ensure!(
+        prom_after.resource_version() == prom_before.resource_version(),
+        "the Prometheus was written again"
+    );
     Ok(())
 }
 
@@ -110,8 +210,17 @@ async fn degraded_prometheus(tb: &TestBed) -> anyhow::Result<()> {
     apply_stack(&hub, "t-sick", &stack_manifest("s", "sick", json!({}))).await?;
     let stack = wait_not_ready(&hub, "t-sick", "s", "ChildDegraded").await?;
     let ready = condition(&stack, "Ready").context("Ready")?;
-    ensure!(ready.message.contains("Prometheus customer-sick/sick") && ready.message.contains("NoPodReady"), "message: {}", ready.message);
-    ensure!(ready.message.contains("prometheus-1"), "names the cluster: {}", ready.message);
+    ensure!(
+        ready.message.contains("Prometheus customer-sick/sick")
+            && ready.message.contains("NoPodReady"),
+        "message: {}",
+        ready.message
+    );
+    ensure!(
+        ready.message.contains("prometheus-1"),
+        "names the cluster: {}",
+        ready.message
+    );
     // The operator heals: status follows the child without any spec change.
     set_outcomes(&prom, &[("Prometheus.customer-sick.sick", "healthy")]).await?;
     wait_ready(&hub, "t-sick", "s").await?;
@@ -120,43 +229,104 @@ async fn degraded_prometheus(tb: &TestBed) -> anyhow::Result<()> {
 
 async fn no_matching_grafana(tb: &TestBed) -> anyhow::Result<()> {
     let (hub, _, _) = clients(tb)?;
-    let manifest = stack_manifest("s", "lonely", json!({"dashboards": {"instanceSelector": {"matchLabels": {"dashboards": "nobody"}}}}));
+    let manifest = stack_manifest(
+        "s",
+        "lonely",
+        json!({"dashboards": {"instanceSelector": {"matchLabels": {"dashboards": "nobody"}}}}),
+    );
     apply_stack(&hub, "t-lonely", &manifest).await?;
     let stack = wait_not_ready(&hub, "t-lonely", "s", "ChildDegraded").await?;
     let status = stack.status.context("status")?;
-    let ds = status.children.iter().find(|c| c.kind == "GrafanaDatasource").context("datasource listed")?;
-    ensure!(ds.reason == "NoMatchingInstance" && ds.message.contains("lonely-prometheus"), "datasource: {ds:?}");
-    ensure!(status.children_ready.as_deref() == Some("3/6"), "children {:?}", status.children_ready);
+    let ds = status
+        .children
+        .iter()
+        .find(|c| c.kind == "GrafanaDatasource")
+        .context("datasource listed")?;
+    ensure!(
+        ds.reason == "NoMatchingInstance" && ds.message.contains("lonely-prometheus"),
+        "datasource: {ds:?}"
+    );
+    ensure!(
+        status.children_ready.as_deref() == Some("3/6"),
+        "children {:?}",
+        status.children_ready
+    );
     Ok(())
 }
 
 async fn foreign_conflict(tb: &TestBed) -> anyhow::Result<()> {
     let (hub, prom, _) = clients(tb)?;
     create_namespace(&prom, "customer-foreign").await?;
-    create_child(&prom, ChildKind::Prometheus, "customer-foreign", "foreign", json!({"team": "someone-else"}), json!({"replicas": 5})).await?;
-    apply_stack(&hub, "t-foreign", &stack_manifest("s", "foreign", json!({}))).await?;
+    create_child(
+        &prom,
+        ChildKind::Prometheus,
+        "customer-foreign",
+        "foreign",
+        json!({"team": "someone-else"}),
+        json!({"replicas": 5}),
+    )
+    .await?;
+    apply_stack(
+        &hub,
+        "t-foreign",
+        &stack_manifest("s", "foreign", json!({})),
+    )
+    .await?;
     let stack = wait_not_ready(&hub, "t-foreign", "s", "Conflict").await?;
     let ready = condition(&stack, "Ready").context("Ready")?;
-    ensure!(ready.message.contains("Prometheus customer-foreign/foreign"), "names the object: {}", ready.message);
+    ensure!(
+        ready
+            .message
+            .contains("Prometheus customer-foreign/foreign"),
+        "names the object: {}",
+        ready.message
+    );
     let applied = condition(&stack, "ChildrenApplied").context("ChildrenApplied")?;
     ensure!(applied.reason == "Conflict", "ChildrenApplied {applied:?}");
-    let after = get_child(&prom, ChildKind::Prometheus, "customer-foreign", "foreign").await?.context("still there")?;
+    let after = get_child(&prom, ChildKind::Prometheus, "customer-foreign", "foreign")
+        .await?
+        .context("still there")?;
     // (The simulator writes its status; stacksmith must not have written anything.)
-    let managers: Vec<String> = after.managed_fields().iter().filter_map(|m| m.manager.clone()).collect();
-    ensure!(!managers.iter().any(|m| m == "stacksmith"), "stacksmith wrote the foreign object: managers {managers:?}");
-    ensure!(after.labels().get("team").map(String::as_str) == Some("someone-else") && serde_json::to_value(&after)?["spec"]["replicas"] == 5, "the foreign object changed");
+    let managers: Vec<String> = after
+        .managed_fields()
+        .iter()
+        .filter_map(|m| m.manager.clone())
+        .collect();
+    ensure!(
+        !managers.iter().any(|m| m == "stacksmith"),
+        "stacksmith wrote the foreign object: managers {managers:?}"
+    );
+    ensure!(
+        after.labels().get("team").map(String::as_str) == Some("someone-else")
+            && serde_json::to_value(&after)?["spec"]["replicas"] == 5,
+        "the foreign object changed"
+    );
     wait_event(&hub, "t-foreign", "s", "Conflict").await?;
     Ok(())
 }
 
 async fn same_customer_conflict(tb: &TestBed) -> anyhow::Result<()> {
     let (hub, _, _) = clients(tb)?;
-    apply_stack(&hub, "t-twin-a", &stack_manifest("first", "twin", json!({}))).await?;
+    apply_stack(
+        &hub,
+        "t-twin-a",
+        &stack_manifest("first", "twin", json!({})),
+    )
+    .await?;
     wait_ready(&hub, "t-twin-a", "first").await?;
-    apply_stack(&hub, "t-twin-b", &stack_manifest("second", "twin", json!({}))).await?;
+    apply_stack(
+        &hub,
+        "t-twin-b",
+        &stack_manifest("second", "twin", json!({})),
+    )
+    .await?;
     let second = wait_not_ready(&hub, "t-twin-b", "second", "Conflict").await?;
     let ready = condition(&second, "Ready").context("Ready")?;
-    ensure!(ready.message.contains("CustomerStack t-twin-a/first"), "names the owner: {}", ready.message);
+    ensure!(
+        ready.message.contains("CustomerStack t-twin-a/first"),
+        "names the owner: {}",
+        ready.message
+    );
     // The first stack is not disturbed.
     wait_ready(&hub, "t-twin-a", "first").await?;
     Ok(())
@@ -164,26 +334,66 @@ async fn same_customer_conflict(tb: &TestBed) -> anyhow::Result<()> {
 
 async fn paused(tb: &TestBed) -> anyhow::Result<()> {
     let (hub, prom, _) = clients(tb)?;
-    apply_stack(&hub, "t-paused", &stack_manifest("s", "paused", json!({"paused": true}))).await?;
-    let stack = wait_stack(&hub, "t-paused", "s", "ChildrenApplied=Unknown Paused", |s| {
-        condition(s, "ChildrenApplied").is_some_and(|c| c.status == "Unknown" && c.reason == "Paused")
-    })
+    apply_stack(
+        &hub,
+        "t-paused",
+        &stack_manifest("s", "paused", json!({"paused": true})),
+    )
     .await?;
-    ensure!(condition(&stack, "Ready").is_some_and(|c| c.status == "False"), "not ready while nothing exists");
+    let stack = wait_stack(
+        &hub,
+        "t-paused",
+        "s",
+        "ChildrenApplied=Unknown Paused",
+        |s| {
+            condition(s, "ChildrenApplied")
+                .is_some_and(|c| c.status == "Unknown" && c.reason == "Paused")
+        },
+    )
+    .await?;
+    ensure!(
+        condition(&stack, "Ready").is_some_and(|c| c.status == "False"),
+        "not ready while nothing exists"
+    );
     let ns: Api<Namespace> = Api::all(prom.clone());
-    ensure!(ns.get_opt("customer-paused").await?.is_none(), "a paused stack created its namespace");
+    ensure!(
+        ns.get_opt("customer-paused").await?.is_none(),
+        "a paused stack created its namespace"
+    );
     // Unpause: it converges. Pause again and change the spec: nothing is written, health stays.
     apply_stack(&hub, "t-paused", &stack_manifest("s", "paused", json!({}))).await?;
     wait_ready(&hub, "t-paused", "s").await?;
-    apply_stack(&hub, "t-paused", &stack_manifest("s", "paused", json!({"paused": true, "metrics": {"replicas": 3}}))).await?;
+    apply_stack(
+        &hub,
+        "t-paused",
+        &stack_manifest(
+            "s",
+            "paused",
+            json!({"paused": true, "metrics": {"replicas": 3}}),
+        ),
+    )
+    .await?;
     let stack = wait_stack(&hub, "t-paused", "s", "paused observed", |s| {
         condition(s, "ChildrenApplied").is_some_and(|c| c.reason == "Paused")
     })
     .await?;
-    ensure!(stack.status.as_ref().and_then(|s| s.children_ready.clone()).as_deref() == Some("6/6"), "health still reported");
+    ensure!(
+        stack
+            .status
+            .as_ref()
+            .and_then(|s| s.children_ready.clone())
+            .as_deref()
+            == Some("6/6"),
+        "health still reported"
+    );
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let p = get_child(&prom, ChildKind::Prometheus, "customer-paused", "paused").await?.context("prometheus")?;
-    ensure!(serde_json::to_value(&p)?["spec"]["replicas"] == 2, "a paused stack changed the Prometheus");
+    let p = get_child(&prom, ChildKind::Prometheus, "customer-paused", "paused")
+        .await?
+        .context("prometheus")?;
+    ensure!(
+        serde_json::to_value(&p)?["spec"]["replicas"] == 2,
+        "a paused stack changed the Prometheus"
+    );
     Ok(())
 }
 
@@ -192,17 +402,40 @@ async fn drift(tb: &TestBed) -> anyhow::Result<()> {
     apply_stack(&hub, "t-drift", &stack_manifest("s", "drift", json!({}))).await?;
     wait_ready(&hub, "t-drift", "s").await?;
     let api = child_api(&prom, ChildKind::Prometheus, "customer-drift");
-    api.patch("drift", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"replicas": 7}}))).await?;
-    wait_child(&prom, ChildKind::Prometheus, "customer-drift", "drift", "replicas restored to 2", |o| {
-        o.and_then(|o| serde_json::to_value(o).ok()).is_some_and(|v| v["spec"]["replicas"] == 2)
-    })
+    api.patch(
+        "drift",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"spec": {"replicas": 7}})),
+    )
+    .await?;
+    wait_child(
+        &prom,
+        ChildKind::Prometheus,
+        "customer-drift",
+        "drift",
+        "replicas restored to 2",
+        |o| {
+            o.and_then(|o| serde_json::to_value(o).ok())
+                .is_some_and(|v| v["spec"]["replicas"] == 2)
+        },
+    )
     .await?;
     let note = wait_event(&hub, "t-drift", "s", "DriftCorrected").await?;
-    ensure!(note.contains("Prometheus customer-drift/drift"), "event: {note}");
-    child_api(&graf, ChildKind::GrafanaDatasource, "customer-drift").delete("drift-prometheus", &DeleteParams::default()).await?;
-    wait_child(&graf, ChildKind::GrafanaDatasource, "customer-drift", "drift-prometheus", "re-created", |o| {
-        o.is_some_and(|o| o.metadata.deletion_timestamp.is_none())
-    })
+    ensure!(
+        note.contains("Prometheus customer-drift/drift"),
+        "event: {note}"
+    );
+    child_api(&graf, ChildKind::GrafanaDatasource, "customer-drift")
+        .delete("drift-prometheus", &DeleteParams::default())
+        .await?;
+    wait_child(
+        &graf,
+        ChildKind::GrafanaDatasource,
+        "customer-drift",
+        "drift-prometheus",
+        "re-created",
+        |o| o.is_some_and(|o| o.metadata.deletion_timestamp.is_none()),
+    )
     .await?;
     wait_event(&hub, "t-drift", "s", "ChildRecreated").await?;
     wait_ready(&hub, "t-drift", "s").await?;
@@ -213,15 +446,38 @@ async fn spec_change(tb: &TestBed) -> anyhow::Result<()> {
     let (hub, prom, graf) = clients(tb)?;
     apply_stack(&hub, "t-change", &stack_manifest("s", "change", json!({}))).await?;
     wait_ready(&hub, "t-change", "s").await?;
-    let changed = stack_manifest("s", "change", json!({"metrics": {"replicas": 3}, "dashboards": {"dashboards": []}}));
+    let changed = stack_manifest(
+        "s",
+        "change",
+        json!({"metrics": {"replicas": 3}, "dashboards": {"dashboards": []}}),
+    );
     apply_stack(&hub, "t-change", &changed).await?;
-    wait_child(&prom, ChildKind::Prometheus, "customer-change", "change", "replicas 3", |o| {
-        o.and_then(|o| serde_json::to_value(o).ok()).is_some_and(|v| v["spec"]["replicas"] == 3)
-    })
+    wait_child(
+        &prom,
+        ChildKind::Prometheus,
+        "customer-change",
+        "change",
+        "replicas 3",
+        |o| {
+            o.and_then(|o| serde_json::to_value(o).ok())
+                .is_some_and(|v| v["spec"]["replicas"] == 3)
+        },
+    )
     .await?;
-    wait_child(&graf, ChildKind::GrafanaDashboard, "customer-change", "change-overview", "deleted", |o| o.is_none()).await?;
+    wait_child(
+        &graf,
+        ChildKind::GrafanaDashboard,
+        "customer-change",
+        "change-overview",
+        "deleted",
+        |o| o.is_none(),
+    )
+    .await?;
     let stack = wait_ready(&hub, "t-change", "s").await?;
-    ensure!(stack.status.and_then(|s| s.children_ready).as_deref() == Some("5/5"), "one child fewer");
+    ensure!(
+        stack.status.and_then(|s| s.children_ready).as_deref() == Some("5/5"),
+        "one child fewer"
+    );
     Ok(())
 }
 
@@ -237,31 +493,62 @@ async fn deletion(tb: &TestBed) -> anyhow::Result<()> {
         (&graf, ChildKind::GrafanaDatasource, "gone-prometheus"),
         (&graf, ChildKind::GrafanaDashboard, "gone-overview"),
     ] {
-        ensure!(get_child(client, kind, "customer-gone", name).await?.is_none(), "{kind} {name} still exists");
+        ensure!(
+            get_child(client, kind, "customer-gone", name)
+                .await?
+                .is_none(),
+            "{kind} {name} still exists"
+        );
     }
     let ns: Api<Namespace> = Api::all(prom.clone());
     let tenant = ns.get_opt("customer-gone").await?;
-    ensure!(tenant.is_none_or(|n| n.metadata.deletion_timestamp.is_some()), "tenant namespace not deleted");
+    ensure!(
+        tenant.is_none_or(|n| n.metadata.deletion_timestamp.is_some()),
+        "tenant namespace not deleted"
+    );
     Ok(())
 }
 
 async fn orphan(tb: &TestBed) -> anyhow::Result<()> {
     let (hub, prom, _) = clients(tb)?;
-    apply_stack(&hub, "t-orphan", &stack_manifest("s", "orphan", json!({"deletionPolicy": "Orphan"}))).await?;
+    apply_stack(
+        &hub,
+        "t-orphan",
+        &stack_manifest("s", "orphan", json!({"deletionPolicy": "Orphan"})),
+    )
+    .await?;
     wait_ready(&hub, "t-orphan", "s").await?;
     delete_stack(&hub, "t-orphan", "s").await?;
     wait_stack_gone(&hub, "t-orphan", "s").await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    ensure!(get_child(&prom, ChildKind::Prometheus, "customer-orphan", "orphan").await?.is_some(), "Orphan deleted the Prometheus");
+    ensure!(
+        get_child(&prom, ChildKind::Prometheus, "customer-orphan", "orphan")
+            .await?
+            .is_some(),
+        "Orphan deleted the Prometheus"
+    );
     Ok(())
 }
 
 async fn invalid_spec(tb: &TestBed) -> anyhow::Result<()> {
     let (hub, _, _) = clients(tb)?;
-    apply_stack(&hub, "t-invalid", &stack_manifest("s", "invalid", json!({"metrics": {"cluster": "prometheus-9"}}))).await?;
+    apply_stack(
+        &hub,
+        "t-invalid",
+        &stack_manifest(
+            "s",
+            "invalid",
+            json!({"metrics": {"cluster": "prometheus-9"}}),
+        ),
+    )
+    .await?;
     let stack = wait_not_ready(&hub, "t-invalid", "s", "InvalidSpec").await?;
     let ready = condition(&stack, "Ready").context("Ready")?;
-    ensure!(ready.message.contains("spec.metrics.cluster") && ready.message.contains("prometheus-9"), "message: {}", ready.message);
+    ensure!(
+        ready.message.contains("spec.metrics.cluster") && ready.message.contains("prometheus-9"),
+        "message: {}",
+        ready.message
+    );
     Ok(())
 }
 
@@ -278,41 +565,75 @@ async fn member_problems(tb: &TestBed) -> anyhow::Result<()> {
         }))?)
     };
     let put_secret = |name: &str, kubeconfig: String| -> anyhow::Result<Secret> {
-        Ok(serde_json::from_value(json!({"metadata": {"name": name}, "stringData": {"kubeconfig": kubeconfig}}))?)
+        Ok(serde_json::from_value(
+            json!({"metadata": {"name": name}, "stringData": {"kubeconfig": kubeconfig}}),
+        )?)
     };
-    let real_token = prom.operator_kubeconfig().lines().find_map(|l| l.trim().strip_prefix("token: ")).context("token")?.to_owned();
+    let real_token = prom
+        .operator_kubeconfig()
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("token: "))
+        .context("token")?
+        .to_owned();
     let bad_token = "not-a-valid-token-0123456789abcdef";
     let wrong_ca = prom.operator_kubeconfig().replace(
-        prom.operator_kubeconfig().lines().find_map(|l| l.trim().strip_prefix("certificate-authority-data: ")).context("ca")?,
+        prom.operator_kubeconfig()
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("certificate-authority-data: "))
+            .context("ca")?,
         &base64_of(&foreign_ca()?),
     );
     let cases: Vec<(&str, Option<String>, &str)> = vec![
         ("no-secret", None, "SecretNotFound"),
-        ("garbage", Some("{this is: [not a kubeconfig".to_owned()), "KubeconfigInvalid"),
+        (
+            "garbage",
+            Some("{this is: [not a kubeconfig".to_owned()),
+            "KubeconfigInvalid",
+        ),
         ("wrong-ca", Some(wrong_ca), "TLSVerificationFailed"),
-        ("bad-token", Some(prom.operator_kubeconfig().replace(&real_token, bad_token)), "CredentialsRejected"),
+        (
+            "bad-token",
+            Some(prom.operator_kubeconfig().replace(&real_token, bad_token)),
+            "CredentialsRejected",
+        ),
     ];
     for (name, kubeconfig, _) in &cases {
         let secret_name = format!("{name}-kubeconfig");
         if let Some(kubeconfig) = kubeconfig {
-            secrets.create(&PostParams::default(), &put_secret(&secret_name, kubeconfig.clone())?).await?;
+            secrets
+                .create(
+                    &PostParams::default(),
+                    &put_secret(&secret_name, kubeconfig.clone())?,
+                )
+                .await?;
         }
-        members.create(&PostParams::default(), &register(name, &secret_name)?).await?;
+        members
+            .create(&PostParams::default(), &register(name, &secret_name)?)
+            .await?;
     }
     for (name, _, reason) in &cases {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let member = members.get(name).await?;
-            let ready = member.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready").cloned());
-            if let Some(ready) = &ready {
-                if ready.reason == *reason {
-                    ensure!(ready.status == "False", "{name}: Ready should be False");
-                    let all = serde_json::to_string(&member.status)?;
-                    ensure!(!all.contains(&real_token) && !all.contains(bad_token), "{name}: a token leaked into the status");
-                    break;
-                }
+            let ready = member
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready").cloned());
+            if let Some(ready) = &ready
+                && ready.reason == *reason
+            {
+                ensure!(ready.status == "False", "{name}: Ready should be False");
+                let all = serde_json::to_string(&member.status)?;
+                ensure!(
+                    !all.contains(&real_token) && !all.contains(bad_token),
+                    "{name}: a token leaked into the status"
+                );
+                break;
             }
-            ensure!(tokio::time::Instant::now() < deadline, "{name}: expected Ready reason {reason}, got {ready:?}");
+            ensure!(
+                tokio::time::Instant::now() < deadline,
+                "{name}: expected Ready reason {reason}, got {ready:?}"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }

@@ -101,21 +101,42 @@ pub fn member_status(
             let crds_message = if crds_ok {
                 "all child CRDs of the cluster's roles are served".to_owned()
             } else {
-                format!("not served: {} (install the child operator's CRDs)", missing_kinds.join(", "))
+                format!(
+                    "not served: {} (install the child operator's CRDs)",
+                    missing_kinds.join(", ")
+                )
             };
             vec![
                 ConditionState {
                     type_: READY,
                     status: ConditionStatus::from_bool(crds_ok),
                     reason: if crds_ok { "Ready" } else { "ChildCrdsMissing" },
-                    message: if crds_ok { "the cluster answers and serves the child kinds".to_owned() } else { crds_message.clone() },
+                    message: if crds_ok {
+                        "the cluster answers and serves the child kinds".to_owned()
+                    } else {
+                        crds_message.clone()
+                    },
                 },
-                ConditionState { type_: REACHABLE, status: ConditionStatus::True, reason: "Reachable", message: "the API server answered".to_owned() },
-                ConditionState { type_: CREDENTIALS_VALID, status: ConditionStatus::True, reason: "Accepted", message: "the API server accepted the credentials".to_owned() },
+                ConditionState {
+                    type_: REACHABLE,
+                    status: ConditionStatus::True,
+                    reason: "Reachable",
+                    message: "the API server answered".to_owned(),
+                },
+                ConditionState {
+                    type_: CREDENTIALS_VALID,
+                    status: ConditionStatus::True,
+                    reason: "Accepted",
+                    message: "the API server accepted the credentials".to_owned(),
+                },
                 ConditionState {
                     type_: CHILD_CRDS_PRESENT,
                     status: ConditionStatus::from_bool(crds_ok),
-                    reason: if crds_ok { "Present" } else { "ChildCrdsMissing" },
+                    reason: if crds_ok {
+                        "Present"
+                    } else {
+                        "ChildCrdsMissing"
+                    },
                     message: crds_message,
                 },
             ]
@@ -129,16 +150,36 @@ pub fn member_status(
                 message: format!("not checked: {why}"),
             };
             vec![
-                ConditionState { type_: READY, status: ConditionStatus::False, reason: failure.reason(), message: message.clone() },
+                ConditionState {
+                    type_: READY,
+                    status: ConditionStatus::False,
+                    reason: failure.reason(),
+                    message: message.clone(),
+                },
                 if credentials && *failure != ProbeFailure::CredentialsRejected {
                     unknown(REACHABLE, "no usable credentials")
                 } else if credentials {
-                    ConditionState { type_: REACHABLE, status: ConditionStatus::True, reason: "Reachable", message: "the API server answered".to_owned() }
+                    ConditionState {
+                        type_: REACHABLE,
+                        status: ConditionStatus::True,
+                        reason: "Reachable",
+                        message: "the API server answered".to_owned(),
+                    }
                 } else {
-                    ConditionState { type_: REACHABLE, status: ConditionStatus::False, reason: failure.reason(), message: message.clone() }
+                    ConditionState {
+                        type_: REACHABLE,
+                        status: ConditionStatus::False,
+                        reason: failure.reason(),
+                        message: message.clone(),
+                    }
                 },
                 if credentials {
-                    ConditionState { type_: CREDENTIALS_VALID, status: ConditionStatus::False, reason: failure.reason(), message: message.clone() }
+                    ConditionState {
+                        type_: CREDENTIALS_VALID,
+                        status: ConditionStatus::False,
+                        reason: failure.reason(),
+                        message: message.clone(),
+                    }
                 } else {
                     unknown(CREDENTIALS_VALID, "the cluster did not answer")
                 },
@@ -146,7 +187,9 @@ pub fn member_status(
             ]
         }
     };
-    let previous_conditions: &[Condition] = previous.map(|p| p.conditions.as_slice()).unwrap_or_default();
+    let previous_conditions: &[Condition] = previous
+        .map(|p| p.conditions.as_slice())
+        .unwrap_or_default();
     let server_version = match result {
         ProbeResult::Answered { server_version, .. } => Some(server_version.clone()),
         ProbeResult::Failed { .. } => previous.and_then(|p| p.server_version.clone()),
@@ -175,7 +218,10 @@ mod tests {
 
     #[test]
     fn a_healthy_cluster_is_ready() {
-        let result = ProbeResult::Answered { server_version: "v1.20.2".into(), missing_kinds: vec![] };
+        let result = ProbeResult::Answered {
+            server_version: "v1.20.2".into(),
+            missing_kinds: vec![],
+        };
         let status = member_status(&result, None, Some(1), &now());
         assert_eq!(condition(&status, "Ready").status, "True");
         assert_eq!(status.server_version.as_deref(), Some("v1.20.2"));
@@ -183,22 +229,34 @@ mod tests {
 
     #[test]
     fn missing_crds_are_named() {
-        let result = ProbeResult::Answered { server_version: "v1.20.2".into(), missing_kinds: vec!["Prometheus".into()] };
+        let result = ProbeResult::Answered {
+            server_version: "v1.20.2".into(),
+            missing_kinds: vec!["Prometheus".into()],
+        };
         let status = member_status(&result, None, Some(1), &now());
         let ready = condition(&status, "Ready");
-        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "ChildCrdsMissing"));
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "ChildCrdsMissing")
+        );
         assert!(ready.message.contains("Prometheus"));
     }
 
     #[test]
     fn unreachable_keeps_the_last_version_and_leaves_credentials_unknown() {
         let previous = member_status(
-            &ProbeResult::Answered { server_version: "v1.20.2".into(), missing_kinds: vec![] },
+            &ProbeResult::Answered {
+                server_version: "v1.20.2".into(),
+                missing_kinds: vec![],
+            },
             None,
             Some(1),
             &now(),
         );
-        let result = ProbeResult::Failed { failure: ProbeFailure::Unreachable, message: "connection refused".into() };
+        let result = ProbeResult::Failed {
+            failure: ProbeFailure::Unreachable,
+            message: "connection refused".into(),
+        };
         let status = member_status(&result, Some(&previous), Some(1), &now());
         assert_eq!(status.server_version.as_deref(), Some("v1.20.2"));
         assert_eq!(condition(&status, "Reachable").status, "False");
@@ -208,7 +266,10 @@ mod tests {
 
     #[test]
     fn rejected_credentials_mean_reachable_but_invalid() {
-        let result = ProbeResult::Failed { failure: ProbeFailure::CredentialsRejected, message: "401".into() };
+        let result = ProbeResult::Failed {
+            failure: ProbeFailure::CredentialsRejected,
+            message: "401".into(),
+        };
         let status = member_status(&result, None, None, &now());
         assert_eq!(condition(&status, "Reachable").status, "True");
         assert_eq!(condition(&status, "CredentialsValid").status, "False");

@@ -15,7 +15,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
-use stacksmith_api::labels::{CUSTOMER, MANAGED_BY, MANAGED_BY_VALUE, STACK_NAME, STACK_NAMESPACE, STACK_UID};
+use stacksmith_api::labels::{
+    CUSTOMER, MANAGED_BY, MANAGED_BY_VALUE, STACK_NAME, STACK_NAMESPACE, STACK_UID,
+};
 use stacksmith_api::validation::is_dns1123_label;
 use stacksmith_api::{ClusterRole, CustomerStackSpec, DashboardSource};
 
@@ -211,40 +213,92 @@ pub fn plan_stack(
 ) -> Result<StackPlan, Vec<SpecProblem>> {
     let mut problems = Vec::new();
     check_identity(spec, stack, &mut problems);
-    let prometheus_cluster = find_member(members, &spec.metrics.cluster, ClusterRole::Prometheus, "spec.metrics.cluster", &mut problems);
-    let grafana_cluster = find_member(members, &spec.dashboards.cluster, ClusterRole::Grafana, "spec.dashboards.cluster", &mut problems);
-    check_unique("spec.metrics.scrape", spec.metrics.scrape.iter().map(|s| s.name.as_str()), &mut problems);
-    check_unique("spec.metrics.alertingRules", spec.metrics.alerting_rules.iter().map(|g| g.name.as_str()), &mut problems);
-    check_unique("spec.dashboards.dashboards", spec.dashboards.dashboards.iter().map(|d| d.name.as_str()), &mut problems);
+    let prometheus_cluster = find_member(
+        members,
+        &spec.metrics.cluster,
+        ClusterRole::Prometheus,
+        "spec.metrics.cluster",
+        &mut problems,
+    );
+    let grafana_cluster = find_member(
+        members,
+        &spec.dashboards.cluster,
+        ClusterRole::Grafana,
+        "spec.dashboards.cluster",
+        &mut problems,
+    );
+    check_unique(
+        "spec.metrics.scrape",
+        spec.metrics.scrape.iter().map(|s| s.name.as_str()),
+        &mut problems,
+    );
+    check_unique(
+        "spec.metrics.alertingRules",
+        spec.metrics.alerting_rules.iter().map(|g| g.name.as_str()),
+        &mut problems,
+    );
+    check_unique(
+        "spec.dashboards.dashboards",
+        spec.dashboards.dashboards.iter().map(|d| d.name.as_str()),
+        &mut problems,
+    );
     for (i, dashboard) in spec.dashboards.dashboards.iter().enumerate() {
         if dashboard.source().is_none() {
-            problems.push(problem(&format!("spec.dashboards.dashboards[{i}]"), "set exactly one of json and url"));
+            problems.push(problem(
+                &format!("spec.dashboards.dashboards[{i}]"),
+                "set exactly one of json and url",
+            ));
         }
     }
-    let datasource_url = prometheus_cluster.and_then(|member| datasource_url(spec, member, &mut problems));
-    let (Some(prometheus_cluster), Some(grafana_cluster), Some(datasource_url), true) =
-        (prometheus_cluster, grafana_cluster, datasource_url, problems.is_empty())
-    else {
+    let datasource_url =
+        prometheus_cluster.and_then(|member| datasource_url(spec, member, &mut problems));
+    let (Some(prometheus_cluster), Some(grafana_cluster), Some(datasource_url), true) = (
+        prometheus_cluster,
+        grafana_cluster,
+        datasource_url,
+        problems.is_empty(),
+    ) else {
         return Err(problems);
     };
 
     let labels = ownership_labels(stack, &spec.customer);
     let mut objects = prometheus_objects(spec, &prometheus_cluster.name, &labels);
-    objects.extend(grafana_objects(spec, &grafana_cluster.name, &labels, &datasource_url));
+    objects.extend(grafana_objects(
+        spec,
+        &grafana_cluster.name,
+        &labels,
+        &datasource_url,
+    ));
     let clusters: BTreeSet<String> = objects.iter().map(|o| o.cluster.clone()).collect();
-    Ok(StackPlan { objects, clusters: clusters.into_iter().collect() })
+    Ok(StackPlan {
+        objects,
+        clusters: clusters.into_iter().collect(),
+    })
 }
 
 fn problem(field: &str, message: impl Into<String>) -> SpecProblem {
-    SpecProblem { field: field.to_owned(), message: message.into() }
+    SpecProblem {
+        field: field.to_owned(),
+        message: message.into(),
+    }
 }
 
-fn check_identity(spec: &CustomerStackSpec, stack: &StackIdentity, problems: &mut Vec<SpecProblem>) {
+fn check_identity(
+    spec: &CustomerStackSpec,
+    stack: &StackIdentity,
+    problems: &mut Vec<SpecProblem>,
+) {
     if !is_dns1123_label(&spec.customer, 40) {
-        problems.push(problem("spec.customer", "must be a DNS-1123 label of at most 40 characters"));
+        problems.push(problem(
+            "spec.customer",
+            "must be a DNS-1123 label of at most 40 characters",
+        ));
     }
     if stack.name.len() > 63 {
-        problems.push(problem("metadata.name", "must be at most 63 characters (it is a label value on every child)"));
+        problems.push(problem(
+            "metadata.name",
+            "must be at most 63 characters (it is a label value on every child)",
+        ));
     }
 }
 
@@ -260,13 +314,23 @@ fn find_member<'m>(
         return None;
     };
     if !member.roles.contains(&role) {
-        problems.push(problem(field, format!("MemberCluster {name:?} does not serve the {} role", role.as_str())));
+        problems.push(problem(
+            field,
+            format!(
+                "MemberCluster {name:?} does not serve the {} role",
+                role.as_str()
+            ),
+        ));
         return None;
     }
     Some(member)
 }
 
-fn check_unique<'a>(field: &str, names: impl Iterator<Item = &'a str>, problems: &mut Vec<SpecProblem>) {
+fn check_unique<'a>(
+    field: &str,
+    names: impl Iterator<Item = &'a str>,
+    problems: &mut Vec<SpecProblem>,
+) {
     let mut seen = BTreeSet::new();
     for name in names {
         if !seen.insert(name) {
@@ -276,7 +340,11 @@ fn check_unique<'a>(field: &str, names: impl Iterator<Item = &'a str>, problems:
 }
 
 /// The URL Grafana uses to reach this tenant's Prometheus, from the Prometheus cluster's template.
-fn datasource_url(spec: &CustomerStackSpec, member: &MemberInfo, problems: &mut Vec<SpecProblem>) -> Option<String> {
+fn datasource_url(
+    spec: &CustomerStackSpec,
+    member: &MemberInfo,
+    problems: &mut Vec<SpecProblem>,
+) -> Option<String> {
     let Some(template) = member.prometheus_url_template.as_deref() else {
         problems.push(problem(
             "spec.metrics.cluster",
@@ -327,13 +395,21 @@ fn object(
     DesiredObject {
         cluster: cluster.to_owned(),
         kind,
-        namespace: if kind.namespaced() { namespace.to_owned() } else { String::new() },
+        namespace: if kind.namespaced() {
+            namespace.to_owned()
+        } else {
+            String::new()
+        },
         name: name.to_owned(),
         manifest: Value::Object(manifest),
     }
 }
 
-fn prometheus_objects(spec: &CustomerStackSpec, cluster: &str, labels: &BTreeMap<String, String>) -> Vec<DesiredObject> {
+fn prometheus_objects(
+    spec: &CustomerStackSpec,
+    cluster: &str,
+    labels: &BTreeMap<String, String>,
+) -> Vec<DesiredObject> {
     let customer = spec.customer.as_str();
     let ns = names::tenant_namespace(customer);
     let identity = names::prometheus_identity(customer);
@@ -361,15 +437,43 @@ fn prometheus_objects(spec: &CustomerStackSpec, cluster: &str, labels: &BTreeMap
     }
     let mut objects = vec![
         object(cluster, ObjectKind::Namespace, "", &ns, labels, json!({})),
-        object(cluster, ObjectKind::ServiceAccount, &ns, &identity, labels, json!({})),
-        object(cluster, ObjectKind::Role, &ns, &identity, labels, json!({"rules": [
-            {"apiGroups": [""], "resources": ["services", "endpoints", "pods"], "verbs": ["get", "list", "watch"]},
-        ]})),
-        object(cluster, ObjectKind::RoleBinding, &ns, &identity, labels, json!({
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": identity},
-            "subjects": [{"kind": "ServiceAccount", "name": identity, "namespace": ns}],
-        })),
-        object(cluster, ObjectKind::Child(ChildKind::Prometheus), &ns, &names::prometheus(customer), labels, json!({"spec": prometheus_spec})),
+        object(
+            cluster,
+            ObjectKind::ServiceAccount,
+            &ns,
+            &identity,
+            labels,
+            json!({}),
+        ),
+        object(
+            cluster,
+            ObjectKind::Role,
+            &ns,
+            &identity,
+            labels,
+            json!({"rules": [
+                {"apiGroups": [""], "resources": ["services", "endpoints", "pods"], "verbs": ["get", "list", "watch"]},
+            ]}),
+        ),
+        object(
+            cluster,
+            ObjectKind::RoleBinding,
+            &ns,
+            &identity,
+            labels,
+            json!({
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": identity},
+                "subjects": [{"kind": "ServiceAccount", "name": identity, "namespace": ns}],
+            }),
+        ),
+        object(
+            cluster,
+            ObjectKind::Child(ChildKind::Prometheus),
+            &ns,
+            &names::prometheus(customer),
+            labels,
+            json!({"spec": prometheus_spec}),
+        ),
     ];
     for group in &metrics.alerting_rules {
         let rules: Vec<Value> = group
@@ -425,7 +529,10 @@ fn prometheus_objects(spec: &CustomerStackSpec, cluster: &str, labels: &BTreeMap
         let mut monitor = Map::new();
         monitor.insert("selector".into(), json!(target.selector));
         if !target.namespaces.is_empty() {
-            monitor.insert("namespaceSelector".into(), json!({"matchNames": target.namespaces}));
+            monitor.insert(
+                "namespaceSelector".into(),
+                json!({"matchNames": target.namespaces}),
+            );
         }
         monitor.insert("endpoints".into(), Value::Array(endpoints));
         objects.push(object(
@@ -449,12 +556,18 @@ fn grafana_objects(
     let customer = spec.customer.as_str();
     let dashboards = &spec.dashboards;
     let tenant_ns = names::tenant_namespace(customer);
-    let ns = dashboards.namespace.clone().unwrap_or_else(|| tenant_ns.clone());
+    let ns = dashboards
+        .namespace
+        .clone()
+        .unwrap_or_else(|| tenant_ns.clone());
     // Children in stacksmith's own tenant namespace are never next to a Grafana instance.
     let cross_namespace = ns == tenant_ns;
     let common = |extra: Value| -> Value {
         let mut m = Map::new();
-        m.insert("instanceSelector".into(), json!(dashboards.instance_selector));
+        m.insert(
+            "instanceSelector".into(),
+            json!(dashboards.instance_selector),
+        );
         if cross_namespace {
             m.insert("allowCrossNamespaceImport".into(), json!(true));
         }
@@ -465,16 +578,40 @@ fn grafana_objects(
     };
     let mut objects = Vec::new();
     if cross_namespace {
-        objects.push(object(cluster, ObjectKind::Namespace, "", &ns, labels, json!({})));
+        objects.push(object(
+            cluster,
+            ObjectKind::Namespace,
+            "",
+            &ns,
+            labels,
+            json!({}),
+        ));
     }
     let folder = names::folder(customer);
-    let title = dashboards.folder.title.clone().unwrap_or_else(|| customer.to_owned());
-    objects.push(object(cluster, ObjectKind::Child(ChildKind::GrafanaFolder), &ns, &folder, labels, common(json!({"title": title}))));
+    let title = dashboards
+        .folder
+        .title
+        .clone()
+        .unwrap_or_else(|| customer.to_owned());
+    objects.push(object(
+        cluster,
+        ObjectKind::Child(ChildKind::GrafanaFolder),
+        &ns,
+        &folder,
+        labels,
+        common(json!({"title": title})),
+    ));
 
     let mut datasource = Map::new();
     datasource.insert(
         "name".into(),
-        json!(dashboards.datasource.display_name.clone().unwrap_or_else(|| format!("{customer}-prometheus"))),
+        json!(
+            dashboards
+                .datasource
+                .display_name
+                .clone()
+                .unwrap_or_else(|| format!("{customer}-prometheus"))
+        ),
     );
     datasource.insert("type".into(), json!("prometheus"));
     datasource.insert("access".into(), json!("proxy"));
@@ -522,14 +659,24 @@ mod tests {
             MemberInfo {
                 name: "prom-eu".into(),
                 roles: vec![ClusterRole::Prometheus],
-                prometheus_url_template: Some("https://{name}.{namespace}.prom-eu.example:9090".into()),
+                prometheus_url_template: Some(
+                    "https://{name}.{namespace}.prom-eu.example:9090".into(),
+                ),
             },
-            MemberInfo { name: "graf-eu".into(), roles: vec![ClusterRole::Grafana], prometheus_url_template: None },
+            MemberInfo {
+                name: "graf-eu".into(),
+                roles: vec![ClusterRole::Grafana],
+                prometheus_url_template: None,
+            },
         ]
     }
 
     fn identity() -> StackIdentity {
-        StackIdentity { namespace: "team-a".into(), name: "acme".into(), uid: "uid-1".into() }
+        StackIdentity {
+            namespace: "team-a".into(),
+            name: "acme".into(),
+            uid: "uid-1".into(),
+        }
     }
 
     fn spec(yaml: &str) -> CustomerStackSpec {
@@ -560,8 +707,11 @@ dashboards:
     #[test]
     fn a_full_stack_plans_every_object_in_creation_order() {
         let plan = plan_stack(&spec(FULL), &identity(), &members()).unwrap();
-        let listed: Vec<String> =
-            plan.objects.iter().map(|o| format!("{} {} {}/{}", o.cluster, o.kind.kind(), o.namespace, o.name)).collect();
+        let listed: Vec<String> = plan
+            .objects
+            .iter()
+            .map(|o| format!("{} {} {}/{}", o.cluster, o.kind.kind(), o.namespace, o.name))
+            .collect();
         assert_eq!(
             listed,
             [
@@ -584,11 +734,21 @@ dashboards:
     #[test]
     fn the_datasource_points_at_the_tenant_prometheus_across_clusters() {
         let plan = plan_stack(&spec(FULL), &identity(), &members()).unwrap();
-        let ds = plan.objects.iter().find(|o| o.kind == ObjectKind::Child(ChildKind::GrafanaDatasource)).unwrap();
-        assert_eq!(ds.manifest["spec"]["datasource"]["url"], "https://acme.customer-acme.prom-eu.example:9090");
+        let ds = plan
+            .objects
+            .iter()
+            .find(|o| o.kind == ObjectKind::Child(ChildKind::GrafanaDatasource))
+            .unwrap();
+        assert_eq!(
+            ds.manifest["spec"]["datasource"]["url"],
+            "https://acme.customer-acme.prom-eu.example:9090"
+        );
         assert_eq!(ds.manifest["spec"]["datasource"]["type"], "prometheus");
         assert_eq!(ds.manifest["spec"]["allowCrossNamespaceImport"], true);
-        assert_eq!(ds.manifest["spec"]["instanceSelector"]["matchLabels"]["dashboards"], "grafana");
+        assert_eq!(
+            ds.manifest["spec"]["instanceSelector"]["matchLabels"]["dashboards"],
+            "grafana"
+        );
     }
 
     #[test]
@@ -596,9 +756,18 @@ dashboards:
         let mut s = spec(FULL);
         s.dashboards.namespace = Some("grafana".into());
         let plan = plan_stack(&s, &identity(), &members()).unwrap();
-        let grafana: Vec<_> = plan.objects.iter().filter(|o| o.cluster == "graf-eu").collect();
+        let grafana: Vec<_> = plan
+            .objects
+            .iter()
+            .filter(|o| o.cluster == "graf-eu")
+            .collect();
         assert!(grafana.iter().all(|o| o.kind != ObjectKind::Namespace));
-        assert!(grafana.iter().all(|o| o.namespace == "grafana" && o.manifest["spec"].get("allowCrossNamespaceImport").is_none()));
+        assert!(grafana.iter().all(|o| {
+            o.namespace == "grafana"
+                && o.manifest["spec"]
+                    .get("allowCrossNamespaceImport")
+                    .is_none()
+        }));
     }
 
     #[test]
@@ -616,10 +785,18 @@ dashboards:
     #[test]
     fn prometheus_selects_only_the_tenant() {
         let plan = plan_stack(&spec(FULL), &identity(), &members()).unwrap();
-        let p = &plan.objects.iter().find(|o| o.kind == ObjectKind::Child(ChildKind::Prometheus)).unwrap().manifest["spec"];
+        let p = &plan
+            .objects
+            .iter()
+            .find(|o| o.kind == ObjectKind::Child(ChildKind::Prometheus))
+            .unwrap()
+            .manifest["spec"];
         assert_eq!(p["serviceMonitorSelector"]["matchLabels"][CUSTOMER], "acme");
         assert_eq!(p["ruleSelector"]["matchLabels"][CUSTOMER], "acme");
-        assert!(p.get("serviceMonitorNamespaceSelector").is_none(), "own namespace only");
+        assert!(
+            p.get("serviceMonitorNamespaceSelector").is_none(),
+            "own namespace only"
+        );
         assert_eq!(p["replicas"], 2);
         assert_eq!(p["resources"]["requests"]["memory"], "2Gi");
     }
@@ -629,11 +806,24 @@ dashboards:
         let mut s = spec(FULL);
         s.metrics.cluster = "graf-eu".into();
         s.dashboards.cluster = "nowhere".into();
-        s.dashboards.dashboards.push(s.dashboards.dashboards[0].clone());
+        s.dashboards
+            .dashboards
+            .push(s.dashboards.dashboards[0].clone());
         let problems = plan_stack(&s, &identity(), &members()).unwrap_err();
         let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
-        assert_eq!(fields, ["spec.metrics.cluster", "spec.dashboards.cluster", "spec.dashboards.dashboards"]);
-        assert!(problems[0].message.contains("does not serve the prometheus role"));
+        assert_eq!(
+            fields,
+            [
+                "spec.metrics.cluster",
+                "spec.dashboards.cluster",
+                "spec.dashboards.dashboards"
+            ]
+        );
+        assert!(
+            problems[0]
+                .message
+                .contains("does not serve the prometheus role")
+        );
         assert!(problems[1].message.contains("not found"));
     }
 

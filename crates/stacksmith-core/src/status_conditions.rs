@@ -26,7 +26,11 @@ impl ConditionStatus {
 
     /// `True` when `ok`, else `False`.
     pub fn from_bool(ok: bool) -> Self {
-        if ok { ConditionStatus::True } else { ConditionStatus::False }
+        if ok {
+            ConditionStatus::True
+        } else {
+            ConditionStatus::False
+        }
     }
 }
 
@@ -82,7 +86,12 @@ mod tests {
     }
 
     fn ready(status: ConditionStatus) -> ConditionState {
-        ConditionState { type_: "Ready", status, reason: "R", message: "m".into() }
+        ConditionState {
+            type_: "Ready",
+            status,
+            reason: "R",
+            message: "m".into(),
+        }
     }
 
     #[test]

@@ -50,7 +50,8 @@ pub fn cache_dir() -> PathBuf {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
         .unwrap_or_else(std::env::temp_dir);
-    base.join("stacksmith").join(format!("k8s-{KUBERNETES_VERSION}"))
+    base.join("stacksmith")
+        .join(format!("k8s-{KUBERNETES_VERSION}"))
 }
 
 /// Finds the binaries; installs them into the cache when none are found.
@@ -72,7 +73,10 @@ pub async fn locate_or_install() -> Result<Binaries> {
     }
     install(&cache).await?;
     Binaries::in_dir(&cache).ok_or_else(|| {
-        TestBedError::Binaries(format!("the install script left no binaries in {}", cache.display()))
+        TestBedError::Binaries(format!(
+            "the install script left no binaries in {}",
+            cache.display()
+        ))
     })
 }
 
@@ -87,10 +91,14 @@ async fn install(cache: &Path) -> Result<()> {
         .stdin(std::process::Stdio::null())
         .status()
         .await
-        .map_err(TestBedError::io("run the test-bed install script with bash"))?;
+        .map_err(TestBedError::io(
+            "run the test-bed install script with bash",
+        ))?;
     if status.success() {
         Ok(())
     } else {
-        Err(TestBedError::Binaries(format!("the install script failed ({status})")))
+        Err(TestBedError::Binaries(format!(
+            "the install script failed ({status})"
+        )))
     }
 }

@@ -20,7 +20,8 @@ pub fn upstream_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("STACKSMITH_UPSTREAM_CRDS") {
         return Some(PathBuf::from(dir));
     }
-    let beside_checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/crds/upstream");
+    let beside_checkout =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/crds/upstream");
     beside_checkout.is_dir().then_some(beside_checkout)
 }
 
@@ -36,7 +37,11 @@ pub enum CrdSource {
 /// The child kinds of a role.
 pub fn kinds_of(role: ClusterRole) -> &'static [ChildKind] {
     match role {
-        ClusterRole::Prometheus => &[ChildKind::Prometheus, ChildKind::PrometheusRule, ChildKind::ServiceMonitor],
+        ClusterRole::Prometheus => &[
+            ChildKind::Prometheus,
+            ChildKind::PrometheusRule,
+            ChildKind::ServiceMonitor,
+        ],
         ClusterRole::Grafana => &[
             ChildKind::Grafana,
             ChildKind::GrafanaFolder,
@@ -61,12 +66,18 @@ pub fn crds_for(role: ClusterRole, upstream: Option<&Path>) -> Result<(CrdSource
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(TestBedError::io(format!("read {}", dir.display())))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".yaml")))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".yaml"))
+            })
             .collect();
         files.sort();
         for file in files {
-            let text = std::fs::read_to_string(&file).map_err(TestBedError::io(format!("read {}", file.display())))?;
-            let mut doc: Value = serde_yaml::from_str(&text).map_err(|e| TestBedError::format(file.display().to_string(), e))?;
+            let text = std::fs::read_to_string(&file)
+                .map_err(TestBedError::io(format!("read {}", file.display())))?;
+            let mut doc: Value = serde_yaml::from_str(&text)
+                .map_err(|e| TestBedError::format(file.display().to_string(), e))?;
             adjust_for_v1_20(&mut doc);
             docs.push(doc);
         }
@@ -74,7 +85,10 @@ pub fn crds_for(role: ClusterRole, upstream: Option<&Path>) -> Result<(CrdSource
             return Ok((CrdSource::Upstream, docs));
         }
     }
-    Ok((CrdSource::Minimal, kinds_of(role).iter().map(|k| minimal_crd(*k)).collect()))
+    Ok((
+        CrdSource::Minimal,
+        kinds_of(role).iter().map(|k| minimal_crd(*k)).collect(),
+    ))
 }
 
 /// The two changes Kubernetes v1.20 needs: no `x-kubernetes-validations` (CEL arrived in 1.25)
@@ -95,7 +109,10 @@ pub fn adjust_for_v1_20(value: &mut Value) {
 
 /// A minimal CRD for a child kind: any spec, any status, status subresource.
 pub fn minimal_crd(kind: ChildKind) -> Value {
-    let (group, version) = kind.api_version().split_once('/').unwrap_or(("", kind.api_version()));
+    let (group, version) = kind
+        .api_version()
+        .split_once('/')
+        .unwrap_or(("", kind.api_version()));
     let open = json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true});
     json!({
         "apiVersion": "apiextensions.k8s.io/v1",
@@ -126,23 +143,36 @@ pub fn minimal_crd(kind: ChildKind) -> Value {
 
 /// Creates (or replaces) CRDs and waits until every one is Established.
 pub async fn install(client: &Client, cluster: &str, docs: &[Value]) -> Result<()> {
-    let raw: Api<DynamicObject> = Api::all_with(client.clone(), &kube::api::ApiResource::erase::<CustomResourceDefinition>(&()));
+    let raw: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &kube::api::ApiResource::erase::<CustomResourceDefinition>(&()),
+    );
     let typed: Api<CustomResourceDefinition> = Api::all(client.clone());
     let mut names = Vec::new();
     for doc in docs {
-        let object: DynamicObject = serde_json::from_value(doc.clone()).map_err(|e| TestBedError::format("CRD", e))?;
+        let object: DynamicObject =
+            serde_json::from_value(doc.clone()).map_err(|e| TestBedError::format("CRD", e))?;
         let name = object.name_any();
         match raw.create(&PostParams::default(), &object).await {
             Ok(_) => {}
             Err(kube::Error::Api(status)) if status.code == 409 => {
-                let existing = raw.get(&name).await.map_err(TestBedError::kube(format!("get CRD {name} on {cluster}")))?;
+                let existing = raw
+                    .get(&name)
+                    .await
+                    .map_err(TestBedError::kube(format!("get CRD {name} on {cluster}")))?;
                 let mut replacement = object.clone();
                 replacement.metadata.resource_version = existing.resource_version();
                 raw.replace(&name, &PostParams::default(), &replacement)
                     .await
-                    .map_err(TestBedError::kube(format!("replace CRD {name} on {cluster}")))?;
+                    .map_err(TestBedError::kube(format!(
+                        "replace CRD {name} on {cluster}"
+                    )))?;
             }
-            Err(err) => return Err(TestBedError::kube(format!("create CRD {name} on {cluster}"))(err)),
+            Err(err) => {
+                return Err(TestBedError::kube(format!(
+                    "create CRD {name} on {cluster}"
+                ))(err));
+            }
         }
         names.push(name);
     }
@@ -153,7 +183,11 @@ pub async fn install(client: &Client, cluster: &str, docs: &[Value]) -> Result<(
 }
 
 /// Creates (or replaces) typed CRDs and waits until they are Established.
-pub async fn install_typed(client: &Client, cluster: &str, crds: &[CustomResourceDefinition]) -> Result<()> {
+pub async fn install_typed(
+    client: &Client,
+    cluster: &str,
+    crds: &[CustomResourceDefinition],
+) -> Result<()> {
     let docs = crds
         .iter()
         .map(|c| serde_json::to_value(c).map_err(|e| TestBedError::format("CRD", e)))
@@ -161,10 +195,17 @@ pub async fn install_typed(client: &Client, cluster: &str, crds: &[CustomResourc
     install(client, cluster, &docs).await
 }
 
-async fn wait_established(api: &Api<CustomResourceDefinition>, cluster: &str, name: &str) -> Result<()> {
+async fn wait_established(
+    api: &Api<CustomResourceDefinition>,
+    cluster: &str,
+    name: &str,
+) -> Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let crd = api.get(name).await.map_err(TestBedError::kube(format!("get CRD {name} on {cluster}")))?;
+        let crd = api
+            .get(name)
+            .await
+            .map_err(TestBedError::kube(format!("get CRD {name} on {cluster}")))?;
         let established = crd
             .status
             .and_then(|s| s.conditions)
@@ -175,7 +216,10 @@ async fn wait_established(api: &Api<CustomResourceDefinition>, cluster: &str, na
             return Ok(());
         }
         if tokio::time::Instant::now() > deadline {
-            return Err(TestBedError::Timeout { what: format!("CRD {name} on {cluster} to be Established"), secs: 30 });
+            return Err(TestBedError::Timeout {
+                what: format!("CRD {name} on {cluster} to be Established"),
+                secs: 30,
+            });
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -189,13 +233,19 @@ mod tests {
     fn v1_20_adjustments() {
         let mut doc = json!({"a": {"x-kubernetes-validations": [1], "default": "", "b": [{"default": "", "type": "string"}], "c": {"default": "x"}}});
         adjust_for_v1_20(&mut doc);
-        assert_eq!(doc, json!({"a": {"b": [{"type": "string"}], "c": {"default": "x"}}}));
+        assert_eq!(
+            doc,
+            json!({"a": {"b": [{"type": "string"}], "c": {"default": "x"}}})
+        );
     }
 
     #[test]
     fn minimal_crds_name_their_kind() {
         let crd = minimal_crd(ChildKind::GrafanaDatasource);
-        assert_eq!(crd["metadata"]["name"], "grafanadatasources.grafana.integreatly.org");
+        assert_eq!(
+            crd["metadata"]["name"],
+            "grafanadatasources.grafana.integreatly.org"
+        );
         assert_eq!(crd["spec"]["versions"][0]["name"], "v1beta1");
     }
 }

@@ -37,7 +37,8 @@ impl ClusterPlan {
         ca_pem: &str,
     ) -> Result<Self> {
         let dir = testbed_dir.join(&spec.name);
-        std::fs::create_dir_all(&dir).map_err(TestBedError::io(format!("create {}", dir.display())))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(TestBedError::io(format!("create {}", dir.display())))?;
         let port = process::free_port()?;
         let server = format!("https://127.0.0.1:{port}");
         let admin_token = random_token();
@@ -62,7 +63,10 @@ impl ClusterPlan {
             format!("--token-auth-file={}", path_arg(&tokens)),
             "--authorization-mode=RBAC".into(),
             format!("--service-account-key-file={}", pki("service-account.pub")),
-            format!("--service-account-signing-key-file={}", pki("service-account.key")),
+            format!(
+                "--service-account-signing-key-file={}",
+                pki("service-account.key")
+            ),
             format!("--service-account-issuer=https://{name}.{testbed}.local"),
             "--service-cluster-ip-range=10.96.0.0/16".into(),
             "--endpoint-reconciler-type=none".into(),
@@ -70,7 +74,13 @@ impl ClusterPlan {
         ];
         Ok(ClusterPlan {
             admin_kubeconfig: kubeconfig::render(name, &server, ca_pem, "admin", &admin_token),
-            operator_kubeconfig: kubeconfig::render(name, &server, ca_pem, OPERATOR_USER, &operator_token),
+            operator_kubeconfig: kubeconfig::render(
+                name,
+                &server,
+                ca_pem,
+                OPERATOR_USER,
+                &operator_token,
+            ),
             spec,
             port,
             dir,
@@ -96,6 +106,7 @@ pub struct Cluster {
     apiserver_command: ServerCommand,
     apiserver: Mutex<Option<Supervised>>,
     controller_manager: Mutex<Option<Supervised>>,
+    restarts: std::sync::atomic::AtomicU32,
 }
 
 impl Cluster {
@@ -122,6 +133,7 @@ impl Cluster {
             apiserver_command,
             apiserver: Mutex::new(Some(apiserver)),
             controller_manager: Mutex::new(None),
+            restarts: std::sync::atomic::AtomicU32::new(0),
         };
         cluster.wait_ready().await?;
         Ok(cluster)
@@ -165,7 +177,10 @@ impl Cluster {
 
     /// Whether the API server process is running.
     pub fn apiserver_running(&self) -> bool {
-        self.apiserver.lock().map(|mut s| s.as_mut().is_some_and(Supervised::is_running)).unwrap_or(false)
+        self.apiserver
+            .lock()
+            .map(|mut s| s.as_mut().is_some_and(Supervised::is_running))
+            .unwrap_or(false)
     }
 
     /// Stops the API server (the cluster becomes unreachable; its data stays in etcd).
@@ -187,8 +202,14 @@ impl Cluster {
             if slot.is_some() {
                 return Ok(());
             }
-            let mut command = self.apiserver_command.clone_with_log(self.dir.join("kube-apiserver.restarted.log"));
-            command.name = self.apiserver_command.name.clone();
+            let restarts = self
+                .restarts
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                + 1;
+            let command = self.apiserver_command.clone_with_log(
+                self.dir
+                    .join(format!("kube-apiserver.restart-{restarts}.log")),
+            );
             *slot = Some(Supervised::start(&command)?);
         }
         self.wait_ready().await
@@ -215,7 +236,11 @@ impl Cluster {
     }
 
     pub(crate) async fn stop_all(&self) -> Result<()> {
-        let kcm = self.controller_manager.lock().ok().and_then(|mut s| s.take());
+        let kcm = self
+            .controller_manager
+            .lock()
+            .ok()
+            .and_then(|mut s| s.take());
         let kcm_result = match kcm {
             Some(kcm) => kcm.stop().await,
             None => Ok(()),
@@ -226,7 +251,11 @@ impl Cluster {
     pub(crate) fn server_pids(&self) -> Vec<u32> {
         [&self.apiserver, &self.controller_manager]
             .into_iter()
-            .filter_map(|slot| slot.lock().ok().and_then(|s| s.as_ref().and_then(Supervised::server_pid)))
+            .filter_map(|slot| {
+                slot.lock()
+                    .ok()
+                    .and_then(|s| s.as_ref().and_then(Supervised::server_pid))
+            })
             .collect()
     }
 
@@ -234,22 +263,32 @@ impl Cluster {
     pub async fn wait_ready(&self) -> Result<()> {
         let started = Instant::now();
         loop {
-            let listening = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok();
+            let listening = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok();
             let request = http::Request::get("/readyz").body(Vec::new());
-            if let (true, Ok(request)) = (listening, request) {
-                if let Ok(Ok(body)) =
-                    tokio::time::timeout(Duration::from_secs(5), self.client.request_text(request)).await
-                {
-                    if body.trim() == "ok" {
-                        return Ok(());
-                    }
-                }
+            if let (true, Ok(request)) = (listening, request)
+                && let Ok(Ok(body)) =
+                    tokio::time::timeout(Duration::from_secs(5), self.client.request_text(request))
+                        .await
+                && body.trim() == "ok"
+            {
+                return Ok(());
             }
             let exited = !self.apiserver_running();
             if exited || started.elapsed() > READY_TIMEOUT {
-                let log = self.dir.join("kube-apiserver.log");
+                let log = self
+                    .apiserver
+                    .lock()
+                    .ok()
+                    .and_then(|s| s.as_ref().map(|s| s.log().to_path_buf()))
+                    .unwrap_or_else(|| self.dir.join("kube-apiserver.log"));
                 return Err(TestBedError::NotReady {
-                    server: format!("kube-apiserver of {}{}", self.name, if exited { " (exited)" } else { "" }),
+                    server: format!(
+                        "kube-apiserver of {}{}",
+                        self.name,
+                        if exited { " (exited)" } else { "" }
+                    ),
                     waited_secs: started.elapsed().as_secs(),
                     log_tail: process::log_tail(&log, 15),
                     log,

@@ -86,7 +86,10 @@ impl TestBedError {
     }
 
     pub(crate) fn format(what: impl Into<String>, err: impl std::fmt::Display) -> Self {
-        TestBedError::Format { what: what.into(), message: err.to_string() }
+        TestBedError::Format {
+            what: what.into(),
+            message: err.to_string(),
+        }
     }
 }
 

@@ -42,7 +42,10 @@ pub fn test(name: &'static str, run: TestFn) -> E2eTest {
 /// shuts down.
 pub type Fixture = Box<dyn std::any::Any + Send + Sync>;
 /// Starts a suite's fixture once the test bed is up.
-pub type SetupFn = for<'a> fn(&'a TestBed) -> Pin<Box<dyn Future<Output = Result<Fixture, TestError>> + Send + 'a>>;
+pub type SetupFn =
+    for<'a> fn(
+        &'a TestBed,
+    ) -> Pin<Box<dyn Future<Output = Result<Fixture, TestError>> + Send + 'a>>;
 
 /// How a suite runs.
 pub struct Suite {
@@ -58,7 +61,16 @@ pub struct Suite {
 
 /// Starts the shared test bed (unless only listing), runs the tests, shuts the test bed down.
 pub fn run(suite: &str, options: fn(String) -> TestBedOptions, tests: Vec<E2eTest>) -> ExitCode {
-    run_suite(Suite { name: "", options, setup: None, serial: false }, suite, tests)
+    run_suite(
+        Suite {
+            name: "",
+            options,
+            setup: None,
+            serial: false,
+        },
+        suite,
+        tests,
+    )
 }
 
 /// Like [`run`], with a fixture started after the test bed and optional serial execution.
@@ -69,10 +81,16 @@ pub fn run_suite(suite: Suite, name: &str, tests: Vec<E2eTest>) -> ExitCode {
         args.test_threads = Some(1);
     }
     if args.list {
-        let trials = tests.into_iter().map(|t| Trial::test(t.name, || Ok(()))).collect();
+        let trials = tests
+            .into_iter()
+            .map(|t| Trial::test(t.name, || Ok(())))
+            .collect();
         return libtest_mimic::run(&args, trials).exit_code();
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("cannot start the async runtime: {err}");
@@ -106,7 +124,9 @@ pub fn run_suite(suite: Suite, name: &str, tests: Vec<E2eTest>) -> ExitCode {
             let testbed = Arc::clone(&testbed);
             let handle = runtime.handle().clone();
             Trial::test(t.name, move || {
-                handle.block_on((t.run)(&testbed)).map_err(|err| Failed::from(format!("{err}")))
+                handle
+                    .block_on((t.run)(&testbed))
+                    .map_err(|err| Failed::from(format!("{err}")))
             })
         })
         .collect();

@@ -16,10 +16,15 @@ pub fn render(cluster: &str, server: &str, ca_cert_pem: &str, user: &str, token:
 
 /// Builds a client from kubeconfig text.
 pub async fn client_from_yaml(cluster: &str, yaml: &str) -> Result<Client> {
-    let kubeconfig = Kubeconfig::from_yaml(yaml)
-        .map_err(|source| TestBedError::Kubeconfig { cluster: cluster.to_owned(), source })?;
+    let kubeconfig = Kubeconfig::from_yaml(yaml).map_err(|source| TestBedError::Kubeconfig {
+        cluster: cluster.to_owned(),
+        source,
+    })?;
     let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
-        .map_err(|source| TestBedError::Kubeconfig { cluster: cluster.to_owned(), source })?;
+        .map_err(|source| TestBedError::Kubeconfig {
+            cluster: cluster.to_owned(),
+            source,
+        })?;
     Client::try_from(config).map_err(TestBedError::kube(format!("build a client for {cluster}")))
 }

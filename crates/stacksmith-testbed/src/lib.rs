@@ -70,8 +70,14 @@ impl TestBedOptions {
         TestBedOptions {
             name: name.into(),
             remotes: vec![
-                ClusterSpec { name: "prometheus-1".into(), roles: vec![ClusterRole::Prometheus] },
-                ClusterSpec { name: "grafana-1".into(), roles: vec![ClusterRole::Grafana] },
+                ClusterSpec {
+                    name: "prometheus-1".into(),
+                    roles: vec![ClusterRole::Prometheus],
+                },
+                ClusterSpec {
+                    name: "grafana-1".into(),
+                    roles: vec![ClusterRole::Grafana],
+                },
             ],
             controller_manager: true,
             simulator: true,
@@ -156,11 +162,23 @@ impl TestBed {
             log: self.dir.join("etcd.log"),
         })?);
 
-        let mut specs = vec![ClusterSpec { name: HUB.into(), roles: Vec::new() }];
+        let mut specs = vec![ClusterSpec {
+            name: HUB.into(),
+            roles: Vec::new(),
+        }];
         specs.extend(options.remotes.iter().cloned());
         let plans = specs
             .into_iter()
-            .map(|spec| ClusterPlan::new(spec, &self.name, &self.dir, &etcd_url, &pki_dir, &pki.ca_cert_pem))
+            .map(|spec| {
+                ClusterPlan::new(
+                    spec,
+                    &self.name,
+                    &self.dir,
+                    &etcd_url,
+                    &pki_dir,
+                    &pki.ca_cert_pem,
+                )
+            })
             .collect::<Result<Vec<_>>>()?;
         let mut starting = Vec::new();
         for plan in plans {
@@ -169,11 +187,11 @@ impl TestBed {
         for cluster in futures::future::join_all(starting).await {
             self.clusters.push(cluster?);
         }
-        if options.controller_manager {
-            if let Some(kcm) = &binaries.kube_controller_manager {
-                for cluster in &self.clusters {
-                    cluster.start_controller_manager(kcm).await?;
-                }
+        if options.controller_manager
+            && let Some(kcm) = &binaries.kube_controller_manager
+        {
+            for cluster in &self.clusters {
+                cluster.start_controller_manager(kcm).await?;
             }
         }
         Ok(())
@@ -191,7 +209,12 @@ impl TestBed {
             }
             registration::prepare_remote(cluster).await?;
             if options.simulator {
-                let kinds: Vec<_> = cluster.roles().iter().flat_map(|r| child_crds::kinds_of(*r)).copied().collect();
+                let kinds: Vec<_> = cluster
+                    .roles()
+                    .iter()
+                    .flat_map(|r| child_crds::kinds_of(*r))
+                    .copied()
+                    .collect();
                 simulator.add_cluster(cluster.name(), cluster.client().clone(), &kinds);
             }
         }
@@ -270,12 +293,13 @@ impl TestBed {
                 first_error.get_or_insert(err);
             }
         }
-        if let Some(etcd) = self.etcd.take() {
-            if let Err(err) = etcd.stop().await {
-                first_error.get_or_insert(err);
-            }
+        if let Some(etcd) = self.etcd.take()
+            && let Err(err) = etcd.stop().await
+        {
+            first_error.get_or_insert(err);
         }
-        let removed = std::fs::remove_dir_all(&self.dir).map_err(TestBedError::io(format!("remove {}", self.dir.display())));
+        let removed = std::fs::remove_dir_all(&self.dir)
+            .map_err(TestBedError::io(format!("remove {}", self.dir.display())));
         first_error.map_or(removed, Err)
     }
 }
@@ -319,5 +343,6 @@ pub(crate) fn write_private(path: &Path, content: &str) -> Result<()> {
         .mode(0o600)
         .open(path)
         .map_err(TestBedError::io(format!("write {}", path.display())))?;
-    file.write_all(content.as_bytes()).map_err(TestBedError::io(format!("write {}", path.display())))
+    file.write_all(content.as_bytes())
+        .map_err(TestBedError::io(format!("write {}", path.display())))
 }

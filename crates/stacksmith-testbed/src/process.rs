@@ -53,19 +53,26 @@ pub struct ServerCommand {
 impl ServerCommand {
     /// The same command logging to another file.
     pub fn clone_with_log(&self, log: PathBuf) -> Self {
-        ServerCommand { log, ..self.clone() }
+        ServerCommand {
+            log,
+            ..self.clone()
+        }
     }
 }
 
 impl Supervised {
     /// Starts `command` under a guard.
     pub fn start(command: &ServerCommand) -> Result<Self> {
-        let log_file = std::fs::File::create(&command.log)
-            .map_err(TestBedError::io(format!("create {}", command.log.display())))?;
+        let log_file = std::fs::File::create(&command.log).map_err(TestBedError::io(format!(
+            "create {}",
+            command.log.display()
+        )))?;
         let log_err = log_file
             .try_clone()
             .map_err(TestBedError::io(format!("open {}", command.log.display())))?;
         let pidfile = command.log.with_extension("pid");
+        // A pid file left by an earlier run of the same command would name a dead process.
+        let _ = std::fs::remove_file(&pidfile);
         let mut guard = Command::new("sh");
         guard
             .arg("-c")
@@ -78,9 +85,10 @@ impl Supervised {
             .stdout(log_file)
             .stderr(log_err)
             .kill_on_drop(false);
-        let mut guard = guard
-            .spawn()
-            .map_err(TestBedError::io(format!("start {}", command.program.display())))?;
+        let mut guard = guard.spawn().map_err(TestBedError::io(format!(
+            "start {}",
+            command.program.display()
+        )))?;
         let lifeline = guard.stdin.take();
         Ok(Supervised {
             name: command.name.clone(),
@@ -98,7 +106,11 @@ impl Supervised {
 
     /// The server's process id, once the guard has started it.
     pub fn server_pid(&self) -> Option<u32> {
-        std::fs::read_to_string(&self.pidfile).ok()?.trim().parse().ok()
+        std::fs::read_to_string(&self.pidfile)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// Whether the server is still running (its guard, when it has not reported the server's
@@ -113,13 +125,19 @@ impl Supervised {
         drop(self.lifeline.take());
         match tokio::time::timeout(Duration::from_secs(20), self.guard.wait()).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(source)) => Err(TestBedError::Io { action: format!("wait for {}", self.name), source }),
+            Ok(Err(source)) => Err(TestBedError::Io {
+                action: format!("wait for {}", self.name),
+                source,
+            }),
             Err(_) => {
                 if let Some(pid) = self.server_pid() {
                     kill_hard(pid);
                 }
                 let _ = self.guard.start_kill();
-                Err(TestBedError::Timeout { what: format!("{} to stop", self.name), secs: 20 })
+                Err(TestBedError::Timeout {
+                    what: format!("{} to stop", self.name),
+                    secs: 20,
+                })
             }
         }
     }
@@ -139,7 +157,10 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
 
 fn kill_hard(pid: u32) {
     if let Ok(pid) = i32::try_from(pid) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
 }
 
@@ -154,15 +175,22 @@ pub fn process_exists(pid: u32) -> bool {
 pub fn terminate(pid: u32) -> bool {
     i32::try_from(pid)
         .map(|pid| {
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM)
-                .is_ok()
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            )
+            .is_ok()
         })
         .unwrap_or(false)
 }
 
 /// A TCP port on 127.0.0.1 that is free right now.
 pub fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(TestBedError::io("find a free port"))?;
-    let port = listener.local_addr().map_err(TestBedError::io("find a free port"))?.port();
+    let listener =
+        TcpListener::bind("127.0.0.1:0").map_err(TestBedError::io("find a free port"))?;
+    let port = listener
+        .local_addr()
+        .map_err(TestBedError::io("find a free port"))?
+        .port();
     Ok(port)
 }

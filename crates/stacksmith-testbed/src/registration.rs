@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use k8s_openapi::api::rbac::v1::{ClusterRole as RbacClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{
+    ClusterRole as RbacClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject,
+};
 use kube::api::{Api, ObjectMeta, Patch, PatchParams};
 use kube::{Client, Resource};
 use serde::Serialize;
@@ -32,7 +34,10 @@ pub(crate) async fn prepare_remote(cluster: &Cluster) -> Result<()> {
         client,
         name,
         &ClusterRoleBinding {
-            metadata: ObjectMeta { name: Some(OPERATOR_USER.into()), ..Default::default() },
+            metadata: ObjectMeta {
+                name: Some(OPERATOR_USER.into()),
+                ..Default::default()
+            },
             role_ref: RoleRef {
                 api_group: Some("rbac.authorization.k8s.io".into()),
                 kind: "ClusterRole".into(),
@@ -59,30 +64,53 @@ fn operator_cluster_role() -> RbacClusterRole {
         verbs: verbs.iter().map(|s| s.to_string()).collect(),
         ..Default::default()
     };
-    let manage = ["get", "list", "watch", "create", "update", "patch", "delete"];
+    let manage = [
+        "get", "list", "watch", "create", "update", "patch", "delete",
+    ];
     let read = ["get", "list", "watch"];
     RbacClusterRole {
-        metadata: ObjectMeta { name: Some(OPERATOR_USER.into()), ..Default::default() },
+        metadata: ObjectMeta {
+            name: Some(OPERATOR_USER.into()),
+            ..Default::default()
+        },
         rules: Some(vec![
             rule(&[""], &["namespaces", "serviceaccounts"], &manage),
             rule(&[""], &["events"], &["create", "patch"]),
-            rule(&["rbac.authorization.k8s.io"], &["roles", "rolebindings"], &[&manage[..], &["bind", "escalate"]].concat()),
+            rule(
+                &["rbac.authorization.k8s.io"],
+                &["roles", "rolebindings"],
+                &[&manage[..], &["bind", "escalate"]].concat(),
+            ),
             rule(&[""], &["services", "endpoints", "pods"], &read),
-            rule(&["monitoring.coreos.com"], &["prometheuses", "prometheusrules", "servicemonitors"], &manage),
+            rule(
+                &["monitoring.coreos.com"],
+                &["prometheuses", "prometheusrules", "servicemonitors"],
+                &manage,
+            ),
             rule(
                 &["grafana.integreatly.org"],
                 &["grafanafolders", "grafanadatasources", "grafanadashboards"],
                 &manage,
             ),
             rule(&["grafana.integreatly.org"], &["grafanas"], &read),
-            rule(&["apiextensions.k8s.io"], &["customresourcedefinitions"], &read),
+            rule(
+                &["apiextensions.k8s.io"],
+                &["customresourcedefinitions"],
+                &read,
+            ),
         ]),
         aggregation_rule: None,
     }
 }
 
 fn namespace(name: &str) -> Namespace {
-    Namespace { metadata: ObjectMeta { name: Some(name.into()), ..Default::default() }, ..Default::default() }
+    Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
 }
 
 /// The name of the hub Secret holding a member's kubeconfig.
@@ -114,13 +142,21 @@ pub(crate) async fn register(hub: &Cluster, member: &Cluster) -> Result<()> {
     };
     let secrets: Api<Secret> = Api::namespaced(client.clone(), SYSTEM_NAMESPACE);
     secrets
-        .patch(&secret_name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&secret))
+        .patch(
+            &secret_name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&secret),
+        )
         .await
-        .map_err(TestBedError::kube(format!("apply Secret {SYSTEM_NAMESPACE}/{secret_name}")))?;
-    let prometheus_url_template = member
-        .roles()
-        .contains(&ClusterRole::Prometheus)
-        .then(|| format!("http://{{name}}.{{namespace}}.svc.{}.example:9090", member.name()));
+        .map_err(TestBedError::kube(format!(
+            "apply Secret {SYSTEM_NAMESPACE}/{secret_name}"
+        )))?;
+    let prometheus_url_template = member.roles().contains(&ClusterRole::Prometheus).then(|| {
+        format!(
+            "http://{{name}}.{{namespace}}.svc.{}.example:9090",
+            member.name()
+        )
+    });
     let mut registration = MemberCluster::new(
         member.name(),
         MemberClusterSpec {
@@ -134,23 +170,38 @@ pub(crate) async fn register(hub: &Cluster, member: &Cluster) -> Result<()> {
             request_timeout_seconds: 10,
         },
     );
-    registration.metadata.labels = Some(BTreeMap::from([(MANAGED_BY.to_owned(), FIELD_MANAGER.to_owned())]));
+    registration.metadata.labels = Some(BTreeMap::from([(
+        MANAGED_BY.to_owned(),
+        FIELD_MANAGER.to_owned(),
+    )]));
     apply_cluster_scoped(client, hub.name(), &registration).await
 }
 
 async fn apply_cluster_scoped<K>(client: &Client, cluster: &str, object: &K) -> Result<()>
 where
-    K: Resource<Scope = k8s_openapi::ClusterResourceScope, DynamicType = ()> + Serialize + DeserializeOwned + Clone + std::fmt::Debug,
+    K: Resource<Scope = k8s_openapi::ClusterResourceScope, DynamicType = ()>
+        + Serialize
+        + DeserializeOwned
+        + Clone
+        + std::fmt::Debug,
 {
     let name = object.meta().name.clone().unwrap_or_default();
     let api: Api<K> = Api::all(client.clone());
-    let mut body = serde_json::to_value(object).map_err(|e| TestBedError::format(K::kind(&()).to_string(), e))?;
+    let mut body = serde_json::to_value(object)
+        .map_err(|e| TestBedError::format(K::kind(&()).to_string(), e))?;
     if let Some(map) = body.as_object_mut() {
         map.insert("apiVersion".into(), K::api_version(&()).into());
         map.insert("kind".into(), K::kind(&()).into());
     }
-    api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body))
-        .await
-        .map_err(TestBedError::kube(format!("apply {} {name} on {cluster}", K::kind(&()))))?;
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .map_err(TestBedError::kube(format!(
+        "apply {} {name} on {cluster}",
+        K::kind(&())
+    )))?;
     Ok(())
 }

@@ -43,8 +43,10 @@ impl RunningTestBed {
     /// Reads the record of the running test bed `name`.
     pub fn find(name: &str) -> Result<Self> {
         let dir = base_dir().join(name);
-        let text = std::fs::read_to_string(dir.join(STATE_FILE)).map_err(|_| TestBedError::NotRunning(name.to_owned()))?;
-        let state: RunningTestBed = serde_json::from_str(&text).map_err(|e| TestBedError::format(STATE_FILE, e))?;
+        let text = std::fs::read_to_string(dir.join(STATE_FILE))
+            .map_err(|_| TestBedError::NotRunning(name.to_owned()))?;
+        let state: RunningTestBed =
+            serde_json::from_str(&text).map_err(|e| TestBedError::format(STATE_FILE, e))?;
         if process::process_exists(state.owner_pid) {
             Ok(state)
         } else {
@@ -73,7 +75,10 @@ impl RunningTestBed {
         let deadline = Instant::now() + timeout;
         while dir.exists() {
             if Instant::now() > deadline {
-                return Err(TestBedError::Timeout { what: format!("test bed {} to shut down", self.name), secs: timeout.as_secs() });
+                return Err(TestBedError::Timeout {
+                    what: format!("test bed {} to shut down", self.name),
+                    secs: timeout.as_secs(),
+                });
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -82,25 +87,35 @@ impl RunningTestBed {
 }
 
 pub(crate) fn write(dir: &Path, state: &RunningTestBed) -> Result<()> {
-    let text = serde_json::to_string_pretty(state).map_err(|e| TestBedError::format(STATE_FILE, e))?;
-    std::fs::write(dir.join(STATE_FILE), text).map_err(TestBedError::io("write the test bed record"))
+    let text =
+        serde_json::to_string_pretty(state).map_err(|e| TestBedError::format(STATE_FILE, e))?;
+    std::fs::write(dir.join(STATE_FILE), text)
+        .map_err(TestBedError::io("write the test bed record"))
 }
 
 /// Creates the directory of test bed `name`, refusing when a live owner holds it.
 pub(crate) fn claim_dir(name: &str) -> Result<PathBuf> {
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        return Err(TestBedError::Binaries(format!("invalid test bed name {name:?} (letters, digits, - and _)")));
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(TestBedError::Binaries(format!(
+            "invalid test bed name {name:?} (letters, digits, - and _)"
+        )));
     }
     let dir = base_dir().join(name);
-    if let Some(owner) = owner_of(&dir) {
-        if process::process_exists(owner) && owner != std::process::id() {
-            return Err(TestBedError::Binaries(format!(
-                "a test bed named {name:?} is already running (process {owner}); stop it with `stacksmith testbed down --name {name}`"
-            )));
-        }
+    if let Some(owner) = owner_of(&dir)
+        && process::process_exists(owner)
+        && owner != std::process::id()
+    {
+        return Err(TestBedError::Binaries(format!(
+            "a test bed named {name:?} is already running (process {owner}); stop it with `stacksmith testbed down --name {name}`"
+        )));
     }
     if dir.exists() {
-        std::fs::remove_dir_all(&dir).map_err(TestBedError::io(format!("remove stale {}", dir.display())))?;
+        std::fs::remove_dir_all(&dir)
+            .map_err(TestBedError::io(format!("remove stale {}", dir.display())))?;
     }
     std::fs::create_dir_all(&dir).map_err(TestBedError::io(format!("create {}", dir.display())))?;
     std::fs::write(dir.join(OWNER_FILE), std::process::id().to_string())
@@ -109,13 +124,19 @@ pub(crate) fn claim_dir(name: &str) -> Result<PathBuf> {
 }
 
 fn owner_of(dir: &Path) -> Option<u32> {
-    std::fs::read_to_string(dir.join(OWNER_FILE)).ok()?.trim().parse().ok()
+    std::fs::read_to_string(dir.join(OWNER_FILE))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Removes the directories of test beds whose owner died without cleaning up (their servers
 /// already stopped with their owner).
 pub(crate) fn remove_abandoned() {
-    let Ok(entries) = std::fs::read_dir(base_dir()) else { return };
+    let Ok(entries) = std::fs::read_dir(base_dir()) else {
+        return;
+    };
     for entry in entries.flatten() {
         let dir = entry.path();
         let abandoned = match owner_of(&dir) {

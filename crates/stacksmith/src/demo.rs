@@ -35,14 +35,31 @@ pub struct DemoArgs {
 
 /// Runs the demo.
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
-    step("Starting a local hub and two remote clusters (first run also builds the control plane: several minutes)");
+    step(
+        "Starting a local hub and two remote clusters (first run also builds the control plane: several minutes)",
+    );
     let started = Instant::now();
-    let testbed = TestBed::start(TestBedOptions::new("demo")).await.context("starting the test bed")?;
-    println!("  {} clusters ready in {:.1} s:", testbed.clusters().len(), started.elapsed().as_secs_f32());
+    let testbed = TestBed::start(TestBedOptions::new("demo"))
+        .await
+        .context("starting the test bed")?;
+    println!(
+        "  {} clusters ready in {:.1} s:",
+        testbed.clusters().len(),
+        started.elapsed().as_secs_f32()
+    );
     for cluster in testbed.clusters() {
         let roles: Vec<&str> = cluster.roles().iter().map(|r| r.as_str()).collect();
-        let roles = if roles.is_empty() { "hub".to_owned() } else { roles.join(",") };
-        println!("    {:<14} {:<12} {}", cluster.name(), roles, cluster.server_url());
+        let roles = if roles.is_empty() {
+            "hub".to_owned()
+        } else {
+            roles.join(",")
+        };
+        println!(
+            "    {:<14} {:<12} {}",
+            cluster.name(),
+            roles,
+            cluster.server_url()
+        );
     }
     let hub = testbed.hub()?.client().clone();
     let operator = stacksmith_controller::operator::RunningOperator::spawn(hub.clone());
@@ -62,42 +79,82 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     step("Stopping the operator and the test bed");
     operator.stop().await;
     testbed.shutdown().await.context("stopping the test bed")?;
-    Ok(if result.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if result.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 async fn scenario(testbed: &TestBed, hub: &Client) -> anyhow::Result<()> {
     step("kubectl get memberclusters   (probed by the operator through their kubeconfig Secrets)");
     let members: Api<MemberCluster> = Api::all(hub.clone());
-    wait_for(|| async { Ok(members.list(&ListParams::default()).await?.iter().all(member_ready)) }, "member clusters Ready").await?;
+    wait_for(
+        || async {
+            Ok(members
+                .list(&ListParams::default())
+                .await?
+                .iter()
+                .all(member_ready))
+        },
+        "member clusters Ready",
+    )
+    .await?;
     print_members(&members.list(&ListParams::default()).await?.items);
 
     step("Creating the shared Grafana instance on grafana-1 (examples/grafana-instance.yaml)");
     let grafana_cluster = testbed.cluster("grafana-1")?.client().clone();
     create_namespace(&grafana_cluster, "grafana").await?;
     let grafana: DynamicObject = serde_yaml::from_str(EXAMPLE_GRAFANA)?;
-    let grafanas: Api<DynamicObject> = Api::namespaced_with(grafana_cluster.clone(), "grafana", &api_resource(ChildKind::Grafana));
+    let grafanas: Api<DynamicObject> = Api::namespaced_with(
+        grafana_cluster.clone(),
+        "grafana",
+        &api_resource(ChildKind::Grafana),
+    );
     grafanas.create(&PostParams::default(), &grafana).await?;
 
     step("Applying examples/acme.yaml to the hub (server-side apply, as GitOps does)");
     create_namespace(hub, "customers").await?;
     let stack: CustomerStack = serde_yaml::from_str(EXAMPLE_STACK)?;
     let stacks: Api<CustomerStack> = Api::namespaced(hub.clone(), "customers");
-    stacks.patch("acme", &PatchParams::apply("stacksmith-demo"), &Patch::Apply(&stack)).await?;
+    stacks
+        .patch(
+            "acme",
+            &PatchParams::apply("stacksmith-demo"),
+            &Patch::Apply(&stack),
+        )
+        .await?;
     let started = Instant::now();
-    wait_for(|| async { Ok(ready_status(&stacks.get("acme").await?) == Some("True".into())) }, "CustomerStack acme Ready").await?;
+    wait_for(
+        || async { Ok(ready_status(&stacks.get("acme").await?) == Some("True".into())) },
+        "CustomerStack acme Ready",
+    )
+    .await?;
     println!("  Ready after {:.1} s", started.elapsed().as_secs_f32());
     print_stack(&stacks.get("acme").await?);
 
-    step("Breaking the shared Grafana instance (its deployment fails) and watching the root cause arrive");
+    step(
+        "Breaking the shared Grafana instance (its deployment fails) and watching the root cause arrive",
+    );
     let annotate = json!({"metadata": {"annotations": {OUTCOME_ANNOTATION: "degraded"}}});
-    grafanas.patch("shared", &PatchParams::default(), &Patch::Merge(&annotate)).await?;
-    wait_for(|| async { Ok(ready_status(&stacks.get("acme").await?) == Some("False".into())) }, "CustomerStack acme to report the failure").await?;
+    grafanas
+        .patch("shared", &PatchParams::default(), &Patch::Merge(&annotate))
+        .await?;
+    wait_for(
+        || async { Ok(ready_status(&stacks.get("acme").await?) == Some("False".into())) },
+        "CustomerStack acme to report the failure",
+    )
+    .await?;
     print_stack(&stacks.get("acme").await?);
     Ok(())
 }
 
 fn member_ready(member: &MemberCluster) -> bool {
-    member.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    member.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    })
 }
 
 fn ready_status(stack: &CustomerStack) -> Option<String> {
@@ -105,7 +162,11 @@ fn ready_status(stack: &CustomerStack) -> Option<String> {
     if status.observed_generation != stack.metadata.generation {
         return None;
     }
-    status.conditions.iter().find(|c| c.type_ == "Ready").map(|c| c.status.clone())
+    status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| c.status.clone())
 }
 
 async fn wait_for<F, Fut>(check: F, what: &str) -> anyhow::Result<()>
@@ -136,7 +197,10 @@ async fn create_namespace(client: &Client, name: &str) -> anyhow::Result<()> {
 }
 
 fn print_members(members: &[MemberCluster]) {
-    println!("  {:<14} {:<11} {:<6} {:<8} {:<8} MESSAGE", "NAME", "ROLES", "READY", "VERSION", "REASON");
+    println!(
+        "  {:<14} {:<11} {:<6} {:<8} {:<8} MESSAGE",
+        "NAME", "ROLES", "READY", "VERSION", "REASON"
+    );
     for member in members {
         let status = member.status.clone().unwrap_or_default();
         let ready = status.conditions.iter().find(|c| c.type_ == "Ready");
@@ -171,7 +235,10 @@ fn print_stack(stack: &CustomerStack) {
     if let Some(ready) = ready {
         println!("\n  Ready: {} — {}", ready.reason, ready.message);
     }
-    println!("\n  {:<12} {:<18} {:<32} {:<12} {:<20} MESSAGE", "CLUSTER", "KIND", "NAMESPACE/NAME", "VERDICT", "REASON");
+    println!(
+        "\n  {:<12} {:<18} {:<32} {:<12} {:<20} MESSAGE",
+        "CLUSTER", "KIND", "NAMESPACE/NAME", "VERDICT", "REASON"
+    );
     for child in &status.children {
         let message: String = child.message.chars().take(90).collect();
         println!(

@@ -40,16 +40,25 @@ pub enum TestbedCommand {
 /// Runs a test-bed subcommand.
 pub async fn run(command: TestbedCommand) -> anyhow::Result<ExitCode> {
     match command {
-        TestbedCommand::Up { name, minimal_crds, no_simulator } => {
+        TestbedCommand::Up {
+            name,
+            minimal_crds,
+            no_simulator,
+        } => {
             let mut options = TestBedOptions::new(name);
             if minimal_crds {
                 options.upstream_crds = None;
             }
             options.simulator = !no_simulator;
-            let testbed = TestBed::start(options).await.context("starting the test bed")?;
+            let testbed = TestBed::start(options)
+                .await
+                .context("starting the test bed")?;
             eprintln!("test bed {:?} is up; in another shell:", testbed.name());
             print_env(&testbed.env());
-            eprintln!("stop it with Ctrl-C or `stacksmith testbed down --name {}`", testbed.name());
+            eprintln!(
+                "stop it with Ctrl-C or `stacksmith testbed down --name {}`",
+                testbed.name()
+            );
             wait_for_stop_signal().await?;
             eprintln!("stopping test bed {:?}", testbed.name());
             testbed.shutdown().await.context("stopping the test bed")?;

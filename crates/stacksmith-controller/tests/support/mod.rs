@@ -18,18 +18,35 @@ use stacksmith_testbed::simulator::api_resource;
 /// How long a test waits for the operator to get somewhere.
 pub const WAIT: Duration = Duration::from_secs(45);
 
-pub async fn boxed(f: impl std::future::Future<Output = anyhow::Result<()>>) -> Result<(), TestError> {
+pub async fn boxed(
+    f: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> Result<(), TestError> {
     f.await.map_err(|e| format!("{e:#}").into())
 }
 
 /// Starts the operator next to the test bed, plus the shared Grafana instance tests select.
-pub fn start_operator(tb: &TestBed) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Fixture, TestError>> + Send + '_>> {
+pub fn start_operator(
+    tb: &TestBed,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Fixture, TestError>> + Send + '_>> {
     Box::pin(async move {
-        let grafana = tb.cluster("grafana-1").map_err(|e| e.to_string())?.client().clone();
-        create_namespace(&grafana, "grafana").await.map_err(|e| e.to_string())?;
-        create_child(&grafana, ChildKind::Grafana, "grafana", "shared", json!({"dashboards": "shared"}), json!({"version": "12.1.0"}))
+        let grafana = tb
+            .cluster("grafana-1")
+            .map_err(|e| e.to_string())?
+            .client()
+            .clone();
+        create_namespace(&grafana, "grafana")
             .await
             .map_err(|e| e.to_string())?;
+        create_child(
+            &grafana,
+            ChildKind::Grafana,
+            "grafana",
+            "shared",
+            json!({"dashboards": "shared"}),
+            json!({"version": "12.1.0"}),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         let hub = tb.hub().map_err(|e| e.to_string())?.client().clone();
         let fixture: Fixture = Box::new(RunningOperator::spawn(hub));
         Ok(fixture)
@@ -46,20 +63,34 @@ pub async fn create_namespace(client: &Client, name: &str) -> anyhow::Result<()>
     }
 }
 
-pub async fn create_child(client: &Client, kind: ChildKind, ns: &str, name: &str, labels: Value, spec: Value) -> anyhow::Result<DynamicObject> {
+pub async fn create_child(
+    client: &Client,
+    kind: ChildKind,
+    ns: &str,
+    name: &str,
+    labels: Value,
+    spec: Value,
+) -> anyhow::Result<DynamicObject> {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &api_resource(kind));
     let object: DynamicObject = serde_json::from_value(json!({
         "apiVersion": kind.api_version(), "kind": kind.as_str(),
         "metadata": {"name": name, "labels": labels}, "spec": spec,
     }))?;
-    Ok(api.create(&PostParams::default(), &object).await.with_context(|| format!("create {kind} {ns}/{name}"))?)
+    api.create(&PostParams::default(), &object)
+        .await
+        .with_context(|| format!("create {kind} {ns}/{name}"))
 }
 
 pub fn child_api(client: &Client, kind: ChildKind, ns: &str) -> Api<DynamicObject> {
     Api::namespaced_with(client.clone(), ns, &api_resource(kind))
 }
 
-pub async fn get_child(client: &Client, kind: ChildKind, ns: &str, name: &str) -> anyhow::Result<Option<DynamicObject>> {
+pub async fn get_child(
+    client: &Client,
+    kind: ChildKind,
+    ns: &str,
+    name: &str,
+) -> anyhow::Result<Option<DynamicObject>> {
     Ok(child_api(client, kind, ns).get_opt(name).await?)
 }
 
@@ -100,11 +131,21 @@ pub fn merge(base: &mut Value, patch: Value) {
 }
 
 /// Server-side applies a stack (as GitOps does) into `ns` on the hub, creating `ns`.
-pub async fn apply_stack(hub: &Client, ns: &str, manifest: &Value) -> anyhow::Result<CustomerStack> {
+pub async fn apply_stack(
+    hub: &Client,
+    ns: &str,
+    manifest: &Value,
+) -> anyhow::Result<CustomerStack> {
     create_namespace(hub, ns).await?;
     let api: Api<CustomerStack> = Api::namespaced(hub.clone(), ns);
     let name = manifest["metadata"]["name"].as_str().context("name")?;
-    Ok(api.patch(name, &PatchParams::apply("e2e-tests").force(), &Patch::Apply(manifest)).await?)
+    Ok(api
+        .patch(
+            name,
+            &PatchParams::apply("e2e-tests").force(),
+            &Patch::Apply(manifest),
+        )
+        .await?)
 }
 
 pub fn stacks(hub: &Client, ns: &str) -> Api<CustomerStack> {
@@ -112,7 +153,10 @@ pub fn stacks(hub: &Client, ns: &str) -> Api<CustomerStack> {
 }
 
 /// A condition of the stack's status at the stack's current generation.
-pub fn condition<'a>(stack: &'a CustomerStack, type_: &str) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+pub fn condition<'a>(
+    stack: &'a CustomerStack,
+    type_: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
     let status = stack.status.as_ref()?;
     if status.observed_generation != stack.metadata.generation {
         return None;
@@ -121,7 +165,13 @@ pub fn condition<'a>(stack: &'a CustomerStack, type_: &str) -> Option<&'a k8s_op
 }
 
 /// Waits until `check` holds for the stack; returns it. Fails with the last status seen.
-pub async fn wait_stack(hub: &Client, ns: &str, name: &str, what: &str, check: impl Fn(&CustomerStack) -> bool) -> anyhow::Result<CustomerStack> {
+pub async fn wait_stack(
+    hub: &Client,
+    ns: &str,
+    name: &str,
+    what: &str,
+    check: impl Fn(&CustomerStack) -> bool,
+) -> anyhow::Result<CustomerStack> {
     let api = stacks(hub, ns);
     let deadline = tokio::time::Instant::now() + WAIT;
     let mut last = None;
@@ -133,21 +183,35 @@ pub async fn wait_stack(hub: &Client, ns: &str, name: &str, what: &str, check: i
             last = stack.status.clone();
         }
         if tokio::time::Instant::now() > deadline {
-            bail!("timed out waiting for {ns}/{name}: {what}; last status: {}", describe(last.as_ref()));
+            bail!(
+                "timed out waiting for {ns}/{name}: {what}; last status: {}",
+                describe(last.as_ref())
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 pub fn describe(status: Option<&CustomerStackStatus>) -> String {
-    status.map_or_else(|| "none".into(), |s| serde_json::to_string_pretty(s).unwrap_or_default())
+    status.map_or_else(
+        || "none".into(),
+        |s| serde_json::to_string_pretty(s).unwrap_or_default(),
+    )
 }
 
 pub async fn wait_ready(hub: &Client, ns: &str, name: &str) -> anyhow::Result<CustomerStack> {
-    wait_stack(hub, ns, name, "Ready=True", |s| condition(s, "Ready").is_some_and(|c| c.status == "True")).await
+    wait_stack(hub, ns, name, "Ready=True", |s| {
+        condition(s, "Ready").is_some_and(|c| c.status == "True")
+    })
+    .await
 }
 
-pub async fn wait_not_ready(hub: &Client, ns: &str, name: &str, reason: &str) -> anyhow::Result<CustomerStack> {
+pub async fn wait_not_ready(
+    hub: &Client,
+    ns: &str,
+    name: &str,
+    reason: &str,
+) -> anyhow::Result<CustomerStack> {
     wait_stack(hub, ns, name, &format!("Ready=False ({reason})"), |s| {
         condition(s, "Ready").is_some_and(|c| c.status == "False" && c.reason == reason)
     })
@@ -170,7 +234,10 @@ pub async fn wait_child(
             return Ok(object);
         }
         if tokio::time::Instant::now() > deadline {
-            bail!("timed out waiting for {kind} {ns}/{name}: {what}; last: {:?}", object.map(|o| serde_json::to_value(o).unwrap_or_default()));
+            bail!(
+                "timed out waiting for {kind} {ns}/{name}: {what}; last: {:?}",
+                object.map(|o| serde_json::to_value(o).unwrap_or_default())
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -179,14 +246,29 @@ pub async fn wait_child(
 /// Sets simulator outcomes on a remote cluster (merged into its scenario ConfigMap).
 pub async fn set_outcomes(client: &Client, entries: &[(&str, &str)]) -> anyhow::Result<()> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), "stacksmith-simulator");
-    let data: serde_json::Map<String, Value> = entries.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect();
+    let data: serde_json::Map<String, Value> = entries
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), json!(v)))
+        .collect();
     let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "scenario"}, "data": data});
-    api.patch("scenario", &PatchParams::apply(&format!("e2e-{}", entries.first().map(|e| e.0).unwrap_or("x"))), &Patch::Apply(&body)).await?;
+    api.patch(
+        "scenario",
+        &PatchParams::apply(&format!(
+            "e2e-{}",
+            entries.first().map(|e| e.0).unwrap_or("x")
+        )),
+        &Patch::Apply(&body),
+    )
+    .await?;
     Ok(())
 }
 
 /// Events recorded on a stack.
-pub async fn stack_events(hub: &Client, ns: &str, name: &str) -> anyhow::Result<Vec<(String, String)>> {
+pub async fn stack_events(
+    hub: &Client,
+    ns: &str,
+    name: &str,
+) -> anyhow::Result<Vec<(String, String)>> {
     let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(hub.clone(), ns);
     let events = api.list(&ListParams::default()).await?;
     Ok(events
@@ -196,7 +278,12 @@ pub async fn stack_events(hub: &Client, ns: &str, name: &str) -> anyhow::Result<
         .collect())
 }
 
-pub async fn wait_event(hub: &Client, ns: &str, name: &str, reason: &str) -> anyhow::Result<String> {
+pub async fn wait_event(
+    hub: &Client,
+    ns: &str,
+    name: &str,
+    reason: &str,
+) -> anyhow::Result<String> {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let events = stack_events(hub, ns, name).await?;
@@ -211,7 +298,9 @@ pub async fn wait_event(hub: &Client, ns: &str, name: &str, reason: &str) -> any
 }
 
 pub async fn delete_stack(hub: &Client, ns: &str, name: &str) -> anyhow::Result<()> {
-    stacks(hub, ns).delete(name, &DeleteParams::default()).await?;
+    stacks(hub, ns)
+        .delete(name, &DeleteParams::default())
+        .await?;
     Ok(())
 }
 
@@ -222,7 +311,10 @@ pub async fn wait_stack_gone(hub: &Client, ns: &str, name: &str) -> anyhow::Resu
         match api.get_opt(name).await? {
             None => return Ok(()),
             Some(stack) if tokio::time::Instant::now() > deadline => {
-                bail!("stack {ns}/{name} still there: {}", describe(stack.status.as_ref()))
+                bail!(
+                    "stack {ns}/{name} still there: {}",
+                    describe(stack.status.as_ref())
+                )
             }
             Some(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }

@@ -74,7 +74,9 @@ impl fmt::Display for Outcome {
 
 /// An outcome name that is not one of [`Outcome::ALL`].
 #[derive(Debug, thiserror::Error)]
-#[error("unknown simulator outcome {0:?} (expected one of healthy, degraded, rolling, no-matching-instance, invalid-spec, suspended, slow, never)")]
+#[error(
+    "unknown simulator outcome {0:?} (expected one of healthy, degraded, rolling, no-matching-instance, invalid-spec, suspended, slow, never)"
+)]
 pub struct UnknownOutcome(pub String);
 
 impl FromStr for Outcome {
@@ -141,7 +143,13 @@ impl Scenario {
     }
 
     /// The outcome for an object: its annotation, else its scenario entry, else the default.
-    pub fn outcome_for(&self, kind: &str, namespace: &str, name: &str, annotation: Option<&str>) -> Outcome {
+    pub fn outcome_for(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        annotation: Option<&str>,
+    ) -> Outcome {
         if let Some(outcome) = annotation.and_then(|a| a.parse().ok()) {
             return outcome;
         }
@@ -175,13 +183,25 @@ mod tests {
             ("default".to_owned(), "never".to_owned()),
             ("Prometheus.t.p".to_owned(), "degraded".to_owned()),
             ("slowDelayMs".to_owned(), "50".to_owned()),
-            ("statusForConfigurationResources".to_owned(), "false".to_owned()),
+            (
+                "statusForConfigurationResources".to_owned(),
+                "false".to_owned(),
+            ),
         ]);
         let scenario = Scenario::from_data(&data);
         assert_eq!(scenario.slow_delay_ms, 50);
         assert!(!scenario.status_for_configuration_resources);
-        assert_eq!(scenario.outcome_for("Prometheus", "t", "p", None), Outcome::Degraded);
-        assert_eq!(scenario.outcome_for("Prometheus", "t", "p", Some("suspended")), Outcome::Suspended);
-        assert_eq!(scenario.outcome_for("Prometheus", "t", "q", None), Outcome::Never);
+        assert_eq!(
+            scenario.outcome_for("Prometheus", "t", "p", None),
+            Outcome::Degraded
+        );
+        assert_eq!(
+            scenario.outcome_for("Prometheus", "t", "p", Some("suspended")),
+            Outcome::Suspended
+        );
+        assert_eq!(
+            scenario.outcome_for("Prometheus", "t", "q", None),
+            Outcome::Never
+        );
     }
 }

@@ -15,7 +15,9 @@ use stacksmith_core::ChildKind;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::outcome::{OUTCOME_ANNOTATION, Outcome, SCENARIO_CONFIGMAP, SCENARIO_NAMESPACE, Scenario};
+use super::outcome::{
+    OUTCOME_ANNOTATION, Outcome, SCENARIO_CONFIGMAP, SCENARIO_NAMESPACE, Scenario,
+};
 use super::status::{World, differs, simulated_status};
 
 /// The field manager of the simulator's status writes.
@@ -57,10 +59,16 @@ impl Simulator {
                 while let Some(event) = stream.next().await {
                     match event {
                         Ok(obj) => {
-                            let key = Key { kind, namespace: obj.namespace().unwrap_or_default(), name: obj.name_any() };
+                            let key = Key {
+                                kind,
+                                namespace: obj.namespace().unwrap_or_default(),
+                                name: obj.name_any(),
+                            };
                             let follow_up = match kind {
                                 ChildKind::Grafana => Some(Work::Kinds(&GRAFANA_RESOURCES)),
-                                ChildKind::Prometheus => Some(Work::Kinds(&CONFIGURATION_RESOURCES)),
+                                ChildKind::Prometheus => {
+                                    Some(Work::Kinds(&CONFIGURATION_RESOURCES))
+                                }
                                 _ => None,
                             };
                             let _ = tx.send(Work::Object(key));
@@ -110,14 +118,24 @@ impl Default for Simulator {
     }
 }
 
-static GRAFANA_RESOURCES: [ChildKind; 3] =
-    [ChildKind::GrafanaFolder, ChildKind::GrafanaDatasource, ChildKind::GrafanaDashboard];
-static CONFIGURATION_RESOURCES: [ChildKind; 2] = [ChildKind::PrometheusRule, ChildKind::ServiceMonitor];
+static GRAFANA_RESOURCES: [ChildKind; 3] = [
+    ChildKind::GrafanaFolder,
+    ChildKind::GrafanaDatasource,
+    ChildKind::GrafanaDashboard,
+];
+static CONFIGURATION_RESOURCES: [ChildKind; 2] =
+    [ChildKind::PrometheusRule, ChildKind::ServiceMonitor];
 
 /// The `ApiResource` of a child kind.
 pub fn api_resource(kind: ChildKind) -> ApiResource {
-    let (group, version) = kind.api_version().split_once('/').unwrap_or(("", kind.api_version()));
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind.as_str()), kind.plural())
+    let (group, version) = kind
+        .api_version()
+        .split_once('/')
+        .unwrap_or(("", kind.api_version()));
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(group, version, kind.as_str()),
+        kind.plural(),
+    )
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -153,7 +171,11 @@ impl Worker {
                 Work::Kinds(kinds) => {
                     for kind in kinds {
                         for obj in stores.get(kind).map(Store::state).unwrap_or_default() {
-                            let k = Key { kind: *kind, namespace: obj.namespace().unwrap_or_default(), name: obj.name_any() };
+                            let k = Key {
+                                kind: *kind,
+                                namespace: obj.namespace().unwrap_or_default(),
+                                name: obj.name_any(),
+                            };
                             keys.insert((k.kind, k.namespace.clone(), k.name.clone()), k);
                         }
                     }
@@ -172,21 +194,40 @@ impl Worker {
     fn objects(&self, kind: ChildKind) -> Vec<Value> {
         self.stores
             .get(&kind)
-            .map(|s| s.state().iter().filter_map(|o| serde_json::to_value(o.as_ref()).ok()).collect())
+            .map(|s| {
+                s.state()
+                    .iter()
+                    .filter_map(|o| serde_json::to_value(o.as_ref()).ok())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     async fn process(&mut self, key: Key) {
-        let Some(store) = self.stores.get(&key.kind) else { return };
-        let reference = reflector::ObjectRef::new_with(&key.name, api_resource(key.kind)).within(&key.namespace);
-        let Some(object) = store.get(&reference) else { return };
-        let Ok(object) = serde_json::to_value(object.as_ref()) else { return };
+        let Some(store) = self.stores.get(&key.kind) else {
+            return;
+        };
+        let reference = reflector::ObjectRef::new_with(&key.name, api_resource(key.kind))
+            .within(&key.namespace);
+        let Some(object) = store.get(&reference) else {
+            return;
+        };
+        let Ok(object) = serde_json::to_value(object.as_ref()) else {
+            return;
+        };
         let scenario = self.scenario.borrow().clone();
         let annotation = object
-            .pointer(&format!("/metadata/annotations/{}", OUTCOME_ANNOTATION.replace('/', "~1")))
+            .pointer(&format!(
+                "/metadata/annotations/{}",
+                OUTCOME_ANNOTATION.replace('/', "~1")
+            ))
             .and_then(Value::as_str);
-        let outcome = scenario.outcome_for(key.kind.as_str(), &key.namespace, &key.name, annotation);
-        let generation = object.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+        let outcome =
+            scenario.outcome_for(key.kind.as_str(), &key.namespace, &key.name, annotation);
+        let generation = object
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
         if outcome == Outcome::Slow && self.still_slow(&key, generation, scenario.slow_delay_ms) {
             return;
         }
@@ -197,21 +238,36 @@ impl Worker {
             prometheuses: &prometheuses,
             status_for_configuration_resources: scenario.status_for_configuration_resources,
         };
-        let now = Timestamp::now().round(Unit::Second).unwrap_or_else(|_| Timestamp::now()).to_string();
-        let Some(desired) = simulated_status(key.kind, &object, outcome, &world, &now) else { return };
+        let now = Timestamp::now()
+            .round(Unit::Second)
+            .unwrap_or_else(|_| Timestamp::now())
+            .to_string();
+        let Some(desired) = simulated_status(key.kind, &object, outcome, &world, &now) else {
+            return;
+        };
         let current = object.get("status");
         if !differs(current, &desired) {
             return;
         }
         let mut patch = desired.clone();
         if let (Some(Value::Object(current)), Value::Object(patch)) = (current, &mut patch) {
-            for gone in current.keys().filter(|k| !patch.contains_key(*k)).cloned().collect::<Vec<_>>() {
+            for gone in current
+                .keys()
+                .filter(|k| !patch.contains_key(*k))
+                .cloned()
+                .collect::<Vec<_>>()
+            {
                 patch.insert(gone, Value::Null);
             }
         }
-        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), &key.namespace, &api_resource(key.kind));
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &key.namespace, &api_resource(key.kind));
         let result = api
-            .patch_status(&key.name, &PatchParams::apply(FIELD_MANAGER), &Patch::Merge(json!({ "status": patch })))
+            .patch_status(
+                &key.name,
+                &PatchParams::apply(FIELD_MANAGER),
+                &Patch::Merge(json!({ "status": patch })),
+            )
             .await;
         if let Err(err) = result {
             tracing::debug!(cluster = %self.cluster, kind = key.kind.as_str(), name = %key.name, %err, "simulator status write failed; retrying");
@@ -226,7 +282,10 @@ impl Worker {
     /// For `slow`: whether the object's generation was first seen less than `delay_ms` ago (then
     /// it schedules another look for when the delay is over).
     fn still_slow(&mut self, key: &Key, generation: i64, delay_ms: u64) -> bool {
-        let since = *self.slow_since.entry((key.clone(), generation)).or_insert_with(Instant::now);
+        let since = *self
+            .slow_since
+            .entry((key.clone(), generation))
+            .or_insert_with(Instant::now);
         let delay = Duration::from_millis(delay_ms);
         let elapsed = since.elapsed();
         if elapsed >= delay {

@@ -21,7 +21,13 @@ pub struct World<'a> {
 
 /// The status the operator of `kind` writes for `object`, or `None` when it writes none.
 /// `now` (RFC 3339) stamps conditions that change; unchanged conditions keep their time.
-pub fn simulated_status(kind: ChildKind, object: &Value, outcome: Outcome, world: &World<'_>, now: &str) -> Option<Value> {
+pub fn simulated_status(
+    kind: ChildKind,
+    object: &Value,
+    outcome: Outcome,
+    world: &World<'_>,
+    now: &str,
+) -> Option<Value> {
     if outcome == Outcome::Never {
         return None;
     }
@@ -64,15 +70,24 @@ fn without_times(value: &Value) -> Value {
 }
 
 fn generation(object: &Value) -> i64 {
-    object.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1)
+    object
+        .pointer("/metadata/generation")
+        .and_then(Value::as_i64)
+        .unwrap_or(1)
 }
 
 fn name(object: &Value) -> &str {
-    object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default()
+    object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 fn namespace(object: &Value) -> &str {
-    object.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default()
+    object
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 fn condition(type_: &str, status: &str, reason: &str, message: &str, generation: i64) -> Value {
@@ -92,7 +107,11 @@ fn condition(type_: &str, status: &str, reason: &str, message: &str, generation:
 fn prometheus_status(object: &Value, outcome: Outcome) -> Value {
     let generation = generation(object);
     let name = name(object);
-    let replicas = object.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1).max(0);
+    let replicas = object
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1)
+        .max(0);
     let pod_reasons = |available: i64| -> String {
         (available..replicas)
             .map(|i| format!("pod prometheus-{name}-{i}: containers with unready status: [prometheus config-reloader]"))
@@ -103,7 +122,13 @@ fn prometheus_status(object: &Value, outcome: Outcome) -> Value {
         Outcome::Degraded => (
             replicas,
             0,
-            condition("Available", "False", "NoPodReady", &pod_reasons(0), generation),
+            condition(
+                "Available",
+                "False",
+                "NoPodReady",
+                &pod_reasons(0),
+                generation,
+            ),
             condition("Reconciled", "True", "", "", generation),
             false,
         ),
@@ -112,7 +137,13 @@ fn prometheus_status(object: &Value, outcome: Outcome) -> Value {
             (
                 updated,
                 updated,
-                condition("Available", "Degraded", "SomePodsNotReady", &pod_reasons(updated), generation),
+                condition(
+                    "Available",
+                    "Degraded",
+                    "SomePodsNotReady",
+                    &pod_reasons(updated),
+                    generation,
+                ),
                 condition("Reconciled", "True", "", "", generation),
                 false,
             )
@@ -200,7 +231,10 @@ fn grafana_status(object: &Value, outcome: Outcome) -> Value {
     let generation = generation(object);
     let name = name(object);
     let ns = namespace(object);
-    let version = object.pointer("/spec/version").and_then(Value::as_str).unwrap_or("12.1.0");
+    let version = object
+        .pointer("/spec/version")
+        .and_then(Value::as_str)
+        .unwrap_or("12.1.0");
     let admin_url = format!("http://{name}-service.{ns}:3000");
     match outcome {
         Outcome::Degraded => json!({
@@ -233,13 +267,22 @@ fn grafana_status(object: &Value, outcome: Outcome) -> Value {
 /// Whether a `Grafana` object is ready (`stage: complete`, `stageStatus: success`).
 pub fn grafana_is_ready(grafana: &Value) -> bool {
     grafana.pointer("/status/stage").and_then(Value::as_str) == Some("complete")
-        && grafana.pointer("/status/stageStatus").and_then(Value::as_str) == Some("success")
+        && grafana
+            .pointer("/status/stageStatus")
+            .and_then(Value::as_str)
+            == Some("success")
 }
 
 /// The ready `Grafana` objects a grafana-operator resource is applied to.
 pub fn matching_instances<'w>(object: &Value, grafanas: &'w [Value]) -> Vec<&'w Value> {
-    let selector = object.pointer("/spec/instanceSelector").cloned().unwrap_or(Value::Null);
-    let cross = object.pointer("/spec/allowCrossNamespaceImport").and_then(Value::as_bool).unwrap_or(false);
+    let selector = object
+        .pointer("/spec/instanceSelector")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let cross = object
+        .pointer("/spec/allowCrossNamespaceImport")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let ns = namespace(object);
     grafanas
         .iter()
@@ -291,9 +334,17 @@ fn synchronized_type(kind: ChildKind) -> &'static str {
     }
 }
 
-fn grafana_resource_status(kind: ChildKind, object: &Value, outcome: Outcome, world: &World<'_>) -> Value {
+fn grafana_resource_status(
+    kind: ChildKind,
+    object: &Value,
+    outcome: Outcome,
+    world: &World<'_>,
+) -> Value {
     let generation = generation(object);
-    let suspended = object.pointer("/spec/suspend").and_then(Value::as_bool).unwrap_or(false);
+    let suspended = object
+        .pointer("/spec/suspend")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let matching = matching_instances(object, world.grafanas);
     let instance_list = matching
         .iter()
@@ -302,7 +353,13 @@ fn grafana_resource_status(kind: ChildKind, object: &Value, outcome: Outcome, wo
         .join(", ");
     let mut status = Map::new();
     let conditions = if suspended || outcome == Outcome::Suspended {
-        vec![condition("Suspended", "True", "ApplySuspended", "Resource changes are suspended", generation)]
+        vec![condition(
+            "Suspended",
+            "True",
+            "ApplySuspended",
+            "Resource changes are suspended",
+            generation,
+        )]
     } else if outcome == Outcome::NoMatchingInstance || matching.is_empty() {
         status.insert("NoMatchingInstances".into(), json!(true));
         vec![condition(
@@ -313,18 +370,43 @@ fn grafana_resource_status(kind: ChildKind, object: &Value, outcome: Outcome, wo
             generation,
         )]
     } else if outcome == Outcome::InvalidSpec {
-        let reason = if kind == ChildKind::GrafanaDashboard { "InvalidModel" } else { "InvalidSpec" };
-        vec![condition("InvalidSpec", "True", reason, "invalid JSON model: unexpected end of JSON input", generation)]
+        let reason = if kind == ChildKind::GrafanaDashboard {
+            "InvalidModel"
+        } else {
+            "InvalidSpec"
+        };
+        vec![condition(
+            "InvalidSpec",
+            "True",
+            reason,
+            "invalid JSON model: unexpected end of JSON input",
+            generation,
+        )]
     } else if outcome == Outcome::Degraded {
         vec![condition(
             synchronized_type(kind),
             "False",
             "ApplyFailed",
-            &format!("Failed to apply to {} instances: {instance_list}: status 500: internal server error", matching.len()),
+            &format!(
+                "Failed to apply to {} instances: {instance_list}: status 500: internal server error",
+                matching.len()
+            ),
             generation,
         )]
     } else {
-        status.insert("hash".into(), json!(format!("{:016x}", fnv1a(&object.get("spec").cloned().unwrap_or(Value::Null).to_string()))));
+        status.insert(
+            "hash".into(),
+            json!(format!(
+                "{:016x}",
+                fnv1a(
+                    &object
+                        .get("spec")
+                        .cloned()
+                        .unwrap_or(Value::Null)
+                        .to_string()
+                )
+            )),
+        );
         if kind != ChildKind::GrafanaFolder {
             let uid = object
                 .pointer("/spec/uid")
@@ -338,7 +420,11 @@ fn grafana_resource_status(kind: ChildKind, object: &Value, outcome: Outcome, wo
             synchronized_type(kind),
             "True",
             "ApplySuccessful",
-            &format!("{} was successfully applied to {} instances", kind.as_str(), matching.len()),
+            &format!(
+                "{} was successfully applied to {} instances",
+                kind.as_str(),
+                matching.len()
+            ),
             generation,
         )]
     };
@@ -348,18 +434,21 @@ fn grafana_resource_status(kind: ChildKind, object: &Value, outcome: Outcome, wo
 
 /// A stable 64-bit FNV-1a hash (the simulated `status.hash`).
 fn fnv1a(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Sets `lastTransitionTime` on every condition (kept from `previous` when the condition's
 /// type and status did not change, else `now`) and fills a `lastResync` placeholder with `now`.
 fn stamp_times(status: &mut Value, previous: Option<&Value>, now: &str) {
-    let previous_conditions: Vec<&Value> = previous
-        .map(|p| collect_conditions(p))
-        .unwrap_or_default();
+    let previous_conditions: Vec<&Value> =
+        previous.map(|p| collect_conditions(p)).unwrap_or_default();
     stamp_conditions(status, &previous_conditions, now);
     if let Some(last_resync) = status.get_mut("lastResync") {
-        let kept = previous.and_then(|p| p.get("lastResync")).filter(|v| v.is_string());
+        let kept = previous
+            .and_then(|p| p.get("lastResync"))
+            .filter(|v| v.is_string());
         *last_resync = kept.cloned().unwrap_or_else(|| json!(now));
     }
 }
@@ -390,11 +479,16 @@ fn stamp_conditions(value: &mut Value, previous: &[&Value], now: &str) {
                     for c in v.as_array_mut().into_iter().flatten() {
                         let kept = previous
                             .iter()
-                            .find(|p| p.get("type") == c.get("type") && p.get("status") == c.get("status"))
+                            .find(|p| {
+                                p.get("type") == c.get("type") && p.get("status") == c.get("status")
+                            })
                             .and_then(|p| p.get("lastTransitionTime"))
                             .cloned();
                         if let Value::Object(c) = c {
-                            c.insert("lastTransitionTime".into(), kept.unwrap_or_else(|| json!(now)));
+                            c.insert(
+                                "lastTransitionTime".into(),
+                                kept.unwrap_or_else(|| json!(now)),
+                            );
                         }
                     }
                 } else {
@@ -402,7 +496,9 @@ fn stamp_conditions(value: &mut Value, previous: &[&Value], now: &str) {
                 }
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(|i| stamp_conditions(i, previous, now)),
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|i| stamp_conditions(i, previous, now)),
         _ => {}
     }
 }
@@ -427,13 +523,29 @@ mod tests {
     #[test]
     fn never_writes_nothing() {
         let p = object("Prometheus", json!({}));
-        assert!(simulated_status(ChildKind::Prometheus, &p, Outcome::Never, &World::default(), "t").is_none());
+        assert!(
+            simulated_status(
+                ChildKind::Prometheus,
+                &p,
+                Outcome::Never,
+                &World::default(),
+                "t"
+            )
+            .is_none()
+        );
     }
 
     #[test]
     fn prometheus_rolling_has_degraded_available_and_fewer_updated() {
         let p = object("Prometheus", json!({"replicas": 2}));
-        let s = simulated_status(ChildKind::Prometheus, &p, Outcome::Rolling, &World::default(), "t").unwrap();
+        let s = simulated_status(
+            ChildKind::Prometheus,
+            &p,
+            Outcome::Rolling,
+            &World::default(),
+            "t",
+        )
+        .unwrap();
         assert_eq!(s["conditions"][0]["status"], "Degraded");
         assert_eq!(s["conditions"][0]["reason"], "SomePodsNotReady");
         assert_eq!(s["updatedReplicas"], 1);
@@ -444,12 +556,33 @@ mod tests {
     #[test]
     fn unchanged_conditions_keep_their_time() {
         let mut p = object("Prometheus", json!({}));
-        let first = simulated_status(ChildKind::Prometheus, &p, Outcome::Healthy, &World::default(), "t1").unwrap();
+        let first = simulated_status(
+            ChildKind::Prometheus,
+            &p,
+            Outcome::Healthy,
+            &World::default(),
+            "t1",
+        )
+        .unwrap();
         p["status"] = first.clone();
-        let second = simulated_status(ChildKind::Prometheus, &p, Outcome::Healthy, &World::default(), "t2").unwrap();
+        let second = simulated_status(
+            ChildKind::Prometheus,
+            &p,
+            Outcome::Healthy,
+            &World::default(),
+            "t2",
+        )
+        .unwrap();
         assert_eq!(second, first);
         assert!(!differs(Some(&first), &second));
-        let third = simulated_status(ChildKind::Prometheus, &p, Outcome::Degraded, &World::default(), "t3").unwrap();
+        let third = simulated_status(
+            ChildKind::Prometheus,
+            &p,
+            Outcome::Degraded,
+            &World::default(),
+            "t3",
+        )
+        .unwrap();
         assert_eq!(third["conditions"][0]["lastTransitionTime"], "t3");
         assert_eq!(third["conditions"][1]["lastTransitionTime"], "t1");
         assert!(differs(Some(&first), &third));
@@ -460,26 +593,72 @@ mod tests {
         let rule = object("PrometheusRule", json!({}));
         let prometheus = object("Prometheus", json!({}));
         let prometheuses = [prometheus];
-        let off = World { prometheuses: &prometheuses, ..World::default() };
-        assert!(simulated_status(ChildKind::PrometheusRule, &rule, Outcome::Healthy, &off, "t").is_none());
-        let on = World { status_for_configuration_resources: true, ..off };
-        let s = simulated_status(ChildKind::PrometheusRule, &rule, Outcome::InvalidSpec, &on, "t").unwrap();
+        let off = World {
+            prometheuses: &prometheuses,
+            ..World::default()
+        };
+        assert!(
+            simulated_status(
+                ChildKind::PrometheusRule,
+                &rule,
+                Outcome::Healthy,
+                &off,
+                "t"
+            )
+            .is_none()
+        );
+        let on = World {
+            status_for_configuration_resources: true,
+            ..off
+        };
+        let s = simulated_status(
+            ChildKind::PrometheusRule,
+            &rule,
+            Outcome::InvalidSpec,
+            &on,
+            "t",
+        )
+        .unwrap();
         assert_eq!(s["bindings"][0]["name"], "acme");
-        assert_eq!(s["bindings"][0]["conditions"][0]["reason"], "InvalidConfiguration");
+        assert_eq!(
+            s["bindings"][0]["conditions"][0]["reason"],
+            "InvalidConfiguration"
+        );
     }
 
     #[test]
     fn grafana_resources_need_a_ready_matching_instance() {
-        let ds = object("GrafanaDatasource", json!({"instanceSelector": {"matchLabels": {"team": "a"}}}));
+        let ds = object(
+            "GrafanaDatasource",
+            json!({"instanceSelector": {"matchLabels": {"team": "a"}}}),
+        );
         let other = [ready_grafana(json!({"team": "b"}))];
-        let s = simulated_status(ChildKind::GrafanaDatasource, &ds, Outcome::Healthy,
-            &World { grafanas: &other, ..World::default() }, "t").unwrap();
+        let s = simulated_status(
+            ChildKind::GrafanaDatasource,
+            &ds,
+            Outcome::Healthy,
+            &World {
+                grafanas: &other,
+                ..World::default()
+            },
+            "t",
+        )
+        .unwrap();
         assert_eq!(s["conditions"][0]["type"], "NoMatchingInstance");
         assert_eq!(s["NoMatchingInstances"], true);
 
         let good = [ready_grafana(json!({"team": "a"}))];
-        let s = simulated_status(ChildKind::GrafanaDatasource, &ds, Outcome::Healthy,
-            &World { grafanas: &good, ..World::default() }, "t").unwrap();
+        let s = simulated_status(
+            ChildKind::GrafanaDatasource,
+            &ds,
+            Outcome::Healthy,
+            &World {
+                grafanas: &good,
+                ..World::default()
+            },
+            "t",
+        )
+        .unwrap();
         assert_eq!(s["conditions"][0]["type"], "DatasourceSynchronized");
         assert_eq!(s["conditions"][0]["status"], "True");
         assert_eq!(s["uid"], "u-1");
@@ -491,9 +670,15 @@ mod tests {
         let mut g = ready_grafana(json!({"team": "a"}));
         g["metadata"]["namespace"] = json!("grafana");
         let grafanas = [g];
-        let folder = object("GrafanaFolder", json!({"instanceSelector": {"matchLabels": {"team": "a"}}}));
+        let folder = object(
+            "GrafanaFolder",
+            json!({"instanceSelector": {"matchLabels": {"team": "a"}}}),
+        );
         assert!(matching_instances(&folder, &grafanas).is_empty());
-        let folder = object("GrafanaFolder", json!({"instanceSelector": {"matchLabels": {"team": "a"}}, "allowCrossNamespaceImport": true}));
+        let folder = object(
+            "GrafanaFolder",
+            json!({"instanceSelector": {"matchLabels": {"team": "a"}}, "allowCrossNamespaceImport": true}),
+        );
         assert_eq!(matching_instances(&folder, &grafanas).len(), 1);
     }
 
@@ -503,16 +688,34 @@ mod tests {
         let sel = |v: Value| selector_matches(&v, Some(&labels));
         assert!(sel(json!({})));
         assert!(!selector_matches(&Value::Null, Some(&labels)));
-        assert!(sel(json!({"matchExpressions": [{"key": "a", "operator": "In", "values": ["1", "3"]}]})));
-        assert!(!sel(json!({"matchExpressions": [{"key": "a", "operator": "NotIn", "values": ["1"]}]})));
-        assert!(sel(json!({"matchExpressions": [{"key": "c", "operator": "DoesNotExist"}]})));
-        assert!(!sel(json!({"matchExpressions": [{"key": "c", "operator": "Exists"}]})));
+        assert!(sel(
+            json!({"matchExpressions": [{"key": "a", "operator": "In", "values": ["1", "3"]}]})
+        ));
+        assert!(!sel(
+            json!({"matchExpressions": [{"key": "a", "operator": "NotIn", "values": ["1"]}]})
+        ));
+        assert!(sel(
+            json!({"matchExpressions": [{"key": "c", "operator": "DoesNotExist"}]})
+        ));
+        assert!(!sel(
+            json!({"matchExpressions": [{"key": "c", "operator": "Exists"}]})
+        ));
     }
 
     #[test]
     fn suspended_replaces_all_conditions() {
-        let dash = object("GrafanaDashboard", json!({"instanceSelector": {}, "suspend": true}));
-        let s = simulated_status(ChildKind::GrafanaDashboard, &dash, Outcome::Healthy, &World::default(), "t").unwrap();
+        let dash = object(
+            "GrafanaDashboard",
+            json!({"instanceSelector": {}, "suspend": true}),
+        );
+        let s = simulated_status(
+            ChildKind::GrafanaDashboard,
+            &dash,
+            Outcome::Healthy,
+            &World::default(),
+            "t",
+        )
+        .unwrap();
         assert_eq!(s["conditions"].as_array().unwrap().len(), 1);
         assert_eq!(s["conditions"][0]["reason"], "ApplySuspended");
     }
