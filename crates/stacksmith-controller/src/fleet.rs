@@ -49,6 +49,9 @@ pub struct MemberConnection {
     /// The member's request timeout.
     pub timeout: Duration,
     stores: BTreeMap<ObjectKind, Store<DynamicObject>>,
+    /// The `Grafana` instances (read only; on members serving the grafana role), to explain
+    /// `NoMatchingInstance`.
+    grafanas: Option<Store<DynamicObject>>,
     reachability: Arc<RwLock<Reachability>>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -68,6 +71,19 @@ impl MemberConnection {
     /// Every kind this member serves with its cache.
     pub fn stores(&self) -> impl Iterator<Item = (ObjectKind, &Store<DynamicObject>)> {
         self.stores.iter().map(|(k, s)| (*k, s))
+    }
+
+    /// The `Grafana` instances on this member as JSON (empty unless it serves the grafana role).
+    pub fn grafanas(&self) -> Vec<serde_json::Value> {
+        self.grafanas
+            .as_ref()
+            .map(|s| {
+                s.state()
+                    .iter()
+                    .filter_map(|g| serde_json::to_value(g.as_ref()).ok())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Whether the member answers right now (as far as its watches tell).
@@ -487,14 +503,30 @@ fn start_connection(
     let reachability = Arc::new(RwLock::new(Reachability::Reachable));
     let mut stores = BTreeMap::new();
     let mut tasks = Vec::new();
-    for kind in kinds {
-        let resource = api_resource(kind);
+    let mut grafanas = None;
+    let mut watched: Vec<(Option<ObjectKind>, ApiResource)> = kinds
+        .into_iter()
+        .map(|k| (Some(k), api_resource(k)))
+        .collect();
+    if member
+        .spec
+        .roles
+        .contains(&stacksmith_api::ClusterRole::Grafana)
+    {
+        watched.push((None, grafana_instance_resource()));
+    }
+    for (kind, resource) in watched {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
         let writer = reflector::store::Writer::new(resource);
-        stores.insert(kind, writer.as_reader());
-        let stream = watcher(api, watch_config(kind))
-            .default_backoff()
-            .reflect(writer);
+        match kind {
+            Some(kind) => {
+                stores.insert(kind, writer.as_reader());
+            }
+            None => grafanas = Some(writer.as_reader()),
+        }
+        let config = kind.map(watch_config).unwrap_or_default();
+        let label = kind.map_or("Grafana", ObjectKind::kind);
+        let stream = watcher(api, config).default_backoff().reflect(writer);
         let wake = fleet.wake.clone();
         let stacks = fleet.stacks.clone();
         let reachability = Arc::clone(&reachability);
@@ -514,10 +546,19 @@ fn start_connection(
                     })
                     .unwrap_or(false);
                 if flipped {
-                    tracing::info!(member = %member_name, kind = kind.kind(), state = ?now_reachable, "member reachability changed");
+                    tracing::info!(member = %member_name, kind = label, state = ?now_reachable, "member reachability changed");
                     wake_users(&stacks, &wake, &member_name);
                 }
-                if let Ok(watcher::Event::Apply(obj) | watcher::Event::Delete(obj) | watcher::Event::InitApply(obj)) = &event {
+                if let Ok(watcher::Event::Apply(obj) | watcher::Event::Delete(obj)) = &event {
+                    if kind.is_some() {
+                        wake_owner(obj, &wake);
+                    } else {
+                        // A Grafana instance changed: the stacks on this member may explain
+                        // their NoMatchingInstance differently now.
+                        wake_users(&stacks, &wake, &member_name);
+                    }
+                }
+                if let (Some(_), Ok(watcher::Event::InitApply(obj))) = (kind, &event) {
                     wake_owner(obj, &wake);
                 }
             }
@@ -528,9 +569,17 @@ fn start_connection(
         timeout: Duration::from_secs(u64::from(member.spec.request_timeout_seconds)),
         client,
         stores,
+        grafanas,
         reachability,
         tasks,
     }
+}
+
+fn grafana_instance_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("grafana.integreatly.org", "v1beta1", "Grafana"),
+        "grafanas",
+    )
 }
 
 fn wake_users(

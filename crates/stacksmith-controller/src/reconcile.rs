@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{self, Event as FinalizerEvent};
@@ -23,8 +23,9 @@ use stacksmith_core::aggregate::{
     AggregateInput, ChildObservation, ClusterObservation, ClusterState, DeletionState,
     ObservedState, SpecProblem, aggregate, condition_type,
 };
+use stacksmith_core::grafana_instances::explain_unmatched;
 use stacksmith_core::plan::{DesiredObject, ObjectKind, StackIdentity, StackPlan, plan_stack};
-use stacksmith_core::{ChildKind, assess};
+use stacksmith_core::{ChildHealth, ChildKind, HealthReason, assess};
 
 use crate::apply::{
     ApplyOutcome, Ownership, apply_object, cached, delete_object, owned_objects, ownership,
@@ -162,6 +163,8 @@ fn identity(stack: &CustomerStack) -> Result<StackIdentity, ReconcileError> {
 /// One cluster's part of a pass.
 struct ClusterPass {
     observation: ClusterObservation,
+    /// The cluster's `Grafana` instances (to explain `NoMatchingInstance`).
+    grafanas: Vec<serde_json::Value>,
     /// Outcome per planned object of this cluster, in plan order (all `NotWritten` when the
     /// cluster is unreachable).
     outcomes: Vec<(DesiredObject, ApplyOutcome)>,
@@ -242,6 +245,7 @@ async fn write_cluster(
                 )
             };
             return ClusterPass {
+                grafanas: Vec::new(),
                 outcomes: planned.map(not_written).collect(),
                 observation: ClusterObservation {
                     cluster: cluster.to_owned(),
@@ -295,6 +299,7 @@ async fn write_cluster(
             cluster: cluster.to_owned(),
             state: ClusterState::Reachable,
         },
+        grafanas: connection.grafanas(),
         outcomes,
     }
 }
@@ -347,7 +352,7 @@ fn observe(passes: &[ClusterPass]) -> Vec<ChildObservation> {
                 ClusterState::Unreachable { message } => ObservedState::ClusterUnreachable {
                     message: message.clone(),
                 },
-                ClusterState::Reachable => observed_state(kind, outcome),
+                ClusterState::Reachable => observed_state(kind, outcome, &pass.grafanas),
             };
             children.push(ChildObservation {
                 cluster: desired.cluster.clone(),
@@ -361,12 +366,13 @@ fn observe(passes: &[ClusterPass]) -> Vec<ChildObservation> {
     children
 }
 
-fn observed_state(kind: ChildKind, outcome: &ApplyOutcome) -> ObservedState {
+fn observed_state(
+    kind: ChildKind,
+    outcome: &ApplyOutcome,
+    grafanas: &[serde_json::Value],
+) -> ObservedState {
     match outcome {
-        ApplyOutcome::Unchanged(object) => ObservedState::Live(assess(
-            kind,
-            &serde_json::to_value(object).unwrap_or_default(),
-        )),
+        ApplyOutcome::Unchanged(object) => ObservedState::Live(live_health(kind, object, grafanas)),
         ApplyOutcome::Created | ApplyOutcome::Updated => ObservedState::Applying,
         ApplyOutcome::Conflict { owner } => ObservedState::Conflict {
             owner: owner.clone(),
@@ -377,10 +383,7 @@ fn observed_state(kind: ChildKind, outcome: &ApplyOutcome) -> ObservedState {
         ApplyOutcome::NotWritten {
             existing: Some(object),
             ..
-        } => ObservedState::Live(assess(
-            kind,
-            &serde_json::to_value(object).unwrap_or_default(),
-        )),
+        } => ObservedState::Live(live_health(kind, object, grafanas)),
         ApplyOutcome::NotWritten {
             existing: None,
             reason,
@@ -392,6 +395,24 @@ fn observed_state(kind: ChildKind, outcome: &ApplyOutcome) -> ObservedState {
             message: format!("not written: {reason}"),
         },
     }
+}
+
+/// A child's health from its cached object; a `NoMatchingInstance` says why no Grafana matches.
+fn live_health(
+    kind: ChildKind,
+    object: &DynamicObject,
+    grafanas: &[serde_json::Value],
+) -> ChildHealth {
+    let object = serde_json::to_value(object).unwrap_or_default();
+    let mut health = assess(kind, &object);
+    if health.reason == HealthReason::NoMatchingInstance {
+        health.message = format!(
+            "{}; {}",
+            health.message,
+            explain_unmatched(&object, grafanas)
+        );
+    }
+    health
 }
 
 /// Aggregates, writes the status when it changed, and records notable transitions as Events.

@@ -235,7 +235,21 @@ async fn no_matching_grafana(tb: &TestBed) -> anyhow::Result<()> {
         json!({"dashboards": {"instanceSelector": {"matchLabels": {"dashboards": "nobody"}}}}),
     );
     apply_stack(&hub, "t-lonely", &manifest).await?;
-    let stack = wait_not_ready(&hub, "t-lonely", "s", "ChildDegraded").await?;
+    // Settled: the Prometheus side Healthy, the three Grafana children Degraded.
+    let stack = wait_stack(
+        &hub,
+        "t-lonely",
+        "s",
+        "ChildDegraded with 3/6 Healthy",
+        |s| {
+            condition(s, "Ready").is_some_and(|c| c.reason == "ChildDegraded")
+                && s.status
+                    .as_ref()
+                    .and_then(|st| st.children_ready.as_deref())
+                    == Some("3/6")
+        },
+    )
+    .await?;
     let status = stack.status.context("status")?;
     let ds = status
         .children
@@ -251,6 +265,51 @@ async fn no_matching_grafana(tb: &TestBed) -> anyhow::Result<()> {
         "children {:?}",
         status.children_ready
     );
+    ensure!(
+        ds.message
+            .contains("no Grafana in any namespace has labels matching"),
+        "explains why: {}",
+        ds.message
+    );
+
+    // A Grafana that matches but is not ready is named, with its failed stage.
+    let graf = tb.cluster("grafana-1")?.client().clone();
+    let labels = json!({"dashboards": "broken"});
+    create_child(
+        &graf,
+        ChildKind::Grafana,
+        "grafana",
+        "broken",
+        labels,
+        json!({"version": "12.1.0"}),
+    )
+    .await?;
+    let annotate =
+        json!({"metadata": {"annotations": {"simulator.stacksmith.io/outcome": "degraded"}}});
+    child_api(&graf, ChildKind::Grafana, "grafana")
+        .patch("broken", &PatchParams::default(), &Patch::Merge(&annotate))
+        .await?;
+    let manifest = stack_manifest(
+        "s",
+        "broken",
+        json!({"dashboards": {"instanceSelector": {"matchLabels": {"dashboards": "broken"}}}}),
+    );
+    apply_stack(&hub, "t-broken", &manifest).await?;
+    // The message follows the Grafana instance as the simulator reports its failed stage.
+    wait_stack(
+        &hub,
+        "t-broken",
+        "s",
+        "the not-ready Grafana named as root cause",
+        |s| {
+            condition(s, "Ready").is_some_and(|c| {
+                c.reason == "ChildDegraded"
+                    && c.message
+                        .contains("Grafana grafana/broken is not ready (stage deployment: failed)")
+            })
+        },
+    )
+    .await?;
     Ok(())
 }
 

@@ -2,10 +2,12 @@
 //!
 //! - [`health`] reads the status a child's operator (prometheus-operator v0.93 or
 //!   grafana-operator v5.24) wrote on a child object and turns it into a typed verdict.
+//! - [`grafana_instances`] tells which `Grafana` instances a resource reaches, and why none.
 //! - [`member_status`] turns the result of probing a member cluster into its status.
 //! - [`status_conditions`] renders typed conditions whose transition times only move on a flip.
 
 pub mod aggregate;
+pub mod grafana_instances;
 pub mod health;
 pub mod member_status;
 pub mod plan;

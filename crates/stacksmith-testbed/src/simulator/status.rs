@@ -264,67 +264,9 @@ fn grafana_status(object: &Value, outcome: Outcome) -> Value {
     }
 }
 
-/// Whether a `Grafana` object is ready (`stage: complete`, `stageStatus: success`).
-pub fn grafana_is_ready(grafana: &Value) -> bool {
-    grafana.pointer("/status/stage").and_then(Value::as_str) == Some("complete")
-        && grafana
-            .pointer("/status/stageStatus")
-            .and_then(Value::as_str)
-            == Some("success")
-}
-
-/// The ready `Grafana` objects a grafana-operator resource is applied to.
-pub fn matching_instances<'w>(object: &Value, grafanas: &'w [Value]) -> Vec<&'w Value> {
-    let selector = object
-        .pointer("/spec/instanceSelector")
-        .cloned()
-        .unwrap_or(Value::Null);
-    let cross = object
-        .pointer("/spec/allowCrossNamespaceImport")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let ns = namespace(object);
-    grafanas
-        .iter()
-        .filter(|g| grafana_is_ready(g))
-        .filter(|g| cross || namespace(g) == ns)
-        .filter(|g| selector_matches(&selector, g.pointer("/metadata/labels")))
-        .collect()
-}
-
-/// Whether a `LabelSelector` (as JSON) matches a label map. An absent selector matches nothing,
-/// an empty one everything.
-pub fn selector_matches(selector: &Value, labels: Option<&Value>) -> bool {
-    let Value::Object(selector) = selector else {
-        return false;
-    };
-    let label = |key: &str| labels.and_then(|l| l.get(key)).and_then(Value::as_str);
-    let match_labels_ok = selector
-        .get("matchLabels")
-        .and_then(Value::as_object)
-        .is_none_or(|m| m.iter().all(|(k, v)| label(k) == v.as_str()));
-    let expressions_ok = selector
-        .get("matchExpressions")
-        .and_then(Value::as_array)
-        .is_none_or(|exprs| {
-            exprs.iter().all(|e| {
-                let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
-                let values: Vec<&str> = e
-                    .get("values")
-                    .and_then(Value::as_array)
-                    .map(|vs| vs.iter().filter_map(Value::as_str).collect())
-                    .unwrap_or_default();
-                match e.get("operator").and_then(Value::as_str) {
-                    Some("In") => label(key).is_some_and(|v| values.contains(&v)),
-                    Some("NotIn") => label(key).is_none_or(|v| !values.contains(&v)),
-                    Some("Exists") => label(key).is_some(),
-                    Some("DoesNotExist") => label(key).is_none(),
-                    _ => false,
-                }
-            })
-        });
-    match_labels_ok && expressions_ok
-}
+pub use stacksmith_core::grafana_instances::{
+    grafana_is_ready, matching_instances, selector_matches,
+};
 
 fn synchronized_type(kind: ChildKind) -> &'static str {
     match kind {
@@ -680,26 +622,6 @@ mod tests {
             json!({"instanceSelector": {"matchLabels": {"team": "a"}}, "allowCrossNamespaceImport": true}),
         );
         assert_eq!(matching_instances(&folder, &grafanas).len(), 1);
-    }
-
-    #[test]
-    fn selector_operators() {
-        let labels = json!({"a": "1", "b": "2"});
-        let sel = |v: Value| selector_matches(&v, Some(&labels));
-        assert!(sel(json!({})));
-        assert!(!selector_matches(&Value::Null, Some(&labels)));
-        assert!(sel(
-            json!({"matchExpressions": [{"key": "a", "operator": "In", "values": ["1", "3"]}]})
-        ));
-        assert!(!sel(
-            json!({"matchExpressions": [{"key": "a", "operator": "NotIn", "values": ["1"]}]})
-        ));
-        assert!(sel(
-            json!({"matchExpressions": [{"key": "c", "operator": "DoesNotExist"}]})
-        ));
-        assert!(!sel(
-            json!({"matchExpressions": [{"key": "c", "operator": "Exists"}]})
-        ));
     }
 
     #[test]
