@@ -25,7 +25,7 @@ pub use child_crds::CrdSource;
 pub use cluster::Cluster;
 pub use error::{Result, TestBedError};
 pub use registration::{OPERATOR_USER, SYSTEM_NAMESPACE};
-pub use state::{RunningTestBed, base_dir};
+pub use state::{RunningTestBed, base_dir, remove_if_abandoned};
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

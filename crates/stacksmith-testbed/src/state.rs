@@ -86,6 +86,23 @@ impl RunningTestBed {
     }
 }
 
+/// Removes the directory of test bed `name` if its owner is dead (its servers stopped with it).
+/// Returns whether there was such a directory.
+pub fn remove_if_abandoned(name: &str) -> Result<bool> {
+    let dir = base_dir().join(name);
+    if !dir.exists() {
+        return Ok(false);
+    }
+    match owner_of(&dir) {
+        Some(owner) if process::process_exists(owner) => Ok(false),
+        _ => {
+            std::fs::remove_dir_all(&dir)
+                .map_err(TestBedError::io(format!("remove {}", dir.display())))?;
+            Ok(true)
+        }
+    }
+}
+
 pub(crate) fn write(dir: &Path, state: &RunningTestBed) -> Result<()> {
     let text =
         serde_json::to_string_pretty(state).map_err(|e| TestBedError::format(STATE_FILE, e))?;

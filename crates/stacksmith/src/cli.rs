@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::{demo, testbed_cmd};
+use crate::{demo, health_cmd, operator_cmd, testbed_cmd};
 
 /// stacksmith: one CustomerStack per client, its monitoring stack spread over member clusters.
 #[derive(Parser, Debug)]
@@ -28,8 +28,12 @@ pub enum Command {
         #[command(subcommand)]
         command: testbed_cmd::TestbedCommand,
     },
-    /// Bring up a local hub and two remote clusters, register them and show their status.
+    /// Run the whole product locally: test bed, operator, an example stack and its status.
     Demo(demo::DemoArgs),
+    /// Run the operator against a hub cluster.
+    Operator(operator_cmd::OperatorArgs),
+    /// Judge the health of child objects offline (exit 0 Healthy, 1 not Healthy, 2 bad input).
+    Health(health_cmd::HealthArgs),
 }
 
 /// Runs a parsed command line. Exit codes: 0 ok, 1 problems found, 2 usage or environment error.
@@ -41,5 +45,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Testbed { command } => testbed_cmd::run(command).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Operator(args) => operator_cmd::run(args).await,
+        Command::Health(args) => health_cmd::run(&args),
     }
 }

@@ -2,6 +2,8 @@
 
 mod cli;
 mod demo;
+mod health_cmd;
+mod operator_cmd;
 mod testbed_cmd;
 
 use std::process::ExitCode;

@@ -70,6 +70,10 @@ pub async fn run(command: TestbedCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         TestbedCommand::Down { name } => {
+            if stacksmith_testbed::remove_if_abandoned(&name)? {
+                eprintln!("test bed {name:?} had no running owner; removed what it left");
+                return Ok(ExitCode::SUCCESS);
+            }
             let running = RunningTestBed::find(&name)?;
             tokio::task::spawn_blocking(move || running.stop(Duration::from_secs(60))).await??;
             eprintln!("test bed {name:?} stopped");

@@ -1,0 +1,46 @@
+//! `stacksmith operator`: run the controller against a hub cluster.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Args;
+use kube::Client;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use crate::testbed_cmd::wait_for_stop_signal;
+
+/// Options of `stacksmith operator`.
+#[derive(Args, Debug)]
+pub struct OperatorArgs {
+    /// Kubeconfig of the hub; default: in-cluster configuration, else `KUBECONFIG` / `~/.kube/config`.
+    #[arg(long, env = "STACKSMITH_HUB_KUBECONFIG")]
+    kubeconfig: Option<std::path::PathBuf>,
+}
+
+/// Runs the operator until Ctrl-C or SIGTERM.
+pub async fn run(args: OperatorArgs) -> anyhow::Result<ExitCode> {
+    let hub = match &args.kubeconfig {
+        Some(path) => {
+            let kubeconfig = Kubeconfig::read_from(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let config =
+                kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                    .await?;
+            Client::try_from(config)?
+        }
+        None => Client::try_default()
+            .await
+            .context("no hub configuration (in-cluster or KUBECONFIG)")?,
+    };
+    let version = hub
+        .apiserver_version()
+        .await
+        .context("the hub does not answer")?;
+    tracing::info!(hub = %version.git_version, "stacksmith operator starting");
+    stacksmith_controller::operator::run(hub, async {
+        let _ = wait_for_stop_signal().await;
+    })
+    .await;
+    tracing::info!("stacksmith operator stopped");
+    Ok(ExitCode::SUCCESS)
+}

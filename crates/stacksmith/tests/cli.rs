@@ -1,0 +1,166 @@
+//! The `stacksmith` binary as users run it (a real process), for the commands that need no
+//! cluster.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+fn stacksmith(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stacksmith"))
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run stacksmith");
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(text.as_bytes()).expect("write stdin");
+    }
+    child.wait_with_output().expect("wait for stacksmith")
+}
+
+fn fixture(name: &str, content: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("stacksmith-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(name);
+    std::fs::write(&path, content).expect("write fixture");
+    path
+}
+
+const DEGRADED_PROMETHEUS: &str = r#"
+apiVersion: monitoring.coreos.com/v1
+kind: Prometheus
+metadata: {name: acme, namespace: customer-acme, generation: 4}
+spec: {replicas: 2}
+status:
+  availableReplicas: 0
+  replicas: 2
+  updatedReplicas: 2
+  conditions:
+  - {type: Available, status: "False", reason: NoPodReady, message: "pod prometheus-acme-0: crash", observedGeneration: 4, lastTransitionTime: "2026-01-01T00:00:00Z"}
+  - {type: Reconciled, status: "True", observedGeneration: 4, lastTransitionTime: "2026-01-01T00:00:00Z"}
+"#;
+
+const HEALTHY_DATASOURCE: &str = r#"{"apiVersion": "grafana.integreatly.org/v1beta1", "kind": "GrafanaDatasource",
+ "metadata": {"name": "acme-prometheus", "namespace": "customer-acme", "generation": 1},
+ "spec": {"instanceSelector": {}, "datasource": {"name": "x"}},
+ "status": {"conditions": [{"type": "DatasourceSynchronized", "status": "True", "reason": "ApplySuccessful",
+   "message": "applied", "observedGeneration": 1, "lastTransitionTime": "2026-01-01T00:00:00Z"}]}}"#;
+
+#[test]
+fn crds_prints_the_committed_chart_crds() {
+    let out = stacksmith(&["crds"], None);
+    assert!(out.status.success());
+    let committed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../charts/stacksmith/crds/stacksmith.io.yaml"
+    ))
+    .expect("committed CRDs");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), committed);
+}
+
+#[test]
+fn health_reports_a_degraded_prometheus_and_exits_1() {
+    let path = fixture("degraded.yaml", DEGRADED_PROMETHEUS);
+    let out = stacksmith(&["health", "-f", path.to_str().expect("utf-8 path")], None);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("Degraded\tNoPodReady\tPrometheus customer-acme/acme"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn health_json_from_stdin() {
+    let out = stacksmith(
+        &["health", "-f", "-", "-o", "json"],
+        Some(HEALTHY_DATASOURCE),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(value["verdict"], "Healthy");
+    assert_eq!(value["reason"], "Synchronized");
+    assert!(
+        value["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("acme-prometheus"))
+    );
+}
+
+#[test]
+fn health_judges_every_document_of_a_stream() {
+    let stream = format!("{DEGRADED_PROMETHEUS}\n---\n{HEALTHY_DATASOURCE}\n");
+    let out = stacksmith(&["health", "-f", "-", "-o", "json"], Some(&stream));
+    assert_eq!(out.status.code(), Some(1));
+    let verdicts: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).expect("JSON line")["verdict"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(verdicts, ["Degraded", "Healthy"]);
+}
+
+#[test]
+fn health_rejects_bad_input_with_exit_2() {
+    let not_a_child = fixture(
+        "configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
+    );
+    let out = stacksmith(
+        &["health", "-f", not_a_child.to_str().expect("utf-8 path")],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("\"ConfigMap\" is not a child kind"));
+
+    let out = stacksmith(&["health", "-f", "/nonexistent/file.yaml"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/file.yaml"));
+
+    let out = stacksmith(&["health", "-f", "-"], Some("{not yaml: ["));
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for args in [
+        &["--help"][..],
+        &["crds", "--help"],
+        &["health", "--help"],
+        &["demo", "--help"],
+        &["operator", "--help"],
+        &["testbed", "--help"],
+        &["testbed", "up", "--help"],
+        &["testbed", "env", "--help"],
+        &["testbed", "down", "--help"],
+    ] {
+        let out = stacksmith(args, None);
+        assert!(out.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage"),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let out = stacksmith(&["health"], None);
+    assert_eq!(out.status.code(), Some(2));
+    let out = stacksmith(&["no-such-command"], None);
+    assert_eq!(out.status.code(), Some(2));
+}

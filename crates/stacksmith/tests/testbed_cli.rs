@@ -1,0 +1,132 @@
+//! `stacksmith testbed up|env|down` as users run them, including the owner being killed with
+//! SIGKILL: no server may outlive it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn stacksmith() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_stacksmith"))
+}
+
+fn server_pids(dir: &Path) -> Vec<u32> {
+    let mut pids = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "pid")
+                && path.file_name().is_some_and(|n| n != "owner.pid")
+            {
+                pids.extend(
+                    std::fs::read_to_string(&path)
+                        .ok()
+                        .and_then(|t| t.trim().parse::<u32>().ok()),
+                );
+            }
+        }
+    }
+    pids
+}
+
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
+}
+
+fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn up_env_down_and_nothing_survives_a_killed_owner() {
+    let name = format!("cli-{}", std::process::id());
+    let dir: PathBuf = std::env::temp_dir().join("stacksmith-testbeds").join(&name);
+
+    // up, env, down.
+    let mut up = stacksmith()
+        .args(["testbed", "up", "--name", &name, "--no-simulator"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("testbed up");
+    wait_until("testbed env answers", Duration::from_secs(600), || {
+        stacksmith()
+            .args(["testbed", "env", "--name", &name])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    });
+    let env = stacksmith()
+        .args(["testbed", "env", "--name", &name])
+        .output()
+        .expect("env");
+    let env = String::from_utf8_lossy(&env.stdout).to_string();
+    assert!(
+        env.contains("export KUBECONFIG=") && env.contains("STACKSMITH_KUBECONFIG_GRAFANA_1="),
+        "{env}"
+    );
+    let pids = server_pids(&dir);
+    assert!(
+        pids.len() >= 4,
+        "etcd and three API servers at least: {pids:?}"
+    );
+    let down = stacksmith()
+        .args(["testbed", "down", "--name", &name])
+        .output()
+        .expect("down");
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    assert!(up.wait().expect("up exits").success());
+    assert!(!dir.exists(), "directory left behind");
+    wait_until(
+        "servers stopped after down",
+        Duration::from_secs(30),
+        || pids.iter().all(|p| !alive(*p)),
+    );
+
+    // up again, then SIGKILL the owner: the guards stop every server.
+    let mut up = stacksmith()
+        .args(["testbed", "up", "--name", &name, "--no-simulator"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("testbed up");
+    wait_until("testbed env answers", Duration::from_secs(120), || {
+        stacksmith()
+            .args(["testbed", "env", "--name", &name])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    });
+    let pids = server_pids(&dir);
+    assert!(pids.iter().all(|p| alive(*p)), "servers running: {pids:?}");
+    up.kill().expect("SIGKILL the owner");
+    let _ = up.wait();
+    wait_until(
+        "servers stopped after the owner was killed",
+        Duration::from_secs(30),
+        || pids.iter().all(|p| !alive(*p)),
+    );
+    let down = stacksmith()
+        .args(["testbed", "down", "--name", &name])
+        .output()
+        .expect("down");
+    assert!(
+        down.status.success(),
+        "down cleans up after a dead owner: {}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    assert!(!dir.exists(), "directory left behind after a killed owner");
+}
