@@ -1,4 +1,5 @@
 //! The CRD YAML committed under `charts/` must be exactly what the Rust types generate.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // test code
 
 use std::path::Path;
 

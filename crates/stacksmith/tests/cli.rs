@@ -1,5 +1,6 @@
 //! The `stacksmith` binary as users run it (a real process), for the commands that need no
 //! cluster.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // test code
 
 use std::io::Write as _;
 use std::path::PathBuf;

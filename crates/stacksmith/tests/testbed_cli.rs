@@ -1,5 +1,6 @@
 //! `stacksmith testbed up|env|down` as users run them, including the owner being killed with
 //! SIGKILL: no server may outlive it.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // test code
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
