@@ -9,30 +9,14 @@ use k8s_openapi::jiff::{Timestamp, Unit};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, ResourceExt as _};
 use serde_json::json;
-use stacksmith_api::{ClusterRole, MemberCluster, MemberClusterStatus};
-use stacksmith_core::ChildKind;
+use stacksmith_api::{MemberCluster, MemberClusterStatus};
 use stacksmith_core::member_status::{ProbeFailure, ProbeResult, member_status};
+use stacksmith_core::plan::ObjectKind;
 
 use crate::member_client::member_client;
 
 /// The field manager of stacksmith's writes on the hub.
 pub const HUB_FIELD_MANAGER: &str = "stacksmith";
-
-/// The child kinds a role needs.
-pub fn kinds_for_role(role: ClusterRole) -> &'static [ChildKind] {
-    match role {
-        ClusterRole::Prometheus => &[
-            ChildKind::Prometheus,
-            ChildKind::PrometheusRule,
-            ChildKind::ServiceMonitor,
-        ],
-        ClusterRole::Grafana => &[
-            ChildKind::GrafanaFolder,
-            ChildKind::GrafanaDatasource,
-            ChildKind::GrafanaDashboard,
-        ],
-    }
-}
 
 /// Probes `member` (connect through its Secret, ask its version, check its child CRDs).
 pub async fn probe(hub: &Client, member: &MemberCluster) -> ProbeResult {
@@ -63,7 +47,7 @@ pub async fn probe_with_client(client: &Client, member: &MemberCluster) -> Probe
     };
     let mut missing_kinds = Vec::new();
     for role in &member.spec.roles {
-        for kind in kinds_for_role(*role) {
+        for kind in ObjectKind::for_role(*role).iter().filter_map(|k| k.child()) {
             let served =
                 tokio::time::timeout(timeout, client.list_api_group_resources(kind.api_version()))
                     .await

@@ -142,3 +142,21 @@ pub fn run_suite(suite: Suite, name: &str, tests: Vec<E2eTest>) -> ExitCode {
     }
     conclusion.exit_code()
 }
+
+/// Merges `patch` into `base` as a JSON merge patch does (`null` removes a key): for building
+/// test objects from a base and overrides.
+pub fn merge_json(base: &mut serde_json::Value, patch: serde_json::Value) {
+    use serde_json::Value;
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    b.remove(&k);
+                } else {
+                    merge_json(b.entry(k).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (b, p) => *b = p,
+    }
+}

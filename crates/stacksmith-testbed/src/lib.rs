@@ -24,7 +24,7 @@ pub use binaries::{Binaries, KUBERNETES_VERSION};
 pub use child_crds::CrdSource;
 pub use cluster::Cluster;
 pub use error::{Result, TestBedError};
-pub use registration::{OPERATOR_USER, SYSTEM_NAMESPACE};
+pub use registration::{OPERATOR_USER, SYSTEM_NAMESPACE, ensure_namespace};
 pub use state::{RunningTestBed, base_dir, remove_if_abandoned};
 
 use std::path::{Path, PathBuf};

@@ -194,3 +194,26 @@ pub fn free_port() -> Result<u16> {
         .port();
     Ok(port)
 }
+
+/// The server pids recorded under a test bed directory (the guards' `*.pid` files).
+pub fn server_pids_in(dir: &Path) -> Vec<u32> {
+    let mut pids = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "pid")
+                && path.file_name().is_some_and(|n| n != "owner.pid")
+            {
+                pids.extend(
+                    std::fs::read_to_string(&path)
+                        .ok()
+                        .and_then(|t| t.trim().parse::<u32>().ok()),
+                );
+            }
+        }
+    }
+    pids
+}

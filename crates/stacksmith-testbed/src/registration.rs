@@ -113,6 +113,19 @@ fn namespace(name: &str) -> Namespace {
     }
 }
 
+/// Creates a namespace unless it exists.
+pub async fn ensure_namespace(client: &Client, name: &str) -> Result<()> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    match api
+        .create(&kube::api::PostParams::default(), &namespace(name))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+        Err(err) => Err(TestBedError::kube(format!("create namespace {name}"))(err)),
+    }
+}
+
 /// The name of the hub Secret holding a member's kubeconfig.
 pub fn kubeconfig_secret_name(member: &str) -> String {
     format!("member-{member}-kubeconfig")

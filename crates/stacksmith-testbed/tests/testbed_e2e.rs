@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, PostParams};
 use kube::{Client, ResourceExt as _};
 use serde_json::{Value, json};
@@ -140,33 +140,8 @@ fn stack(customer: Value, overrides: Value) -> Value {
         "metrics": {"cluster": "prometheus-1"},
         "dashboards": {"cluster": "grafana-1", "instanceSelector": {"matchLabels": {"dashboards": "grafana"}}},
     });
-    merge(&mut spec, overrides);
+    harness::merge_json(&mut spec, overrides);
     json!({"apiVersion": "stacksmith.io/v1alpha1", "kind": "CustomerStack", "metadata": {"name": "s"}, "spec": spec})
-}
-
-fn merge(base: &mut Value, patch: Value) {
-    match (base, patch) {
-        (Value::Object(b), Value::Object(p)) => {
-            for (k, v) in p {
-                if v.is_null() {
-                    b.remove(&k);
-                } else {
-                    merge(b.entry(k).or_insert(Value::Null), v);
-                }
-            }
-        }
-        (b, p) => *b = p,
-    }
-}
-
-async fn create_namespace(client: &Client, name: &str) -> anyhow::Result<()> {
-    let api: Api<Namespace> = Api::all(client.clone());
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}}))?;
-    match api.create(&PostParams::default(), &ns).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
 }
 
 async fn malformed_customer_stacks_are_rejected_naming_the_field(
@@ -566,7 +541,7 @@ async fn separate_test_bed_leaves_nothing_behind() -> anyhow::Result<()> {
     let testbed = TestBed::start(options).await?;
     let dir = testbed.dir().to_path_buf();
     let log_dir = dir.clone();
-    let pids = server_pids_of(&log_dir);
+    let pids = stacksmith_testbed::process::server_pids_in(&log_dir);
     ensure!(
         pids.len() >= 3,
         "expected etcd + 2 apiservers (+ controller managers), found pids {pids:?}"
@@ -590,24 +565,6 @@ async fn separate_test_bed_leaves_nothing_behind() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The server pids recorded under a test bed directory (`*.pid` files next to the logs).
-fn server_pids_of(dir: &std::path::Path) -> Vec<u32> {
-    let mut pids = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "pid")
-                && path.file_name().is_some_and(|n| n != "owner.pid")
-                && let Some(pid) = std::fs::read_to_string(&path)
-                    .ok()
-                    .and_then(|t| t.trim().parse().ok())
-            {
-                pids.push(pid);
-            }
-        }
-    }
-    pids
+async fn create_namespace(client: &Client, name: &str) -> anyhow::Result<()> {
+    Ok(stacksmith_testbed::ensure_namespace(client, name).await?)
 }

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::Args;
-use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt as _};
 use serde_json::json;
@@ -104,7 +103,7 @@ async fn scenario(testbed: &TestBed, hub: &Client) -> anyhow::Result<()> {
 
     step("Creating the shared Grafana instance on grafana-1 (examples/grafana-instance.yaml)");
     let grafana_cluster = testbed.cluster("grafana-1")?.client().clone();
-    create_namespace(&grafana_cluster, "grafana").await?;
+    stacksmith_testbed::ensure_namespace(&grafana_cluster, "grafana").await?;
     let grafana: DynamicObject = serde_yaml::from_str(EXAMPLE_GRAFANA)?;
     let grafanas: Api<DynamicObject> = Api::namespaced_with(
         grafana_cluster.clone(),
@@ -114,7 +113,7 @@ async fn scenario(testbed: &TestBed, hub: &Client) -> anyhow::Result<()> {
     grafanas.create(&PostParams::default(), &grafana).await?;
 
     step("Applying examples/acme.yaml to the hub (server-side apply, as GitOps does)");
-    create_namespace(hub, "customers").await?;
+    stacksmith_testbed::ensure_namespace(hub, "customers").await?;
     let stack: CustomerStack = serde_yaml::from_str(EXAMPLE_STACK)?;
     let stacks: Api<CustomerStack> = Api::namespaced(hub.clone(), "customers");
     stacks
@@ -183,16 +182,6 @@ where
             bail!("timed out after {} s waiting for {what}", WAIT.as_secs());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn create_namespace(client: &Client, name: &str) -> anyhow::Result<()> {
-    let api: Api<Namespace> = Api::all(client.clone());
-    let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": name}}))?;
-    match api.create(&PostParams::default(), &namespace).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
-        Err(err) => Err(err.into()),
     }
 }
 

@@ -10,28 +10,6 @@ fn stacksmith() -> Command {
     Command::new(env!("CARGO_BIN_EXE_stacksmith"))
 }
 
-fn server_pids(dir: &Path) -> Vec<u32> {
-    let mut pids = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "pid")
-                && path.file_name().is_some_and(|n| n != "owner.pid")
-            {
-                pids.extend(
-                    std::fs::read_to_string(&path)
-                        .ok()
-                        .and_then(|t| t.trim().parse::<u32>().ok()),
-                );
-            }
-        }
-    }
-    pids
-}
-
 fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
         && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -75,7 +53,7 @@ fn up_env_down_and_nothing_survives_a_killed_owner() {
         env.contains("export KUBECONFIG=") && env.contains("STACKSMITH_KUBECONFIG_GRAFANA_1="),
         "{env}"
     );
-    let pids = server_pids(&dir);
+    let pids = stacksmith_testbed::process::server_pids_in(&dir);
     assert!(
         pids.len() >= 4,
         "etcd and three API servers at least: {pids:?}"
@@ -111,7 +89,7 @@ fn up_env_down_and_nothing_survives_a_killed_owner() {
             .map(|o| o.status.success())
             .unwrap_or(false)
     });
-    let pids = server_pids(&dir);
+    let pids = stacksmith_testbed::process::server_pids_in(&dir);
     assert!(pids.iter().all(|p| alive(*p)), "servers running: {pids:?}");
     up.kill().expect("SIGKILL the owner");
     let _ = up.wait();

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt as _};
 use serde_json::{Value, json};
@@ -12,7 +12,12 @@ use stacksmith_api::{CustomerStack, CustomerStackStatus};
 use stacksmith_controller::operator::RunningOperator;
 use stacksmith_core::ChildKind;
 use stacksmith_testbed::TestBed;
-use stacksmith_testbed::harness::{Fixture, TestError};
+
+/// Creates a namespace unless it exists.
+pub async fn create_namespace(client: &Client, name: &str) -> anyhow::Result<()> {
+    Ok(stacksmith_testbed::ensure_namespace(client, name).await?)
+}
+use stacksmith_testbed::harness::{Fixture, TestError, merge_json};
 use stacksmith_testbed::simulator::api_resource;
 
 /// How long a test waits for the operator to get somewhere.
@@ -51,16 +56,6 @@ pub fn start_operator(
         let fixture: Fixture = Box::new(RunningOperator::spawn(hub));
         Ok(fixture)
     })
-}
-
-pub async fn create_namespace(client: &Client, name: &str) -> anyhow::Result<()> {
-    let api: Api<Namespace> = Api::all(client.clone());
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}}))?;
-    match api.create(&PostParams::default(), &ns).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
 }
 
 pub async fn create_child(
@@ -111,23 +106,8 @@ pub fn stack_manifest(name: &str, customer: &str, overrides: Value) -> Value {
             "dashboards": [{"name": "overview", "json": "{\"title\": \"overview\"}"}],
         },
     });
-    merge(&mut spec, overrides);
+    merge_json(&mut spec, overrides);
     json!({"apiVersion": "stacksmith.io/v1alpha1", "kind": "CustomerStack", "metadata": {"name": name}, "spec": spec})
-}
-
-pub fn merge(base: &mut Value, patch: Value) {
-    match (base, patch) {
-        (Value::Object(b), Value::Object(p)) => {
-            for (k, v) in p {
-                if v.is_null() {
-                    b.remove(&k);
-                } else {
-                    merge(b.entry(k).or_insert(Value::Null), v);
-                }
-            }
-        }
-        (b, p) => *b = p,
-    }
 }
 
 /// Server-side applies a stack (as GitOps does) into `ns` on the hub, creating `ns`.
