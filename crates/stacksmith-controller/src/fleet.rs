@@ -23,6 +23,7 @@ use stacksmith_core::plan::{MemberInfo, ObjectKind};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::api_calls::ApiCallCounter;
 use crate::member_client::member_client_from_secret;
 use crate::member_probe::{probe_with_client, record_status};
 
@@ -138,6 +139,7 @@ struct FleetInner {
     members: RwLock<BTreeMap<String, Registered>>,
     wake: mpsc::UnboundedSender<ObjectRef<CustomerStack>>,
     stacks: Store<CustomerStack>,
+    counter: ApiCallCounter,
 }
 
 impl Fleet {
@@ -146,6 +148,7 @@ impl Fleet {
         hub: Client,
         stacks: Store<CustomerStack>,
         wake: mpsc::UnboundedSender<ObjectRef<CustomerStack>>,
+        counter: ApiCallCounter,
     ) -> Self {
         Fleet {
             inner: Arc::new(FleetInner {
@@ -153,6 +156,7 @@ impl Fleet {
                 members: RwLock::new(BTreeMap::new()),
                 wake,
                 stacks,
+                counter,
             }),
         }
     }
@@ -338,7 +342,7 @@ impl Fleet {
     ) -> (MemberState, Option<String>) {
         let name = member.name_any();
         let (result, connection, version) =
-            match member_client_from_secret(&self.inner.hub, member).await {
+            match member_client_from_secret(&self.inner.hub, member, &self.inner.counter).await {
                 Err(err) => (
                     ProbeResult::Failed {
                         failure: err.probe_failure(),
@@ -552,6 +556,11 @@ fn start_connection(
                 if let Ok(watcher::Event::Apply(obj) | watcher::Event::Delete(obj)) = &event {
                     if kind.is_some() {
                         wake_owner(obj, &wake);
+                        // An object stacksmith does not own went away: a stack may have been
+                        // in conflict with it.
+                        if matches!(&event, Ok(watcher::Event::Delete(_))) && !is_managed(obj) {
+                            wake_users(&stacks, &wake, &member_name);
+                        }
                     } else {
                         // A Grafana instance changed: the stacks on this member may explain
                         // their NoMatchingInstance differently now.
@@ -597,12 +606,16 @@ fn wake_users(
     }
 }
 
+fn is_managed(object: &DynamicObject) -> bool {
+    object.labels().get(MANAGED_BY).map(String::as_str) == Some(MANAGED_BY_VALUE)
+}
+
 /// Wakes the stack a child belongs to (from its labels).
 fn wake_owner(object: &DynamicObject, wake: &mpsc::UnboundedSender<ObjectRef<CustomerStack>>) {
-    let labels = object.labels();
-    if labels.get(MANAGED_BY).map(String::as_str) != Some(MANAGED_BY_VALUE) {
+    if !is_managed(object) {
         return;
     }
+    let labels = object.labels();
     if let (Some(ns), Some(name)) = (labels.get(STACK_NAMESPACE), labels.get(STACK_NAME)) {
         let _ = wake.send(ObjectRef::new(name).within(ns));
     }

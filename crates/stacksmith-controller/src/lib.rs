@@ -3,6 +3,7 @@
 //! - [`member_client`] turns a `MemberCluster`'s kubeconfig Secret into a client.
 //! - [`member_probe`] checks a member cluster and records what it found in its status.
 
+pub mod api_calls;
 pub mod apply;
 pub mod fleet;
 pub mod member_client;

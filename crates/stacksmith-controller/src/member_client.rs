@@ -6,8 +6,11 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
+use kube::client::ClientBuilder;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
+
+use crate::api_calls::{ApiCallCounter, CountingLayer};
 use stacksmith_api::{MemberCluster, SecretKeyReference};
 use stacksmith_core::member_status::ProbeFailure;
 
@@ -68,26 +71,17 @@ impl MemberClientError {
     }
 }
 
-/// Builds a client for `member` from its kubeconfig Secret, with the member's request timeout
-/// on every request.
-pub async fn member_client(
-    hub: &Client,
-    member: &MemberCluster,
-) -> Result<Client, MemberClientError> {
-    member_client_from_secret(hub, member)
-        .await
-        .map(|(client, _)| client)
-}
-
 /// Like [`member_client`], also returning the Secret's `resourceVersion` (to notice rotation).
 pub async fn member_client_from_secret(
     hub: &Client,
     member: &MemberCluster,
+    counter: &ApiCallCounter,
 ) -> Result<(Client, Option<String>), MemberClientError> {
     let reference = &member.spec.kubeconfig_secret_ref;
     let (kubeconfig_yaml, version) = read_kubeconfig(hub, reference).await?;
     let timeout = Duration::from_secs(u64::from(member.spec.request_timeout_seconds));
-    let client = client_from_kubeconfig(&kubeconfig_yaml, timeout)
+    let layer = counter.layer(member.metadata.name.clone().unwrap_or_default());
+    let client = client_from_kubeconfig(&kubeconfig_yaml, timeout, &layer)
         .await
         .map_err(|reason| MemberClientError::KubeconfigInvalid {
             namespace: reference.namespace.clone(),
@@ -144,14 +138,20 @@ async fn read_kubeconfig(
 /// Only connecting is bounded by `timeout` here: the same client carries long-lived watches,
 /// which a read timeout would cut. Every request stacksmith makes is bounded by the caller
 /// (`tokio::time::timeout` with the member's request timeout).
-pub async fn client_from_kubeconfig(yaml: &str, timeout: Duration) -> Result<Client, String> {
+pub async fn client_from_kubeconfig(
+    yaml: &str,
+    timeout: Duration,
+    counting: &CountingLayer,
+) -> Result<Client, String> {
     let kubeconfig =
         Kubeconfig::from_yaml(yaml).map_err(|err| redacted_reason(&err.to_string()))?;
     let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .map_err(|err| redacted_reason(&err.to_string()))?;
     config.connect_timeout = Some(timeout);
-    Client::try_from(config).map_err(|err| redacted_reason(&err.to_string()))
+    let builder =
+        ClientBuilder::try_from(config).map_err(|err| redacted_reason(&err.to_string()))?;
+    Ok(builder.with_layer(counting).build())
 }
 
 /// Keeps only the first line of a parser message and cuts it short: parser messages name

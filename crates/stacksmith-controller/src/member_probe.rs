@@ -13,21 +13,8 @@ use stacksmith_api::{MemberCluster, MemberClusterStatus};
 use stacksmith_core::member_status::{ProbeFailure, ProbeResult, member_status};
 use stacksmith_core::plan::ObjectKind;
 
-use crate::member_client::member_client;
-
 /// The field manager of stacksmith's writes on the hub.
 pub const HUB_FIELD_MANAGER: &str = "stacksmith";
-
-/// Probes `member` (connect through its Secret, ask its version, check its child CRDs).
-pub async fn probe(hub: &Client, member: &MemberCluster) -> ProbeResult {
-    match member_client(hub, member).await {
-        Ok(client) => probe_with_client(&client, member).await,
-        Err(err) => ProbeResult::Failed {
-            failure: err.probe_failure(),
-            message: err.to_string(),
-        },
-    }
-}
 
 /// Probes a member through a client already built (version, then the child CRDs of its roles).
 pub async fn probe_with_client(client: &Client, member: &MemberCluster) -> ProbeResult {
@@ -112,16 +99,6 @@ pub fn classify(err: &kube::Error) -> (ProbeFailure, String) {
 pub fn now() -> Time {
     let now = Timestamp::now();
     Time(now.round(Unit::Second).unwrap_or(now))
-}
-
-/// Probes `member` and writes its status when it changed (ignoring `lastProbeTime`).
-pub async fn probe_and_record(
-    hub: &Client,
-    member: &MemberCluster,
-) -> Result<ProbeResult, kube::Error> {
-    let result = probe(hub, member).await;
-    record_status(hub, member, &result, member.status.as_ref()).await?;
-    Ok(result)
 }
 
 /// Writes the status for a probe result unless it equals `previous` (apart from

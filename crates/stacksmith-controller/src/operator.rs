@@ -1,24 +1,35 @@
 //! Running the operator: the `CustomerStack` controller plus the fleet of member connections.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
 use futures::StreamExt as _;
+use kube::client::ClientBuilder;
 use kube::runtime::{Controller, watcher};
-use kube::{Api, Client};
+use kube::{Api, Config};
 use stacksmith_api::CustomerStack;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
+use crate::api_calls::{ApiCallCounter, CallKey};
 use crate::fleet::Fleet;
 use crate::reconcile::{Context, error_policy, reconcile};
 
-/// Runs the operator against `hub` until `shutdown` resolves.
-pub async fn run(hub: Client, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
+/// Runs the operator against the hub `hub` until `shutdown` resolves; every request (to the hub
+/// and to every member) is counted in `counter`.
+pub async fn run(
+    hub: Config,
+    counter: ApiCallCounter,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> Result<(), kube::Error> {
+    let hub = ClientBuilder::try_from(hub)?
+        .with_layer(&counter.layer("hub"))
+        .build();
     let stacks: Api<CustomerStack> = Api::all(hub.clone());
     let (wake_tx, wake_rx) = mpsc::unbounded_channel();
     let controller = Controller::new(stacks, watcher::Config::default());
-    let fleet = Fleet::new(hub.clone(), controller.store(), wake_tx);
+    let fleet = Fleet::new(hub.clone(), controller.store(), wake_tx, counter);
     let fleet_task = tokio::spawn(fleet.clone().run());
     let context = Arc::new(Context::new(hub, fleet.clone()));
     controller
@@ -33,25 +44,39 @@ pub async fn run(hub: Client, shutdown: impl Future<Output = ()> + Send + Sync +
         .await;
     fleet_task.abort();
     fleet.shutdown();
+    Ok(())
 }
 
 /// An operator running on the current runtime; stops when dropped or [`RunningOperator::stop`]ped.
 pub struct RunningOperator {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), kube::Error>>>,
+    counter: ApiCallCounter,
 }
 
 impl RunningOperator {
-    /// Starts the operator against `hub` in the background.
-    pub fn spawn(hub: Client) -> Self {
+    /// Starts the operator against the hub in the background.
+    pub fn spawn(hub: Config) -> Self {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(run(hub, async {
+        let counter = ApiCallCounter::new();
+        let task = tokio::spawn(run(hub, counter.clone(), async {
             let _ = stopped.await;
         }));
         RunningOperator {
             stop: Some(stop),
             task: Some(task),
+            counter,
         }
+    }
+
+    /// The counter of the operator's requests (shared: it keeps counting).
+    pub fn counter(&self) -> ApiCallCounter {
+        self.counter.clone()
+    }
+
+    /// The requests the operator has made so far.
+    pub fn api_calls(&self) -> BTreeMap<CallKey, u64> {
+        self.counter.snapshot()
     }
 
     /// Stops the operator and waits (up to 10 s) until it has.

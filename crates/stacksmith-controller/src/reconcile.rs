@@ -476,8 +476,12 @@ async fn publish_events(
         })
         .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
     };
-    if let (before, Some((status_now, reason, message))) = (ready(previous), ready(Some(status)))
-        && before.as_ref().map(|b| &b.0) != Some(&status_now)
+    // Ready flips are recorded when the stack becomes Ready and when a Ready stack stops
+    // being Ready (not the first not-yet-Ready status of a new stack).
+    let was_ready = ready(previous).is_some_and(|b| b.0 == "True");
+    if let Some((status_now, reason, message)) = ready(Some(status))
+        && (status_now == "True") != was_ready
+        && (was_ready || status_now == "True")
     {
         let type_ = if status_now == "True" {
             EventType::Normal
@@ -526,12 +530,9 @@ async fn publish_events(
                     "Apply",
                 ));
             }
+            // Once per conflict episode: while the stack already reports a conflict, say nothing.
             ApplyOutcome::Conflict { owner }
-                if !previous.is_some_and(|p| {
-                    p.children
-                        .iter()
-                        .any(|c| c.reason == "Conflict" && c.name == desired.name)
-                }) =>
+                if ready(previous).is_none_or(|(_, reason, _)| reason != "Conflict") =>
             {
                 events.push((
                     EventType::Warning,

@@ -41,6 +41,10 @@ fn main() -> ExitCode {
         "failure-e2e",
         vec![
             test(
+                "reconciles_read_only_from_caches_and_idle_writes_nothing",
+                |tb| Box::pin(boxed(counted(tb))),
+            ),
+            test(
                 "unreachable_cluster_affects_only_its_children_and_recovers",
                 |tb| Box::pin(boxed(unreachable(tb))),
             ),
@@ -239,5 +243,64 @@ async fn rotation(tb: &TestBed) -> anyhow::Result<()> {
         )
         .await?;
     wait_ready(&hub, "f-rotate", "s").await?;
+    Ok(())
+}
+
+/// Counted on the operator's own clients (this suite runs one test at a time, so the counts
+/// are this test's): converging a new stack reads nothing outside the watches, and a reconcile
+/// with nothing to do writes nothing.
+async fn counted(tb: &TestBed) -> anyhow::Result<()> {
+    use stacksmith_controller::api_calls::{delta, total};
+    let hub = tb.hub()?.client().clone();
+    let calls = OPERATOR_CALLS.get().context("the operator's counter")?;
+    // Start from a quiet operator (its start-up lists, watches and member probes are done).
+    let mut before = calls.snapshot();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let now = calls.snapshot();
+        let moved = delta(&before, &now);
+        before = now;
+        if total(&moved, |k| k.verb.is_read() || k.verb.is_write()) == 0 {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the operator never went quiet: {moved:?}"
+        );
+    }
+    apply_stack(
+        &hub,
+        "f-counted",
+        &stack_manifest("s", "counted", json!({})),
+    )
+    .await?;
+    wait_ready(&hub, "f-counted", "s").await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let converging = delta(&before, &calls.snapshot());
+    println!("requests to converge one stack: {converging:?}");
+    ensure!(
+        total(&converging, |k| k.verb.is_read()) == 0,
+        "GET/LIST while converging: {converging:?}"
+    );
+    let prometheus_side = total(&converging, |k| {
+        k.cluster == "prometheus-1" && k.verb.is_write()
+    });
+    ensure!(
+        prometheus_side >= 7,
+        "at least one apply per object on prometheus-1: {converging:?}"
+    );
+
+    let settled = calls.snapshot();
+    let poke = json!({"metadata": {"annotations": {"e2e/poke": "1"}}});
+    stacks(&hub, "f-counted")
+        .patch("s", &PatchParams::default(), &Patch::Merge(&poke))
+        .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle = delta(&settled, &calls.snapshot());
+    ensure!(
+        total(&idle, |k| k.verb.is_read() || k.verb.is_write()) == 0,
+        "a reconcile with nothing to do made requests: {idle:?}"
+    );
     Ok(())
 }

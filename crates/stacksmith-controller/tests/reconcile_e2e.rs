@@ -46,6 +46,9 @@ fn main() -> ExitCode {
             test("foreign_object_is_a_conflict_and_left_alone", |tb| {
                 Box::pin(boxed(foreign_conflict(tb)))
             }),
+            test("foreign_tenant_namespace_is_not_written_into", |tb| {
+                Box::pin(boxed(foreign_tenant_namespace(tb)))
+            }),
             test("two_stacks_for_one_customer_conflict", |tb| {
                 Box::pin(boxed(same_customer_conflict(tb)))
             }),
@@ -314,37 +317,49 @@ async fn no_matching_grafana(tb: &TestBed) -> anyhow::Result<()> {
 }
 
 async fn foreign_conflict(tb: &TestBed) -> anyhow::Result<()> {
-    let (hub, prom, _) = clients(tb)?;
-    create_namespace(&prom, "customer-foreign").await?;
+    let (hub, _, graf) = clients(tb)?;
+    // A datasource of the planned name, made by someone else in the shared Grafana namespace.
+    let foreign_spec = json!({"instanceSelector": {"matchLabels": {"dashboards": "shared"}},
+        "datasource": {"name": "theirs", "type": "prometheus", "access": "proxy", "url": "http://theirs:9090"}});
     create_child(
-        &prom,
-        ChildKind::Prometheus,
-        "customer-foreign",
-        "foreign",
+        &graf,
+        ChildKind::GrafanaDatasource,
+        "grafana",
+        "foreign-prometheus",
         json!({"team": "someone-else"}),
-        json!({"replicas": 5}),
+        foreign_spec,
     )
     .await?;
-    apply_stack(
-        &hub,
-        "t-foreign",
-        &stack_manifest("s", "foreign", json!({})),
-    )
-    .await?;
+    let manifest = stack_manifest(
+        "s",
+        "foreign",
+        json!({"dashboards": {"namespace": "grafana"}}),
+    );
+    apply_stack(&hub, "t-foreign", &manifest).await?;
     let stack = wait_not_ready(&hub, "t-foreign", "s", "Conflict").await?;
     let ready = condition(&stack, "Ready").context("Ready")?;
     ensure!(
         ready
             .message
-            .contains("Prometheus customer-foreign/foreign"),
+            .contains("GrafanaDatasource grafana/foreign-prometheus"),
         "names the object: {}",
+        ready.message
+    );
+    ensure!(
+        ready.message.contains("not stacksmith"),
+        "names the owner: {}",
         ready.message
     );
     let applied = condition(&stack, "ChildrenApplied").context("ChildrenApplied")?;
     ensure!(applied.reason == "Conflict", "ChildrenApplied {applied:?}");
-    let after = get_child(&prom, ChildKind::Prometheus, "customer-foreign", "foreign")
-        .await?
-        .context("still there")?;
+    let after = get_child(
+        &graf,
+        ChildKind::GrafanaDatasource,
+        "grafana",
+        "foreign-prometheus",
+    )
+    .await?
+    .context("still there")?;
     // (The simulator writes its status; stacksmith must not have written anything.)
     let managers: Vec<String> = after
         .managed_fields()
@@ -356,11 +371,47 @@ async fn foreign_conflict(tb: &TestBed) -> anyhow::Result<()> {
         "stacksmith wrote the foreign object: managers {managers:?}"
     );
     ensure!(
-        after.labels().get("team").map(String::as_str) == Some("someone-else")
-            && serde_json::to_value(&after)?["spec"]["replicas"] == 5,
+        serde_json::to_value(&after)?["spec"]["datasource"]["url"] == "http://theirs:9090",
         "the foreign object changed"
     );
     wait_event(&hub, "t-foreign", "s", "Conflict").await?;
+    // Once the foreign object is gone, the stack converges at once (no resync wait).
+    child_api(&graf, ChildKind::GrafanaDatasource, "grafana")
+        .delete("foreign-prometheus", &DeleteParams::default())
+        .await?;
+    wait_ready(&hub, "t-foreign", "s").await?;
+    Ok(())
+}
+
+async fn foreign_tenant_namespace(tb: &TestBed) -> anyhow::Result<()> {
+    let (hub, prom, _) = clients(tb)?;
+    create_namespace(&prom, "customer-squatted").await?;
+    apply_stack(
+        &hub,
+        "t-squatted",
+        &stack_manifest("s", "squatted", json!({})),
+    )
+    .await?;
+    let stack = wait_not_ready(&hub, "t-squatted", "s", "ApplyFailed").await?;
+    let ready = condition(&stack, "Ready").context("Ready")?;
+    ensure!(
+        ready
+            .message
+            .contains("namespace customer-squatted belongs to an owner that is not stacksmith"),
+        "names the namespace: {}",
+        ready.message
+    );
+    ensure!(
+        get_child(
+            &prom,
+            ChildKind::Prometheus,
+            "customer-squatted",
+            "squatted"
+        )
+        .await?
+        .is_none(),
+        "wrote into a foreign namespace"
+    );
     Ok(())
 }
 

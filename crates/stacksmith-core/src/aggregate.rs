@@ -34,8 +34,8 @@ pub mod condition_type {
     pub const CHILDREN_APPLIED: &str = "ChildrenApplied";
     /// Every member cluster the stack uses answers.
     pub const CLUSTERS_REACHABLE: &str = "ClustersReachable";
-    /// Only while the stack is being deleted: True when deletion cannot finish (a cluster is
-    /// unreachable or a child refuses to go).
+    /// Only while the stack is being deleted: True when deletion cannot finish because a
+    /// cluster holding children is unreachable.
     pub const DELETION_BLOCKED: &str = "DeletionBlocked";
 }
 
@@ -202,6 +202,19 @@ pub fn aggregate(input: &AggregateInput<'_>) -> CustomerStackStatus {
     let summary = children::summary(&judged);
     let states = conditions::states(input, &judged, &summary);
     let previous_conditions = previous.map_or(&[][..], |p| p.conditions.as_slice());
+    if let (Some(_), Some(previous)) = (input.deletion, previous) {
+        // While deleting, the children list keeps what was last known of the children.
+        return CustomerStackStatus {
+            observed_generation: input.generation,
+            conditions: render_conditions(
+                &states,
+                previous_conditions,
+                input.generation,
+                input.now,
+            ),
+            ..previous.clone()
+        };
+    }
     CustomerStackStatus {
         observed_generation: input.generation,
         conditions: render_conditions(&states, previous_conditions, input.generation, input.now),

@@ -34,7 +34,7 @@ if complete; then exit 0; fi
 started=$(date +%s)
 log "installing Debian packages (Go 1.19, etcd, reflect2 v1.0.2)"
 export DEBIAN_FRONTEND=noninteractive
-pkgs=(golang-1.19-go etcd-server rsync golang-github-modern-go-reflect2-dev make ca-certificates)
+pkgs=(golang-1.19-go etcd-server rsync golang-github-modern-go-reflect2-dev make ca-certificates dpkg-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -164,6 +164,11 @@ impl Cluster {
         &self.kubeconfig_path
     }
 
+    /// A client configuration for the admin identity (to build clients of one's own).
+    pub async fn admin_config(&self) -> Result<kube::Config> {
+        kubeconfig::config_from_yaml(&self.name, &self.admin_kubeconfig).await
+    }
+
     /// The admin kubeconfig.
     pub fn admin_kubeconfig(&self) -> &str {
         &self.admin_kubeconfig

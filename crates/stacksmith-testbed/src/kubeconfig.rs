@@ -14,17 +14,22 @@ pub fn render(cluster: &str, server: &str, ca_cert_pem: &str, user: &str, token:
     )
 }
 
-/// Builds a client from kubeconfig text.
-pub async fn client_from_yaml(cluster: &str, yaml: &str) -> Result<Client> {
+/// Builds a client configuration from kubeconfig text.
+pub async fn config_from_yaml(cluster: &str, yaml: &str) -> Result<Config> {
     let kubeconfig = Kubeconfig::from_yaml(yaml).map_err(|source| TestBedError::Kubeconfig {
         cluster: cluster.to_owned(),
         source,
     })?;
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+    Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .map_err(|source| TestBedError::Kubeconfig {
             cluster: cluster.to_owned(),
             source,
-        })?;
+        })
+}
+
+/// Builds a client from kubeconfig text.
+pub async fn client_from_yaml(cluster: &str, yaml: &str) -> Result<Client> {
+    let config = config_from_yaml(cluster, yaml).await?;
     Client::try_from(config).map_err(TestBedError::kube(format!("build a client for {cluster}")))
 }

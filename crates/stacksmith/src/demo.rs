@@ -61,7 +61,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let hub = testbed.hub()?.client().clone();
-    let operator = stacksmith_controller::operator::RunningOperator::spawn(hub.clone());
+    let operator = stacksmith_controller::operator::RunningOperator::spawn(
+        testbed.hub()?.admin_config().await?,
+    );
 
     let result = scenario(&testbed, &hub).await;
     if let Err(err) = &result {

@@ -19,28 +19,26 @@ pub struct OperatorArgs {
 
 /// Runs the operator until Ctrl-C or SIGTERM.
 pub async fn run(args: OperatorArgs) -> anyhow::Result<ExitCode> {
-    let hub = match &args.kubeconfig {
+    let config = match &args.kubeconfig {
         Some(path) => {
             let kubeconfig = Kubeconfig::read_from(path)
                 .with_context(|| format!("reading {}", path.display()))?;
-            let config =
-                kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                    .await?;
-            Client::try_from(config)?
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?
         }
-        None => Client::try_default()
+        None => kube::Config::infer()
             .await
             .context("no hub configuration (in-cluster or KUBECONFIG)")?,
     };
-    let version = hub
+    let version = Client::try_from(config.clone())?
         .apiserver_version()
         .await
         .context("the hub does not answer")?;
     tracing::info!(hub = %version.git_version, "stacksmith operator starting");
-    stacksmith_controller::operator::run(hub, async {
+    let counter = stacksmith_controller::api_calls::ApiCallCounter::new();
+    stacksmith_controller::operator::run(config, counter, async {
         let _ = wait_for_stop_signal().await;
     })
-    .await;
+    .await?;
     tracing::info!("stacksmith operator stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -20,6 +20,10 @@ pub async fn create_namespace(client: &Client, name: &str) -> anyhow::Result<()>
 use stacksmith_testbed::harness::{Fixture, TestError, merge_json};
 use stacksmith_testbed::simulator::api_resource;
 
+/// The request counter of the suite's operator.
+pub static OPERATOR_CALLS: std::sync::OnceLock<stacksmith_controller::api_calls::ApiCallCounter> =
+    std::sync::OnceLock::new();
+
 /// How long a test waits for the operator to get somewhere.
 pub const WAIT: Duration = Duration::from_secs(45);
 
@@ -52,8 +56,15 @@ pub fn start_operator(
         )
         .await
         .map_err(|e| e.to_string())?;
-        let hub = tb.hub().map_err(|e| e.to_string())?.client().clone();
-        let fixture: Fixture = Box::new(RunningOperator::spawn(hub));
+        let hub = tb
+            .hub()
+            .map_err(|e| e.to_string())?
+            .admin_config()
+            .await
+            .map_err(|e| e.to_string())?;
+        let operator = RunningOperator::spawn(hub);
+        let _ = OPERATOR_CALLS.set(operator.counter());
+        let fixture: Fixture = Box::new(operator);
         Ok(fixture)
     })
 }

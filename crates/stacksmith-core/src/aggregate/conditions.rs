@@ -231,6 +231,14 @@ impl Facts<'_, '_> {
                 message,
             )
         };
+        if self.input.deletion.is_some() {
+            return state(
+                condition_type::CHILDREN_APPLIED,
+                ConditionStatus::Unknown,
+                reason::DELETING,
+                "the stack is being deleted: stacksmith deletes its children instead of writing them",
+            );
+        }
         if self.input.paused {
             return state(
                 condition_type::CHILDREN_APPLIED,

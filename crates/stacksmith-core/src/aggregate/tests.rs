@@ -992,3 +992,19 @@ fn cluster_scoped_children_are_named_without_namespace() {
         "writing GrafanaFolder acme on graf-1 failed: forbidden"
     );
 }
+
+#[test]
+fn deletion_keeps_the_last_known_children() {
+    let healthy = Scenario::acme().run(None, &at(0));
+    let scenario = Scenario {
+        deletion: Some(DeletionState::InProgress { remaining: 2 }),
+        children: Vec::new(),
+        ..Scenario::acme()
+    };
+    let status = scenario.run(Some(&healthy), &at(10));
+    assert_eq!(status.children, healthy.children);
+    assert_eq!(status.children_ready, healthy.children_ready);
+    let (s, r, _) = csrm(&status, "ChildrenApplied");
+    assert_eq!((s, r), ("Unknown", "Deleting"));
+    assert_eq!(csrm(&status, "Ready").1, "Deleting");
+}
