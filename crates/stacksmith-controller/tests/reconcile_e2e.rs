@@ -34,6 +34,9 @@ fn main() -> ExitCode {
                 "stack_converges_and_every_child_survives_the_upstream_crds",
                 |tb| Box::pin(boxed(converges(tb))),
             ),
+            test("gitops_with_kubectl_apply_server_side_and_wait", |tb| {
+                Box::pin(boxed(gitops_with_kubectl(tb)))
+            }),
             test("nothing_is_written_when_nothing_changed", |tb| {
                 Box::pin(boxed(no_write_when_unchanged(tb)))
             }),
@@ -764,4 +767,88 @@ fn foreign_ca() -> anyhow::Result<String> {
 fn base64_of(text: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// What CI does: `kubectl apply --server-side`, `kubectl wait --for=condition=Ready`, and what
+/// ops see in `kubectl get` (the printer columns).
+async fn gitops_with_kubectl(tb: &TestBed) -> anyhow::Result<()> {
+    let kubectl = tb
+        .kubectl()
+        .context("kubectl is installed with the test bed")?
+        .to_path_buf();
+    let kubeconfig = tb.hub()?.kubeconfig_path().to_path_buf();
+    let run = |args: Vec<String>| {
+        let kubectl = kubectl.clone();
+        let kubeconfig = kubeconfig.clone();
+        async move {
+            let out = tokio::process::Command::new(&kubectl)
+                .arg("--kubeconfig")
+                .arg(&kubeconfig)
+                .args(&args)
+                .output()
+                .await?;
+            let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+            ensure!(
+                out.status.success(),
+                "kubectl {}: {}{}",
+                args.join(" "),
+                stdout,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            anyhow::Ok(stdout)
+        }
+    };
+    let mut stack = stack_manifest("s", "gitops", json!({}));
+    stack["metadata"]["namespace"] = json!("t-gitops");
+    let manifests = format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: t-gitops}}\n---\n{}",
+        serde_yaml::to_string(&stack)?
+    );
+    let file = tb.dir().join("gitops-stack.yaml");
+    std::fs::write(&file, manifests)?;
+    let file = file.to_string_lossy().to_string();
+    run(vec![
+        "apply".into(),
+        "--server-side".into(),
+        "--field-manager=ci".into(),
+        "-f".into(),
+        file,
+    ])
+    .await?;
+    run([
+        "wait",
+        "--for=condition=Ready",
+        "customerstack/s",
+        "-n",
+        "t-gitops",
+        "--timeout=60s",
+    ]
+    .map(String::from)
+    .to_vec())
+    .await?;
+    let table = run(["get", "customerstacks", "-n", "t-gitops"]
+        .map(String::from)
+        .to_vec())
+    .await?;
+    let header = table.lines().next().unwrap_or_default();
+    ensure!(
+        header.contains("READY") && header.contains("CHILDREN") && header.contains("REASON"),
+        "columns: {table}"
+    );
+    let row = table.lines().nth(1).unwrap_or_default();
+    ensure!(
+        row.contains("gitops")
+            && row.contains("True")
+            && row.contains("6/6")
+            && row.contains("Ready"),
+        "row: {table}"
+    );
+    let members = run(["get", "memberclusters"].map(String::from).to_vec()).await?;
+    ensure!(
+        members
+            .lines()
+            .any(|l| l.contains("prometheus-1") && l.contains("True") && l.contains("v1.20.2")),
+        "members: {members}"
+    );
+    Ok(())
 }

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the control-plane binaries the stacksmith test bed runs:
-#   etcd (Debian package etcd-server) and kube-apiserver + kube-controller-manager v1.20.2,
-#   built from Debian bookworm's `kubernetes` source package with the vendored
-#   modern-go/reflect2 replaced by v1.0.2 (v1.0.1 crashes under Go >= 1.18).
+#   etcd (Debian package etcd-server), and kube-apiserver, kube-controller-manager and kubectl
+#   v1.20.2, built from Debian bookworm's `kubernetes` source package with the vendored
+#   modern-go/reflect2 replaced by v1.0.2 (v1.0.1 crashes under Go >= 1.18). (kubectl is built
+#   rather than installed from Debian's kubernetes-client, which clashes with other kubectl
+#   packages some machines carry.)
 #
 # Usage: install-binaries.sh CACHE_DIR
-# Result: CACHE_DIR/{kube-apiserver,kube-controller-manager,etcd}. Idempotent; safe to run
-# concurrently (serialised by a lock file in CACHE_DIR's parent).
+# Result: CACHE_DIR/{kube-apiserver,kube-controller-manager,etcd,kubectl}. Idempotent; safe to
+# run concurrently (serialised by a lock file next to CACHE_DIR).
 set -euo pipefail
 
 cache_dir=${1:?usage: install-binaries.sh CACHE_DIR}
@@ -22,8 +24,14 @@ as_root() {
   fi
 }
 
+binaries=(kube-apiserver kube-controller-manager kubectl)
+
+missing_binaries() {
+  for b in "${binaries[@]}"; do [ -x "$cache_dir/$b" ] || echo "$b"; done
+}
+
 complete() {
-  [ -x "$cache_dir/kube-apiserver" ] && [ -x "$cache_dir/kube-controller-manager" ] && [ -x "$cache_dir/etcd" ]
+  [ -z "$(missing_binaries)" ] && [ -x "$cache_dir/etcd" ]
 }
 
 mkdir -p "$(dirname "$cache_dir")"
@@ -42,6 +50,13 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get update -qq
   as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+mapfile -t to_build < <(missing_binaries)
+if [ ${#to_build[@]} -eq 0 ]; then
+  ln -sf /usr/bin/etcd "$cache_dir/etcd"
+  log "done: $cache_dir"
+  exit 0
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/stacksmith-k8s-build.XXXXXX")
@@ -71,21 +86,23 @@ for f in "$reflect_src"/*.go "$reflect_src"/*.s; do
   [ -e "$f" ] && cp "$f" "$reflect_dst/"
 done
 
-log "building kube-apiserver and kube-controller-manager (several minutes)"
+log "building ${to_build[*]} (several minutes)"
+what=""
+for b in "${to_build[@]}"; do what="$what cmd/$b"; done
 mkdir -p "$work/src/.go/src/k8s.io" "$work/home"
 ln -s "$work/src" "$work/src/.go/src/k8s.io/kubernetes"
 (
   cd "$work/src/.go/src/k8s.io/kubernetes"
   export GOPATH="$work/src/.go" GO111MODULE=off CGO_ENABLED=0 HOME="$work/home" \
          GOCACHE="$work/home/gocache" PATH="/usr/lib/go-1.19/bin:$PATH"
-  make WHAT="cmd/kube-apiserver cmd/kube-controller-manager" >"$work/build.log" 2>&1 \
+  make WHAT="${what# }" >"$work/build.log" 2>&1 \
     || { tail -n 40 "$work/build.log" >&2; exit 1; }
 )
 
-staging="$cache_dir.partial"
-rm -rf "$staging"; mkdir -p "$staging"
-cp "$work/src/_output/local/bin/linux/amd64/kube-apiserver" \
-   "$work/src/_output/local/bin/linux/amd64/kube-controller-manager" "$staging/"
-ln -sf /usr/bin/etcd "$staging/etcd"
-rm -rf "$cache_dir"; mv "$staging" "$cache_dir"
+mkdir -p "$cache_dir"
+for b in "${to_build[@]}"; do
+  cp "$work/src/_output/local/bin/linux/amd64/$b" "$cache_dir/$b.partial"
+  mv "$cache_dir/$b.partial" "$cache_dir/$b"
+done
+ln -sf /usr/bin/etcd "$cache_dir/etcd"
 log "done in $(( $(date +%s) - started )) s: $cache_dir"

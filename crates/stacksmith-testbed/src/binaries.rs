@@ -26,6 +26,8 @@ pub struct Binaries {
     pub etcd: PathBuf,
     /// `kube-controller-manager`, for namespace deletion and garbage collection; optional.
     pub kube_controller_manager: Option<PathBuf>,
+    /// `kubectl`, for tests that run it as users do; optional (else looked up on `PATH`).
+    pub kubectl: Option<PathBuf>,
 }
 
 impl Binaries {
@@ -36,10 +38,15 @@ impl Binaries {
             return None;
         }
         let kcm = dir.join("kube-controller-manager");
+        let kubectl = dir.join("kubectl");
         Some(Binaries {
             kube_apiserver,
             etcd,
             kube_controller_manager: kcm.is_file().then_some(kcm),
+            kubectl: kubectl
+                .is_file()
+                .then_some(kubectl)
+                .or_else(|| on_path("kubectl")),
         })
     }
 }
@@ -68,7 +75,9 @@ pub async fn locate_or_install() -> Result<Binaries> {
         }
     }
     let cache = cache_dir();
-    if let Some(found) = Binaries::in_dir(&cache).filter(|b| b.kube_controller_manager.is_some()) {
+    let complete =
+        |b: &Binaries| b.kube_controller_manager.is_some() && cache.join("kubectl").is_file();
+    if let Some(found) = Binaries::in_dir(&cache).filter(complete) {
         return Ok(found);
     }
     install(&cache).await?;
@@ -101,4 +110,13 @@ async fn install(cache: &Path) -> Result<()> {
             "the install script failed ({status})"
         )))
     }
+}
+
+/// The first executable called `name` on `PATH`.
+fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
 }

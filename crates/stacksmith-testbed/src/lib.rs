@@ -98,6 +98,7 @@ pub struct TestBed {
     clusters: Vec<Cluster>,
     simulator: Option<Simulator>,
     crd_source: CrdSource,
+    kubectl: Option<PathBuf>,
 }
 
 impl TestBed {
@@ -114,6 +115,7 @@ impl TestBed {
             clusters: Vec::new(),
             simulator: None,
             crd_source: CrdSource::Minimal,
+            kubectl: binaries.kubectl.clone(),
         };
         // From here on, a failure drops `testbed`, which stops what was started.
         testbed.start_servers(&options, &binaries).await?;
@@ -237,6 +239,11 @@ impl TestBed {
     /// The test bed's directory (kubeconfigs, logs, etcd data).
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// `kubectl` (v1.20 from the install, or the one on `PATH`), to run as users do.
+    pub fn kubectl(&self) -> Option<&Path> {
+        self.kubectl.as_deref()
     }
 
     /// Which child CRDs the remotes got.
