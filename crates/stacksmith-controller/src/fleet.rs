@@ -302,10 +302,12 @@ impl Fleet {
             if recorded.is_none() {
                 recorded = member.status.clone();
             }
-            let secret_changed = secret_change(self.inner.hub.clone(), &member);
+            // At most one connection attempt per second, whatever wakes the loop.
+            let attempt = tokio::time::Instant::now();
             let (state, version) = self.connect(&member, &mut recorded).await;
             let connected = matches!(state, MemberState::Connected(_));
             self.set_state(&name, state);
+            let secret_changed = secret_version_change(self.inner.hub.clone(), &member, version);
             futures::pin_mut!(secret_changed);
             loop {
                 let wait = if connected {
@@ -318,13 +320,9 @@ impl Fleet {
                         if changed.is_err() { return; }
                         break;
                     }
-                    new_version = &mut secret_changed => {
-                        if new_version != version {
-                            tracing::info!(member = %name, "kubeconfig Secret changed: reconnecting");
-                            break;
-                        }
-                        // The first event repeats the version we used: keep watching.
-                        secret_changed.set(secret_change_after(self.inner.hub.clone(), &member, version.clone()));
+                    () = &mut secret_changed => {
+                        tracing::info!(member = %name, "kubeconfig Secret changed: reconnecting");
+                        break;
                     }
                     () = tokio::time::sleep(wait) => {
                         if !connected { break; }
@@ -332,6 +330,7 @@ impl Fleet {
                     }
                 }
             }
+            tokio::time::sleep_until(attempt + Duration::from_secs(1)).await;
         }
     }
 
@@ -349,7 +348,7 @@ impl Fleet {
                         message: err.to_string(),
                     },
                     None,
-                    None,
+                    err.secret_version(),
                 ),
                 Ok((client, version)) => {
                     let result = probe_with_client(&client, member).await;
@@ -428,21 +427,13 @@ fn failure_message(failure: ProbeFailure, message: &str) -> String {
     format!("{}: {message}", failure.reason())
 }
 
-/// Resolves with the Secret's `resourceVersion` at its first watch event (or `None` if gone).
-fn secret_change(
-    hub: Client,
-    member: &MemberCluster,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<String>> + Send>> {
-    secret_change_after(hub, member, None)
-}
-
-/// Resolves at the first watch event whose `resourceVersion` differs from `known` (the first
-/// event of a fresh watch always resolves when `known` is `None`).
-fn secret_change_after(
+/// Resolves once the kubeconfig Secret's `resourceVersion` differs from `known` (`None`: the
+/// Secret does not exist): it was created, changed or deleted since the connection was built.
+fn secret_version_change(
     hub: Client,
     member: &MemberCluster,
     known: Option<String>,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<String>> + Send>> {
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
     let reference = member.spec.kubeconfig_secret_ref.clone();
     Box::pin(async move {
         let api: Api<Secret> = Api::namespaced(hub, &reference.namespace);
@@ -450,17 +441,24 @@ fn secret_change_after(
             watcher::Config::default().fields(&format!("metadata.name={}", reference.name));
         let stream = watcher(api, config).default_backoff();
         futures::pin_mut!(stream);
-        let mut seen_any = false;
+        let mut listed_object = false;
         while let Some(event) = stream.next().await {
             let version = match event {
-                Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s)) => s.resource_version(),
+                Ok(watcher::Event::Init) => {
+                    listed_object = false;
+                    continue;
+                }
+                Ok(watcher::Event::InitApply(s)) => {
+                    listed_object = true;
+                    s.resource_version()
+                }
+                Ok(watcher::Event::Apply(s)) => s.resource_version(),
                 Ok(watcher::Event::Delete(_)) => None,
-                Ok(watcher::Event::InitDone) if !seen_any => None,
-                Ok(_) | Err(_) => continue,
+                Ok(watcher::Event::InitDone) if !listed_object => None,
+                Ok(watcher::Event::InitDone) | Err(_) => continue,
             };
-            seen_any = true;
-            if known.is_none() || version != known {
-                return version;
+            if version != known {
+                return;
             }
         }
         std::future::pending().await

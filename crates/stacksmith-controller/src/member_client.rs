@@ -44,6 +44,8 @@ pub enum MemberClientError {
         name: String,
         /// The missing key.
         key: String,
+        /// The Secret's `resourceVersion`.
+        secret_version: Option<String>,
     },
     /// The value is not a usable kubeconfig.
     #[error("Secret {namespace}/{name} key {key:?} is not a usable kubeconfig: {reason}")]
@@ -56,6 +58,8 @@ pub enum MemberClientError {
         key: String,
         /// What is wrong (no Secret data).
         reason: String,
+        /// The Secret's `resourceVersion`.
+        secret_version: Option<String>,
     },
 }
 
@@ -69,9 +73,18 @@ impl MemberClientError {
             MemberClientError::KubeconfigInvalid { .. } => ProbeFailure::KubeconfigInvalid,
         }
     }
+
+    /// The `resourceVersion` of the Secret the error is about, when it exists.
+    pub fn secret_version(&self) -> Option<String> {
+        match self {
+            MemberClientError::KeyMissing { secret_version, .. }
+            | MemberClientError::KubeconfigInvalid { secret_version, .. } => secret_version.clone(),
+            _ => None,
+        }
+    }
 }
 
-/// Like [`member_client`], also returning the Secret's `resourceVersion` (to notice rotation).
+/// Builds a client for `member` from its kubeconfig Secret (requests counted in `counter`), also returning the Secret's `resourceVersion` (to notice rotation).
 pub async fn member_client_from_secret(
     hub: &Client,
     member: &MemberCluster,
@@ -88,6 +101,7 @@ pub async fn member_client_from_secret(
             name: reference.name.clone(),
             key: reference.key.clone(),
             reason,
+            secret_version: version.clone(),
         })?;
     Ok((client, version))
 }
@@ -123,12 +137,14 @@ async fn read_kubeconfig(
             namespace: reference.namespace.clone(),
             name: reference.name.clone(),
             key: reference.key.clone(),
+            secret_version: version.clone(),
         })?;
     let text = String::from_utf8(bytes).map_err(|_| MemberClientError::KubeconfigInvalid {
         namespace: reference.namespace.clone(),
         name: reference.name.clone(),
         key: reference.key.clone(),
         reason: "the value is not UTF-8 text".to_owned(),
+        secret_version: version.clone(),
     })?;
     Ok((text, version))
 }

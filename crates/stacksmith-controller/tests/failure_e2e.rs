@@ -48,6 +48,10 @@ fn main() -> ExitCode {
                 "unreachable_cluster_affects_only_its_children_and_recovers",
                 |tb| Box::pin(boxed(unreachable(tb))),
             ),
+            test(
+                "member_without_usable_secret_is_retried_calmly_and_picked_up",
+                |tb| Box::pin(boxed(missing_secret(tb))),
+            ),
             test("deletion_is_held_while_a_cluster_is_down", |tb| {
                 Box::pin(boxed(deletion_held(tb)))
             }),
@@ -302,5 +306,63 @@ async fn counted(tb: &TestBed) -> anyhow::Result<()> {
         total(&idle, |k| k.verb.is_read() || k.verb.is_write()) == 0,
         "a reconcile with nothing to do made requests: {idle:?}"
     );
+    Ok(())
+}
+
+/// A member whose Secret is missing is retried every few seconds, not in a tight loop, and the
+/// Secret is used as soon as it appears.
+async fn missing_secret(tb: &TestBed) -> anyhow::Result<()> {
+    use stacksmith_controller::api_calls::{delta, total};
+    let hub = tb.hub()?.client().clone();
+    let calls = OPERATOR_CALLS.get().context("the operator's counter")?;
+    let members: Api<MemberCluster> = Api::all(hub.clone());
+    let member: MemberCluster = serde_json::from_value(json!({
+        "apiVersion": "stacksmith.io/v1alpha1", "kind": "MemberCluster", "metadata": {"name": "late"},
+        "spec": {"kubeconfigSecretRef": {"namespace": "stacksmith-system", "name": "late-kubeconfig"}, "roles": ["prometheus"],
+                 "prometheusUrlTemplate": "http://{name}.{namespace}:9090"},
+    }))?;
+    members
+        .create(&kube::api::PostParams::default(), &member)
+        .await?;
+    let reason = |m: &MemberCluster| {
+        m.status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+            .map(|c| c.reason.clone())
+    };
+    let deadline = Instant::now() + WAIT;
+    while reason(&members.get("late").await?).as_deref() != Some("SecretNotFound") {
+        ensure!(Instant::now() < deadline, "no SecretNotFound");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let before = calls.snapshot();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let idle = delta(&before, &calls.snapshot());
+    let hub_requests = total(&idle, |k| k.cluster == "hub");
+    ensure!(
+        hub_requests <= 10,
+        "a member without a Secret made {hub_requests} hub requests in 6 s: {idle:?}"
+    );
+    // The Secret appears (a copy of prometheus-1's): the member connects without a restart.
+    let secrets: Api<Secret> = Api::namespaced(hub.clone(), "stacksmith-system");
+    let kubeconfig = tb.cluster("prometheus-1")?.operator_kubeconfig().to_owned();
+    let secret: Secret = serde_json::from_value(
+        json!({"metadata": {"name": "late-kubeconfig"}, "stringData": {"kubeconfig": kubeconfig}}),
+    )?;
+    secrets
+        .create(&kube::api::PostParams::default(), &secret)
+        .await?;
+    let deadline = Instant::now() + WAIT;
+    while reason(&members.get("late").await?).as_deref() != Some("Ready") {
+        ensure!(
+            Instant::now() < deadline,
+            "the new Secret was not used: {:?}",
+            reason(&members.get("late").await?)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    members
+        .delete("late", &kube::api::DeleteParams::default())
+        .await?;
     Ok(())
 }
