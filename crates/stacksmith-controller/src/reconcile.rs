@@ -21,7 +21,7 @@ use serde_json::json;
 use stacksmith_api::{CustomerStack, CustomerStackStatus, DeletionPolicy};
 use stacksmith_core::aggregate::{
     AggregateInput, ChildObservation, ClusterObservation, ClusterState, DeletionState,
-    ObservedState, SpecProblem, aggregate, condition_type,
+    ForeignObject, ObservedState, SpecProblem, aggregate, condition_type,
 };
 use stacksmith_core::grafana_instances::explain_unmatched;
 use stacksmith_core::plan::{DesiredObject, ObjectKind, StackIdentity, StackPlan, plan_stack};
@@ -168,6 +168,19 @@ struct ClusterPass {
     /// Outcome per planned object of this cluster, in plan order (all `NotWritten` when the
     /// cluster is unreachable).
     outcomes: Vec<(DesiredObject, ApplyOutcome)>,
+    /// Planned namespaces that belong to someone else.
+    foreign: Vec<ForeignObject>,
+}
+
+/// Everything a pass found, for the status and the Events.
+#[derive(Default)]
+struct Findings<'a> {
+    problems: Vec<SpecProblem>,
+    children: Vec<ChildObservation>,
+    clusters: Vec<ClusterObservation>,
+    foreign: Vec<ForeignObject>,
+    deletion: Option<DeletionState>,
+    outcomes: Vec<&'a (DesiredObject, ApplyOutcome)>,
 }
 
 async fn converge(stack: &CustomerStack, ctx: &Context) -> Result<Action, ReconcileError> {
@@ -175,7 +188,15 @@ async fn converge(stack: &CustomerStack, ctx: &Context) -> Result<Action, Reconc
     let plan = match plan_stack(&stack.spec, &identity, &ctx.fleet.member_infos()) {
         Ok(plan) => plan,
         Err(problems) => {
-            record(stack, ctx, &problems, &[], &[], None, &[]).await?;
+            record(
+                stack,
+                ctx,
+                Findings {
+                    problems,
+                    ..Findings::default()
+                },
+            )
+            .await?;
             return Ok(Action::requeue(RESYNC));
         }
     };
@@ -188,15 +209,25 @@ async fn converge(stack: &CustomerStack, ctx: &Context) -> Result<Action, Reconc
     if !stack.spec.paused {
         remove_unplanned(ctx, &plan, &identity.uid).await;
     }
-    let children = observe(&passes);
-    let clusters: Vec<ClusterObservation> = passes.iter().map(|p| p.observation.clone()).collect();
-    let outcomes: Vec<&(DesiredObject, ApplyOutcome)> =
-        passes.iter().flat_map(|p| p.outcomes.iter()).collect();
-    record(stack, ctx, &[], &children, &clusters, None, &outcomes).await?;
-    let failed = outcomes
+    let findings = Findings {
+        children: observe(&passes),
+        clusters: passes.iter().map(|p| p.observation.clone()).collect(),
+        foreign: passes
+            .iter()
+            .flat_map(|p| p.foreign.iter().cloned())
+            .collect(),
+        outcomes: passes.iter().flat_map(|p| p.outcomes.iter()).collect(),
+        ..Findings::default()
+    };
+    let failed = findings
+        .outcomes
         .iter()
         .any(|(_, o)| matches!(o, ApplyOutcome::Failed { .. }));
-    let unreachable = clusters.iter().any(|c| c.state != ClusterState::Reachable);
+    let unreachable = findings
+        .clusters
+        .iter()
+        .any(|c| c.state != ClusterState::Reachable);
+    record(stack, ctx, findings).await?;
     Ok(Action::requeue(if failed || unreachable {
         Duration::from_secs(15)
     } else {
@@ -246,6 +277,7 @@ async fn write_cluster(
             };
             return ClusterPass {
                 grafanas: Vec::new(),
+                foreign: Vec::new(),
                 outcomes: planned.map(not_written).collect(),
                 observation: ClusterObservation {
                     cluster: cluster.to_owned(),
@@ -255,6 +287,7 @@ async fn write_cluster(
         }
     };
     let mut outcomes = Vec::new();
+    let mut foreign = Vec::new();
     let mut unavailable_namespaces: Vec<(String, String)> = Vec::new();
     for desired in planned {
         let blocked = unavailable_namespaces
@@ -280,6 +313,12 @@ async fn write_cluster(
         if desired.kind == ObjectKind::Namespace {
             let why = match &outcome {
                 ApplyOutcome::Conflict { owner } => {
+                    foreign.push(ForeignObject {
+                        cluster: cluster.to_owned(),
+                        kind: "Namespace".into(),
+                        name: desired.name.clone(),
+                        owner: owner.clone(),
+                    });
                     Some(format!("namespace {} belongs to {owner}", desired.name))
                 }
                 ApplyOutcome::Failed { message } => Some(format!(
@@ -301,6 +340,7 @@ async fn write_cluster(
         },
         grafanas: connection.grafanas(),
         outcomes,
+        foreign,
     }
 }
 
@@ -419,25 +459,22 @@ fn live_health(
 async fn record(
     stack: &CustomerStack,
     ctx: &Context,
-    problems: &[SpecProblem],
-    children: &[ChildObservation],
-    clusters: &[ClusterObservation],
-    deletion: Option<&DeletionState>,
-    outcomes: &[&(DesiredObject, ApplyOutcome)],
+    findings: Findings<'_>,
 ) -> Result<(), ReconcileError> {
     let previous = stack.status.as_ref();
     let now = now();
     let status = aggregate(&AggregateInput {
         generation: stack.metadata.generation,
         paused: stack.spec.paused,
-        spec_problems: problems,
-        children,
-        clusters,
-        deletion,
+        spec_problems: &findings.problems,
+        children: &findings.children,
+        clusters: &findings.clusters,
+        foreign_objects: &findings.foreign,
+        deletion: findings.deletion.as_ref(),
         previous,
         now: &now,
     });
-    publish_events(stack, ctx, previous, &status, outcomes).await;
+    publish_events(stack, ctx, previous, &status, &findings.outcomes).await;
     if previous == Some(&status) {
         return Ok(());
     }
@@ -497,13 +534,12 @@ async fn publish_events(
     }
     let spec_unchanged = previous.and_then(|p| p.observed_generation) == stack.metadata.generation;
     for (desired, outcome) in outcomes {
-        let what = format!(
-            "{} {}/{} on {}",
-            desired.kind.kind(),
-            desired.namespace,
-            desired.name,
-            desired.cluster
-        );
+        let object = if desired.namespace.is_empty() {
+            desired.name.clone()
+        } else {
+            format!("{}/{}", desired.namespace, desired.name)
+        };
+        let what = format!("{} {object} on {}", desired.kind.kind(), desired.cluster);
         let was_listed = previous.is_some_and(|p| {
             p.children.iter().any(|c| {
                 c.cluster == desired.cluster
@@ -613,15 +649,13 @@ async fn clean_up(stack: &CustomerStack, ctx: &Context) -> Result<Action, Reconc
             clusters: blocked.clone(),
         }
     };
-    let previous_children: Vec<ChildObservation> = Vec::new();
     record(
         stack,
         ctx,
-        &[],
-        &previous_children,
-        &[],
-        Some(&deletion),
-        &[],
+        Findings {
+            deletion: Some(deletion),
+            ..Findings::default()
+        },
     )
     .await?;
     Err(ReconcileError::DeletionPending {

@@ -395,14 +395,19 @@ async fn foreign_tenant_namespace(tb: &TestBed) -> anyhow::Result<()> {
         &stack_manifest("s", "squatted", json!({})),
     )
     .await?;
-    let stack = wait_not_ready(&hub, "t-squatted", "s", "ApplyFailed").await?;
+    let stack = wait_not_ready(&hub, "t-squatted", "s", "Conflict").await?;
     let ready = condition(&stack, "Ready").context("Ready")?;
     ensure!(
-        ready
-            .message
-            .contains("namespace customer-squatted belongs to an owner that is not stacksmith"),
+        ready.message.contains(
+            "Namespace customer-squatted on prometheus-1 belongs to an owner that is not stacksmith"
+        ),
         "names the namespace: {}",
         ready.message
+    );
+    let note = wait_event(&hub, "t-squatted", "s", "Conflict").await?;
+    ensure!(
+        note.contains("Namespace customer-squatted on prometheus-1"),
+        "event: {note}"
     );
     ensure!(
         get_child(

@@ -152,6 +152,29 @@ pub struct SpecProblem {
     pub message: String,
 }
 
+/// A planned object that is not a child (a tenant namespace) and belongs to someone else.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ForeignObject {
+    /// The member cluster.
+    pub cluster: String,
+    /// Its kind, e.g. `Namespace`.
+    pub kind: String,
+    /// Its name.
+    pub name: String,
+    /// Who owns it.
+    pub owner: String,
+}
+
+impl ForeignObject {
+    /// `<Kind> <name> on <cluster> belongs to <owner>`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} {} on {} belongs to {}",
+            self.kind, self.name, self.cluster, self.owner
+        )
+    }
+}
+
 /// Progress of a deletion (only while the stack has a deletionTimestamp).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DeletionState {
@@ -180,6 +203,9 @@ pub struct AggregateInput<'a> {
     pub children: &'a [ChildObservation],
     /// Every member cluster the stack uses.
     pub clusters: &'a [ClusterObservation],
+    /// Objects other than children (a tenant namespace) that someone else owns, so that
+    /// stacksmith writes nothing into them.
+    pub foreign_objects: &'a [ForeignObject],
     /// Set while the stack is being deleted.
     pub deletion: Option<&'a DeletionState>,
     /// The status before this pass (for times that must not move).

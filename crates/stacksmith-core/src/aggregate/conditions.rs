@@ -7,7 +7,8 @@ use stacksmith_api::{StackSummary, Verdict};
 
 use super::children::{Judged, subject};
 use super::{
-    AggregateInput, ClusterState, DeletionState, ObservedState, SpecProblem, condition_type, reason,
+    AggregateInput, ClusterState, DeletionState, ForeignObject, ObservedState, SpecProblem,
+    condition_type, reason,
 };
 use crate::status_conditions::{ConditionState, ConditionStatus};
 
@@ -159,6 +160,14 @@ impl Facts<'_, '_> {
         {
             return not_ready(reason::CONFLICT, child.status.message.clone());
         }
+        if let Some(foreign) = self.input.foreign_objects.first() {
+            let mut text = format!("{}; stacksmith writes nothing into it", foreign.describe());
+            let more = self.input.foreign_objects.len() - 1;
+            if more > 0 {
+                text.push_str(&format!(" (and {more} more)"));
+            }
+            return not_ready(reason::CONFLICT, text);
+        }
         if let Some((cluster, message)) = self.unreachable.first_key_value() {
             let mut text = format!(
                 "cluster {cluster} unreachable: {message}; its children's health is unknown"
@@ -265,6 +274,12 @@ impl Facts<'_, '_> {
                 )),
                 _ => None,
             })
+            .chain(
+                self.input
+                    .foreign_objects
+                    .iter()
+                    .map(ForeignObject::describe),
+            )
             .collect();
         if !conflicts.is_empty() {
             return not_applied(reason::CONFLICT, conflicts.join("; "));

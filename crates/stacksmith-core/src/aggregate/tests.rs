@@ -75,6 +75,7 @@ struct Scenario {
     spec_problems: Vec<SpecProblem>,
     children: Vec<ChildObservation>,
     clusters: Vec<ClusterObservation>,
+    foreign_objects: Vec<ForeignObject>,
     deletion: Option<DeletionState>,
 }
 
@@ -99,6 +100,7 @@ impl Scenario {
                     state: ClusterState::Reachable,
                 },
             ],
+            foreign_objects: Vec::new(),
             deletion: None,
         }
     }
@@ -136,6 +138,7 @@ impl Scenario {
             spec_problems: &self.spec_problems,
             children: &self.children,
             clusters: &self.clusters,
+            foreign_objects: &self.foreign_objects,
             deletion: self.deletion.as_ref(),
             previous,
             now,
@@ -803,6 +806,7 @@ fn spec_problems_are_invalid_spec() {
         ],
         children: vec![],
         clusters: vec![],
+        foreign_objects: vec![],
         deletion: None,
     };
     let status = scenario.run(None, &at(0));
@@ -1007,4 +1011,27 @@ fn deletion_keeps_the_last_known_children() {
     let (s, r, _) = csrm(&status, "ChildrenApplied");
     assert_eq!((s, r), ("Unknown", "Deleting"));
     assert_eq!(csrm(&status, "Ready").1, "Deleting");
+}
+
+#[test]
+fn a_foreign_namespace_is_a_conflict_naming_it() {
+    let scenario = Scenario {
+        foreign_objects: vec![ForeignObject {
+            cluster: PROM.into(),
+            kind: "Namespace".into(),
+            name: "customer-acme".into(),
+            owner: "an owner that is not stacksmith".into(),
+        }],
+        ..Scenario::acme()
+    };
+    let status = scenario.run(None, &at(0));
+    let (s, r, m) = csrm(&status, "Ready");
+    assert_eq!((s, r), ("False", "Conflict"));
+    assert_eq!(
+        m,
+        "Namespace customer-acme on prom-1 belongs to an owner that is not stacksmith; stacksmith writes nothing into it"
+    );
+    let (_, r, m) = csrm(&status, "ChildrenApplied");
+    assert_eq!(r, "Conflict");
+    assert!(m.contains("Namespace customer-acme on prom-1"));
 }
