@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Subcommand;
-use stacksmith_testbed::{RunningTestBed, TestBed, TestBedOptions};
+use stacksmith_api::ClusterRole;
+use stacksmith_testbed::{ClusterSpec, RunningTestBed, TestBed, TestBedOptions};
 
 /// Test-bed subcommands.
 #[derive(Subcommand, Debug)]
@@ -22,6 +23,12 @@ pub enum TestbedCommand {
         /// Do not run the stand-in child operators.
         #[arg(long)]
         no_simulator: bool,
+        /// How many Prometheus clusters (`prometheus-1`, `prometheus-2`, ...).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=8))]
+        prometheus_clusters: u8,
+        /// How many Grafana clusters (`grafana-1`, ...).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=8))]
+        grafana_clusters: u8,
     },
     /// Print shell `export` lines that point kubectl and stacksmith at a running test bed.
     Env {
@@ -44,8 +51,11 @@ pub async fn run(command: TestbedCommand) -> anyhow::Result<ExitCode> {
             name,
             minimal_crds,
             no_simulator,
+            prometheus_clusters,
+            grafana_clusters,
         } => {
             let mut options = TestBedOptions::new(name);
+            options.remotes = remotes(prometheus_clusters, grafana_clusters);
             if minimal_crds {
                 options.upstream_crds = None;
             }
@@ -96,4 +106,17 @@ pub async fn wait_for_stop_signal() -> anyhow::Result<()> {
         _ = term.recv() => {}
     }
     Ok(())
+}
+
+/// `prometheus-1..=N` and `grafana-1..=M`.
+fn remotes(prometheus: u8, grafana: u8) -> Vec<ClusterSpec> {
+    let numbered = |role: ClusterRole, count: u8| {
+        (1..=count).map(move |i| ClusterSpec {
+            name: format!("{}-{i}", role.as_str()),
+            roles: vec![role],
+        })
+    };
+    numbered(ClusterRole::Prometheus, prometheus)
+        .chain(numbered(ClusterRole::Grafana, grafana))
+        .collect()
 }

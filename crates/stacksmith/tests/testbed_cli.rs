@@ -17,6 +17,16 @@ fn alive(pid: u32) -> bool {
             .contains(") Z ")
 }
 
+/// Kills the owner process if the test fails half-way (its servers then stop with it).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !check() {
@@ -32,10 +42,18 @@ fn up_env_down_and_nothing_survives_a_killed_owner() {
 
     // up, env, down.
     let mut up = stacksmith()
-        .args(["testbed", "up", "--name", &name, "--no-simulator"])
+        .args([
+            "testbed",
+            "up",
+            "--name",
+            &name,
+            "--no-simulator",
+            "--prometheus-clusters=2",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
+        .map(KillOnDrop)
         .expect("testbed up");
     wait_until("testbed env answers", Duration::from_secs(600), || {
         stacksmith()
@@ -50,13 +68,15 @@ fn up_env_down_and_nothing_survives_a_killed_owner() {
         .expect("env");
     let env = String::from_utf8_lossy(&env.stdout).to_string();
     assert!(
-        env.contains("export KUBECONFIG=") && env.contains("STACKSMITH_KUBECONFIG_GRAFANA_1="),
+        env.contains("export KUBECONFIG=")
+            && env.contains("STACKSMITH_KUBECONFIG_GRAFANA_1=")
+            && env.contains("STACKSMITH_KUBECONFIG_PROMETHEUS_2="),
         "{env}"
     );
     let pids = stacksmith_testbed::process::server_pids_in(&dir);
     assert!(
-        pids.len() >= 4,
-        "etcd and three API servers at least: {pids:?}"
+        pids.len() >= 5,
+        "etcd and four API servers at least: {pids:?}"
     );
     let down = stacksmith()
         .args(["testbed", "down", "--name", &name])
@@ -67,7 +87,7 @@ fn up_env_down_and_nothing_survives_a_killed_owner() {
         "{}",
         String::from_utf8_lossy(&down.stderr)
     );
-    assert!(up.wait().expect("up exits").success());
+    assert!(up.0.wait().expect("up exits").success());
     assert!(!dir.exists(), "directory left behind");
     wait_until(
         "servers stopped after down",
@@ -81,6 +101,7 @@ fn up_env_down_and_nothing_survives_a_killed_owner() {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(KillOnDrop)
         .expect("testbed up");
     wait_until("testbed env answers", Duration::from_secs(120), || {
         stacksmith()
@@ -91,8 +112,8 @@ fn up_env_down_and_nothing_survives_a_killed_owner() {
     });
     let pids = stacksmith_testbed::process::server_pids_in(&dir);
     assert!(pids.iter().all(|p| alive(*p)), "servers running: {pids:?}");
-    up.kill().expect("SIGKILL the owner");
-    let _ = up.wait();
+    up.0.kill().expect("SIGKILL the owner");
+    let _ = up.0.wait();
     wait_until(
         "servers stopped after the owner was killed",
         Duration::from_secs(30),
