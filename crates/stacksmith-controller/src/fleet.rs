@@ -352,11 +352,13 @@ impl Fleet {
                 ),
                 Ok((client, version)) => {
                     let result = probe_with_client(&client, member).await;
+                    // Watches on kinds the cluster does not serve would only fail: a member
+                    // without its child CRDs stays unusable (and is retried) until they appear.
                     let connection = match &result {
-                        ProbeResult::Answered { .. } => {
+                        ProbeResult::Answered { missing_kinds, .. } if missing_kinds.is_empty() => {
                             Some(start_connection(&self.inner, member, client))
                         }
-                        ProbeResult::Failed { .. } => None,
+                        ProbeResult::Answered { .. } | ProbeResult::Failed { .. } => None,
                     };
                     (result, connection, version)
                 }
@@ -367,7 +369,10 @@ impl Fleet {
             (None, ProbeResult::Failed { failure, message }) => {
                 MemberState::Unusable(failure_message(*failure, message))
             }
-            (None, ProbeResult::Answered { .. }) => MemberState::Unusable("not connected".into()),
+            (None, ProbeResult::Answered { missing_kinds, .. }) => MemberState::Unusable(format!(
+                "ChildCrdsMissing: the cluster does not serve {} (install the child operator's CRDs)",
+                missing_kinds.join(", ")
+            )),
         };
         tracing::info!(member = %name, state = %describe(&state), "member cluster");
         (state, version)

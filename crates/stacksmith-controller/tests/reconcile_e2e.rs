@@ -70,6 +70,9 @@ fn main() -> ExitCode {
             test("orphan_policy_keeps_children", |tb| {
                 Box::pin(boxed(orphan(tb)))
             }),
+            test("member_without_child_crds_is_named_by_its_stacks", |tb| {
+                Box::pin(boxed(missing_crds(tb)))
+            }),
             test("invalid_spec_names_the_field", |tb| {
                 Box::pin(boxed(invalid_spec(tb)))
             }),
@@ -854,6 +857,49 @@ async fn gitops_with_kubectl(tb: &TestBed) -> anyhow::Result<()> {
             .lines()
             .any(|l| l.contains("prometheus-1") && l.contains("True") && l.contains("v1.20.2")),
         "members: {members}"
+    );
+    Ok(())
+}
+
+/// A member registered for a role whose CRDs it does not serve (grafana-1 as a Prometheus
+/// cluster): the member says which kinds are missing, and a stack using it says why it waits.
+async fn missing_crds(tb: &TestBed) -> anyhow::Result<()> {
+    let (hub, _, _) = clients(tb)?;
+    let members: Api<MemberCluster> = Api::all(hub.clone());
+    let secrets: Api<Secret> = Api::namespaced(hub.clone(), "stacksmith-system");
+    let kubeconfig = tb.cluster("grafana-1")?.operator_kubeconfig().to_owned();
+    let secret: Secret = serde_json::from_value(
+        json!({"metadata": {"name": "no-crds-kubeconfig"}, "stringData": {"kubeconfig": kubeconfig}}),
+    )?;
+    secrets.create(&PostParams::default(), &secret).await?;
+    let member: MemberCluster = serde_json::from_value(json!({
+        "apiVersion": "stacksmith.io/v1alpha1", "kind": "MemberCluster", "metadata": {"name": "no-crds"},
+        "spec": {"kubeconfigSecretRef": {"namespace": "stacksmith-system", "name": "no-crds-kubeconfig"}, "roles": ["prometheus"],
+                 "prometheusUrlTemplate": "http://{name}.{namespace}:9090"},
+    }))?;
+    members.create(&PostParams::default(), &member).await?;
+    apply_stack(
+        &hub,
+        "t-no-crds",
+        &stack_manifest("s", "nocrds", json!({"metrics": {"cluster": "no-crds"}})),
+    )
+    .await?;
+    let stack = wait_not_ready(&hub, "t-no-crds", "s", "ClusterUnreachable").await?;
+    let ready = condition(&stack, "Ready").context("Ready")?;
+    ensure!(
+        ready.message.contains("ChildCrdsMissing") && ready.message.contains("Prometheus"),
+        "says why: {}",
+        ready.message
+    );
+    let member = members.get("no-crds").await?;
+    let member_ready = member
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+        .context("member Ready")?;
+    ensure!(
+        member_ready.reason == "ChildCrdsMissing" && member_ready.message.contains("Prometheus"),
+        "member: {member_ready:?}"
     );
     Ok(())
 }
