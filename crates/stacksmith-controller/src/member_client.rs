@@ -11,6 +11,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 
 use crate::api_calls::{ApiCallCounter, CountingLayer};
+use crate::member_probe::HUB_TIMEOUT;
 use stacksmith_api::{MemberCluster, SecretKeyReference};
 use stacksmith_core::member_status::ProbeFailure;
 
@@ -111,7 +112,18 @@ async fn read_kubeconfig(
     reference: &SecretKeyReference,
 ) -> Result<(String, Option<String>), MemberClientError> {
     let secrets: Api<Secret> = Api::namespaced(hub.clone(), &reference.namespace);
-    let secret = match secrets.get_opt(&reference.name).await {
+    let read = tokio::time::timeout(HUB_TIMEOUT, secrets.get_opt(&reference.name)).await;
+    let secret = match read {
+        Err(_) => {
+            return Err(MemberClientError::SecretUnreadable {
+                namespace: reference.namespace.clone(),
+                name: reference.name.clone(),
+                reason: format!("the hub did not answer within {} s", HUB_TIMEOUT.as_secs()),
+            });
+        }
+        Ok(read) => read,
+    };
+    let secret = match secret {
         Ok(Some(secret)) => secret,
         Ok(None) => {
             return Err(MemberClientError::SecretNotFound {

@@ -101,6 +101,20 @@ pub fn now() -> Time {
     Time(now.round(Unit::Second).unwrap_or(now))
 }
 
+/// The timeout of each request to the hub made for a member (its Secret, its status).
+pub const HUB_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a member's status could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The hub refused the write.
+    #[error("writing the MemberCluster status: {0}")]
+    Api(#[from] kube::Error),
+    /// The hub did not answer in time.
+    #[error("writing the MemberCluster status: no answer within {} s", HUB_TIMEOUT.as_secs())]
+    Timeout,
+}
+
 /// Writes the status for a probe result unless it equals `previous` (apart from
 /// `lastProbeTime`). Returns the status now in force.
 pub async fn record_status(
@@ -108,7 +122,7 @@ pub async fn record_status(
     member: &MemberCluster,
     result: &ProbeResult,
     previous: Option<&MemberClusterStatus>,
-) -> Result<MemberClusterStatus, kube::Error> {
+) -> Result<MemberClusterStatus, RecordError> {
     let status = member_status(result, previous, member.metadata.generation, &now());
     let unchanged = previous.is_some_and(|old| {
         old.conditions == status.conditions
@@ -121,12 +135,12 @@ pub async fn record_status(
     let api: Api<MemberCluster> = Api::all(hub.clone());
     let body =
         json!({"apiVersion": "stacksmith.io/v1alpha1", "kind": "MemberCluster", "status": status});
-    api.patch_status(
-        &member.name_any(),
-        &PatchParams::apply(HUB_FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
-    )
-    .await?;
+    let name = member.name_any();
+    let params = PatchParams::apply(HUB_FIELD_MANAGER).force();
+    let patch = Patch::Apply(&body);
+    tokio::time::timeout(HUB_TIMEOUT, api.patch_status(&name, &params, &patch))
+        .await
+        .map_err(|_| RecordError::Timeout)??;
     Ok(status)
 }
 

@@ -37,6 +37,10 @@ use crate::member_probe::now;
 pub const FINALIZER: &str = "stacksmith.io/cleanup";
 /// The field manager of stacksmith's writes on the hub.
 pub const HUB_FIELD_MANAGER: &str = "stacksmith";
+/// The timeout of each request to the hub (status writes, Events).
+pub const HUB_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest a whole reconcile may take (every request in it also has its own timeout).
+pub const RECONCILE_TIMEOUT: Duration = Duration::from_secs(120);
 /// How often a stack is looked at with nothing happening (a safety net; watches drive the rest).
 pub const RESYNC: Duration = Duration::from_secs(300);
 
@@ -88,6 +92,14 @@ pub enum ReconcileError {
         /// What is left.
         detail: String,
     },
+    /// A request to the hub, or the whole reconcile, ran out of time.
+    #[error("{what} of CustomerStack {stack} timed out")]
+    HubTimeout {
+        /// namespace/name.
+        stack: String,
+        /// What was being done.
+        what: &'static str,
+    },
     /// Adding or removing the finalizer failed.
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<finalizer::Error<ReconcileError>>),
@@ -100,6 +112,7 @@ impl ReconcileError {
             ReconcileError::Incomplete(_) => "incomplete_object",
             ReconcileError::StatusWrite { .. } => "status_write",
             ReconcileError::DeletionPending { .. } => "deletion_pending",
+            ReconcileError::HubTimeout { .. } => "timeout",
             ReconcileError::Finalizer(_) => "finalizer",
         }
     }
@@ -114,17 +127,23 @@ pub async fn reconcile(
         .namespace()
         .ok_or(ReconcileError::Incomplete("namespace"))?;
     let api: Api<CustomerStack> = Api::namespaced(ctx.hub.clone(), &namespace);
-    finalizer::finalizer(&api, FINALIZER, stack, |event| async {
+    let key = stack_key(&stack);
+    let pass = finalizer::finalizer(&api, FINALIZER, stack, |event| async {
         match event {
             FinalizerEvent::Apply(stack) => converge(&stack, &ctx).await,
             FinalizerEvent::Cleanup(stack) => clean_up(&stack, &ctx).await,
         }
-    })
-    .await
-    .map_err(|err| match err {
-        finalizer::Error::ApplyFailed(inner) | finalizer::Error::CleanupFailed(inner) => inner,
-        other => ReconcileError::Finalizer(Box::new(other)),
-    })
+    });
+    match tokio::time::timeout(RECONCILE_TIMEOUT, pass).await {
+        Ok(result) => result.map_err(|err| match err {
+            finalizer::Error::ApplyFailed(inner) | finalizer::Error::CleanupFailed(inner) => inner,
+            other => ReconcileError::Finalizer(Box::new(other)),
+        }),
+        Err(_) => Err(ReconcileError::HubTimeout {
+            stack: key,
+            what: "the reconcile",
+        }),
+    }
 }
 
 /// What to do after a failed reconcile.
@@ -484,16 +503,25 @@ async fn record(
     let api: Api<CustomerStack> = Api::namespaced(ctx.hub.clone(), &namespace);
     let body =
         json!({"apiVersion": "stacksmith.io/v1alpha1", "kind": "CustomerStack", "status": status});
-    api.patch_status(
-        &stack.name_any(),
-        &PatchParams::apply(HUB_FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
-    )
-    .await
-    .map_err(|source| ReconcileError::StatusWrite {
-        stack: stack_key(stack),
-        source,
-    })?;
+    let name = stack.name_any();
+    let params = PatchParams::apply(HUB_FIELD_MANAGER).force();
+    let patch = Patch::Apply(&body);
+    let write = api.patch_status(&name, &params, &patch);
+    match tokio::time::timeout(HUB_TIMEOUT, write).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(source)) => {
+            return Err(ReconcileError::StatusWrite {
+                stack: stack_key(stack),
+                source,
+            });
+        }
+        Err(_) => {
+            return Err(ReconcileError::HubTimeout {
+                stack: stack_key(stack),
+                what: "writing the status",
+            });
+        }
+    }
     Ok(())
 }
 
@@ -589,8 +617,10 @@ async fn publish_events(
             action: action.into(),
             secondary: None,
         };
-        if let Err(err) = ctx.recorder.publish(&event, &reference).await {
-            tracing::warn!(stack = %stack_key(stack), %err, "publishing an Event");
+        match tokio::time::timeout(HUB_TIMEOUT, ctx.recorder.publish(&event, &reference)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::warn!(stack = %stack_key(stack), %err, "publishing an Event"),
+            Err(_) => tracing::warn!(stack = %stack_key(stack), "publishing an Event timed out"),
         }
     }
 }
