@@ -244,13 +244,23 @@ impl Fleet {
         let api: Api<MemberCluster> = Api::all(self.inner.hub.clone());
         let stream = watcher(api, watcher::Config::default()).default_backoff();
         futures::pin_mut!(stream);
+        // Names seen in the current (re)list: a member deleted while the watch was down is not
+        // reported as deleted, only missing from the list.
+        let mut listed = BTreeSet::new();
         while let Some(event) = stream.next().await {
             match event {
-                Ok(watcher::Event::Apply(member) | watcher::Event::InitApply(member)) => {
-                    self.upsert(member)
+                Ok(watcher::Event::Init) => listed.clear(),
+                Ok(watcher::Event::InitApply(member)) => {
+                    listed.insert(member.name_any());
+                    self.upsert(member);
                 }
+                Ok(watcher::Event::InitDone) => {
+                    let gone: Vec<String> =
+                        self.read(|m| m.keys().filter(|n| !listed.contains(*n)).cloned().collect());
+                    gone.iter().for_each(|name| self.remove(name));
+                }
+                Ok(watcher::Event::Apply(member)) => self.upsert(member),
                 Ok(watcher::Event::Delete(member)) => self.remove(&member.name_any()),
-                Ok(_) => {}
                 Err(err) => tracing::warn!(%err, "watching MemberClusters on the hub"),
             }
         }
