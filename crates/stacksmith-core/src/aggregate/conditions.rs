@@ -10,6 +10,7 @@ use super::{
     AggregateInput, ClusterState, DeletionState, ForeignObject, ObservedState, SpecProblem,
     condition_type, reason,
 };
+use crate::health::ChildKind;
 use crate::status_conditions::{ConditionState, ConditionStatus};
 
 /// The conditions of the stack, in their output order.
@@ -130,6 +131,25 @@ impl Facts<'_, '_> {
         self.children.iter().find(|c| pred(c))
     }
 
+    /// Of the children matching `pred`, the one whose trouble says most about the stack: the
+    /// Prometheus, then the datasource (Grafana's wiring to it), the folder, the dashboards, the
+    /// rules and the scrape targets; status order among equals.
+    fn most_telling(&self, pred: impl Fn(&Judged<'_>) -> bool) -> Option<&Judged<'_>> {
+        let rank = |kind: ChildKind| match kind {
+            ChildKind::Prometheus => 0,
+            ChildKind::GrafanaDatasource => 1,
+            ChildKind::GrafanaFolder => 2,
+            ChildKind::GrafanaDashboard => 3,
+            ChildKind::PrometheusRule => 4,
+            ChildKind::ServiceMonitor => 5,
+            ChildKind::Grafana => 6,
+        };
+        self.children
+            .iter()
+            .filter(|c| pred(c))
+            .min_by_key(|c| rank(c.observation.kind))
+    }
+
     /// `Ready`: True only when every child is Healthy and nothing else is wrong; otherwise False
     /// with the root cause.
     fn ready(&self) -> ConditionState {
@@ -190,7 +210,7 @@ impl Facts<'_, '_> {
             (Verdict::Progressing, reason::CHILD_PROGRESSING),
         ];
         for (verdict, reason) in by_verdict {
-            if let Some(child) = self.first(|c| c.status.verdict == verdict) {
+            if let Some(child) = self.most_telling(|c| c.status.verdict == verdict) {
                 return not_ready(reason, self.child_cause(child));
             }
         }

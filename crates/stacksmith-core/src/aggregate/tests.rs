@@ -366,16 +366,12 @@ fn a_child_message_that_does_not_name_the_child_gets_its_name() {
             ObservedState::Applying,
         );
     let status = scenario.run(None, &at(0));
-    // The datasource sorts first (graf-1 < prom-1); the other two are counted.
+    // The Prometheus is the most telling of the three; the other two are counted.
     let (_, reason, message) = csrm(&status, "Ready");
     assert_eq!(reason, "ChildDegraded");
-    assert!(
-        message.starts_with("GrafanaDatasource customer-acme/acme-prometheus: no ready"),
-        "{message}"
-    );
-    assert!(
-        message.ends_with(" (on graf-1) (+2 more not Healthy)"),
-        "{message}"
+    assert_eq!(
+        message,
+        "Prometheus customer-acme/acme on prom-1: 0 of 2 replicas available (+2 more not Healthy)"
     );
 
     let prometheus_only = Scenario::acme().with(
@@ -1034,4 +1030,17 @@ fn a_foreign_namespace_is_a_conflict_naming_it() {
     let (_, r, m) = csrm(&status, "ChildrenApplied");
     assert_eq!(r, "Conflict");
     assert!(m.contains("Namespace customer-acme on prom-1"));
+}
+
+#[test]
+fn the_datasource_is_named_before_the_folder_and_dashboards() {
+    let mut scenario = Scenario::acme();
+    for child in scenario.children.iter_mut().filter(|c| c.cluster == GRAF) {
+        child.state = no_matching_instance();
+    }
+    let status = scenario.run(None, &at(0));
+    let (_, reason, message) = csrm(&status, "Ready");
+    assert_eq!(reason, "ChildDegraded");
+    assert!(message.starts_with("GrafanaDatasource "), "{message}");
+    assert!(message.ends_with("(+2 more not Healthy)"), "{message}");
 }
