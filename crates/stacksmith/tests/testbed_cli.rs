@@ -27,6 +27,26 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Starts `stacksmith testbed up` and waits until `testbed env` answers for it.
+fn testbed_up(name: &str, extra: &[&str]) -> KillOnDrop {
+    let up = stacksmith()
+        .args(["testbed", "up", "--name", name, "--no-simulator"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(KillOnDrop)
+        .expect("testbed up");
+    wait_until("testbed env answers", Duration::from_secs(600), || {
+        stacksmith()
+            .args(["testbed", "env", "--name", name])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    });
+    up
+}
+
 fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !check() {
@@ -41,27 +61,7 @@ fn up_env_down_and_nothing_survives_a_killed_owner() {
     let dir: PathBuf = std::env::temp_dir().join("stacksmith-testbeds").join(&name);
 
     // up, env, down.
-    let mut up = stacksmith()
-        .args([
-            "testbed",
-            "up",
-            "--name",
-            &name,
-            "--no-simulator",
-            "--prometheus-clusters=2",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map(KillOnDrop)
-        .expect("testbed up");
-    wait_until("testbed env answers", Duration::from_secs(600), || {
-        stacksmith()
-            .args(["testbed", "env", "--name", &name])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    });
+    let mut up = testbed_up(&name, &["--prometheus-clusters=2"]);
     let env = stacksmith()
         .args(["testbed", "env", "--name", &name])
         .output()
@@ -96,20 +96,7 @@ fn up_env_down_and_nothing_survives_a_killed_owner() {
     );
 
     // up again, then SIGKILL the owner: the guards stop every server.
-    let mut up = stacksmith()
-        .args(["testbed", "up", "--name", &name, "--no-simulator"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map(KillOnDrop)
-        .expect("testbed up");
-    wait_until("testbed env answers", Duration::from_secs(120), || {
-        stacksmith()
-            .args(["testbed", "env", "--name", &name])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    });
+    let mut up = testbed_up(&name, &[]);
     let pids = stacksmith_testbed::process::server_pids_in(&dir);
     assert!(pids.iter().all(|p| alive(*p)), "servers running: {pids:?}");
     up.0.kill().expect("SIGKILL the owner");
