@@ -11,11 +11,9 @@ use stacksmith_api::labels::{
 };
 use stacksmith_core::plan::{DesiredObject, ObjectKind};
 
+use crate::FIELD_MANAGER;
 use crate::fleet::{MemberConnection, api_resource};
 use crate::member_client::api_error_summary;
-
-/// The field manager of stacksmith's writes into member clusters.
-pub const FIELD_MANAGER: &str = "stacksmith";
 
 /// What happened to one planned object.
 #[derive(Clone, Debug, PartialEq)]

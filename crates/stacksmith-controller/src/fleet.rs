@@ -224,18 +224,7 @@ impl Fleet {
 
     /// Wakes every stack that uses (or used) member `name`.
     pub fn wake_stacks_of(&self, name: &str) {
-        for stack in self.inner.stacks.state() {
-            let uses = stack.spec.metrics.cluster == name
-                || stack.spec.dashboards.cluster == name
-                || stack
-                    .status
-                    .as_ref()
-                    .is_some_and(|s| s.children.iter().any(|c| c.cluster == name))
-                || stack.metadata.deletion_timestamp.is_some();
-            if uses {
-                let _ = self.inner.wake.send(ObjectRef::from_obj(stack.as_ref()));
-            }
-        }
+        wake_users(&self.inner.stacks, &self.inner.wake, name);
     }
 
     /// Watches the `MemberCluster`s on the hub and keeps one supervisor per member. Runs until
@@ -604,16 +593,21 @@ fn grafana_instance_resource() -> ApiResource {
     )
 }
 
+/// Wakes every stack that uses (or used) member `member`, and every stack being deleted.
 fn wake_users(
     stacks: &Store<CustomerStack>,
     wake: &mpsc::UnboundedSender<ObjectRef<CustomerStack>>,
     member: &str,
 ) {
     for stack in stacks.state() {
-        if stack.spec.metrics.cluster == member
+        let uses = stack.spec.metrics.cluster == member
             || stack.spec.dashboards.cluster == member
-            || stack.metadata.deletion_timestamp.is_some()
-        {
+            || stack
+                .status
+                .as_ref()
+                .is_some_and(|s| s.children.iter().any(|c| c.cluster == member))
+            || stack.metadata.deletion_timestamp.is_some();
+        if uses {
             let _ = wake.send(ObjectRef::from_obj(stack.as_ref()));
         }
     }

@@ -10,3 +10,6 @@ pub mod member_client;
 pub mod member_probe;
 pub mod operator;
 pub mod reconcile;
+
+/// The field manager of every write stacksmith makes (hub and members).
+pub const FIELD_MANAGER: &str = "stacksmith";

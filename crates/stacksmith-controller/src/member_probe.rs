@@ -13,8 +13,7 @@ use stacksmith_api::{MemberCluster, MemberClusterStatus};
 use stacksmith_core::member_status::{ProbeFailure, ProbeResult, member_status};
 use stacksmith_core::plan::ObjectKind;
 
-/// The field manager of stacksmith's writes on the hub.
-pub const HUB_FIELD_MANAGER: &str = "stacksmith";
+use crate::FIELD_MANAGER;
 
 /// Probes a member through a client already built (version, then the child CRDs of its roles).
 pub async fn probe_with_client(client: &Client, member: &MemberCluster) -> ProbeResult {
@@ -136,7 +135,7 @@ pub async fn record_status(
     let body =
         json!({"apiVersion": "stacksmith.io/v1alpha1", "kind": "MemberCluster", "status": status});
     let name = member.name_any();
-    let params = PatchParams::apply(HUB_FIELD_MANAGER).force();
+    let params = PatchParams::apply(FIELD_MANAGER).force();
     let patch = Patch::Apply(&body);
     tokio::time::timeout(HUB_TIMEOUT, api.patch_status(&name, &params, &patch))
         .await

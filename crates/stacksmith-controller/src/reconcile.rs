@@ -27,6 +27,7 @@ use stacksmith_core::grafana_instances::explain_unmatched;
 use stacksmith_core::plan::{DesiredObject, ObjectKind, StackIdentity, StackPlan, plan_stack};
 use stacksmith_core::{ChildHealth, ChildKind, HealthReason, assess};
 
+use crate::FIELD_MANAGER;
 use crate::apply::{
     ApplyOutcome, Ownership, apply_object, cached, delete_object, owned_objects, ownership,
 };
@@ -35,8 +36,6 @@ use crate::member_probe::now;
 
 /// The finalizer that holds a stack until its children are gone.
 pub const FINALIZER: &str = "stacksmith.io/cleanup";
-/// The field manager of stacksmith's writes on the hub.
-pub const HUB_FIELD_MANAGER: &str = "stacksmith";
 /// The timeout of each request to the hub (status writes, Events).
 pub const HUB_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest a whole reconcile may take (every request in it also has its own timeout).
@@ -182,8 +181,8 @@ fn identity(stack: &CustomerStack) -> Result<StackIdentity, ReconcileError> {
 /// One cluster's part of a pass.
 struct ClusterPass {
     observation: ClusterObservation,
-    /// The cluster's `Grafana` instances (to explain `NoMatchingInstance`).
-    grafanas: Vec<serde_json::Value>,
+    /// The cluster's connection when it was usable (its caches explain `NoMatchingInstance`).
+    connection: Option<Arc<MemberConnection>>,
     /// Outcome per planned object of this cluster, in plan order (all `NotWritten` when the
     /// cluster is unreachable).
     outcomes: Vec<(DesiredObject, ApplyOutcome)>,
@@ -295,7 +294,7 @@ async fn write_cluster(
                 )
             };
             return ClusterPass {
-                grafanas: Vec::new(),
+                connection: None,
                 foreign: Vec::new(),
                 outcomes: planned.map(not_written).collect(),
                 observation: ClusterObservation {
@@ -357,7 +356,7 @@ async fn write_cluster(
             cluster: cluster.to_owned(),
             state: ClusterState::Reachable,
         },
-        grafanas: connection.grafanas(),
+        connection: Some(connection),
         outcomes,
         foreign,
     }
@@ -411,7 +410,9 @@ fn observe(passes: &[ClusterPass]) -> Vec<ChildObservation> {
                 ClusterState::Unreachable { message } => ObservedState::ClusterUnreachable {
                     message: message.clone(),
                 },
-                ClusterState::Reachable => observed_state(kind, outcome, &pass.grafanas),
+                ClusterState::Reachable => {
+                    observed_state(kind, outcome, pass.connection.as_deref())
+                }
             };
             children.push(ChildObservation {
                 cluster: desired.cluster.clone(),
@@ -428,10 +429,12 @@ fn observe(passes: &[ClusterPass]) -> Vec<ChildObservation> {
 fn observed_state(
     kind: ChildKind,
     outcome: &ApplyOutcome,
-    grafanas: &[serde_json::Value],
+    connection: Option<&MemberConnection>,
 ) -> ObservedState {
     match outcome {
-        ApplyOutcome::Unchanged(object) => ObservedState::Live(live_health(kind, object, grafanas)),
+        ApplyOutcome::Unchanged(object) => {
+            ObservedState::Live(live_health(kind, object, connection))
+        }
         ApplyOutcome::Created | ApplyOutcome::Updated => ObservedState::Applying,
         ApplyOutcome::Conflict { owner } => ObservedState::Conflict {
             owner: owner.clone(),
@@ -442,7 +445,7 @@ fn observed_state(
         ApplyOutcome::NotWritten {
             existing: Some(object),
             ..
-        } => ObservedState::Live(live_health(kind, object, grafanas)),
+        } => ObservedState::Live(live_health(kind, object, connection)),
         ApplyOutcome::NotWritten {
             existing: None,
             reason,
@@ -460,16 +463,14 @@ fn observed_state(
 fn live_health(
     kind: ChildKind,
     object: &DynamicObject,
-    grafanas: &[serde_json::Value],
+    connection: Option<&MemberConnection>,
 ) -> ChildHealth {
     let object = serde_json::to_value(object).unwrap_or_default();
     let mut health = assess(kind, &object);
-    if health.reason == HealthReason::NoMatchingInstance {
-        health.message = format!(
-            "{}; {}",
-            health.message,
-            explain_unmatched(&object, grafanas)
-        );
+    // Only then are the cluster's Grafana instances looked at (read from its cache).
+    if let (HealthReason::NoMatchingInstance, Some(connection)) = (health.reason, connection) {
+        let why = explain_unmatched(&object, &connection.grafanas());
+        health.message = format!("{}; {why}", health.message);
     }
     health
 }
@@ -504,7 +505,7 @@ async fn record(
     let body =
         json!({"apiVersion": "stacksmith.io/v1alpha1", "kind": "CustomerStack", "status": status});
     let name = stack.name_any();
-    let params = PatchParams::apply(HUB_FIELD_MANAGER).force();
+    let params = PatchParams::apply(FIELD_MANAGER).force();
     let patch = Patch::Apply(&body);
     let write = api.patch_status(&name, &params, &patch);
     match tokio::time::timeout(HUB_TIMEOUT, write).await {
