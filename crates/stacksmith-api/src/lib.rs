@@ -4,6 +4,7 @@
 //! Data only: no client, no I/O. The CRD YAML committed under `charts/` is generated from these
 //! types ([`crds::render_all`]) and a test fails when the two drift apart.
 
+pub mod crd_reference;
 pub mod crds;
 pub mod customer_stack;
 pub mod labels;
