@@ -22,7 +22,11 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Print the CustomResourceDefinitions (MemberCluster, CustomerStack) as YAML.
-    Crds,
+    Crds {
+        /// Print the Markdown reference of every CRD field instead (docs/crd-reference.md).
+        #[arg(long)]
+        reference: bool,
+    },
     /// Run, inspect or stop a local multi-cluster test bed.
     Testbed {
         #[command(subcommand)]
@@ -39,8 +43,12 @@ pub enum Command {
 /// Runs a parsed command line. Exit codes: 0 ok, 1 problems found, 2 usage or environment error.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Crds => {
+        Command::Crds { reference: false } => {
             print!("{}", stacksmith_api::crds::render_all()?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Crds { reference: true } => {
+            print!("{}", stacksmith_api::crd_reference::render()?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Testbed { command } => testbed_cmd::run(command).await,

@@ -1,9 +1,14 @@
 //! `stacksmith demo`: the whole product on this machine.
 //!
 //! Starts a local test bed (a hub plus a Prometheus cluster and a Grafana cluster, with stand-in
-//! child operators), runs the operator against it, applies an example `CustomerStack`, shows it
-//! reaching Ready with its children's health aggregated, then breaks the shared Grafana instance
-//! and shows the root cause in the stack's status.
+//! child operators), runs the operator against it, applies the customer stacks of the GitOps
+//! example (`examples/gitops/customers/`), shows them reaching Ready with their children's health
+//! aggregated, then breaks the shared Grafana instance and shows the root cause in their status.
+//!
+//! The example's `MemberCluster` registrations (`examples/gitops/clusters/`) are not applied: the
+//! test bed registers its clusters itself, with credentials it creates at start. The demo checks
+//! instead that every example registration has the same spec as the one the test bed made, so
+//! the example cannot drift from what the demo runs.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -20,7 +25,28 @@ use stacksmith_testbed::{TestBed, TestBedOptions};
 
 use crate::testbed_cmd::wait_for_stop_signal;
 
-const EXAMPLE_STACK: &str = include_str!("../../../examples/acme.yaml");
+/// The customer stacks of the GitOps example: (path, content).
+const EXAMPLE_STACKS: [(&str, &str); 2] = [
+    (
+        "examples/gitops/customers/acme/customerstack.yaml",
+        include_str!("../../../examples/gitops/customers/acme/customerstack.yaml"),
+    ),
+    (
+        "examples/gitops/customers/globex/customerstack.yaml",
+        include_str!("../../../examples/gitops/customers/globex/customerstack.yaml"),
+    ),
+];
+/// The member cluster registrations of the GitOps example: (path, content).
+const EXAMPLE_REGISTRATIONS: [(&str, &str); 2] = [
+    (
+        "examples/gitops/clusters/prometheus-1.yaml",
+        include_str!("../../../examples/gitops/clusters/prometheus-1.yaml"),
+    ),
+    (
+        "examples/gitops/clusters/grafana-1.yaml",
+        include_str!("../../../examples/gitops/clusters/grafana-1.yaml"),
+    ),
+];
 const EXAMPLE_GRAFANA: &str = include_str!("../../../examples/grafana-instance.yaml");
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -101,7 +127,9 @@ async fn scenario(testbed: &TestBed, hub: &Client) -> anyhow::Result<()> {
         "member clusters Ready",
     )
     .await?;
-    print_members(&members.list(&ListParams::default()).await?.items);
+    let registered = members.list(&ListParams::default()).await?.items;
+    print_members(&registered);
+    check_example_registrations(&registered)?;
 
     step("Creating the shared Grafana instance on grafana-1 (examples/grafana-instance.yaml)");
     let grafana_cluster = testbed.cluster("grafana-1")?.client().clone();
@@ -114,25 +142,37 @@ async fn scenario(testbed: &TestBed, hub: &Client) -> anyhow::Result<()> {
     );
     grafanas.create(&PostParams::default(), &grafana).await?;
 
-    step("Applying examples/acme.yaml to the hub (server-side apply, as GitOps does)");
+    step(
+        "Applying the customer stacks of examples/gitops/customers/ to the hub (server-side apply, as GitOps does)",
+    );
     stacksmith_testbed::ensure_namespace(hub, "customers").await?;
-    let stack: CustomerStack = serde_yaml::from_str(EXAMPLE_STACK)?;
     let stacks: Api<CustomerStack> = Api::namespaced(hub.clone(), "customers");
-    stacks
-        .patch(
-            "acme",
-            &PatchParams::apply("stacksmith-demo"),
-            &Patch::Apply(&stack),
-        )
-        .await?;
+    let mut names = Vec::new();
+    for (path, text) in EXAMPLE_STACKS {
+        let stack: CustomerStack =
+            serde_yaml::from_str(text).with_context(|| format!("reading {path}"))?;
+        let name = stack.name_any();
+        stacks
+            .patch(
+                &name,
+                &PatchParams::apply("stacksmith-demo"),
+                &Patch::Apply(&stack),
+            )
+            .await
+            .with_context(|| format!("applying {path}"))?;
+        println!("  customerstack.stacksmith.io/{name} serverside-applied   ({path})");
+        names.push(name);
+    }
     let started = Instant::now();
     wait_for(
-        || async { Ok(ready_status(&stacks.get("acme").await?) == Some("True".into())) },
-        "CustomerStack acme Ready",
+        || all_ready_status(&stacks, &names, "True"),
+        "every example CustomerStack Ready",
     )
     .await?;
-    println!("  Ready after {:.1} s", started.elapsed().as_secs_f32());
-    print_stack(&stacks.get("acme").await?);
+    println!("  all Ready after {:.1} s", started.elapsed().as_secs_f32());
+    for name in &names {
+        print_stack(&stacks.get(name).await?);
+    }
 
     step(
         "Breaking the shared Grafana instance (its deployment fails) and watching the root cause arrive",
@@ -142,11 +182,47 @@ async fn scenario(testbed: &TestBed, hub: &Client) -> anyhow::Result<()> {
         .patch("shared", &PatchParams::default(), &Patch::Merge(&annotate))
         .await?;
     wait_for(
-        || async { Ok(ready_status(&stacks.get("acme").await?) == Some("False".into())) },
-        "CustomerStack acme to report the failure",
+        || all_ready_status(&stacks, &names, "False"),
+        "every example CustomerStack to report the failure",
     )
     .await?;
-    print_stack(&stacks.get("acme").await?);
+    for name in &names {
+        print_stack(&stacks.get(name).await?);
+    }
+    Ok(())
+}
+
+/// Whether every named stack's `Ready` condition has `status`, for its current generation.
+async fn all_ready_status(
+    stacks: &Api<CustomerStack>,
+    names: &[String],
+    status: &str,
+) -> anyhow::Result<bool> {
+    for name in names {
+        if ready_status(&stacks.get(name).await?).as_deref() != Some(status) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Fails unless every registration of the GitOps example has the spec of the `MemberCluster`
+/// the test bed registered under that name.
+fn check_example_registrations(registered: &[MemberCluster]) -> anyhow::Result<()> {
+    for (path, text) in EXAMPLE_REGISTRATIONS {
+        let example: MemberCluster =
+            serde_yaml::from_str(text).with_context(|| format!("reading {path}"))?;
+        let name = example.name_any();
+        let Some(live) = registered.iter().find(|m| m.name_any() == name) else {
+            bail!("{path}: the test bed registered no MemberCluster {name}");
+        };
+        if live.spec != example.spec {
+            bail!("{path}: its spec differs from the MemberCluster {name} the test bed registered");
+        }
+    }
+    println!(
+        "  (the registrations in examples/gitops/clusters/ describe these clusters: same specs)"
+    );
     Ok(())
 }
 
@@ -211,12 +287,12 @@ fn print_members(members: &[MemberCluster]) {
 fn print_stack(stack: &CustomerStack) {
     let Some(status) = &stack.status else { return };
     println!(
-        "\n  kubectl get customerstack {}\n  NAME   CUSTOMER   READY   CHILDREN   REASON",
+        "\n  kubectl get customerstack {}\n  NAME     CUSTOMER   READY   CHILDREN   REASON",
         stack.name_any()
     );
     let ready = status.conditions.iter().find(|c| c.type_ == "Ready");
     println!(
-        "  {:<6} {:<10} {:<7} {:<10} {}",
+        "  {:<8} {:<10} {:<7} {:<10} {}",
         stack.name_any(),
         stack.spec.customer,
         ready.map_or("-", |c| c.status.as_str()),
