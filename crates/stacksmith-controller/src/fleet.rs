@@ -169,16 +169,7 @@ impl Fleet {
 
     /// What planning needs of every registered member.
     pub fn member_infos(&self) -> Vec<MemberInfo> {
-        self.read(|members| {
-            members
-                .values()
-                .map(|r| MemberInfo {
-                    name: r.member.name_any(),
-                    roles: r.member.spec.roles.clone(),
-                    prometheus_url_template: r.member.spec.prometheus_url_template.clone(),
-                })
-                .collect()
-        })
+        self.read(|members| members.values().map(|r| member_info(&r.member)).collect())
     }
 
     /// The state of a member (`None` when no such `MemberCluster` is registered).
@@ -467,6 +458,15 @@ fn secret_version_change(
         }
         std::future::pending().await
     })
+}
+
+/// What planning needs of a `MemberCluster` (the operator and the offline commands alike).
+pub fn member_info(member: &MemberCluster) -> MemberInfo {
+    MemberInfo {
+        name: member.name_any(),
+        roles: member.spec.roles.clone(),
+        prometheus_url_template: member.spec.prometheus_url_template.clone(),
+    }
 }
 
 /// The `ApiResource` of a planned kind.

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::{demo, health_cmd, operator_cmd, testbed_cmd};
+use crate::{demo, diff_cmd, health_cmd, operator_cmd, render_cmd, testbed_cmd, validate_cmd};
 
 /// stacksmith: one CustomerStack per client, its monitoring stack spread over member clusters.
 #[derive(Parser, Debug)]
@@ -38,6 +38,15 @@ pub enum Command {
     Operator(operator_cmd::OperatorArgs),
     /// Judge the health of child objects offline (exit 0 Healthy, 1 not Healthy, 2 bad input).
     Health(health_cmd::HealthArgs),
+    /// Print the objects the operator would apply for a stack, per member cluster, offline
+    /// (exit 0 rendered, 1 the stack has problems, 2 usage error or unreadable path).
+    Render(render_cmd::RenderArgs),
+    /// Check stacksmith manifests offline: schema, what the operator would refuse, clashes
+    /// between stacks (exit 0 no problem, 1 problems found, 2 usage error or unreadable path).
+    Validate(validate_cmd::ValidateArgs),
+    /// Show what applying a stack would change in each member cluster (server-side apply dry
+    /// runs; exit 0 no change, 1 changes, 2 errors).
+    Diff(diff_cmd::DiffArgs),
 }
 
 /// Runs a parsed command line. Exit codes: 0 ok, 1 problems found, 2 usage or environment error.
@@ -55,5 +64,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::run(args).await,
         Command::Operator(args) => operator_cmd::run(args).await,
         Command::Health(args) => health_cmd::run(&args),
+        Command::Render(args) => render_cmd::run(&args),
+        Command::Validate(args) => validate_cmd::run(&args),
+        Command::Diff(args) => diff_cmd::run(&args).await,
     }
 }

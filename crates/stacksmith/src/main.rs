@@ -2,9 +2,15 @@
 
 mod cli;
 mod demo;
+mod diff_cmd;
 mod health_cmd;
+mod manifest_checks;
+mod manifests;
 mod operator_cmd;
+mod render_cmd;
+mod schema_check;
 mod testbed_cmd;
+mod validate_cmd;
 
 use std::process::ExitCode;
 

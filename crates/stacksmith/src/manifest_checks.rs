@@ -1,0 +1,666 @@
+//! Offline checks of stacksmith manifests, shared by `validate`, `render` and `diff`. Pure: the
+//! manifests are already read.
+//!
+//! Kinds: `CustomerStack` and `MemberCluster` of `stacksmith.io/v1alpha1` are checked; another
+//! kind or version of `stacksmith.io` is a problem; objects of other API groups (a `Grafana`,
+//! a `Namespace`, ...) are ignored (listed with `--verbose`).
+//!
+//! Per object:
+//! 1. `metadata`: a name (a DNS-1123 subdomain), a namespace (a DNS-1123 label) for a
+//!    `CustomerStack`, none for the cluster-scoped `MemberCluster`;
+//! 2. the CRD schema generated from the Rust types (`stacksmith_api::crds::all()`), with
+//!    [`crate::schema_check`]: types, required fields, enums, patterns, bounds, `oneOf`, and the
+//!    unknown fields the API server would silently prune;
+//! 3. what the controller judges invalid: the stack is planned with the very function the
+//!    reconcile uses (`stacksmith_core::plan::plan_stack`) against the `MemberCluster`s given,
+//!    so an unknown cluster, a cluster without the role, a missing or broken URL template,
+//!    duplicate names or a dashboard with both or neither of `json`/`url` are reported as the
+//!    operator would report them (`InvalidSpec`);
+//! 4. a `MemberCluster` serving `prometheus` needs a usable `prometheusUrlTemplate`.
+//!
+//! Across objects: the same kind, namespace and name twice; two stacks for the same customer
+//! (duplicate tenant); two stacks that would plan the same object (e.g. customers `a` and `a-b`
+//! sharing a `dashboards.namespace`, with dashboards `b-c` and `c`).
+//!
+//! When no `MemberCluster` is given at all, cluster references cannot be checked: those
+//! problems are left out and [`Checked::cluster_references_checked`] is false (the command
+//! says so).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use regex::Regex;
+use serde::Serialize;
+use serde_json::Value;
+use stacksmith_api::validation::{DNS1123_SUBDOMAIN, is_dns1123_label};
+use stacksmith_api::{ClusterRole, CustomerStack, GROUP, MemberCluster, VERSION};
+use stacksmith_core::plan::{
+    MemberInfo, StackIdentity, StackPlan, plan_stack, render_url_template,
+};
+
+use crate::manifests::{Loaded, Manifest, Origin};
+use crate::schema_check::{SchemaProblem, check_object};
+
+/// The namespace of a `CustomerStack` whose manifest names none (as `kubectl` would apply it
+/// with the default context).
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// The uid planned into `stacksmith.io/stack-uid` when the manifest has no `metadata.uid`:
+/// the hub assigns the real one when the stack is created.
+pub const PLACEHOLDER_UID: &str = "uid-assigned-by-the-hub";
+
+/// The object a problem is about.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ObjectName {
+    /// Its kind (as written; may be empty).
+    pub kind: String,
+    /// Its namespace (empty when cluster-scoped or not given).
+    pub namespace: String,
+    /// Its name (may be empty).
+    pub name: String,
+}
+
+impl ObjectName {
+    fn of(manifest: &Manifest) -> Self {
+        ObjectName {
+            kind: manifest.kind().to_owned(),
+            namespace: manifest.namespace().to_owned(),
+            name: manifest.name().to_owned(),
+        }
+    }
+}
+
+impl fmt::Display for ObjectName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = if self.kind.is_empty() {
+            "object"
+        } else {
+            &self.kind
+        };
+        let name = if self.name.is_empty() {
+            "(no name)"
+        } else {
+            &self.name
+        };
+        if self.namespace.is_empty() {
+            write!(f, "{kind} {name}")
+        } else {
+            write!(f, "{kind} {}/{name}", self.namespace)
+        }
+    }
+}
+
+/// One problem: where, which object, which field, what.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// The file.
+    pub file: String,
+    /// The line where the object's document starts (or of a syntax error).
+    pub line: usize,
+    /// The document's number in the file (1-based).
+    pub document: usize,
+    /// The object, when the document is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object: Option<ObjectName>,
+    /// The field path, e.g. `spec.metrics.cluster` (empty for the whole document).
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Problem {
+    fn new(manifest: &Manifest, field: impl Into<String>, message: impl Into<String>) -> Self {
+        Problem {
+            file: manifest.origin.file.clone(),
+            line: manifest.origin.line,
+            document: manifest.origin.document,
+            object: Some(ObjectName::of(manifest)),
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    /// `FILE:LINE: KIND NAMESPACE/NAME: FIELD: message`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: ", self.file, self.line)?;
+        match &self.object {
+            Some(object) => write!(f, "{object}: ")?,
+            None => write!(f, "document {}: ", self.document)?,
+        }
+        if !self.field.is_empty() {
+            write!(f, "{}: ", self.field)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// A `CustomerStack` that was read, with its plan when it could be planned.
+#[derive(Clone, Debug)]
+pub struct CheckedStack {
+    /// The manifest.
+    pub manifest: Manifest,
+    /// The typed stack.
+    pub stack: CustomerStack,
+    /// The identity it was planned with.
+    pub identity: StackIdentity,
+    /// The plan (`None` when planning found problems or could not run).
+    pub plan: Option<StackPlan>,
+}
+
+/// What the checks found.
+#[derive(Clone, Debug, Default)]
+pub struct Checked {
+    /// Every problem, by file and document.
+    pub problems: Vec<Problem>,
+    /// The stacks that could be read as `CustomerStack`s.
+    pub stacks: Vec<CheckedStack>,
+    /// The member clusters that could be read.
+    pub members: Vec<MemberCluster>,
+    /// Objects of other API groups, not checked.
+    pub ignored: Vec<Manifest>,
+    /// False when no `MemberCluster` was given, so cluster references were not checked.
+    pub cluster_references_checked: bool,
+    /// How many `CustomerStack` manifests were checked (read or not).
+    pub stack_count: usize,
+    /// How many `MemberCluster` manifests were checked (read or not).
+    pub member_count: usize,
+}
+
+/// Checks everything that was loaded (`stacks` and `clusters` alike: both may hold either kind).
+pub fn check_all(loaded: &[&Loaded]) -> Checked {
+    let mut checked = Checked::default();
+    let mut ours = Vec::new();
+    for l in loaded {
+        for syntax in &l.problems {
+            checked.problems.push(Problem {
+                file: syntax.origin.file.clone(),
+                line: syntax.origin.line,
+                document: syntax.origin.document,
+                object: None,
+                field: String::new(),
+                message: syntax.message.clone(),
+            });
+        }
+        for manifest in &l.manifests {
+            match classify(manifest) {
+                Class::Ours(kind) => ours.push((manifest, kind)),
+                Class::Ignored => checked.ignored.push(manifest.clone()),
+                Class::Problem(problem) => checked.problems.push(problem),
+            }
+        }
+    }
+
+    let schemas = crd_schemas();
+    let mut stacks = Vec::new();
+    checked.stack_count = ours
+        .iter()
+        .filter(|(_, k)| *k == OurKind::CustomerStack)
+        .count();
+    checked.member_count = ours.len() - checked.stack_count;
+    for (manifest, kind) in ours {
+        check_metadata(manifest, kind, &mut checked.problems);
+        let schema_problems = schemas
+            .get(kind.as_str())
+            .map(|schema| check_object(schema, &manifest.value))
+            .unwrap_or_default();
+        let schema_clean = schema_problems.is_empty();
+        checked.problems.extend(
+            schema_problems
+                .into_iter()
+                .map(|p| from_schema(manifest, p)),
+        );
+        let typed = match kind {
+            OurKind::CustomerStack => {
+                serde_json::from_value::<CustomerStack>(manifest.value.clone())
+                    .map(|stack| stacks.push((manifest, stack)))
+            }
+            OurKind::MemberCluster => {
+                serde_json::from_value::<MemberCluster>(manifest.value.clone()).map(|member| {
+                    check_member(manifest, &member, &mut checked.problems);
+                    checked.members.push(member);
+                })
+            }
+        };
+        if let (Err(err), true) = (typed, schema_clean) {
+            checked.problems.push(Problem::new(
+                manifest,
+                "",
+                format!("cannot be read as a {}: {err}", kind.as_str()),
+            ));
+        }
+    }
+
+    let members: Vec<MemberInfo> = checked
+        .members
+        .iter()
+        .map(stacksmith_controller::fleet::member_info)
+        .collect();
+    checked.cluster_references_checked = !members.is_empty();
+    for (manifest, stack) in stacks {
+        let identity = identity(manifest, &stack);
+        let plan = match plan_stack(&stack.spec, &identity, &members) {
+            Ok(plan) => Some(plan),
+            Err(problems) => {
+                // A field the schema check already faulted (e.g. `spec.customer` against its
+                // pattern) is not reported twice.
+                let faulted: Vec<String> = checked
+                    .problems
+                    .iter()
+                    .filter(|p| {
+                        p.file == manifest.origin.file && p.document == manifest.origin.document
+                    })
+                    .map(|p| p.field.clone())
+                    .collect();
+                let new: Vec<Problem> = problems
+                    .into_iter()
+                    .filter(|p| {
+                        checked.cluster_references_checked
+                            || !matches!(
+                                p.field.as_str(),
+                                "spec.metrics.cluster" | "spec.dashboards.cluster"
+                            )
+                    })
+                    .filter(|p| !faulted.contains(&p.field))
+                    .map(|p| Problem::new(manifest, p.field, p.message))
+                    .collect();
+                checked.problems.extend(new);
+                None
+            }
+        };
+        checked.stacks.push(CheckedStack {
+            manifest: manifest.clone(),
+            stack,
+            identity,
+            plan,
+        });
+    }
+    check_duplicates(loaded, &mut checked.problems);
+    check_tenants(&checked.stacks, &mut checked.problems);
+    checked
+        .problems
+        .sort_by(|a, b| (&a.file, a.document).cmp(&(&b.file, b.document)));
+    checked
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OurKind {
+    CustomerStack,
+    MemberCluster,
+}
+
+impl OurKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            OurKind::CustomerStack => "CustomerStack",
+            OurKind::MemberCluster => "MemberCluster",
+        }
+    }
+}
+
+enum Class {
+    Ours(OurKind),
+    Ignored,
+    Problem(Problem),
+}
+
+fn classify(manifest: &Manifest) -> Class {
+    if manifest.api_version().is_empty() {
+        return Class::Problem(Problem::new(
+            manifest,
+            "apiVersion",
+            "required: not a Kubernetes object",
+        ));
+    }
+    if manifest.kind().is_empty() {
+        return Class::Problem(Problem::new(
+            manifest,
+            "kind",
+            "required: not a Kubernetes object",
+        ));
+    }
+    if manifest.group() != GROUP {
+        return Class::Ignored;
+    }
+    let expected = format!("{GROUP}/{VERSION}");
+    if manifest.api_version() != expected {
+        return Class::Problem(Problem::new(
+            manifest,
+            "apiVersion",
+            format!("{} is not served (use {expected})", manifest.api_version()),
+        ));
+    }
+    match manifest.kind() {
+        "CustomerStack" => Class::Ours(OurKind::CustomerStack),
+        "MemberCluster" => Class::Ours(OurKind::MemberCluster),
+        other => Class::Problem(Problem::new(
+            manifest,
+            "kind",
+            format!("{other:?} is not a kind of {GROUP} (CustomerStack, MemberCluster)"),
+        )),
+    }
+}
+
+/// The `openAPIV3Schema` of each kind, from the CRDs generated from the Rust types.
+fn crd_schemas() -> BTreeMap<String, Value> {
+    stacksmith_api::crds::all()
+        .into_iter()
+        .filter_map(|crd| {
+            let version = crd.spec.versions.iter().find(|v| v.name == VERSION)?;
+            let schema = version.schema.as_ref()?.open_api_v3_schema.as_ref()?;
+            Some((
+                crd.spec.names.kind.clone(),
+                serde_json::to_value(schema).ok()?,
+            ))
+        })
+        .collect()
+}
+
+fn from_schema(manifest: &Manifest, problem: SchemaProblem) -> Problem {
+    Problem::new(manifest, problem.field, problem.message)
+}
+
+fn check_metadata(manifest: &Manifest, kind: OurKind, problems: &mut Vec<Problem>) {
+    let metadata = manifest.value.get("metadata");
+    if !metadata.is_none_or(Value::is_object) {
+        problems.push(Problem::new(manifest, "metadata", "must be an object"));
+        return;
+    }
+    match metadata.and_then(|m| m.get("name")) {
+        None | Some(Value::Null) => {
+            problems.push(Problem::new(manifest, "metadata.name", "required"));
+        }
+        Some(Value::String(name)) => {
+            let valid = name.len() <= 253
+                && Regex::new(DNS1123_SUBDOMAIN).is_ok_and(|re| re.is_match(name));
+            if !valid {
+                problems.push(Problem::new(
+                    manifest,
+                    "metadata.name",
+                    format!("{name:?} is not a DNS-1123 subdomain (lower-case alphanumerics, '-' and '.', at most 253 characters)"),
+                ));
+            }
+        }
+        Some(_) => problems.push(Problem::new(manifest, "metadata.name", "must be a string")),
+    }
+    let namespace = metadata.and_then(|m| m.get("namespace"));
+    match (kind, namespace) {
+        (_, None | Some(Value::Null)) => {}
+        (OurKind::MemberCluster, Some(_)) => problems.push(Problem::new(
+            manifest,
+            "metadata.namespace",
+            "a MemberCluster is cluster-scoped: it has no namespace",
+        )),
+        (OurKind::CustomerStack, Some(Value::String(ns))) if is_dns1123_label(ns, 63) => {}
+        (OurKind::CustomerStack, Some(ns)) => problems.push(Problem::new(
+            manifest,
+            "metadata.namespace",
+            format!("{ns} is not a DNS-1123 label"),
+        )),
+    }
+}
+
+fn check_member(manifest: &Manifest, member: &MemberCluster, problems: &mut Vec<Problem>) {
+    if !member.spec.roles.contains(&ClusterRole::Prometheus) {
+        return;
+    }
+    match member.spec.prometheus_url_template.as_deref() {
+        None => problems.push(Problem::new(
+            manifest,
+            "spec.prometheusUrlTemplate",
+            "required when the cluster serves the prometheus role: Grafana could not reach the Prometheus",
+        )),
+        Some(template) => {
+            let url = render_url_template(template, "customer");
+            if url.contains('{') || url.contains('}') {
+                problems.push(Problem::new(
+                    manifest,
+                    "spec.prometheusUrlTemplate",
+                    "has an unknown placeholder (known: {namespace}, {name}, {customer})",
+                ));
+            }
+        }
+    }
+}
+
+/// The identity a stack is planned with: its namespace (default `default`), name and uid
+/// (`metadata.uid`, else [`PLACEHOLDER_UID`]).
+pub fn identity(manifest: &Manifest, stack: &CustomerStack) -> StackIdentity {
+    let namespace = match manifest.namespace() {
+        "" => DEFAULT_NAMESPACE,
+        ns => ns,
+    };
+    StackIdentity {
+        namespace: namespace.to_owned(),
+        name: manifest.name().to_owned(),
+        uid: stack
+            .metadata
+            .uid
+            .clone()
+            .unwrap_or_else(|| PLACEHOLDER_UID.to_owned()),
+    }
+}
+
+fn check_duplicates(loaded: &[&Loaded], problems: &mut Vec<Problem>) {
+    let mut seen: BTreeMap<(String, String, String, String), Origin> = BTreeMap::new();
+    for manifest in loaded.iter().flat_map(|l| &l.manifests) {
+        if manifest.name().is_empty() || manifest.kind().is_empty() {
+            continue;
+        }
+        let namespace = if manifest.group() == GROUP && manifest.kind() == "CustomerStack" {
+            match manifest.namespace() {
+                "" => DEFAULT_NAMESPACE,
+                ns => ns,
+            }
+        } else {
+            manifest.namespace()
+        };
+        let key = (
+            manifest.group().to_owned(),
+            manifest.kind().to_owned(),
+            namespace.to_owned(),
+            manifest.name().to_owned(),
+        );
+        match seen.get(&key) {
+            Some(first) => problems.push(Problem::new(
+                manifest,
+                "metadata.name",
+                format!("defined twice: also at {first}"),
+            )),
+            None => {
+                seen.insert(key, manifest.origin.clone());
+            }
+        }
+    }
+}
+
+/// Two stacks for one customer, or two stacks that plan the same object.
+fn check_tenants(stacks: &[CheckedStack], problems: &mut Vec<Problem>) {
+    let mut customers: BTreeMap<&str, &CheckedStack> = BTreeMap::new();
+    let mut planned: BTreeMap<(String, &str, String, String), &CheckedStack> = BTreeMap::new();
+    for stack in stacks {
+        let customer = stack.stack.spec.customer.as_str();
+        if let Some(first) = customers.get(customer) {
+            problems.push(Problem::new(
+                &stack.manifest,
+                "spec.customer",
+                format!(
+                    "duplicate tenant: customer {customer:?} is already the customer of CustomerStack {}/{} ({}): both would write the same children",
+                    first.identity.namespace, first.identity.name, first.manifest.origin
+                ),
+            ));
+            continue;
+        }
+        customers.insert(customer, stack);
+        let mut reported = false;
+        for object in stack.plan.iter().flat_map(|p| &p.objects) {
+            let key = (
+                object.cluster.clone(),
+                object.kind.kind(),
+                object.namespace.clone(),
+                object.name.clone(),
+            );
+            match planned.get(&key) {
+                // Namespaces are shared only by stacks of one customer, reported above.
+                Some(first) if !reported => {
+                    reported = true;
+                    problems.push(Problem::new(
+                        &stack.manifest,
+                        "spec",
+                        format!(
+                            "collides with CustomerStack {}/{} ({}): both plan {} {}{} on {}",
+                            first.identity.namespace,
+                            first.identity.name,
+                            first.manifest.origin,
+                            object.kind.kind(),
+                            if object.namespace.is_empty() {
+                                String::new()
+                            } else {
+                                format!("{}/", object.namespace)
+                            },
+                            object.name,
+                            object.cluster
+                        ),
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    planned.insert(key, stack);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifests::parse;
+
+    const MEMBERS: &str = r#"
+apiVersion: stacksmith.io/v1alpha1
+kind: MemberCluster
+metadata: {name: prom}
+spec:
+  kubeconfigSecretRef: {namespace: stacksmith-system, name: prom}
+  roles: [prometheus]
+  prometheusUrlTemplate: "http://{name}.{namespace}.svc:9090"
+---
+apiVersion: stacksmith.io/v1alpha1
+kind: MemberCluster
+metadata: {name: graf}
+spec:
+  kubeconfigSecretRef: {namespace: stacksmith-system, name: graf}
+  roles: [grafana]
+"#;
+
+    fn stack(name: &str, customer: &str, extra: &str) -> String {
+        format!(
+            r#"
+---
+apiVersion: stacksmith.io/v1alpha1
+kind: CustomerStack
+metadata: {{name: {name}, namespace: customers}}
+spec:
+  customer: {customer}
+  metrics: {{cluster: prom}}
+  dashboards:
+    cluster: graf
+    instanceSelector: {{}}
+    {extra}
+"#
+        )
+    }
+
+    fn run(text: &str) -> Checked {
+        let (manifests, problems) = parse("f.yaml", text);
+        check_all(&[&Loaded {
+            manifests,
+            problems,
+            ..Loaded::default()
+        }])
+    }
+
+    fn lines(checked: &Checked) -> Vec<String> {
+        checked.problems.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn a_valid_stack_is_planned() {
+        let checked = run(&format!("{MEMBERS}{}", stack("a", "acme", "")));
+        assert_eq!(lines(&checked), Vec::<String>::new());
+        assert!(checked.cluster_references_checked);
+        let plan = checked.stacks[0].plan.as_ref().unwrap();
+        assert_eq!(plan.clusters, ["graf", "prom"]);
+    }
+
+    #[test]
+    fn duplicate_tenants_and_colliding_names() {
+        let text = format!(
+            "{MEMBERS}{}{}{}{}",
+            stack("a", "acme", ""),
+            stack("b", "acme", ""),
+            stack(
+                "c",
+                "x",
+                "namespace: shared\n    dashboards: [{name: b-c, url: u}]"
+            ),
+            stack(
+                "d",
+                "x-b",
+                "namespace: shared\n    dashboards: [{name: c, url: u}]"
+            ),
+        );
+        let found = lines(&run(&text));
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].contains("CustomerStack customers/b: spec.customer: duplicate tenant: customer \"acme\" is already the customer of CustomerStack customers/a (f.yaml:"), "{found:?}");
+        assert!(
+            found[1].contains(
+                "CustomerStack customers/d: spec: collides with CustomerStack customers/c (f.yaml:"
+            ),
+            "{found:?}"
+        );
+        assert!(
+            found[1].ends_with("both plan GrafanaDashboard shared/x-b-c on graf"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn planning_problems_are_the_controllers() {
+        let text = format!(
+            "{MEMBERS}{}",
+            stack("a", "acme", "").replace("cluster: graf", "cluster: prom")
+        );
+        assert_eq!(
+            lines(&run(&text))
+                .iter()
+                .map(|l| l.split(": ").skip(2).collect::<Vec<_>>().join(": "))
+                .collect::<Vec<_>>(),
+            ["spec.dashboards.cluster: MemberCluster \"prom\" does not serve the grafana role"]
+        );
+    }
+
+    #[test]
+    fn without_members_cluster_references_are_not_checked() {
+        let checked = run(&stack("a", "acme", ""));
+        assert_eq!(lines(&checked), Vec::<String>::new());
+        assert!(!checked.cluster_references_checked);
+    }
+
+    #[test]
+    fn other_groups_are_ignored_and_unknown_stacksmith_kinds_are_problems() {
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n---\napiVersion: stacksmith.io/v1alpha1\nkind: Stack\nmetadata: {name: x}\n---\napiVersion: stacksmith.io/v1\nkind: CustomerStack\nmetadata: {name: x}\n---\nfoo: bar\n";
+        let checked = run(text);
+        assert_eq!(checked.ignored.len(), 1);
+        assert_eq!(
+            lines(&checked),
+            [
+                "f.yaml:5: Stack x: kind: \"Stack\" is not a kind of stacksmith.io (CustomerStack, MemberCluster)",
+                "f.yaml:9: CustomerStack x: apiVersion: stacksmith.io/v1 is not served (use stacksmith.io/v1alpha1)",
+                "f.yaml:13: object (no name): apiVersion: required: not a Kubernetes object",
+            ]
+        );
+    }
+}

@@ -1,0 +1,133 @@
+//! `stacksmith validate -f PATH...`: offline schema and semantic checks of stacksmith manifests.
+//!
+//! The checks are in [`crate::manifest_checks`]; this is the command around them. Exit codes:
+//! 0 no problem, 1 problems found (YAML syntax errors included: they are problems of a file),
+//! 2 a path cannot be read or the command line is wrong.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+use serde_json::json;
+
+use crate::manifest_checks::{Checked, check_all};
+use crate::manifests::{Loaded, load};
+
+/// Options of `stacksmith validate`.
+#[derive(Args, Debug)]
+pub struct ValidateArgs {
+    /// Files or directories to check (directories are walked for *.yaml, *.yml, *.json;
+    /// kustomization files are skipped). Repeat or list several.
+    #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+    paths: Vec<PathBuf>,
+    /// More files or directories holding the MemberClusters the stacks may refer to (they are
+    /// checked too).
+    #[arg(long, num_args = 1..)]
+    clusters: Vec<PathBuf>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+    output: Output,
+    /// Also list the files skipped and the objects of other API groups that were not checked.
+    #[arg(short = 'v', long)]
+    verbose: bool,
+}
+
+/// Output formats of `validate`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Output {
+    /// One line per problem (`FILE:LINE: KIND NAMESPACE/NAME: FIELD: message`), then a summary.
+    Text,
+    /// `{"problems": [...], "checked": {...}}`.
+    Json,
+    /// The same as `json`, in YAML.
+    Yaml,
+}
+
+/// Runs `stacksmith validate`.
+pub fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
+    let loaded = load(&args.paths)?;
+    let clusters = load(&args.clusters)?;
+    let checked = check_all(&[&loaded, &clusters]);
+    if !checked.cluster_references_checked && !checked.stacks.is_empty() {
+        eprintln!(
+            "note: no MemberCluster given (in the paths or with --clusters): cluster references were not checked"
+        );
+    }
+    if args.verbose {
+        print_skipped(&[&loaded, &clusters], &checked);
+    }
+    let files = loaded.files.len() + clusters.files.len();
+    match args.output {
+        Output::Text => {
+            let mut out = String::new();
+            for problem in &checked.problems {
+                out.push_str(&format!("{problem}\n"));
+            }
+            out.push_str(&summary(&checked, files));
+            out.push('\n');
+            print_stdout(&out)?;
+        }
+        Output::Json | Output::Yaml => {
+            let data = json!({
+                "problems": checked.problems,
+                "checked": {
+                    "files": files,
+                    "customerStacks": checked.stack_count,
+                    "memberClusters": checked.member_count,
+                    "ignored": checked.ignored.len(),
+                    "clusterReferencesChecked": checked.cluster_references_checked,
+                },
+            });
+            if matches!(args.output, Output::Json) {
+                print_stdout(&format!("{}\n", serde_json::to_string_pretty(&data)?))?;
+            } else {
+                print_stdout(&serde_yaml::to_string(&data)?)?;
+            }
+        }
+    }
+    Ok(if checked.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Writes `text` to stdout; a closed pipe (`stacksmith render ... | head`) is not an error.
+pub fn print_stdout(text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+fn summary(checked: &Checked, files: usize) -> String {
+    let counts = format!(
+        "{} CustomerStack(s), {} MemberCluster(s), {} other object(s) in {files} file(s)",
+        checked.stack_count,
+        checked.member_count,
+        checked.ignored.len()
+    );
+    match checked.problems.len() {
+        0 => format!("ok: {counts}"),
+        n => format!("{n} problem(s): {counts}"),
+    }
+}
+
+fn print_skipped(loaded: &[&Loaded], checked: &Checked) {
+    for (file, why) in loaded.iter().flat_map(|l| &l.skipped) {
+        eprintln!("skipped {file}: {why}");
+    }
+    for manifest in &checked.ignored {
+        eprintln!(
+            "not checked {}: {} {} (not a stacksmith.io object)",
+            manifest.origin,
+            manifest.api_version(),
+            manifest.kind()
+        );
+    }
+}
