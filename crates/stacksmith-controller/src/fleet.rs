@@ -20,15 +20,17 @@ use stacksmith_api::labels::{MANAGED_BY, MANAGED_BY_VALUE, STACK_NAME, STACK_NAM
 use stacksmith_api::{CustomerStack, MemberCluster, MemberClusterStatus};
 use stacksmith_core::member_status::{ProbeFailure, ProbeResult};
 use stacksmith_core::plan::{MemberInfo, ObjectKind};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::api_calls::ApiCallCounter;
 use crate::member_client::member_client_from_secret;
 use crate::member_probe::{probe_with_client, record_status};
 
-/// How often a connected member is probed again (status is written only when it changed).
-pub const PROBE_INTERVAL: Duration = Duration::from_secs(30);
+/// How often a connected member is probed again with nothing happening (status is written only
+/// when it changed). The member's watches tell at once when it stops or starts answering, and
+/// that probes it immediately; this is only a safety net, so an idle operator stays quiet.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(300);
 /// How soon an unusable member is tried again.
 const RETRY_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -54,6 +56,8 @@ pub struct MemberConnection {
     /// `NoMatchingInstance`.
     grafanas: Option<Store<DynamicObject>>,
     reachability: Arc<RwLock<Reachability>>,
+    /// Notified when a watch finds the member's reachability changed (the supervisor re-probes).
+    reachability_changed: Arc<Notify>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -169,7 +173,12 @@ impl Fleet {
 
     /// What planning needs of every registered member.
     pub fn member_infos(&self) -> Vec<MemberInfo> {
-        self.read(|members| members.values().map(|r| member_info(&r.member)).collect())
+        self.read(|members| {
+            members
+                .values()
+                .map(|r| member_info(&r.member))
+                .collect()
+        })
     }
 
     /// The state of a member (`None` when no such `MemberCluster` is registered).
@@ -185,6 +194,22 @@ impl Fleet {
                 .filter_map(|r| match &r.state {
                     MemberState::Connected(c) => Some(Arc::clone(c)),
                     _ => None,
+                })
+                .collect()
+        })
+    }
+
+    /// Every registered member: whether it is connected and answers.
+    pub fn member_reachability(&self) -> BTreeMap<String, bool> {
+        self.read(|members| {
+            members
+                .iter()
+                .map(|(name, r)| {
+                    let reachable = match &r.state {
+                        MemberState::Connected(c) => c.reachability() == Reachability::Reachable,
+                        MemberState::Connecting | MemberState::Unusable(_) => false,
+                    };
+                    (name.clone(), reachable)
                 })
                 .collect()
         })
@@ -295,7 +320,11 @@ impl Fleet {
             // At most one connection attempt per second, whatever wakes the loop.
             let attempt = tokio::time::Instant::now();
             let (state, version) = self.connect(&member, &mut recorded).await;
-            let connected = matches!(state, MemberState::Connected(_));
+            let reachability_changed = match &state {
+                MemberState::Connected(c) => Some(Arc::clone(&c.reachability_changed)),
+                MemberState::Connecting | MemberState::Unusable(_) => None,
+            };
+            let connected = reachability_changed.is_some();
             self.set_state(&name, state);
             let secret_changed = secret_version_change(self.inner.hub.clone(), &member, version);
             futures::pin_mut!(secret_changed);
@@ -316,6 +345,9 @@ impl Fleet {
                     }
                     () = tokio::time::sleep(wait) => {
                         if !connected { break; }
+                        self.reprobe(&name, &member, &mut recorded).await;
+                    }
+                    () = notified(reachability_changed.as_deref()) => {
                         self.reprobe(&name, &member, &mut recorded).await;
                     }
                 }
@@ -407,6 +439,14 @@ impl Fleet {
                 tracing::warn!(member = %member.name_any(), %err, "writing MemberCluster status")
             }
         }
+    }
+}
+
+/// Resolves when `notify` is notified; never without one.
+async fn notified(notify: Option<&Notify>) {
+    match notify {
+        Some(notify) => notify.notified().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -507,6 +547,7 @@ fn start_connection(
         .copied()
         .collect();
     let reachability = Arc::new(RwLock::new(Reachability::Reachable));
+    let reachability_changed = Arc::new(Notify::new());
     let mut stores = BTreeMap::new();
     let mut tasks = Vec::new();
     let mut grafanas = None;
@@ -532,10 +573,15 @@ fn start_connection(
         }
         let config = kind.map(watch_config).unwrap_or_default();
         let label = kind.map_or("Grafana", ObjectKind::kind);
-        let stream = watcher(api, config).default_backoff().reflect(writer);
+        // managedFields are never read from the caches and are most of a small object's size.
+        let stream = watcher(api, config)
+            .default_backoff()
+            .modify(|object| object.managed_fields_mut().clear())
+            .reflect(writer);
         let wake = fleet.wake.clone();
         let stacks = fleet.stacks.clone();
         let reachability = Arc::clone(&reachability);
+        let reachability_changed = Arc::clone(&reachability_changed);
         let member_name = name.clone();
         tasks.push(tokio::spawn(async move {
             futures::pin_mut!(stream);
@@ -554,6 +600,7 @@ fn start_connection(
                 if flipped {
                     tracing::info!(member = %member_name, kind = label, state = ?now_reachable, "member reachability changed");
                     wake_users(&stacks, &wake, &member_name);
+                    reachability_changed.notify_one();
                 }
                 if let Ok(watcher::Event::Apply(obj) | watcher::Event::Delete(obj)) = &event {
                     if kind.is_some() {
@@ -582,6 +629,7 @@ fn start_connection(
         stores,
         grafanas,
         reachability,
+        reachability_changed,
         tasks,
     }
 }

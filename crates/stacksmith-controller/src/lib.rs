@@ -2,12 +2,15 @@
 //!
 //! - [`member_client`] turns a `MemberCluster`'s kubeconfig Secret into a client.
 //! - [`member_probe`] checks a member cluster and records what it found in its status.
+//! - [`metrics`] and [`endpoints`]: the operator's own metrics, `/healthz` and `/readyz`.
 
 pub mod api_calls;
 pub mod apply;
+pub mod endpoints;
 pub mod fleet;
 pub mod member_client;
 pub mod member_probe;
+pub mod metrics;
 pub mod operator;
 pub mod reconcile;
 

@@ -2,25 +2,48 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt as _;
 use kube::client::ClientBuilder;
-use kube::runtime::{Controller, watcher};
-use kube::{Api, Config};
+use kube::runtime::{Controller, WatchStreamExt as _, reflector, watcher};
+use kube::{Api, Config, ResourceExt as _};
 use stacksmith_api::CustomerStack;
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use crate::api_calls::{ApiCallCounter, CallKey};
+use crate::endpoints::{self, EndpointState};
+use crate::metrics::{self, MetricsSnapshot};
 use crate::fleet::Fleet;
 use crate::reconcile::{Context, error_policy, reconcile};
 
+/// How to run the operator beyond the hub and the counter.
+#[derive(Debug, Default)]
+pub struct OperatorOptions {
+    /// Where to serve `/metrics`, `/healthz` and `/readyz` (bound by the caller, so it knows the
+    /// address); `None`: no endpoints.
+    pub endpoints: Option<TcpListener>,
+}
+
 /// Runs the operator against the hub `hub` until `shutdown` resolves; every request (to the hub
-/// and to every member) is counted in `counter`.
+/// and to every member) is counted in `counter`. No HTTP endpoints (see [`run_with`]).
 pub async fn run(
     hub: Config,
     counter: ApiCallCounter,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> Result<(), kube::Error> {
+    run_with(hub, counter, OperatorOptions::default(), shutdown).await
+}
+
+/// Runs the operator like [`run`], with `options`.
+pub async fn run_with(
+    hub: Config,
+    counter: ApiCallCounter,
+    options: OperatorOptions,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), kube::Error> {
     let hub = ClientBuilder::try_from(hub)?
@@ -28,10 +51,48 @@ pub async fn run(
         .build();
     let stacks: Api<CustomerStack> = Api::all(hub.clone());
     let (wake_tx, wake_rx) = mpsc::unbounded_channel();
-    let controller = Controller::new(stacks, watcher::Config::default());
-    let fleet = Fleet::new(hub.clone(), controller.store(), wake_tx, counter);
+    let (store, writer) = reflector::store();
+    let stack_events = watcher(stacks, watcher::Config::default())
+        .default_backoff()
+        .modify(|stack| stack.managed_fields_mut().clear())
+        .reflect(writer)
+        .applied_objects();
+    let controller = Controller::for_stream(stack_events, store.clone());
+    let fleet = Fleet::new(hub.clone(), store.clone(), wake_tx, counter.clone());
     let fleet_task = tokio::spawn(fleet.clone().run());
     let context = Arc::new(Context::new(hub, fleet.clone()));
+    let endpoints_task = options.endpoints.map(|listener| {
+        let ready = Arc::new(AtomicBool::new(false));
+        let readiness = {
+            let (store, ready) = (store.clone(), Arc::clone(&ready));
+            async move {
+                if store.wait_until_ready().await.is_ok() {
+                    ready.store(true, Ordering::Relaxed);
+                }
+            }
+        };
+        let metrics = {
+            let (fleet, reconciles) = (fleet.clone(), context.metrics.clone());
+            move || {
+                let mut snapshot = MetricsSnapshot {
+                    version: env!("CARGO_PKG_VERSION").to_owned(),
+                    reconciles: reconciles.snapshot(),
+                    member_reachable: fleet.member_reachability(),
+                    api_calls: counter.snapshot(),
+                    ..MetricsSnapshot::default()
+                };
+                snapshot.count_stacks(store.state().iter().map(AsRef::as_ref));
+                metrics::render(&snapshot)
+            }
+        };
+        let state = Arc::new(EndpointState {
+            metrics: Box::new(metrics),
+            ready,
+        });
+        tokio::spawn(async move {
+            tokio::join!(readiness, endpoints::serve(listener, state));
+        })
+    });
     controller
         .reconcile_on(UnboundedReceiverStream::new(wake_rx))
         .graceful_shutdown_on(shutdown)
@@ -42,6 +103,9 @@ pub async fn run(
             }
         })
         .await;
+    if let Some(task) = endpoints_task {
+        task.abort();
+    }
     fleet_task.abort();
     fleet.shutdown();
     Ok(())
@@ -52,21 +116,43 @@ pub struct RunningOperator {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), kube::Error>>>,
     counter: ApiCallCounter,
+    endpoints: Option<SocketAddr>,
 }
 
 impl RunningOperator {
-    /// Starts the operator against the hub in the background.
+    /// Starts the operator against the hub in the background (no HTTP endpoints).
     pub fn spawn(hub: Config) -> Self {
+        Self::start(hub, None)
+    }
+
+    /// Starts the operator in the background, serving `/metrics`, `/healthz` and `/readyz` on
+    /// `address` (port 0: any free port; see [`RunningOperator::endpoints`]).
+    pub fn spawn_with_endpoints(hub: Config, address: SocketAddr) -> std::io::Result<Self> {
+        let listener = std::net::TcpListener::bind(address)?;
+        listener.set_nonblocking(true)?;
+        let listener = TcpListener::from_std(listener)?;
+        Ok(Self::start(hub, Some(listener)))
+    }
+
+    fn start(hub: Config, endpoints: Option<TcpListener>) -> Self {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let counter = ApiCallCounter::new();
-        let task = tokio::spawn(run(hub, counter.clone(), async {
+        let address = endpoints.as_ref().and_then(|l| l.local_addr().ok());
+        let options = OperatorOptions { endpoints };
+        let task = tokio::spawn(run_with(hub, counter.clone(), options, async {
             let _ = stopped.await;
         }));
         RunningOperator {
             stop: Some(stop),
             task: Some(task),
             counter,
+            endpoints: address,
         }
+    }
+
+    /// Where the HTTP endpoints are served, if they are.
+    pub fn endpoints(&self) -> Option<SocketAddr> {
+        self.endpoints
     }
 
     /// The counter of the operator's requests (shared: it keeps counting).

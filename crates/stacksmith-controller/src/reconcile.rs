@@ -7,9 +7,9 @@
 //! clean up (on deletion, behind the finalizer): delete every child in every cluster and wait
 //! until they are gone; an unreachable cluster holds the deletion; `Orphan` releases at once.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
@@ -17,11 +17,12 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{self, Event as FinalizerEvent};
 use kube::{Client, Resource as _, ResourceExt as _};
+use tracing::Instrument as _;
 use serde_json::json;
 use stacksmith_api::{CustomerStack, CustomerStackStatus, DeletionPolicy};
 use stacksmith_core::aggregate::{
     AggregateInput, ChildObservation, ClusterObservation, ClusterState, DeletionState,
-    ForeignObject, ObservedState, SpecProblem, aggregate, condition_type,
+    ForeignObject, ObservedState, SpecProblem, aggregate, condition_type, reason,
 };
 use stacksmith_core::grafana_instances::explain_unmatched;
 use stacksmith_core::plan::{DesiredObject, ObjectKind, StackIdentity, StackPlan, plan_stack};
@@ -33,6 +34,7 @@ use crate::apply::{
 };
 use crate::fleet::{Fleet, MemberConnection, MemberState, Reachability};
 use crate::member_probe::now;
+use crate::metrics::ReconcileMetrics;
 
 /// The finalizer that holds a stack until its children are gone.
 pub const FINALIZER: &str = "stacksmith.io/cleanup";
@@ -42,6 +44,10 @@ pub const HUB_TIMEOUT: Duration = Duration::from_secs(10);
 pub const RECONCILE_TIMEOUT: Duration = Duration::from_secs(120);
 /// How often a stack is looked at with nothing happening (a safety net; watches drive the rest).
 pub const RESYNC: Duration = Duration::from_secs(300);
+/// After children of a new generation are written, how long the status write waits for their
+/// operators' first reports while the only news would be "still progressing": a new stack whose
+/// children report quickly gets one status write, not one per report.
+pub const SETTLE_WINDOW: Duration = Duration::from_secs(1);
 
 /// What the reconciler shares.
 pub struct Context {
@@ -51,6 +57,10 @@ pub struct Context {
     pub fleet: Fleet,
     /// Publishes Events on stacks.
     pub recorder: Recorder,
+    /// Counts and times reconciles.
+    pub metrics: ReconcileMetrics,
+    /// Stacks whose status write is held (uid → generation, until when); see [`SETTLE_WINDOW`].
+    settling: Mutex<HashMap<String, (Option<i64>, Instant)>>,
 }
 
 impl Context {
@@ -64,6 +74,8 @@ impl Context {
             recorder: Recorder::new(hub.clone(), reporter),
             hub,
             fleet,
+            metrics: ReconcileMetrics::default(),
+            settling: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -117,8 +129,23 @@ impl ReconcileError {
     }
 }
 
-/// The reconcile entry point (behind the finalizer).
+/// The reconcile entry point (behind the finalizer), in a span naming the stack, counted and
+/// timed in the context's metrics.
 pub async fn reconcile(
+    stack: Arc<CustomerStack>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
+    let started = std::time::Instant::now();
+    let span = tracing::info_span!("reconcile", stack = %stack_key(&stack));
+    let result = reconcile_stack(stack, Arc::clone(&ctx)).instrument(span).await;
+    ctx.metrics.observe(
+        started.elapsed(),
+        result.as_ref().err().map(ReconcileError::category),
+    );
+    result
+}
+
+async fn reconcile_stack(
     stack: Arc<CustomerStack>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
@@ -213,6 +240,7 @@ async fn converge(stack: &CustomerStack, ctx: &Context) -> Result<Action, Reconc
                     problems,
                     ..Findings::default()
                 },
+                None,
             )
             .await?;
             return Ok(Action::requeue(RESYNC));
@@ -245,12 +273,46 @@ async fn converge(stack: &CustomerStack, ctx: &Context) -> Result<Action, Reconc
         .clusters
         .iter()
         .any(|c| c.state != ClusterState::Reachable);
-    record(stack, ctx, findings).await?;
+    let wrote = findings
+        .outcomes
+        .iter()
+        .any(|(_, o)| matches!(o, ApplyOutcome::Created | ApplyOutcome::Updated));
+    let settling = settle_deadline(ctx, stack, &identity.uid, wrote && !failed && !unreachable);
+    if let Some(hold) = record(stack, ctx, findings, settling).await? {
+        return Ok(Action::requeue(hold));
+    }
     Ok(Action::requeue(if failed || unreachable {
         Duration::from_secs(15)
     } else {
         RESYNC
     }))
+}
+
+/// Until when the status write of `stack` may be held: it starts when this pass wrote children
+/// for a generation the status does not show yet (`wrote_new`), and lasts [`SETTLE_WINDOW`].
+fn settle_deadline(
+    ctx: &Context,
+    stack: &CustomerStack,
+    uid: &str,
+    wrote_new: bool,
+) -> Option<Instant> {
+    let generation = stack.metadata.generation;
+    let shown = stack.status.as_ref().and_then(|s| s.observed_generation) == generation;
+    let mut settling = match ctx.settling.lock() {
+        Ok(settling) => settling,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    let now = Instant::now();
+    settling.retain(|_, (_, until)| *until > now);
+    match settling.get(uid) {
+        Some((held, until)) if *held == generation => Some(*until),
+        _ if wrote_new && !shown => {
+            let until = now + SETTLE_WINDOW;
+            settling.insert(uid.to_owned(), (generation, until));
+            Some(until)
+        }
+        _ => None,
+    }
 }
 
 /// The member's connection if it can be written to now, else why not.
@@ -476,11 +538,15 @@ fn live_health(
 }
 
 /// Aggregates, writes the status when it changed, and records notable transitions as Events.
+/// Aggregates the findings and writes the status when it changed; returns how long to wait when
+/// the write is held (`settling`: the children of a new generation are still making their first
+/// reports and nothing is wrong) — Events about what was written are published either way.
 async fn record(
     stack: &CustomerStack,
     ctx: &Context,
     findings: Findings<'_>,
-) -> Result<(), ReconcileError> {
+    settling: Option<Instant>,
+) -> Result<Option<Duration>, ReconcileError> {
     let previous = stack.status.as_ref();
     let now = now();
     let status = aggregate(&AggregateInput {
@@ -494,9 +560,29 @@ async fn record(
         previous,
         now: &now,
     });
-    publish_events(stack, ctx, previous, &status, &findings.outcomes).await;
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == condition_type::READY);
+    let only_progressing = ready.is_some_and(|c| {
+        c.status != "True" && matches!(c.reason.as_str(), reason::CHILD_PROGRESSING | reason::PENDING)
+    });
+    let hold = settling
+        .filter(|_| only_progressing)
+        .map(|until| until.saturating_duration_since(Instant::now()))
+        .filter(|left| !left.is_zero());
+    let ready_events = hold.is_none();
+    publish_events(stack, ctx, previous, &status, &findings.outcomes, ready_events).await;
+    if hold.is_some() {
+        return Ok(hold);
+    }
+    if let Ok(mut settling) = ctx.settling.lock()
+        && let Some(uid) = stack.uid()
+    {
+        settling.remove(&uid);
+    }
     if previous == Some(&status) {
-        return Ok(());
+        return Ok(None);
     }
     let namespace = stack
         .namespace()
@@ -509,7 +595,14 @@ async fn record(
     let patch = Patch::Apply(&body);
     let write = api.patch_status(&name, &params, &patch);
     match tokio::time::timeout(HUB_TIMEOUT, write).await {
-        Ok(Ok(_)) => {}
+        Ok(Ok(_)) => {
+            tracing::debug!(
+                ready = ready.map(|c| c.status.as_str()),
+                reason = ready.map(|c| c.reason.as_str()),
+                children_ready = status.children_ready.as_deref(),
+                "status written"
+            );
+        }
         Ok(Err(source)) => {
             return Err(ReconcileError::StatusWrite {
                 stack: stack_key(stack),
@@ -523,7 +616,7 @@ async fn record(
             });
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 async fn publish_events(
@@ -532,6 +625,7 @@ async fn publish_events(
     previous: Option<&CustomerStackStatus>,
     status: &CustomerStackStatus,
     outcomes: &[&(DesiredObject, ApplyOutcome)],
+    ready_events: bool,
 ) {
     let mut events = Vec::new();
     let ready = |s: Option<&CustomerStackStatus>| {
@@ -542,24 +636,25 @@ async fn publish_events(
         })
         .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
     };
-    // Ready flips are recorded when the stack becomes Ready and when a Ready stack stops
-    // being Ready (not the first not-yet-Ready status of a new stack).
-    let was_ready = ready(previous).is_some_and(|b| b.0 == "True");
+    // Ready is recorded as Events when a stack runs into a problem (from Ready or from
+    // progressing) and when it recovers from one; a stack that is merely progressing (new, or
+    // rolling out a change) and then gets Ready makes no Event.
+    let in_trouble = |ready: Option<(String, String, String)>| {
+        ready.is_some_and(|(status, reason, _)| {
+            status != "True"
+                && !matches!(reason.as_str(), reason::CHILD_PROGRESSING | reason::PENDING)
+        })
+    };
+    let was_in_trouble = in_trouble(ready(previous));
     if let Some((status_now, reason, message)) = ready(Some(status))
-        && (status_now == "True") != was_ready
-        && (was_ready || status_now == "True")
+        && ready_events
     {
-        let type_ = if status_now == "True" {
-            EventType::Normal
-        } else {
-            EventType::Warning
-        };
-        let reason = if status_now == "True" {
-            "Ready".to_owned()
-        } else {
-            reason
-        };
-        events.push((type_, reason, message, "Aggregate"));
+        let now_in_trouble = in_trouble(Some((status_now.clone(), reason.clone(), String::new())));
+        if now_in_trouble && !was_in_trouble {
+            events.push((EventType::Warning, reason, message, "Aggregate"));
+        } else if status_now == "True" && was_in_trouble {
+            events.push((EventType::Normal, "Ready".to_owned(), message, "Aggregate"));
+        }
     }
     let spec_unchanged = previous.and_then(|p| p.observed_generation) == stack.metadata.generation;
     for (desired, outcome) in outcomes {
@@ -687,6 +782,7 @@ async fn clean_up(stack: &CustomerStack, ctx: &Context) -> Result<Action, Reconc
             deletion: Some(deletion),
             ..Findings::default()
         },
+        None,
     )
     .await?;
     Err(ReconcileError::DeletionPending {

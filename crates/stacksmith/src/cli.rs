@@ -14,8 +14,21 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub log_level: Option<String>,
 
+    /// Log format on stderr: `text` for people, `json` (one object per line) for log pipelines.
+    #[arg(long, global = true, value_enum, env = "STACKSMITH_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines are written.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, with the current span (e.g. the stack being reconciled).
+    Json,
 }
 
 /// Subcommands.

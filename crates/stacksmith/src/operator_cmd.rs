@@ -15,6 +15,10 @@ pub struct OperatorArgs {
     /// Kubeconfig of the hub; default: in-cluster configuration, else `KUBECONFIG` / `~/.kube/config`.
     #[arg(long, env = "STACKSMITH_HUB_KUBECONFIG")]
     kubeconfig: Option<std::path::PathBuf>,
+
+    /// Where to serve `/metrics`, `/healthz` and `/readyz`.
+    #[arg(long, env = "STACKSMITH_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    metrics_addr: std::net::SocketAddr,
 }
 
 /// Runs the operator until Ctrl-C or SIGTERM.
@@ -34,8 +38,16 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("the hub does not answer")?;
     tracing::info!(hub = %version.git_version, "stacksmith operator starting");
+    let endpoints = tokio::net::TcpListener::bind(args.metrics_addr)
+        .await
+        .with_context(|| format!("serving metrics on {}", args.metrics_addr))?;
+    let address = endpoints.local_addr().unwrap_or(args.metrics_addr);
+    tracing::info!(%address, "serving /metrics, /healthz and /readyz");
     let counter = stacksmith_controller::api_calls::ApiCallCounter::new();
-    stacksmith_controller::operator::run(config, counter, async {
+    let options = stacksmith_controller::operator::OperatorOptions {
+        endpoints: Some(endpoints),
+    };
+    stacksmith_controller::operator::run_with(config, counter, options, async {
         let _ = wait_for_stop_signal().await;
     })
     .await?;
