@@ -8,6 +8,7 @@ pub mod api_calls;
 pub mod apply;
 pub mod endpoints;
 pub mod fleet;
+pub mod live_status;
 pub mod member_client;
 pub mod member_probe;
 pub mod metrics;

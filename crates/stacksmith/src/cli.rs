@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::{demo, diff_cmd, health_cmd, operator_cmd, render_cmd, testbed_cmd, validate_cmd};
+use crate::{
+    demo, diff_cmd, health_cmd, operator_cmd, render_cmd, status_cmd, testbed_cmd, validate_cmd,
+};
 
 /// stacksmith: one CustomerStack per client, its monitoring stack spread over member clusters.
 #[derive(Parser, Debug)]
@@ -51,6 +53,9 @@ pub enum Command {
     Operator(operator_cmd::OperatorArgs),
     /// Judge the health of child objects offline (exit 0 Healthy, 1 not Healthy, 2 bad input).
     Health(health_cmd::HealthArgs),
+    /// Show stacks' aggregated status as a tree: stack → cluster → child, root cause marked
+    /// (exit 0 all Ready, 1 some not Ready, 2 usage or connection error).
+    Status(status_cmd::StatusArgs),
     /// Print the objects the operator would apply for a stack, per member cluster, offline
     /// (exit 0 rendered, 1 the stack has problems, 2 usage error or unreadable path).
     Render(render_cmd::RenderArgs),
@@ -77,6 +82,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::run(args).await,
         Command::Operator(args) => operator_cmd::run(args).await,
         Command::Health(args) => health_cmd::run(&args),
+        Command::Status(args) => status_cmd::run(args).await,
         Command::Render(args) => render_cmd::run(&args),
         Command::Validate(args) => validate_cmd::run(&args),
         Command::Diff(args) => diff_cmd::run(&args).await,

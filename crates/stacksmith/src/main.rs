@@ -9,6 +9,8 @@ mod manifests;
 mod operator_cmd;
 mod render_cmd;
 mod schema_check;
+mod status_cmd;
+mod status_tree;
 mod testbed_cmd;
 mod validate_cmd;
 

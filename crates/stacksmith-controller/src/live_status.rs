@@ -1,0 +1,256 @@
+//! A stack's status judged from its member clusters directly, not from what the operator last
+//! wrote on the hub (`stacksmith status --live`).
+//!
+//! The children are planned exactly as the reconcile plans them, read with one GET each from
+//! their member cluster (each under the member's `requestTimeoutSeconds`), judged with
+//! [`assess`] and aggregated with [`aggregate`]: the same verdicts, reasons and root cause the
+//! operator would write. Nothing is written anywhere. A member that cannot be reached (or whose
+//! kubeconfig Secret is unusable) makes its own children `Unknown` / `ClusterUnreachable`, and
+//! nothing else.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, DynamicObject, ListParams};
+use kube::{Client, ResourceExt as _};
+use stacksmith_api::{CustomerStack, CustomerStackStatus, MemberCluster};
+use stacksmith_core::aggregate::{
+    AggregateInput, ChildObservation, ClusterObservation, ClusterState, ForeignObject,
+    ObservedState, aggregate,
+};
+use stacksmith_core::grafana_instances::explain_unmatched;
+use stacksmith_core::member_status::ProbeFailure;
+use stacksmith_core::plan::{DesiredObject, MemberInfo, ObjectKind, StackIdentity, plan_stack};
+use stacksmith_core::{ChildKind, HealthReason, assess};
+
+use crate::api_calls::ApiCallCounter;
+use crate::apply::{Ownership, ownership};
+use crate::fleet::api_resource;
+use crate::member_client::member_client_from_secret;
+use crate::member_probe::classify;
+
+/// Why a stack's live status could not be computed at all.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveStatusError {
+    /// The stack lacks a field every stored object has.
+    #[error("the CustomerStack has no {0}")]
+    Incomplete(&'static str),
+}
+
+/// The status `stack` would have if it were aggregated now from what its member clusters say.
+///
+/// `members` are the hub's `MemberCluster`s; their kubeconfig Secrets are read through `hub`.
+/// The stack's current status (if any) is the previous status of the aggregation, so times and
+/// last known verdicts carry over as they do in the operator.
+pub async fn live_status(
+    hub: &Client,
+    stack: &CustomerStack,
+    members: &[MemberCluster],
+    now: &Time,
+) -> Result<CustomerStackStatus, LiveStatusError> {
+    let identity = StackIdentity {
+        namespace: stack
+            .namespace()
+            .ok_or(LiveStatusError::Incomplete("namespace"))?,
+        name: stack.name_any(),
+        uid: stack.uid().ok_or(LiveStatusError::Incomplete("uid"))?,
+    };
+    let infos: Vec<MemberInfo> = members
+        .iter()
+        .map(|m| MemberInfo {
+            name: m.name_any(),
+            roles: m.spec.roles.clone(),
+            prometheus_url_template: m.spec.prometheus_url_template.clone(),
+        })
+        .collect();
+    let (problems, passes) = match plan_stack(&stack.spec, &identity, &infos) {
+        Err(problems) => (problems, Vec::new()),
+        Ok(plan) => {
+            let passes = join_all(plan.clusters.iter().map(|cluster| {
+                let planned: Vec<&DesiredObject> = plan
+                    .objects
+                    .iter()
+                    .filter(|o| &o.cluster == cluster)
+                    .collect();
+                let member = members.iter().find(|m| &m.name_any() == cluster);
+                observe_cluster(hub, cluster, member, planned, &identity.uid)
+            }))
+            .await;
+            (Vec::new(), passes)
+        }
+    };
+    let children: Vec<ChildObservation> = passes.iter().flat_map(|p| p.children.clone()).collect();
+    let clusters: Vec<ClusterObservation> = passes.iter().map(|p| p.observation.clone()).collect();
+    let foreign: Vec<ForeignObject> = passes.iter().flat_map(|p| p.foreign.clone()).collect();
+    Ok(aggregate(&AggregateInput {
+        generation: stack.metadata.generation,
+        paused: stack.spec.paused,
+        spec_problems: &problems,
+        children: &children,
+        clusters: &clusters,
+        foreign_objects: &foreign,
+        deletion: None,
+        previous: stack.status.as_ref(),
+        now,
+    }))
+}
+
+/// What was found in one member cluster.
+struct ClusterLook {
+    observation: ClusterObservation,
+    children: Vec<ChildObservation>,
+    foreign: Vec<ForeignObject>,
+}
+
+/// Reads every planned object of one cluster; any failure to read makes the whole cluster
+/// unreachable (its children Unknown), as the operator's watches would.
+async fn observe_cluster(
+    hub: &Client,
+    cluster: &str,
+    member: Option<&MemberCluster>,
+    planned: Vec<&DesiredObject>,
+    uid: &str,
+) -> ClusterLook {
+    let unreachable = |message: String| ClusterLook {
+        observation: ClusterObservation {
+            cluster: cluster.to_owned(),
+            state: ClusterState::Unreachable {
+                message: message.clone(),
+            },
+        },
+        children: planned
+            .iter()
+            .filter_map(|d| {
+                Some(ChildObservation {
+                    cluster: d.cluster.clone(),
+                    kind: d.kind.child()?,
+                    namespace: d.namespace.clone(),
+                    name: d.name.clone(),
+                    state: ObservedState::ClusterUnreachable {
+                        message: message.clone(),
+                    },
+                })
+            })
+            .collect(),
+        foreign: Vec::new(),
+    };
+    let Some(member) = member else {
+        return unreachable("MemberCluster not registered".to_owned());
+    };
+    let client = match member_client_from_secret(hub, member, &ApiCallCounter::new()).await {
+        Ok((client, _)) => client,
+        Err(err) => return unreachable(failure_message(err.probe_failure(), &err.to_string())),
+    };
+    let timeout = Duration::from_secs(u64::from(member.spec.request_timeout_seconds));
+    // Namespaces and children only: the RBAC plumbing says nothing about health.
+    let wanted: Vec<&DesiredObject> = planned
+        .iter()
+        .copied()
+        .filter(|d| d.kind == ObjectKind::Namespace || d.kind.child().is_some())
+        .collect();
+    let reads = join_all(wanted.iter().map(|d| read(&client, d, timeout))).await;
+    let mut found = Vec::new();
+    for (desired, result) in wanted.iter().zip(reads) {
+        match result {
+            Ok(object) => found.push((*desired, object)),
+            Err(message) => return unreachable(message),
+        }
+    }
+    let mut grafanas: Option<Vec<serde_json::Value>> = None;
+    let mut children = Vec::new();
+    let mut foreign = Vec::new();
+    for (desired, object) in found {
+        let owner = object.as_ref().map(|o| ownership(o, uid));
+        let Some(kind) = desired.kind.child() else {
+            if let Some(Ownership::Foreign(owner)) = owner {
+                foreign.push(ForeignObject {
+                    cluster: cluster.to_owned(),
+                    kind: desired.kind.kind().to_owned(),
+                    name: desired.name.clone(),
+                    owner,
+                });
+            }
+            continue;
+        };
+        let state = match (object, owner) {
+            (None, _) | (_, None) => ObservedState::Missing,
+            (Some(_), Some(Ownership::Foreign(owner))) => ObservedState::Conflict { owner },
+            (Some(object), Some(Ownership::Ours)) => {
+                let value = serde_json::to_value(&object).unwrap_or_default();
+                let mut health = assess(kind, &value);
+                if health.reason == HealthReason::NoMatchingInstance {
+                    if grafanas.is_none() {
+                        grafanas = Some(list_grafanas(&client, timeout).await);
+                    }
+                    let why = explain_unmatched(&value, grafanas.as_deref().unwrap_or_default());
+                    health.message = format!("{}; {why}", health.message);
+                }
+                ObservedState::Live(health)
+            }
+        };
+        children.push(ChildObservation {
+            cluster: cluster.to_owned(),
+            kind,
+            namespace: desired.namespace.clone(),
+            name: desired.name.clone(),
+            state,
+        });
+    }
+    ClusterLook {
+        observation: ClusterObservation {
+            cluster: cluster.to_owned(),
+            state: ClusterState::Reachable,
+        },
+        children,
+        foreign,
+    }
+}
+
+/// `<Reason>: <message>`, as the operator describes an unusable member.
+fn failure_message(failure: ProbeFailure, message: &str) -> String {
+    format!("{}: {message}", failure.reason())
+}
+
+/// One GET under the member's timeout; the error is a one-line description without
+/// credentials.
+async fn read(
+    client: &Client,
+    desired: &DesiredObject,
+    timeout: Duration,
+) -> Result<Option<DynamicObject>, String> {
+    let resource = api_resource(desired.kind);
+    let api: Api<DynamicObject> = if desired.kind.namespaced() {
+        Api::namespaced_with(client.clone(), &desired.namespace, &resource)
+    } else {
+        Api::all_with(client.clone(), &resource)
+    };
+    match tokio::time::timeout(timeout, api.get_opt(&desired.name)).await {
+        Err(_) => Err(failure_message(
+            ProbeFailure::Timeout,
+            &format!("no answer within {} s", timeout.as_secs()),
+        )),
+        Ok(Err(err)) => {
+            let (failure, message) = classify(&err);
+            Err(failure_message(failure, &message))
+        }
+        Ok(Ok(object)) => Ok(object),
+    }
+}
+
+/// The member's `Grafana` instances (empty when they cannot be read: the message then only
+/// lacks its explanation).
+async fn list_grafanas(client: &Client, timeout: Duration) -> Vec<serde_json::Value> {
+    let api: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &api_resource(ObjectKind::Child(ChildKind::Grafana)),
+    );
+    match tokio::time::timeout(timeout, api.list(&ListParams::default())).await {
+        Ok(Ok(list)) => list
+            .items
+            .iter()
+            .filter_map(|g| serde_json::to_value(g).ok())
+            .collect(),
+        _ => Vec::new(),
+    }
+}

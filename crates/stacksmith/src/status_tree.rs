@@ -1,0 +1,561 @@
+//! The aggregated status of stacks as a tree (stack → cluster → child) and as data: pure, no
+//! client, no clock (the current time is passed in).
+//!
+//! The root cause is the child (or cluster) the stack's `Ready` message names: the aggregation
+//! (`stacksmith_core::aggregate`) writes `<Kind> <namespace>/<name> on <cluster>: …`,
+//! `… (on <cluster>)` or `cluster <name> unreachable: …`, and this module finds the line it
+//! names. The unit tests below feed it the aggregation's real output, so the two cannot drift
+//! apart unnoticed.
+
+use std::fmt::Write as _;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use serde::Serialize;
+use stacksmith_api::{ChildStatus, CustomerStackStatus, Verdict};
+use stacksmith_core::aggregate::{condition_type, reason};
+
+/// Where a stack's status comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Source {
+    /// What the operator last wrote on the hub.
+    Hub,
+    /// Judged now from the member clusters.
+    Live,
+}
+
+/// One stack to show.
+#[derive(Clone, Debug)]
+pub struct StackView {
+    /// Its namespace on the hub.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// Its `metadata.generation`.
+    pub generation: Option<i64>,
+    /// Whether it is being deleted.
+    pub deleting: bool,
+    /// Its status (`None` before the operator's first pass).
+    pub status: Option<CustomerStackStatus>,
+    /// Where the status comes from.
+    pub source: Source,
+    /// Something the reader must know about this view (e.g. why the live view fell back).
+    pub note: Option<String>,
+}
+
+/// What the stack's `Ready` message names as the root cause.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RootCause {
+    /// Ready, or no status: nothing to point at.
+    None,
+    /// The stack itself (invalid spec, no children, deletion, a foreign namespace).
+    Stack,
+    /// A member cluster (unreachable).
+    Cluster(String),
+    /// A child: its index in `status.children`.
+    Child(usize),
+}
+
+impl StackView {
+    /// The `Ready` condition, if any.
+    pub fn ready_condition(&self) -> Option<&Condition> {
+        ready_condition(self.status.as_ref()?)
+    }
+
+    /// `(observedGeneration, generation)` when the status describes an older spec.
+    pub fn stale(&self) -> Option<(i64, i64)> {
+        let generation = self.generation?;
+        let observed = self.status.as_ref()?.observed_generation.unwrap_or(0);
+        (observed < generation).then_some((observed, generation))
+    }
+
+    /// Ready: `Ready=True` at the current generation.
+    pub fn is_ready(&self) -> bool {
+        self.stale().is_none() && self.ready_condition().is_some_and(|c| c.status == "True")
+    }
+
+    /// The root cause the `Ready` message names.
+    pub fn root_cause(&self) -> RootCause {
+        self.status.as_ref().map_or(RootCause::None, root_cause)
+    }
+}
+
+fn ready_condition(status: &CustomerStackStatus) -> Option<&Condition> {
+    status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == condition_type::READY)
+}
+
+/// `Kind namespace/name` (`Kind name` when cluster-scoped): how the aggregation names a child.
+fn subject(child: &ChildStatus) -> String {
+    if child.namespace.is_empty() {
+        format!("{} {}", child.kind, child.name)
+    } else {
+        format!("{} {}/{}", child.kind, child.namespace, child.name)
+    }
+}
+
+/// Where in `message` the child is named as the one at fault, if it is.
+fn named_at(message: &str, child: &ChildStatus) -> Option<usize> {
+    let who = subject(child);
+    if let Some(at) = message.find(&format!("{who} on {}", child.cluster)) {
+        return Some(at);
+    }
+    let rest = message.strip_prefix(&who)?;
+    let bounded = rest.is_empty() || rest.starts_with([':', ' ', ',', ';']);
+    (bounded && message.contains(&format!("(on {})", child.cluster))).then_some(0)
+}
+
+/// The root cause the `Ready` condition of `status` names.
+pub fn root_cause(status: &CustomerStackStatus) -> RootCause {
+    let Some(ready) = ready_condition(status) else {
+        return RootCause::None;
+    };
+    if ready.status == "True" {
+        return RootCause::None;
+    }
+    let message = ready.message.as_str();
+    if ready.reason == reason::CLUSTER_UNREACHABLE {
+        let cluster = message
+            .strip_prefix("cluster ")
+            .and_then(|rest| rest.split_once(" unreachable"))
+            .map(|(cluster, _)| cluster);
+        return match cluster {
+            Some(cluster) if status.children.iter().any(|c| c.cluster == cluster) => {
+                RootCause::Cluster(cluster.to_owned())
+            }
+            _ => RootCause::Stack,
+        };
+    }
+    status
+        .children
+        .iter()
+        .enumerate()
+        .filter_map(|(index, child)| named_at(message, child).map(|at| (at, index)))
+        .min()
+        .map_or(RootCause::Stack, |(_, index)| RootCause::Child(index))
+}
+
+/// An age the way kubectl prints one (`45s`, `3m12s`, `2h`, `4d`).
+pub fn human_age(seconds: i64) -> String {
+    if seconds < -1 {
+        return "<invalid>".to_owned();
+    }
+    let seconds = seconds.max(0);
+    let minutes = seconds / 60;
+    let hours = minutes / 60;
+    let days = hours / 24;
+    let years = days / 365;
+    if seconds < 120 {
+        format!("{seconds}s")
+    } else if minutes < 10 {
+        match seconds % 60 {
+            0 => format!("{minutes}m"),
+            s => format!("{minutes}m{s}s"),
+        }
+    } else if minutes < 180 {
+        format!("{minutes}m")
+    } else if hours < 8 {
+        match minutes % 60 {
+            0 => format!("{hours}h"),
+            m => format!("{hours}h{m}m"),
+        }
+    } else if hours < 48 {
+        format!("{hours}h")
+    } else if hours < 24 * 8 {
+        match hours % 24 {
+            0 => format!("{days}d"),
+            h => format!("{days}d{h}h"),
+        }
+    } else if days < 365 * 2 {
+        format!("{days}d")
+    } else if days < 365 * 8 {
+        match days % 365 {
+            0 => format!("{years}y"),
+            d => format!("{years}y{d}d"),
+        }
+    } else {
+        format!("{years}y")
+    }
+}
+
+fn age(time: Option<&Time>, now: &Time) -> String {
+    time.map_or_else(
+        || "-".to_owned(),
+        |t| human_age(now.0.as_second() - t.0.as_second()),
+    )
+}
+
+/// Colours (ANSI SGR), or none.
+#[derive(Clone, Copy, Debug)]
+enum Paint {
+    Green,
+    Yellow,
+    Red,
+    Magenta,
+    Dim,
+    /// Bold red: the root cause.
+    Alarm,
+}
+
+impl Paint {
+    fn code(self) -> &'static str {
+        match self {
+            Paint::Green => "32",
+            Paint::Yellow => "33",
+            Paint::Red => "31",
+            Paint::Magenta => "35",
+            Paint::Dim => "2",
+            Paint::Alarm => "1;31",
+        }
+    }
+}
+
+fn verdict_paint(verdict: Verdict) -> Paint {
+    match verdict {
+        Verdict::Healthy => Paint::Green,
+        Verdict::Progressing | Verdict::Suspended => Paint::Yellow,
+        Verdict::Degraded => Paint::Red,
+        Verdict::Unknown => Paint::Magenta,
+    }
+}
+
+fn verdict_name(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Healthy => "Healthy",
+        Verdict::Progressing => "Progressing",
+        Verdict::Degraded => "Degraded",
+        Verdict::Suspended => "Suspended",
+        Verdict::Unknown => "Unknown",
+    }
+}
+
+/// The marker at the end of the root cause's line.
+pub const ROOT_CAUSE_MARKER: &str = "← root cause";
+
+/// One line of the table before padding: plain text, the colours applied at the end.
+struct Row {
+    tree: String,
+    label: String,
+    verdict: String,
+    verdict_paint: Option<Paint>,
+    reason: String,
+    age: String,
+    message: String,
+    root_cause: bool,
+}
+
+enum Line {
+    Row(Row),
+    /// A line outside the columns (a note under a stack).
+    Note(String, Paint),
+    Blank,
+}
+
+/// Renders `stacks` as a tree: a header, then per stack its line, its clusters and their
+/// children, with the root cause marked. ANSI colours only when `color` is true.
+pub fn render_tree(stacks: &[StackView], now: &Time, color: bool) -> String {
+    let mut lines = Vec::new();
+    for (i, stack) in stacks.iter().enumerate() {
+        if i > 0 {
+            lines.push(Line::Blank);
+        }
+        stack_lines(stack, now, &mut lines);
+    }
+    let header = Row {
+        tree: String::new(),
+        label: "STACK / CLUSTER / CHILD".to_owned(),
+        verdict: "VERDICT".to_owned(),
+        verdict_paint: None,
+        reason: "REASON".to_owned(),
+        age: "AGE".to_owned(),
+        message: "MESSAGE".to_owned(),
+        root_cause: false,
+    };
+    let rows = || {
+        std::iter::once(&header).chain(lines.iter().filter_map(|l| match l {
+            Line::Row(row) => Some(row),
+            _ => None,
+        }))
+    };
+    let width = |f: &dyn Fn(&Row) -> usize| rows().map(f).max().unwrap_or(0);
+    let label_w = width(&|r| r.tree.chars().count() + r.label.chars().count());
+    let verdict_w = width(&|r| r.verdict.chars().count());
+    let reason_w = width(&|r| r.reason.chars().count());
+    let age_w = width(&|r| r.age.chars().count());
+    let paint = |text: &str, paint: Option<Paint>| match paint {
+        Some(p) if color && !text.is_empty() => format!("\x1b[{}m{text}\x1b[0m", p.code()),
+        _ => text.to_owned(),
+    };
+    let pad = |text: &str, w: usize| " ".repeat(w.saturating_sub(text.chars().count()));
+    let mut out = String::new();
+    let format_row = |row: &Row| -> String {
+        let alarm = row.root_cause.then_some(Paint::Alarm);
+        let label_pad = pad(&row.label, label_w.saturating_sub(row.tree.chars().count()));
+        let mut line = format!(
+            "{}{}{label_pad}  {}{}  {}{}  {}{}  ",
+            paint(&row.tree, Some(Paint::Dim)),
+            paint(&row.label, alarm),
+            paint(&row.verdict, alarm.or(row.verdict_paint)),
+            pad(&row.verdict, verdict_w),
+            paint(&row.reason, alarm),
+            pad(&row.reason, reason_w),
+            pad(&row.age, age_w),
+            row.age,
+        );
+        line.push_str(&paint(&row.message, alarm));
+        if row.root_cause {
+            line.push_str("  ");
+            line.push_str(&paint(ROOT_CAUSE_MARKER, alarm));
+        }
+        line.trim_end().to_owned()
+    };
+    let _ = writeln!(out, "{}", format_row(&header));
+    for line in &lines {
+        match line {
+            Line::Row(row) => {
+                let _ = writeln!(out, "{}", format_row(row));
+            }
+            Line::Note(text, p) => {
+                let _ = writeln!(out, "{}", paint(text, Some(*p)));
+            }
+            Line::Blank => out.push('\n'),
+        }
+    }
+    out
+}
+
+fn stack_lines(stack: &StackView, now: &Time, lines: &mut Vec<Line>) {
+    let root = stack.root_cause();
+    let label = format!("{}/{}", stack.namespace, stack.name);
+    let Some(status) = stack.status.as_ref() else {
+        lines.push(Line::Row(Row {
+            tree: String::new(),
+            label,
+            verdict: "Unknown".to_owned(),
+            verdict_paint: Some(Paint::Magenta),
+            reason: "NoStatus".to_owned(),
+            age: "-".to_owned(),
+            message: "no status yet: the operator has not reconciled this stack".to_owned(),
+            root_cause: false,
+        }));
+        push_notes(stack, lines);
+        return;
+    };
+    let ready = ready_condition(status);
+    let (verdict, paint) = match ready.map(|c| c.status.as_str()) {
+        Some("True") => ("Ready", Paint::Green),
+        Some("False") => ("NotReady", Paint::Red),
+        _ => ("Unknown", Paint::Magenta),
+    };
+    let label = match &status.children_ready {
+        Some(counts) => format!("{label} ({counts})"),
+        None => label,
+    };
+    lines.push(Line::Row(Row {
+        tree: String::new(),
+        label,
+        verdict: verdict.to_owned(),
+        verdict_paint: Some(paint),
+        reason: ready.map(|c| c.reason.clone()).unwrap_or_default(),
+        age: age(ready.map(|c| &c.last_transition_time), now),
+        message: ready.map(|c| c.message.clone()).unwrap_or_default(),
+        root_cause: root == RootCause::Stack,
+    }));
+    push_notes(stack, lines);
+    let mut clusters: Vec<&str> = Vec::new();
+    for child in &status.children {
+        if !clusters.contains(&child.cluster.as_str()) {
+            clusters.push(&child.cluster);
+        }
+    }
+    for (c, cluster) in clusters.iter().enumerate() {
+        let last_cluster = c + 1 == clusters.len();
+        let children: Vec<(usize, &ChildStatus)> = status
+            .children
+            .iter()
+            .enumerate()
+            .filter(|(_, child)| child.cluster == *cluster)
+            .collect();
+        let unreachable = children
+            .iter()
+            .all(|(_, child)| child.reason == reason::CLUSTER_UNREACHABLE);
+        let healthy = children
+            .iter()
+            .filter(|(_, child)| child.verdict == Verdict::Healthy)
+            .count();
+        lines.push(Line::Row(Row {
+            tree: if last_cluster { "└─ " } else { "├─ " }.to_owned(),
+            label: (*cluster).to_owned(),
+            verdict: if unreachable {
+                "Unreachable"
+            } else {
+                "Reachable"
+            }
+            .to_owned(),
+            verdict_paint: Some(if unreachable {
+                Paint::Magenta
+            } else {
+                Paint::Green
+            }),
+            reason: if unreachable {
+                reason::CLUSTER_UNREACHABLE.to_owned()
+            } else {
+                String::new()
+            },
+            age: String::new(),
+            message: format!("{healthy}/{} children Healthy", children.len()),
+            root_cause: root == RootCause::Cluster((*cluster).to_owned()),
+        }));
+        for (k, (index, child)) in children.iter().enumerate() {
+            let last_child = k + 1 == children.len();
+            let tree = format!(
+                "{}{}",
+                if last_cluster { "   " } else { "│  " },
+                if last_child { "└─ " } else { "├─ " }
+            );
+            let verdict = match child.last_known_verdict {
+                Some(known) if child.verdict == Verdict::Unknown => {
+                    format!("Unknown (was {})", verdict_name(known))
+                }
+                _ => verdict_name(child.verdict).to_owned(),
+            };
+            lines.push(Line::Row(Row {
+                tree,
+                label: subject(child),
+                verdict,
+                verdict_paint: Some(verdict_paint(child.verdict)),
+                reason: child.reason.clone(),
+                age: age(child.last_observed.as_ref(), now),
+                message: child.message.clone(),
+                root_cause: root == RootCause::Child(*index),
+            }));
+        }
+    }
+}
+
+fn push_notes(stack: &StackView, lines: &mut Vec<Line>) {
+    if let Some((observed, generation)) = stack.stale() {
+        lines.push(Line::Note(
+            format!(
+                "   STALE: this status describes generation {observed}; the spec is at generation {generation} (not reconciled yet)"
+            ),
+            Paint::Yellow,
+        ));
+    }
+    if stack.deleting {
+        lines.push(Line::Note("   being deleted".to_owned(), Paint::Yellow));
+    }
+    if let Some(note) = &stack.note {
+        lines.push(Line::Note(format!("   {note}"), Paint::Yellow));
+    }
+}
+
+/// A root cause as data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RootCauseData {
+    /// The member cluster (absent when the stack itself is the cause).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// The child's kind (absent for a stack or cluster).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The child's namespace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The child's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// One stack as data (`-o json` / `-o yaml`).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StackData<'a> {
+    /// Namespace.
+    pub namespace: &'a str,
+    /// Name.
+    pub name: &'a str,
+    /// `metadata.generation`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+    /// Hub or live.
+    pub source: Source,
+    /// `Ready=True` at the current generation.
+    pub ready: bool,
+    /// The status describes an older generation.
+    pub stale: bool,
+    /// Being deleted.
+    pub deleting: bool,
+    /// What the `Ready` message names (absent when Ready).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root_cause: Option<RootCauseData>,
+    /// A note about this view.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<&'a str>,
+    /// The status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<&'a CustomerStackStatus>,
+}
+
+/// Every stack as data: `{"stacks": [...]}`.
+#[derive(Clone, Debug, Serialize)]
+pub struct StatusData<'a> {
+    /// The stacks, in the order shown.
+    pub stacks: Vec<StackData<'a>>,
+}
+
+/// The data of `stacks`.
+pub fn data(stacks: &[StackView]) -> StatusData<'_> {
+    StatusData {
+        stacks: stacks
+            .iter()
+            .map(|stack| {
+                let status = stack.status.as_ref();
+                let root_cause = match stack.root_cause() {
+                    RootCause::None => None,
+                    RootCause::Stack => Some(RootCauseData {
+                        cluster: None,
+                        kind: None,
+                        namespace: None,
+                        name: None,
+                    }),
+                    RootCause::Cluster(cluster) => Some(RootCauseData {
+                        cluster: Some(cluster),
+                        kind: None,
+                        namespace: None,
+                        name: None,
+                    }),
+                    RootCause::Child(index) => {
+                        status
+                            .and_then(|s| s.children.get(index))
+                            .map(|child| RootCauseData {
+                                cluster: Some(child.cluster.clone()),
+                                kind: Some(child.kind.clone()),
+                                namespace: Some(child.namespace.clone())
+                                    .filter(|ns| !ns.is_empty()),
+                                name: Some(child.name.clone()),
+                            })
+                    }
+                };
+                StackData {
+                    namespace: &stack.namespace,
+                    name: &stack.name,
+                    generation: stack.generation,
+                    source: stack.source,
+                    ready: stack.is_ready(),
+                    stale: stack.stale().is_some(),
+                    deleting: stack.deleting,
+                    root_cause,
+                    note: stack.note.as_deref(),
+                    status,
+                }
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests;
