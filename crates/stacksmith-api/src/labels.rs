@@ -12,5 +12,9 @@ pub const STACK_NAME: &str = "stacksmith.io/stack-name";
 pub const STACK_UID: &str = "stacksmith.io/stack-uid";
 /// The customer id of the stack a child belongs to.
 pub const CUSTOMER: &str = "stacksmith.io/customer";
+/// On every child: a hash of the object as planned (without this annotation). A child whose
+/// hash differs from the plan's is applied again, so a field removed from the plan is removed
+/// from the child too (server-side apply drops fields its manager no longer sends).
+pub const PLANNED_HASH: &str = "stacksmith.io/planned-hash";
 /// On a kubeconfig Secret: the `MemberCluster` it registers (informational).
 pub const MEMBER_CLUSTER: &str = "stacksmith.io/member-cluster";

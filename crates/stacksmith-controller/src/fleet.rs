@@ -173,12 +173,7 @@ impl Fleet {
 
     /// What planning needs of every registered member.
     pub fn member_infos(&self) -> Vec<MemberInfo> {
-        self.read(|members| {
-            members
-                .values()
-                .map(|r| member_info(&r.member))
-                .collect()
-        })
+        self.read(|members| members.values().map(|r| member_info(&r.member)).collect())
     }
 
     /// The state of a member (`None` when no such `MemberCluster` is registered).

@@ -565,12 +565,19 @@ async fn drift(tb: &TestBed) -> anyhow::Result<()> {
 
 async fn spec_change(tb: &TestBed) -> anyhow::Result<()> {
     let (hub, prom, graf) = clients(tb)?;
-    apply_stack(&hub, "t-change", &stack_manifest("s", "change", json!({}))).await?;
+    let with_resources = json!({"metrics": {"resources": {"requests": {"memory": "1Gi"}}}});
+    apply_stack(
+        &hub,
+        "t-change",
+        &stack_manifest("s", "change", with_resources),
+    )
+    .await?;
     wait_ready(&hub, "t-change", "s").await?;
     let changed = stack_manifest(
         "s",
         "change",
-        json!({"metrics": {"replicas": 3}, "dashboards": {"dashboards": []}}),
+        json!({"metrics": {"replicas": 3, "resources": {"requests": {"memory": "1Gi"}}},
+            "dashboards": {"dashboards": []}}),
     );
     apply_stack(&hub, "t-change", &changed).await?;
     wait_child(
@@ -582,6 +589,25 @@ async fn spec_change(tb: &TestBed) -> anyhow::Result<()> {
         |o| {
             o.and_then(|o| serde_json::to_value(o).ok())
                 .is_some_and(|v| v["spec"]["replicas"] == 3)
+        },
+    )
+    .await?;
+    // A field dropped from the stack, and nothing else changed, is dropped from the child.
+    let without_resources = stack_manifest(
+        "s",
+        "change",
+        json!({"metrics": {"replicas": 3}, "dashboards": {"dashboards": []}}),
+    );
+    apply_stack(&hub, "t-change", &without_resources).await?;
+    wait_child(
+        &prom,
+        ChildKind::Prometheus,
+        "customer-change",
+        "change",
+        "resources removed",
+        |o| {
+            o.and_then(|o| serde_json::to_value(o).ok())
+                .is_some_and(|v| v["spec"]["resources"].is_null() && v["spec"]["replicas"] == 3)
         },
     )
     .await?;
