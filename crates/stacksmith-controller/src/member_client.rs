@@ -173,6 +173,7 @@ pub async fn client_from_kubeconfig(
 ) -> Result<Client, String> {
     let kubeconfig =
         Kubeconfig::from_yaml(yaml).map_err(|err| redacted_reason(&err.to_string()))?;
+    refuse_unsafe_kubeconfig(&kubeconfig)?;
     let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .map_err(|err| redacted_reason(&err.to_string()))?;
@@ -180,6 +181,59 @@ pub async fn client_from_kubeconfig(
     let builder =
         ClientBuilder::try_from(config).map_err(|err| redacted_reason(&err.to_string()))?;
     Ok(builder.with_layer(counting).build())
+}
+
+/// Refuses what a member kubeconfig must not make the operator do: whoever can write a member's
+/// kubeconfig Secret on the hub must not be able to make the operator run a command (`exec`,
+/// `auth-provider`), read files from its own file system (`certificate-authority`,
+/// `client-certificate`, `client-key`, `tokenFile`) or talk to a cluster without verifying its
+/// certificate (`insecure-skip-tls-verify`). Everything must be embedded (`*-data`, `token`).
+pub fn refuse_unsafe_kubeconfig(kubeconfig: &Kubeconfig) -> Result<(), String> {
+    let mut refused = Vec::new();
+    for named in &kubeconfig.clusters {
+        let Some(cluster) = &named.cluster else {
+            continue;
+        };
+        let name = &named.name;
+        if cluster.insecure_skip_tls_verify == Some(true) {
+            refused.push(format!(
+                "cluster {name:?}: insecure-skip-tls-verify (give certificate-authority-data)"
+            ));
+        }
+        if cluster.certificate_authority.is_some() {
+            refused.push(format!(
+                "cluster {name:?}: certificate-authority file path (embed certificate-authority-data)"
+            ));
+        }
+    }
+    for named in &kubeconfig.auth_infos {
+        let Some(user) = &named.auth_info else {
+            continue;
+        };
+        let name = &named.name;
+        if user.exec.is_some() {
+            refused.push(format!("user {name:?}: exec credential plugin"));
+        }
+        if user.auth_provider.is_some() {
+            refused.push(format!("user {name:?}: auth-provider"));
+        }
+        for (present, field) in [
+            (user.token_file.is_some(), "tokenFile"),
+            (user.client_certificate.is_some(), "client-certificate"),
+            (user.client_key.is_some(), "client-key"),
+        ] {
+            if present {
+                refused.push(format!(
+                    "user {name:?}: {field} file path (embed the data instead)"
+                ));
+            }
+        }
+    }
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("refused for safety: {}", refused.join("; ")))
+    }
 }
 
 /// Keeps only the first line of a parser message and cuts it short: parser messages name
@@ -198,5 +252,39 @@ pub fn api_error_summary(err: &kube::Error) -> String {
     match err {
         kube::Error::Api(status) => format!("{} {}", status.code, status.reason),
         other => redacted_reason(&other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAFE: &str = "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:6443\n    certificate-authority-data: Zm9v\nusers:\n- name: u\n  user:\n    token: secret-token\ncontexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\n";
+
+    fn check(yaml: &str) -> Result<(), String> {
+        refuse_unsafe_kubeconfig(&Kubeconfig::from_yaml(yaml).unwrap())
+    }
+
+    #[test]
+    fn embedded_credentials_are_accepted() {
+        assert_eq!(check(SAFE), Ok(()));
+    }
+
+    #[test]
+    fn commands_files_and_unverified_tls_are_refused_without_echoing_secrets() {
+        let cases = [
+            ("    certificate-authority-data: Zm9v", "    insecure-skip-tls-verify: true", "insecure-skip-tls-verify"),
+            ("    certificate-authority-data: Zm9v", "    certificate-authority: /etc/ca.pem", "certificate-authority file path"),
+            ("    token: secret-token", "    exec: {apiVersion: client.authentication.k8s.io/v1, command: /bin/sh, args: [-c, id]}", "exec credential plugin"),
+            ("    token: secret-token", "    tokenFile: /var/run/token", "tokenFile file path"),
+            ("    token: secret-token", "    client-certificate: /c.pem\n    client-key: /k.pem", "client-certificate file path"),
+            ("    token: secret-token", "    auth-provider: {name: oidc}", "auth-provider"),
+        ];
+        for (from, to, expected) in cases {
+            let yaml = SAFE.replace(from, to);
+            let err = check(&yaml).expect_err(expected);
+            assert!(err.contains(expected), "{err}");
+            assert!(!err.contains("secret-token") && !err.contains("/bin/sh"), "{err}");
+        }
     }
 }

@@ -269,6 +269,16 @@ pub fn plan_stack(
         &labels,
         &datasource_url,
     ));
+    // One cluster may serve both roles: the tenant Namespace is then planned once.
+    let mut planned = BTreeSet::new();
+    objects.retain(|o| {
+        planned.insert((
+            o.cluster.clone(),
+            o.kind,
+            o.namespace.clone(),
+            o.name.clone(),
+        ))
+    });
     let clusters: BTreeSet<String> = objects.iter().map(|o| o.cluster.clone()).collect();
     Ok(StackPlan {
         objects,
@@ -746,6 +756,25 @@ dashboards:
             ]
         );
         assert_eq!(plan.clusters, ["graf-eu", "prom-eu"]);
+    }
+
+    #[test]
+    fn a_cluster_serving_both_roles_gets_each_object_once() {
+        let both = vec![MemberInfo {
+            name: "all-in-one".into(),
+            roles: vec![ClusterRole::Prometheus, ClusterRole::Grafana],
+            prometheus_url_template: Some("http://{name}.{namespace}.svc:9090".into()),
+        }];
+        let yaml = FULL.replace("prom-eu", "all-in-one").replace("graf-eu", "all-in-one");
+        let plan = plan_stack(&spec(&yaml), &identity(), &both).unwrap();
+        let namespaces = plan
+            .objects
+            .iter()
+            .filter(|o| o.kind == ObjectKind::Namespace)
+            .count();
+        assert_eq!(namespaces, 1);
+        assert_eq!(plan.objects.len(), 10);
+        assert_eq!(plan.clusters, ["all-in-one"]);
     }
 
     #[test]

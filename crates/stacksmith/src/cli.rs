@@ -71,11 +71,11 @@ pub enum Command {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Crds { reference: false } => {
-            print!("{}", stacksmith_api::crds::render_all()?);
+            crate::output::print_stdout(&stacksmith_api::crds::render_all()?)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Crds { reference: true } => {
-            print!("{}", stacksmith_api::crd_reference::render()?);
+            crate::output::print_stdout(&stacksmith_api::crd_reference::render()?)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Testbed { command } => testbed_cmd::run(command).await,

@@ -37,7 +37,7 @@ use stacksmith_core::plan::{DesiredObject, ObjectKind, StackIdentity, StackPlan,
 
 use crate::manifest_checks::{PLACEHOLDER_UID, check_all};
 use crate::manifests::load;
-use crate::validate_cmd::print_stdout;
+use crate::output::print_stdout;
 
 /// Timeout of each request to the hub.
 const HUB_TIMEOUT: Duration = Duration::from_secs(10);

@@ -8,6 +8,8 @@ use clap::{Args, ValueEnum};
 use serde::Deserialize as _;
 use stacksmith_core::{ChildKind, Verdict, assess};
 
+use crate::output::print_stdout;
+
 /// Options of `stacksmith health`.
 #[derive(Args, Debug)]
 pub struct HealthArgs {
@@ -61,16 +63,16 @@ pub fn run(args: &HealthArgs) -> anyhow::Result<ExitCode> {
         let health = assess(kind, &object);
         all_healthy &= health.verdict == Verdict::Healthy;
         match args.output {
-            Output::Text => println!(
-                "{:?}\t{}\t{}",
+            Output::Text => print_stdout(&format!(
+                "{:?}\t{}\t{}\n",
                 health.verdict,
                 health.reason.as_str(),
                 health.message
-            ),
-            Output::Json => println!(
-                "{}",
+            ))?,
+            Output::Json => print_stdout(&format!(
+                "{}\n",
                 serde_json::json!({"verdict": health.verdict, "reason": health.reason.as_str(), "message": health.message})
-            ),
+            ))?,
         }
     }
     Ok(if all_healthy {

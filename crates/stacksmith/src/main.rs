@@ -7,6 +7,7 @@ mod health_cmd;
 mod manifest_checks;
 mod manifests;
 mod operator_cmd;
+mod output;
 mod render_cmd;
 mod schema_check;
 mod status_cmd;

@@ -20,7 +20,7 @@ use stacksmith_core::plan::DesiredObject;
 
 use crate::manifest_checks::check_all;
 use crate::manifests::load;
-use crate::validate_cmd::print_stdout;
+use crate::output::print_stdout;
 
 /// Options of `stacksmith render`.
 #[derive(Args, Debug)]

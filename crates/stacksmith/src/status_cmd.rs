@@ -20,6 +20,7 @@ use stacksmith_controller::live_status::live_status;
 use stacksmith_controller::member_client::api_error_summary;
 use stacksmith_controller::member_probe::now;
 
+use crate::output::print_stdout;
 use crate::status_tree::{self, Source, StackView};
 
 /// How long each request to the hub may take.
@@ -118,19 +119,21 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     }
     match args.output {
         Output::Table => {
-            if args.live {
-                println!("live: every child read from its member cluster just now");
-            }
-            print!(
-                "{}",
+            let header = if args.live {
+                "live: every child read from its member cluster just now\n"
+            } else {
+                ""
+            };
+            print_stdout(&format!(
+                "{header}{}",
                 status_tree::render_tree(&views, &now, args.color.enabled())
-            );
+            ))?;
         }
-        Output::Json => println!(
-            "{}",
+        Output::Json => print_stdout(&format!(
+            "{}\n",
             serde_json::to_string_pretty(&status_tree::data(&views))?
-        ),
-        Output::Yaml => print!("{}", serde_yaml::to_string(&status_tree::data(&views))?),
+        ))?,
+        Output::Yaml => print_stdout(&serde_yaml::to_string(&status_tree::data(&views))?)?,
     }
     Ok(if views.iter().all(StackView::is_ready) {
         ExitCode::SUCCESS

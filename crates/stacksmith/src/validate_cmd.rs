@@ -12,6 +12,7 @@ use serde_json::json;
 
 use crate::manifest_checks::{Checked, check_all};
 use crate::manifests::{Loaded, load};
+use crate::output::print_stdout;
 
 /// Options of `stacksmith validate`.
 #[derive(Args, Debug)]
@@ -90,19 +91,6 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
-}
-
-/// Writes `text` to stdout; a closed pipe (`stacksmith render ... | head`) is not an error.
-pub fn print_stdout(text: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
-        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other,
-    }
 }
 
 fn summary(checked: &Checked, files: usize) -> String {
