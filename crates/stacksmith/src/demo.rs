@@ -87,14 +87,20 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let hub = testbed.hub()?.client().clone();
-    let operator = stacksmith_controller::operator::RunningOperator::spawn(
+    let operator = stacksmith_controller::operator::RunningOperator::spawn_with_endpoints(
         testbed.hub()?.admin_config().await?,
-    );
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .context("serving the operator's metrics")?;
+    if let Some(address) = operator.endpoints() {
+        println!("  operator running; its metrics: http://{address}/metrics");
+    }
 
     let result = scenario(&testbed, &hub).await;
     if let Err(err) = &result {
         println!("\n  demo failed: {err:#}");
     }
+    print_requests(&operator.api_calls());
     if result.is_ok() && args.keep {
         step("Everything stays up; point kubectl at it with:");
         for (key, value) in testbed.env() {
@@ -316,6 +322,27 @@ fn print_stack(stack: &CustomerStack) {
             format!("{:?}", child.verdict),
             child.reason,
             message
+        );
+    }
+}
+
+/// The operator's requests so far, per cluster: counted on its clients, not estimated.
+fn print_requests(
+    calls: &std::collections::BTreeMap<stacksmith_controller::api_calls::CallKey, u64>,
+) {
+    step("Requests the operator made (counted on its own clients; every watch starts with a LIST)");
+    let mut clusters: Vec<&str> = calls.keys().map(|k| k.cluster.as_str()).collect();
+    clusters.dedup();
+    for cluster in clusters {
+        let sum = |keep: &dyn Fn(stacksmith_controller::api_calls::Verb) -> bool| -> u64 {
+            stacksmith_controller::api_calls::total(calls, |k| k.cluster == cluster && keep(k.verb))
+        };
+        println!(
+            "    {cluster:<14} writes {:>4}   GET/LIST {:>3}   watches {:>3}   discovery {:>3}",
+            sum(&|v| v.is_write()),
+            sum(&|v| v.is_read()),
+            sum(&|v| v == stacksmith_controller::api_calls::Verb::Watch),
+            sum(&|v| v == stacksmith_controller::api_calls::Verb::Discovery),
         );
     }
 }
