@@ -1,0 +1,924 @@
+//! The Helm charts `charts/stacksmith` (hub) and `charts/stacksmith-remote` (member), tested
+//! for real: rendered by the official `helm` binary (installed by `scripts/install-helm.sh` when
+//! missing), the rendered objects applied to the real API servers of a test bed (which validate
+//! them), their RBAC checked with `kubectl auth can-i` as the charts' ServiceAccounts, and the
+//! operator run as those ServiceAccounts until a stack converges and is deleted.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // test code
+
+use std::collections::BTreeSet;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail, ensure};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::config::Kubeconfig;
+use serde::Deserialize as _;
+use serde_json::{Value, json};
+use stacksmith_api::{CustomerStack, MemberCluster};
+use stacksmith_controller::operator::RunningOperator;
+use stacksmith_core::ChildKind;
+use stacksmith_testbed::{TestBed, TestBedOptions, ensure_namespace};
+
+/// The hub release: its namespace holds the test bed's member kubeconfig Secrets.
+const HUB_NAMESPACE: &str = "stacksmith-system";
+const HUB_RELEASE: &str = "stacksmith";
+const HUB_SA: &str = "system:serviceaccount:stacksmith-system:stacksmith";
+/// The remote release, on each member.
+const REMOTE_NAMESPACE: &str = "stacksmith";
+const REMOTE_RELEASE: &str = "stacksmith-remote";
+const REMOTE_SA: &str = "system:serviceaccount:stacksmith:stacksmith-remote";
+/// How long the operator may take to get somewhere.
+const WAIT: Duration = Duration::from_secs(90);
+
+/// The metric families the operator exports (the dashboard may use these and nothing else).
+const METRIC_FAMILIES: &[&str] = &[
+    "stacksmith_reconciles_total",
+    "stacksmith_reconcile_errors_total",
+    "stacksmith_reconcile_duration_seconds",
+    "stacksmith_stacks",
+    "stacksmith_children",
+    "stacksmith_member_cluster_reachable",
+    "stacksmith_api_requests_total",
+    "stacksmith_build_info",
+];
+
+fn charts() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts")
+}
+
+/// The `helm` binary: `STACKSMITH_HELM`, else the cache (filled by the install script).
+fn helm() -> PathBuf {
+    static HELM: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    HELM.get_or_init(|| {
+        if let Some(path) = std::env::var_os("STACKSMITH_HELM") {
+            return PathBuf::from(path);
+        }
+        let cache = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .unwrap_or_else(std::env::temp_dir)
+            .join("stacksmith")
+            .join("helm-v4.1.4");
+        let status = Command::new("bash")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/install-helm.sh"))
+            .arg(&cache)
+            .stdin(Stdio::null())
+            .status()
+            .expect("run scripts/install-helm.sh");
+        assert!(status.success(), "scripts/install-helm.sh failed: {status}");
+        cache.join("helm")
+    })
+    .clone()
+}
+
+/// Runs helm; returns (success, stdout, stderr).
+fn run_helm(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(helm())
+        .args(args)
+        .current_dir(charts())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run helm");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `helm template RELEASE CHART -n NAMESPACE EXTRA...`, as YAML and as parsed objects.
+fn template(release: &str, chart: &str, namespace: &str, extra: &[&str]) -> (String, Vec<Value>) {
+    let mut args = vec!["template", release, chart, "--namespace", namespace];
+    args.extend_from_slice(extra);
+    let (ok, yaml, err) = run_helm(&args);
+    assert!(ok, "helm {args:?} failed: {err}");
+    let objects = serde_yaml::Deserializer::from_str(&yaml)
+        .map(|doc| Value::deserialize(doc).expect("helm printed valid YAML"))
+        .filter(|v| !v.is_null())
+        .collect();
+    (yaml, objects)
+}
+
+fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name} rendered"))
+}
+
+fn kinds(objects: &[Value]) -> BTreeSet<String> {
+    objects
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn helm_lint_passes_for_both_charts_with_default_and_custom_values() {
+    for args in [
+        vec!["lint", "--strict", "stacksmith"],
+        vec![
+            "lint",
+            "--strict",
+            "stacksmith",
+            "--set",
+            "serviceMonitor.enabled=true,dashboards.enabled=false,logFormat=text",
+            "--set",
+            "kubeconfigSecretNamespaces={a,b}",
+        ],
+        vec!["lint", "--strict", "stacksmith-remote"],
+        vec![
+            "lint",
+            "--strict",
+            "stacksmith-remote",
+            "--set",
+            "roles={grafana},tokenSecret.create=false",
+        ],
+    ] {
+        let (ok, out, err) = run_helm(&args);
+        assert!(ok, "helm {args:?}: {out}{err}");
+        assert!(out.contains("0 chart(s) failed"), "helm {args:?}: {out}");
+    }
+}
+
+#[test]
+fn hub_chart_renders_the_operator_as_documented() {
+    let (_, objects) = template(HUB_RELEASE, "stacksmith", HUB_NAMESPACE, &[]);
+    let deployment = find(&objects, "Deployment", "stacksmith");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    assert_eq!(deployment["spec"]["replicas"], 1);
+    assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate");
+    assert_eq!(pod["serviceAccountName"], "stacksmith");
+    assert_eq!(
+        strings(&container["args"]),
+        [
+            "operator",
+            "--metrics-addr",
+            "0.0.0.0:8080",
+            "--log-format",
+            "json",
+            "--log-level",
+            "info"
+        ]
+    );
+    assert_eq!(container["image"], "ghcr.io/stacksmith-io/stacksmith:0.1.0");
+    assert_eq!(container["ports"][0]["name"], "http-metrics");
+    assert_eq!(container["ports"][0]["containerPort"], 8080);
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(
+        container["securityContext"]["allowPrivilegeEscalation"],
+        false
+    );
+    assert_eq!(
+        strings(&container["securityContext"]["capabilities"]["drop"]),
+        ["ALL"]
+    );
+    let service = find(&objects, "Service", "stacksmith-metrics");
+    assert_eq!(service["spec"]["ports"][0]["port"], 8080);
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], "http-metrics");
+    assert!(!kinds(&objects).contains("ServiceMonitor"));
+    // The secrets Role lives in the release namespace only.
+    let roles: Vec<&Value> = objects.iter().filter(|o| o["kind"] == "Role").collect();
+    assert_eq!(roles.len(), 1);
+    assert_eq!(roles[0]["metadata"]["namespace"], HUB_NAMESPACE);
+    // The dashboard ConfigMap carries the shipped JSON unchanged.
+    let dashboard = find(&objects, "ConfigMap", "stacksmith-dashboard");
+    assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1");
+    let shipped: Value = serde_json::from_str(
+        &std::fs::read_to_string(charts().join("stacksmith/dashboards/stacksmith.json")).unwrap(),
+    )
+    .unwrap();
+    let rendered: Value =
+        serde_json::from_str(dashboard["data"]["stacksmith.json"].as_str().unwrap()).unwrap();
+    assert_eq!(rendered, shipped);
+
+    let (_, custom) = template(
+        "ops",
+        "stacksmith",
+        "operators",
+        &[
+            "--set",
+            "metrics.port=9102,logFormat=text,logLevel=stacksmith=debug,image.tag=dev",
+            "--set",
+            "serviceMonitor.enabled=true,serviceMonitor.labels.release=prom,serviceMonitor.interval=15s",
+            "--set",
+            "dashboards.enabled=false",
+            "--set",
+            "kubeconfigSecretNamespaces={operators,member-secrets}",
+        ],
+    );
+    let deployment = find(&custom, "Deployment", "ops-stacksmith");
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        strings(&container["args"]),
+        [
+            "operator",
+            "--metrics-addr",
+            "0.0.0.0:9102",
+            "--log-format",
+            "text",
+            "--log-level",
+            "stacksmith=debug"
+        ]
+    );
+    assert_eq!(container["image"], "ghcr.io/stacksmith-io/stacksmith:dev");
+    assert_eq!(container["ports"][0]["containerPort"], 9102);
+    let monitor = find(&custom, "ServiceMonitor", "ops-stacksmith");
+    assert_eq!(monitor["metadata"]["labels"]["release"], "prom");
+    assert_eq!(monitor["spec"]["endpoints"][0]["port"], "http-metrics");
+    assert_eq!(monitor["spec"]["endpoints"][0]["interval"], "15s");
+    assert!(!kinds(&custom).contains("ConfigMap"));
+    let role_namespaces: BTreeSet<&str> = custom
+        .iter()
+        .filter(|o| o["kind"] == "Role" || o["kind"] == "RoleBinding")
+        .map(|o| o["metadata"]["namespace"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        role_namespaces,
+        BTreeSet::from(["operators", "member-secrets"])
+    );
+}
+
+#[test]
+fn values_outside_the_schema_are_refused() {
+    for (chart, set, field) in [
+        ("stacksmith", "logFormat=xml", "logFormat"),
+        ("stacksmith", "metrics.port=0", "port"),
+        ("stacksmith-remote", "roles={loki}", "roles"),
+    ] {
+        let (ok, _, err) = run_helm(&["template", "x", chart, "--set", set]);
+        assert!(!ok, "helm template {chart} --set {set} succeeded");
+        assert!(err.contains(field), "{chart} --set {set}: {err}");
+    }
+}
+
+#[test]
+fn remote_chart_grants_the_kinds_of_the_selected_roles_only() {
+    let rules = |set: &str| {
+        let (_, objects) = template(
+            REMOTE_RELEASE,
+            "stacksmith-remote",
+            REMOTE_NAMESPACE,
+            &["--set", set],
+        );
+        let role = find(&objects, "ClusterRole", "stacksmith-remote");
+        let mut resources = BTreeSet::new();
+        for rule in role["rules"].as_array().unwrap() {
+            assert!(
+                !strings(&rule["verbs"])
+                    .iter()
+                    .any(|v| v == "*" || v == "update" || v == "escalate" || v == "bind"),
+                "{rule}"
+            );
+            resources.extend(strings(&rule["resources"]));
+        }
+        (objects, resources)
+    };
+    let (objects, prometheus) = rules("roles={prometheus}");
+    assert!(prometheus.contains("prometheuses") && prometheus.contains("rolebindings"));
+    assert!(!prometheus.iter().any(|r| r.starts_with("grafana")));
+    assert!(kinds(&objects).contains("Secret"));
+    let (objects, grafana) = rules("roles={grafana},tokenSecret.create=false");
+    assert!(grafana.contains("grafanadashboards") && grafana.contains("grafanas"));
+    assert!(!grafana.contains("prometheuses") && !grafana.contains("serviceaccounts"));
+    assert!(!kinds(&objects).contains("Secret"));
+    for resources in [&prometheus, &grafana] {
+        assert!(!resources.contains("secrets") && !resources.contains("configmaps"));
+    }
+}
+
+/// Every metric the dashboard queries is one the operator exports, and every exported family
+/// is on the dashboard.
+#[test]
+fn dashboard_queries_exactly_the_operators_metric_families() {
+    let text =
+        std::fs::read_to_string(charts().join("stacksmith/dashboards/stacksmith.json")).unwrap();
+    let dashboard: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(dashboard["uid"], "stacksmith-operator");
+    let mut exprs = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        if panel["type"] == "row" {
+            continue;
+        }
+        assert!(panel["title"].as_str().is_some_and(|t| !t.is_empty()));
+        let targets = panel["targets"].as_array().unwrap();
+        assert!(!targets.is_empty(), "panel {} has no query", panel["title"]);
+        for target in targets {
+            exprs.push(target["expr"].as_str().unwrap().to_owned());
+        }
+    }
+    let mut used = BTreeSet::new();
+    for expr in &exprs {
+        let mut rest = expr.as_str();
+        while let Some(at) = rest.find("stacksmith_") {
+            let name: String = rest[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            rest = &rest[at + name.len()..];
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| {
+                    name.strip_suffix(s)
+                        .filter(|f| f.ends_with("_seconds"))
+                        .map(String::from)
+                })
+                .unwrap_or(name);
+            assert!(
+                METRIC_FAMILIES.contains(&family.as_str()),
+                "the dashboard queries {family}, which the operator does not export: {expr}"
+            );
+            used.insert(family);
+        }
+    }
+    let all: BTreeSet<String> = METRIC_FAMILIES.iter().map(|s| s.to_string()).collect();
+    assert_eq!(used, all, "metric families missing from the dashboard");
+}
+
+/// The end-to-end part: one test bed (hub, prometheus-1, grafana-1), both charts applied, their
+/// RBAC checked, and the operator running as the charts' ServiceAccounts.
+#[test]
+fn charts_apply_to_real_clusters_and_their_rbac_is_sufficient_and_no_more() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let name = format!("charts-e2e-{}", std::process::id());
+        let tb = TestBed::start(TestBedOptions::new(name))
+            .await
+            .expect("the test bed starts");
+        let result = charts_e2e(&tb).await;
+        tb.shutdown().await.expect("the test bed shuts down");
+        if let Err(err) = result {
+            panic!("{err:#}");
+        }
+    });
+}
+
+async fn charts_e2e(tb: &TestBed) -> anyhow::Result<()> {
+    install_hub_chart(tb).await?;
+    install_remote_chart(tb, "prometheus-1", "prometheus").await?;
+    install_remote_chart(tb, "grafana-1", "grafana").await?;
+    hub_rbac_is_least_privilege(tb)?;
+    remote_rbac_is_least_privilege(tb)?;
+    operator_converges_as_the_charts_service_accounts(tb).await
+}
+
+/// `kubectl apply --server-side` of `yaml` to `cluster` (as its admin).
+fn kubectl_apply(tb: &TestBed, cluster: &str, yaml: &str) -> anyhow::Result<String> {
+    let kubectl = tb.kubectl().context("kubectl")?;
+    let cluster = tb.cluster(cluster)?;
+    let mut child = Command::new(kubectl)
+        .arg("--kubeconfig")
+        .arg(cluster.kubeconfig_path())
+        .args([
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=helm-chart-test",
+            "-f",
+            "-",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(yaml.as_bytes())?;
+    let out = child.wait_with_output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    ensure!(
+        out.status.success(),
+        "kubectl apply on {}: {stdout}{}",
+        cluster.name(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(stdout)
+}
+
+async fn install_hub_chart(tb: &TestBed) -> anyhow::Result<()> {
+    let hub = tb.hub()?;
+    ensure_namespace(hub.client(), HUB_NAMESPACE).await?;
+    // Default values, CRDs included: the API server validates every object.
+    let (yaml, objects) = template(
+        HUB_RELEASE,
+        "stacksmith",
+        HUB_NAMESPACE,
+        &["--include-crds"],
+    );
+    let applied = kubectl_apply(tb, "hub", &yaml)?;
+    for object in &objects {
+        let kind = object["kind"].as_str().unwrap_or_default().to_lowercase();
+        let name = object["metadata"]["name"].as_str().unwrap_or_default();
+        ensure!(
+            applied
+                .lines()
+                .any(|l| l.starts_with(&kind) && l.contains(&format!("/{name} "))),
+            "kubectl did not report {kind} {name}: {applied}"
+        );
+    }
+    // Non-default values, in another namespace; the ServiceMonitor goes to a cluster that has
+    // prometheus-operator's CRDs (the upstream schema validates it).
+    ensure_namespace(hub.client(), "operators").await?;
+    ensure_namespace(hub.client(), "member-secrets").await?;
+    let (_, custom) = template(
+        "ops",
+        "stacksmith",
+        "operators",
+        &[
+            "--set",
+            "metrics.port=9102,logFormat=text,serviceMonitor.enabled=true,serviceMonitor.interval=15s",
+            "--set",
+            "kubeconfigSecretNamespaces={operators,member-secrets}",
+        ],
+    );
+    let (monitors, rest): (Vec<Value>, Vec<Value>) = custom
+        .into_iter()
+        .partition(|o| o["kind"] == "ServiceMonitor");
+    kubectl_apply(tb, "hub", &to_yaml(&rest)?)?;
+    ensure_namespace(tb.cluster("prometheus-1")?.client(), "operators").await?;
+    kubectl_apply(tb, "prometheus-1", &to_yaml(&monitors)?)?;
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        tb.cluster("prometheus-1")?.client().clone(),
+        "operators",
+        &stacksmith_testbed::simulator::api_resource(ChildKind::ServiceMonitor),
+    );
+    let stored = serde_json::to_value(api.get("ops-stacksmith").await?)?;
+    ensure!(
+        stored["spec"]["endpoints"][0]["port"] == "http-metrics"
+            && stored["spec"]["endpoints"][0]["interval"] == "15s",
+        "the ServiceMonitor lost fields: {stored}"
+    );
+    Ok(())
+}
+
+fn to_yaml(objects: &[Value]) -> anyhow::Result<String> {
+    let mut out = String::new();
+    for object in objects {
+        out.push_str("---\n");
+        out.push_str(&serde_yaml::to_string(object)?);
+    }
+    Ok(out)
+}
+
+async fn install_remote_chart(tb: &TestBed, cluster: &str, role: &str) -> anyhow::Result<()> {
+    ensure_namespace(tb.cluster(cluster)?.client(), REMOTE_NAMESPACE).await?;
+    let (yaml, objects) = template(
+        REMOTE_RELEASE,
+        "stacksmith-remote",
+        REMOTE_NAMESPACE,
+        &["--set", &format!("roles={{{role}}}")],
+    );
+    ensure!(kinds(&objects).contains("Secret"), "no token Secret");
+    kubectl_apply(tb, cluster, &yaml)?;
+    let secrets: Api<Secret> =
+        Api::namespaced(tb.cluster(cluster)?.client().clone(), REMOTE_NAMESPACE);
+    let token = secrets.get("stacksmith-remote-token").await?;
+    ensure!(token.type_.as_deref() == Some("kubernetes.io/service-account-token"));
+    Ok(())
+}
+
+/// `kubectl auth can-i` on `cluster` as `user`; `args` are the verb, resource and flags.
+fn can_i(tb: &TestBed, cluster: &str, user: &str, args: &[&str]) -> anyhow::Result<bool> {
+    let kubectl = tb.kubectl().context("kubectl")?;
+    let out = Command::new(kubectl)
+        .arg("--kubeconfig")
+        .arg(tb.cluster(cluster)?.kubeconfig_path())
+        .args(["auth", "can-i"])
+        .args(args)
+        .arg(format!("--as={user}"))
+        .stdin(Stdio::null())
+        .output()?;
+    let answer = String::from_utf8_lossy(&out.stdout);
+    match (answer.lines().next().map(str::trim), out.status.code()) {
+        (Some("yes"), Some(0)) => Ok(true),
+        (Some("no"), Some(1)) => Ok(false),
+        _ => bail!(
+            "kubectl auth can-i {args:?} on {cluster}: {answer}{}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+fn expect_rbac(
+    tb: &TestBed,
+    cluster: &str,
+    user: &str,
+    allowed: &[&[&str]],
+    denied: &[&[&str]],
+) -> anyhow::Result<()> {
+    let mut wrong = Vec::new();
+    for args in allowed {
+        if !can_i(tb, cluster, user, args)? {
+            wrong.push(format!("denied but needed: {}", args.join(" ")));
+        }
+    }
+    for args in denied {
+        if can_i(tb, cluster, user, args)? {
+            wrong.push(format!("allowed but not needed: {}", args.join(" ")));
+        }
+    }
+    ensure!(
+        wrong.is_empty(),
+        "RBAC of {user} on {cluster}:\n{}",
+        wrong.join("\n")
+    );
+    Ok(())
+}
+
+fn hub_rbac_is_least_privilege(tb: &TestBed) -> anyhow::Result<()> {
+    expect_rbac(
+        tb,
+        "hub",
+        HUB_SA,
+        &[
+            &["list", "customerstacks.stacksmith.io", "--all-namespaces"],
+            &["watch", "customerstacks.stacksmith.io", "--all-namespaces"],
+            &["get", "customerstacks.stacksmith.io", "-n", "team-a"],
+            &["patch", "customerstacks.stacksmith.io", "-n", "team-a"],
+            &[
+                "patch",
+                "customerstacks.stacksmith.io",
+                "--subresource=status",
+                "-n",
+                "team-a",
+            ],
+            &["list", "memberclusters.stacksmith.io"],
+            &["watch", "memberclusters.stacksmith.io"],
+            &[
+                "patch",
+                "memberclusters.stacksmith.io",
+                "--subresource=status",
+            ],
+            &["create", "events.events.k8s.io", "-n", "team-a"],
+            &["patch", "events.events.k8s.io", "-n", "team-a"],
+            &["get", "secrets", "-n", HUB_NAMESPACE],
+            &["list", "secrets", "-n", HUB_NAMESPACE],
+            &["watch", "secrets", "-n", HUB_NAMESPACE],
+        ],
+        &[
+            &["get", "secrets", "-n", "default"],
+            &["list", "secrets", "--all-namespaces"],
+            &["get", "secrets", "-n", "kube-system"],
+            &["create", "secrets", "-n", HUB_NAMESPACE],
+            &["delete", "customerstacks.stacksmith.io", "-n", "team-a"],
+            &["create", "customerstacks.stacksmith.io", "-n", "team-a"],
+            &["update", "customerstacks.stacksmith.io", "-n", "team-a"],
+            &["create", "memberclusters.stacksmith.io"],
+            &["delete", "memberclusters.stacksmith.io"],
+            &["patch", "memberclusters.stacksmith.io"],
+            &["delete", "events.events.k8s.io", "-n", "team-a"],
+            &["get", "configmaps", "-n", HUB_NAMESPACE],
+            &["create", "pods", "-n", HUB_NAMESPACE],
+            &["create", "rolebindings", "-n", HUB_NAMESPACE],
+            &["*", "*"],
+        ],
+    )?;
+    // The non-default release reads Secrets in exactly the namespaces it was given.
+    let ops = "system:serviceaccount:operators:ops-stacksmith";
+    expect_rbac(
+        tb,
+        "hub",
+        ops,
+        &[
+            &["get", "secrets", "-n", "operators"],
+            &["watch", "secrets", "-n", "member-secrets"],
+        ],
+        &[&["get", "secrets", "-n", HUB_NAMESPACE]],
+    )
+}
+
+fn remote_rbac_is_least_privilege(tb: &TestBed) -> anyhow::Result<()> {
+    let manage = |resource: &'static str| -> Vec<Vec<&'static str>> {
+        ["get", "list", "watch", "create", "patch", "delete"]
+            .into_iter()
+            .map(|verb| vec![verb, resource, "-n", "customer-acme"])
+            .collect()
+    };
+    let mut allowed = Vec::new();
+    for resource in [
+        "namespaces",
+        "serviceaccounts",
+        "roles.rbac.authorization.k8s.io",
+        "rolebindings.rbac.authorization.k8s.io",
+        "prometheuses.monitoring.coreos.com",
+        "prometheusrules.monitoring.coreos.com",
+        "servicemonitors.monitoring.coreos.com",
+    ] {
+        allowed.extend(manage(resource));
+    }
+    allowed.push(vec!["list", "pods", "--all-namespaces"]);
+    allowed.push(vec!["watch", "services", "-n", "customer-acme"]);
+    allowed.push(vec![
+        "list",
+        "prometheuses.monitoring.coreos.com",
+        "--all-namespaces",
+    ]);
+    let denied: Vec<Vec<&str>> = vec![
+        vec!["get", "secrets", "-n", "customer-acme"],
+        vec!["list", "secrets", "--all-namespaces"],
+        vec!["get", "configmaps", "-n", "customer-acme"],
+        vec!["create", "pods", "-n", "customer-acme"],
+        vec![
+            "update",
+            "prometheuses.monitoring.coreos.com",
+            "-n",
+            "customer-acme",
+        ],
+        vec![
+            "escalate",
+            "roles.rbac.authorization.k8s.io",
+            "-n",
+            "customer-acme",
+        ],
+        vec![
+            "bind",
+            "roles.rbac.authorization.k8s.io",
+            "-n",
+            "customer-acme",
+        ],
+        vec!["create", "clusterroles.rbac.authorization.k8s.io"],
+        vec!["create", "clusterrolebindings.rbac.authorization.k8s.io"],
+        vec![
+            "create",
+            "alertmanagers.monitoring.coreos.com",
+            "-n",
+            "customer-acme",
+        ],
+        vec!["*", "*"],
+    ];
+    expect_rbac(
+        tb,
+        "prometheus-1",
+        REMOTE_SA,
+        &allowed.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+        &denied.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+    )?;
+
+    let mut allowed = Vec::new();
+    for resource in [
+        "namespaces",
+        "grafanafolders.grafana.integreatly.org",
+        "grafanadatasources.grafana.integreatly.org",
+        "grafanadashboards.grafana.integreatly.org",
+    ] {
+        allowed.extend(manage(resource));
+    }
+    for verb in ["get", "list", "watch"] {
+        allowed.push(vec![
+            verb,
+            "grafanas.grafana.integreatly.org",
+            "-n",
+            "grafana",
+        ]);
+    }
+    let denied: Vec<Vec<&str>> = vec![
+        vec![
+            "create",
+            "grafanas.grafana.integreatly.org",
+            "-n",
+            "grafana",
+        ],
+        vec!["patch", "grafanas.grafana.integreatly.org", "-n", "grafana"],
+        vec![
+            "delete",
+            "grafanas.grafana.integreatly.org",
+            "-n",
+            "grafana",
+        ],
+        vec!["get", "secrets", "-n", "grafana"],
+        vec!["create", "serviceaccounts", "-n", "customer-acme"],
+        vec![
+            "create",
+            "roles.rbac.authorization.k8s.io",
+            "-n",
+            "customer-acme",
+        ],
+        vec!["list", "pods", "--all-namespaces"],
+        vec!["*", "*"],
+    ];
+    expect_rbac(
+        tb,
+        "grafana-1",
+        REMOTE_SA,
+        &allowed.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+        &denied.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+    )
+}
+
+/// The member's admin kubeconfig acting as the remote chart's ServiceAccount: every request
+/// the operator makes there is authorized as that ServiceAccount.
+fn impersonating_kubeconfig(admin: &str, user: &str) -> anyhow::Result<String> {
+    let mut config: Kubeconfig = serde_yaml::from_str(admin)?;
+    for named in &mut config.auth_infos {
+        if let Some(auth) = named.auth_info.as_mut() {
+            auth.impersonate = Some(user.to_owned());
+        }
+    }
+    Ok(serde_yaml::to_string(&config)?)
+}
+
+async fn operator_converges_as_the_charts_service_accounts(tb: &TestBed) -> anyhow::Result<()> {
+    let hub = tb.hub()?.client().clone();
+    // The registered members' Secrets now act as the remote chart's ServiceAccount.
+    let secrets: Api<Secret> = Api::namespaced(hub.clone(), HUB_NAMESPACE);
+    for member in ["prometheus-1", "grafana-1"] {
+        let kubeconfig =
+            impersonating_kubeconfig(tb.cluster(member)?.admin_kubeconfig(), REMOTE_SA)?;
+        let patch = json!({"data": {"kubeconfig": ByteString(kubeconfig.into_bytes())}});
+        secrets
+            .patch(
+                &format!("member-{member}-kubeconfig"),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await?;
+    }
+    // The shared Grafana instance the stack selects.
+    let grafana = tb.cluster("grafana-1")?.client().clone();
+    ensure_namespace(&grafana, "grafana").await?;
+    let instances: Api<DynamicObject> = Api::namespaced_with(
+        grafana,
+        "grafana",
+        &stacksmith_testbed::simulator::api_resource(ChildKind::Grafana),
+    );
+    instances
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": ChildKind::Grafana.api_version(), "kind": "Grafana",
+                "metadata": {"name": "shared", "labels": {"dashboards": "shared"}},
+                "spec": {"version": "12.1.0"},
+            }))?,
+        )
+        .await?;
+
+    // The operator, acting on the hub as the hub chart's ServiceAccount.
+    let mut config = tb.hub()?.admin_config().await?;
+    config.auth_info.impersonate = Some(HUB_SA.to_owned());
+    let operator = RunningOperator::spawn(config);
+
+    let members: Api<MemberCluster> = Api::all(hub.clone());
+    for member in ["prometheus-1", "grafana-1"] {
+        wait_for(&format!("MemberCluster {member} Ready"), || {
+            let members = members.clone();
+            async move {
+                let m = members.get(member).await?;
+                let ready = m.status.as_ref().is_some_and(|s| {
+                    s.conditions
+                        .iter()
+                        .any(|c| c.type_ == "Ready" && c.status == "True")
+                });
+                Ok((ready, format!("{:?}", m.status)))
+            }
+        })
+        .await?;
+    }
+
+    ensure_namespace(&hub, "team-a").await?;
+    let stacks: Api<CustomerStack> = Api::namespaced(hub.clone(), "team-a");
+    let manifest = json!({
+        "apiVersion": "stacksmith.io/v1alpha1", "kind": "CustomerStack",
+        "metadata": {"name": "acme"},
+        "spec": {
+            "customer": "acme",
+            "metrics": {
+                "cluster": "prometheus-1",
+                "replicas": 1,
+                "scrape": [{"name": "api", "selector": {"matchLabels": {"app": "api"}}, "endpoints": [{"port": "metrics"}]}],
+                "alertingRules": [{"name": "core", "rules": [{"alert": "Down", "expr": "up == 0", "for": "5m"}]}],
+            },
+            "dashboards": {
+                "cluster": "grafana-1",
+                "instanceSelector": {"matchLabels": {"dashboards": "shared"}},
+                "dashboards": [{"name": "overview", "json": "{\"title\": \"overview\"}"}],
+            },
+        },
+    });
+    stacks
+        .patch(
+            "acme",
+            &PatchParams::apply("charts-e2e").force(),
+            &Patch::Apply(&manifest),
+        )
+        .await?;
+    wait_for("CustomerStack team-a/acme Ready with 6 children", || {
+        let stacks = stacks.clone();
+        async move {
+            let stack = stacks.get("acme").await?;
+            let ready = stack.status.as_ref().is_some_and(|s| {
+                s.observed_generation == stack.metadata.generation
+                    && s.children.len() == 6
+                    && s.conditions
+                        .iter()
+                        .any(|c| c.type_ == "Ready" && c.status == "True")
+            });
+            Ok((ready, serde_json::to_string(&stack.status)?))
+        }
+    })
+    .await?;
+    // The Prometheus's identity was written too (not a child: Ready does not report it). The
+    // Role grants what the remote ServiceAccount holds itself, so no `escalate` was needed.
+    let prometheus_cluster = tb.cluster("prometheus-1")?.client().clone();
+    let roles: Api<Role> = Api::namespaced(prometheus_cluster.clone(), "customer-acme");
+    let bindings: Api<RoleBinding> = Api::namespaced(prometheus_cluster.clone(), "customer-acme");
+    let accounts: Api<ServiceAccount> = Api::namespaced(prometheus_cluster, "customer-acme");
+    wait_for("Role, RoleBinding, ServiceAccount prometheus-acme", || {
+        let (roles, bindings, accounts) = (roles.clone(), bindings.clone(), accounts.clone());
+        async move {
+            let role = roles.get_opt("prometheus-acme").await?.is_some();
+            let binding = bindings.get_opt("prometheus-acme").await?.is_some();
+            let account = accounts.get_opt("prometheus-acme").await?.is_some();
+            Ok((
+                role && binding && account,
+                format!("role {role}, binding {binding}, account {account}"),
+            ))
+        }
+    })
+    .await?;
+    // The Ready Event was written (events.k8s.io, as the hub ServiceAccount).
+    let events: Api<Event> = Api::namespaced(hub.clone(), "team-a");
+    wait_for("a Ready Event for team-a/acme", || {
+        let events = events.clone();
+        async move {
+            let list = events.list(&ListParams::default()).await?;
+            let found = list.items.iter().any(|e| {
+                e.reason.as_deref() == Some("Ready")
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("acme")
+            });
+            Ok((found, format!("{} events", list.items.len())))
+        }
+    })
+    .await?;
+
+    // Deletion: children deleted on both members, then the finalizer removed.
+    stacks.delete("acme", &DeleteParams::default()).await?;
+    wait_for("CustomerStack team-a/acme gone", || {
+        let stacks = stacks.clone();
+        async move {
+            let stack = stacks.get_opt("acme").await?;
+            let status = stack
+                .as_ref()
+                .map(|s| serde_json::to_string(&s.status).unwrap_or_default());
+            Ok((stack.is_none(), format!("{status:?}")))
+        }
+    })
+    .await?;
+    let prometheuses: Api<DynamicObject> = Api::namespaced_with(
+        tb.cluster("prometheus-1")?.client().clone(),
+        "customer-acme",
+        &stacksmith_testbed::simulator::api_resource(ChildKind::Prometheus),
+    );
+    ensure!(
+        prometheuses.get_opt("acme").await?.is_none(),
+        "the Prometheus outlived its stack"
+    );
+    operator.stop().await;
+    Ok(())
+}
+
+/// Polls `check` (returning whether it holds and what was seen) until it holds or [`WAIT`]
+/// passes.
+async fn wait_for<F, Fut>(what: &str, check: F) -> anyhow::Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<(bool, String)>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let last = match check().await {
+            Ok((true, _)) => return Ok(()),
+            Ok((false, seen)) => seen,
+            Err(err) => format!("{err:#}"),
+        };
+        if tokio::time::Instant::now() > deadline {
+            bail!("timed out waiting for {what}; last seen: {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
