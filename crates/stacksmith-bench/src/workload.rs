@@ -1,0 +1,265 @@
+//! What the bench writes: light `CustomerStack`s, the shared `Grafana` they select, and the
+//! floor (the same writes issued by a tight client with no logic).
+
+use std::collections::BTreeMap;
+
+use anyhow::Context as _;
+use futures::{StreamExt as _, TryStreamExt as _};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use stacksmith_api::{CustomerStack, MemberCluster};
+use stacksmith_core::ChildKind;
+use stacksmith_core::plan::{DesiredObject, MemberInfo, ObjectKind, StackIdentity, plan_stack};
+use stacksmith_testbed::simulator::api_resource;
+
+/// Field manager of the bench's own writes.
+pub const BENCH_MANAGER: &str = "stacksmith-bench";
+/// How many stacks the bench creates at once.
+pub const CREATE_CONCURRENCY: usize = 32;
+/// How many stacks the floor writes at once.
+pub const FLOOR_CONCURRENCY: usize = 64;
+
+/// A light stack: one scrape target, one rule group, one dashboard; the customer is the name.
+pub fn stack_manifest(name: &str, prometheus_cluster: &str) -> Value {
+    json!({
+        "apiVersion": "stacksmith.io/v1alpha1",
+        "kind": "CustomerStack",
+        "metadata": {"name": name},
+        "spec": {
+            "customer": name,
+            "metrics": {
+                "cluster": prometheus_cluster,
+                "replicas": 2,
+                "scrape": [{"name": "api", "selector": {"matchLabels": {"app": "api"}}, "endpoints": [{"port": "metrics", "interval": "30s"}]}],
+                "alertingRules": [{"name": "core", "rules": [{"alert": "Down", "expr": "up == 0", "for": "5m"}]}],
+            },
+            "dashboards": {
+                "cluster": "grafana-1",
+                "instanceSelector": {"matchLabels": {"dashboards": "shared"}},
+                "dashboards": [{"name": "overview", "json": "{\"title\": \"overview\", \"panels\": []}"}],
+            },
+            "deletionPolicy": "Delete",
+        },
+    })
+}
+
+/// The stacks of one phase: `<prefix>-<i>` for i in 0..n.
+pub fn names(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i}")).collect()
+}
+
+/// Server-side applies the stacks `names` into `namespace` on the hub, `CREATE_CONCURRENCY` at
+/// a time, as GitOps would.
+pub async fn create_stacks(
+    hub: &Client,
+    namespace: &str,
+    names: &[String],
+    prometheus_cluster: &str,
+) -> anyhow::Result<()> {
+    stacksmith_testbed::ensure_namespace(hub, namespace).await?;
+    let api: Api<CustomerStack> = Api::namespaced(hub.clone(), namespace);
+    futures::stream::iter(names.iter().map(|name| {
+        let api = api.clone();
+        let manifest = stack_manifest(name, prometheus_cluster);
+        async move {
+            api.patch(
+                name,
+                &PatchParams::apply(BENCH_MANAGER).force(),
+                &Patch::Apply(&manifest),
+            )
+            .await
+            .with_context(|| format!("creating stack {namespace}/{name}"))
+        }
+    }))
+    .buffer_unordered(CREATE_CONCURRENCY)
+    .try_for_each(|_| async { Ok(()) })
+    .await
+}
+
+/// Creates the `Grafana` instance `grafana/shared` (labels `dashboards: shared`) every stack
+/// selects.
+pub async fn create_shared_grafana(grafana: &Client) -> anyhow::Result<()> {
+    stacksmith_testbed::ensure_namespace(grafana, "grafana").await?;
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        grafana.clone(),
+        "grafana",
+        &api_resource(ChildKind::Grafana),
+    );
+    let object: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": ChildKind::Grafana.api_version(), "kind": "Grafana",
+        "metadata": {"name": "shared", "labels": {"dashboards": "shared"}},
+        "spec": {"version": "12.1.0"},
+    }))?;
+    api.create(&PostParams::default(), &object)
+        .await
+        .context("creating the shared Grafana")?;
+    Ok(())
+}
+
+/// The registered members, as the planner needs them.
+pub async fn members(hub: &Client) -> anyhow::Result<Vec<MemberInfo>> {
+    let api: Api<MemberCluster> = Api::all(hub.clone());
+    Ok(api
+        .list(&Default::default())
+        .await?
+        .into_iter()
+        .map(|m| MemberInfo {
+            name: kube::ResourceExt::name_any(&m),
+            roles: m.spec.roles.clone(),
+            prometheus_url_template: m.spec.prometheus_url_template.clone(),
+        })
+        .collect())
+}
+
+/// The objects the planner gives a stack named `name` (identity invented: it is never created
+/// on the hub).
+pub fn plan_objects(
+    name: &str,
+    prometheus_cluster: &str,
+    members: &[MemberInfo],
+) -> anyhow::Result<Vec<DesiredObject>> {
+    let spec: CustomerStack = serde_json::from_value(stack_manifest(name, prometheus_cluster))?;
+    let identity = StackIdentity {
+        namespace: "bench-floor".into(),
+        name: name.into(),
+        uid: format!("00000000-0000-0000-0000-{:012}", name.len()),
+    };
+    plan_stack(&spec.spec, &identity, members)
+        .map_err(|problems| anyhow::anyhow!("the planner refused {name}: {problems:?}"))
+        .map(|plan| plan.objects)
+}
+
+fn object_api(client: &Client, object: &DesiredObject) -> Api<DynamicObject> {
+    let kind = object.kind;
+    let (group, version) = kind
+        .api_version()
+        .split_once('/')
+        .unwrap_or(("", kind.api_version()));
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(group, version, kind.kind()),
+        kind.plural(),
+    );
+    if kind == ObjectKind::Namespace {
+        Api::all_with(client.clone(), &resource)
+    } else {
+        Api::namespaced_with(client.clone(), &object.namespace, &resource)
+    }
+}
+
+/// How many writes the floor issues per cluster (`hub` included).
+pub type WriteBudget = BTreeMap<String, u64>;
+
+/// The floor: for `names`, the planned objects applied by a tight client (admin identity, one
+/// server-side apply per object in creation order, `FLOOR_CONCURRENCY` stacks at a time), then
+/// extra applies up to each member's budget; on the hub, the stacks are created and then written
+/// (finalizer, status) up to the hub's budget. No operator runs meanwhile. Returns the number of
+/// writes issued.
+pub async fn floor(
+    clients: &BTreeMap<String, Client>,
+    names: &[String],
+    prometheus_cluster: &str,
+    members: &[MemberInfo],
+    budget: &WriteBudget,
+    status_template: &Value,
+) -> anyhow::Result<u64> {
+    let hub = clients.get("hub").context("no hub client")?.clone();
+    let mut plans = Vec::new();
+    for name in names {
+        plans.push((
+            name.clone(),
+            plan_objects(name, prometheus_cluster, members)?,
+        ));
+    }
+    let planned_on = |cluster: &str| -> u64 {
+        plans
+            .iter()
+            .map(|(_, objects)| objects.iter().filter(|o| o.cluster == cluster).count() as u64)
+            .sum()
+    };
+    // Extra writes per stack and cluster beyond one per object, spread evenly.
+    let n = names.len().max(1) as u64;
+    let extra: BTreeMap<String, u64> = budget
+        .iter()
+        .filter(|(c, _)| *c != "hub")
+        .map(|(c, b)| (c.clone(), b.saturating_sub(planned_on(c)).div_ceil(n)))
+        .collect();
+    let hub_per_stack = budget
+        .get("hub")
+        .copied()
+        .unwrap_or(0)
+        .saturating_sub(n)
+        .div_ceil(n);
+    stacksmith_testbed::ensure_namespace(&hub, "bench-floor").await?;
+    let stacks: Api<CustomerStack> = Api::namespaced(hub.clone(), "bench-floor");
+    let writes = futures::stream::iter(plans.into_iter().map(|(name, objects)| {
+        let stacks = stacks.clone();
+        let extra = extra.clone();
+        async move {
+            let mut writes = 0u64;
+            let params = PatchParams::apply(BENCH_MANAGER).force();
+            // The hub: the stack is created, as the bench creates the operator's.
+            let manifest = stack_manifest(&name, prometheus_cluster);
+            stacks
+                .patch(&name, &params, &Patch::Apply(&manifest))
+                .await?;
+            writes += 1;
+            for object in &objects {
+                let client = clients.get(&object.cluster).context("no client")?;
+                object_api(client, object)
+                    .patch(&object.name, &params, &Patch::Apply(&object.manifest))
+                    .await
+                    .with_context(|| {
+                        format!("floor apply of {} {}", object.kind.kind(), object.name)
+                    })?;
+                writes += 1;
+            }
+            for (cluster, count) in &extra {
+                let client = clients.get(cluster).context("no client")?;
+                let children: Vec<&DesiredObject> = objects
+                    .iter()
+                    .filter(|o| &o.cluster == cluster && o.kind.child().is_some())
+                    .collect();
+                for i in 0..*count as usize {
+                    let Some(object) = children.get(i % children.len().max(1)) else {
+                        break;
+                    };
+                    let mut manifest = object.manifest.clone();
+                    manifest["metadata"]["annotations"] =
+                        json!({"bench.stacksmith.io/extra": i.to_string()});
+                    object_api(client, object)
+                        .patch(&object.name, &params, &Patch::Apply(&manifest))
+                        .await?;
+                    writes += 1;
+                }
+            }
+            // The operator's hub writes of a stack: the finalizer, then status patches.
+            for i in 0..hub_per_stack {
+                let patch = if i == 0 {
+                    Patch::Merge(json!({"metadata": {"finalizers": ["stacksmith.io/cleanup"]}}))
+                } else {
+                    let mut status = if status_template.is_object() {
+                        status_template.clone()
+                    } else {
+                        json!({})
+                    };
+                    status["childrenReady"] = json!(format!("{i}/6"));
+                    Patch::Merge(json!({"status": status}))
+                };
+                if i == 0 {
+                    stacks.patch(&name, &PatchParams::default(), &patch).await?;
+                } else {
+                    stacks
+                        .patch_status(&name, &PatchParams::default(), &patch)
+                        .await?;
+                }
+                writes += 1;
+            }
+            anyhow::Ok(writes)
+        }
+    }))
+    .buffer_unordered(FLOOR_CONCURRENCY)
+    .try_fold(0u64, |sum, w| async move { Ok(sum + w) })
+    .await?;
+    Ok(writes)
+}
