@@ -90,6 +90,7 @@ pub async fn live_status(
         children: &children,
         clusters: &clusters,
         foreign_objects: &foreign,
+        failed_objects: &[],
         deletion: None,
         previous: stack.status.as_ref(),
         now,

@@ -22,7 +22,7 @@ use serde_json::json;
 use stacksmith_api::{CustomerStack, CustomerStackStatus, DeletionPolicy};
 use stacksmith_core::aggregate::{
     AggregateInput, ChildObservation, ClusterObservation, ClusterState, DeletionState,
-    ForeignObject, ObservedState, SpecProblem, aggregate, condition_type, reason,
+    FailedObject, ForeignObject, ObservedState, SpecProblem, aggregate, condition_type, reason,
 };
 use stacksmith_core::grafana_instances::explain_unmatched;
 use stacksmith_core::plan::{DesiredObject, ObjectKind, StackIdentity, StackPlan, plan_stack};
@@ -537,7 +537,49 @@ fn live_health(
     health
 }
 
-/// Aggregates, writes the status when it changed, and records notable transitions as Events.
+/// What went wrong with the planned objects that are not children (their health is not
+/// reported, but a stack whose Prometheus identity could not be written is not applied): failed
+/// writes, and objects of a planned name that someone else owns (next to the foreign tenant
+/// namespaces already found).
+fn non_child_problems(findings: &Findings<'_>) -> (Vec<FailedObject>, Vec<ForeignObject>) {
+    let mut failed = Vec::new();
+    let mut foreign = findings.foreign.clone();
+    for (desired, outcome) in &findings.outcomes {
+        if desired.kind.child().is_some() {
+            continue;
+        }
+        match outcome {
+            ApplyOutcome::Failed { message } => failed.push(FailedObject {
+                cluster: desired.cluster.clone(),
+                kind: desired.kind.kind().to_owned(),
+                namespace: desired.namespace.clone(),
+                name: desired.name.clone(),
+                message: message.clone(),
+            }),
+            ApplyOutcome::Conflict { owner } => {
+                let name = if desired.namespace.is_empty() {
+                    desired.name.clone()
+                } else {
+                    format!("{}/{}", desired.namespace, desired.name)
+                };
+                let already = foreign.iter().any(|f| {
+                    f.cluster == desired.cluster && f.kind == desired.kind.kind() && f.name == name
+                });
+                if !already {
+                    foreign.push(ForeignObject {
+                        cluster: desired.cluster.clone(),
+                        kind: desired.kind.kind().to_owned(),
+                        name,
+                        owner: owner.clone(),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    (failed, foreign)
+}
+
 /// Aggregates the findings and writes the status when it changed; returns how long to wait when
 /// the write is held (`settling`: the children of a new generation are still making their first
 /// reports and nothing is wrong) — Events about what was written are published either way.
@@ -549,13 +591,15 @@ async fn record(
 ) -> Result<Option<Duration>, ReconcileError> {
     let previous = stack.status.as_ref();
     let now = now();
+    let (failed_objects, foreign_objects) = non_child_problems(&findings);
     let status = aggregate(&AggregateInput {
         generation: stack.metadata.generation,
         paused: stack.spec.paused,
         spec_problems: &findings.problems,
         children: &findings.children,
         clusters: &findings.clusters,
-        foreign_objects: &findings.foreign,
+        foreign_objects: &foreign_objects,
+        failed_objects: &failed_objects,
         deletion: findings.deletion.as_ref(),
         previous,
         now: &now,

@@ -175,6 +175,38 @@ impl ForeignObject {
     }
 }
 
+/// A planned object that is not a child (the tenant namespace, the Prometheus' ServiceAccount,
+/// Role or RoleBinding) whose write failed: the stack is not fully applied, even when every child
+/// reports Healthy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailedObject {
+    /// The member cluster.
+    pub cluster: String,
+    /// Its kind, e.g. `Role`.
+    pub kind: String,
+    /// Its namespace (empty for a Namespace).
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// Why the write failed (no credentials).
+    pub message: String,
+}
+
+impl FailedObject {
+    /// `<Kind> <namespace/name> on <cluster>: <message>`.
+    pub fn describe(&self) -> String {
+        let object = if self.namespace.is_empty() {
+            self.name.clone()
+        } else {
+            format!("{}/{}", self.namespace, self.name)
+        };
+        format!(
+            "writing {} {object} on {} failed: {}",
+            self.kind, self.cluster, self.message
+        )
+    }
+}
+
 /// Progress of a deletion (only while the stack has a deletionTimestamp).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DeletionState {
@@ -206,6 +238,8 @@ pub struct AggregateInput<'a> {
     /// Objects other than children (a tenant namespace) that someone else owns, so that
     /// stacksmith writes nothing into them.
     pub foreign_objects: &'a [ForeignObject],
+    /// Objects other than children whose write failed in this pass.
+    pub failed_objects: &'a [FailedObject],
     /// Set while the stack is being deleted.
     pub deletion: Option<&'a DeletionState>,
     /// The status before this pass (for times that must not move).

@@ -842,7 +842,8 @@ async fn operator_converges_as_the_charts_service_accounts(tb: &TestBed) -> anyh
         }
     })
     .await?;
-    // The Prometheus's identity was written too (not a child: Ready does not report it). The
+    // The Prometheus's identity was written too (not a child, so checked here directly; a failed
+    // write of it would keep the stack from Ready with `ApplyFailed`). The
     // Role grants what the remote ServiceAccount holds itself, so no `escalate` was needed.
     let prometheus_cluster = tb.cluster("prometheus-1")?.client().clone();
     let roles: Api<Role> = Api::namespaced(prometheus_cluster.clone(), "customer-acme");
@@ -861,20 +862,34 @@ async fn operator_converges_as_the_charts_service_accounts(tb: &TestBed) -> anyh
         }
     })
     .await?;
-    // The Ready Event was written (events.k8s.io, as the hub ServiceAccount).
+    // Events are written (events.k8s.io, as the hub ServiceAccount): a new stack getting Ready
+    // makes none, so the Prometheus is degraded (the simulator's outcome annotation) and healed:
+    // a Warning when the stack runs into the problem, a Normal `Ready` when it recovers.
+    let prometheuses: Api<DynamicObject> = Api::namespaced_with(
+        tb.cluster("prometheus-1")?.client().clone(),
+        "customer-acme",
+        &stacksmith_testbed::simulator::api_resource(stacksmith_core::ChildKind::Prometheus),
+    );
     let events: Api<Event> = Api::namespaced(hub.clone(), "team-a");
-    wait_for("a Ready Event for team-a/acme", || {
-        let events = events.clone();
-        async move {
-            let list = events.list(&ListParams::default()).await?;
-            let found = list.items.iter().any(|e| {
-                e.reason.as_deref() == Some("Ready")
-                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("acme")
-            });
-            Ok((found, format!("{} events", list.items.len())))
-        }
-    })
-    .await?;
+    for (outcome, reason) in [("degraded", "ChildDegraded"), ("healthy", "Ready")] {
+        let annotate = serde_json::json!({"metadata": {"annotations": {
+            stacksmith_testbed::simulator::OUTCOME_ANNOTATION: outcome}}});
+        prometheuses
+            .patch("acme", &PatchParams::default(), &Patch::Merge(&annotate))
+            .await?;
+        wait_for(&format!("a {reason} Event for team-a/acme"), || {
+            let events = events.clone();
+            async move {
+                let list = events.list(&ListParams::default()).await?;
+                let found = list.items.iter().any(|e| {
+                    e.reason.as_deref() == Some(reason)
+                        && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("acme")
+                });
+                Ok((found, format!("{} events", list.items.len())))
+            }
+        })
+        .await?;
+    }
 
     // Deletion: children deleted on both members, then the finalizer removed.
     stacks.delete("acme", &DeleteParams::default()).await?;

@@ -7,7 +7,7 @@ use stacksmith_api::{StackSummary, Verdict};
 
 use super::children::{Judged, subject};
 use super::{
-    AggregateInput, ClusterState, DeletionState, ForeignObject, ObservedState, SpecProblem,
+    AggregateInput, ClusterState, DeletionState, FailedObject, ForeignObject, ObservedState, SpecProblem,
     condition_type, reason,
 };
 use crate::health::ChildKind;
@@ -203,6 +203,9 @@ impl Facts<'_, '_> {
         {
             return not_ready(reason::APPLY_FAILED, child.status.message.clone());
         }
+        if let Some(failed) = self.input.failed_objects.first() {
+            return not_ready(reason::APPLY_FAILED, failed.describe());
+        }
         let by_verdict = [
             (Verdict::Degraded, reason::CHILD_DEGRADED),
             (Verdict::Suspended, reason::CHILD_SUSPENDED),
@@ -304,14 +307,15 @@ impl Facts<'_, '_> {
         if !conflicts.is_empty() {
             return not_applied(reason::CONFLICT, conflicts.join("; "));
         }
-        let failed: Vec<&str> = self
+        let failed: Vec<String> = self
             .children
             .iter()
             .filter(|c| matches!(c.observation.state, ObservedState::ApplyFailed { .. }))
-            .map(|c| c.status.message.as_str())
+            .map(|c| c.status.message.clone())
+            .chain(self.input.failed_objects.iter().map(FailedObject::describe))
             .collect();
         if let Some((first, rest)) = failed.split_first() {
-            let mut message = (*first).to_owned();
+            let mut message = first.clone();
             if !rest.is_empty() {
                 message.push_str(&format!(" (and {} more)", rest.len()));
             }

@@ -76,6 +76,7 @@ struct Scenario {
     children: Vec<ChildObservation>,
     clusters: Vec<ClusterObservation>,
     foreign_objects: Vec<ForeignObject>,
+    failed_objects: Vec<FailedObject>,
     deletion: Option<DeletionState>,
 }
 
@@ -101,6 +102,7 @@ impl Scenario {
                 },
             ],
             foreign_objects: Vec::new(),
+            failed_objects: Vec::new(),
             deletion: None,
         }
     }
@@ -139,6 +141,7 @@ impl Scenario {
             children: &self.children,
             clusters: &self.clusters,
             foreign_objects: &self.foreign_objects,
+            failed_objects: &self.failed_objects,
             deletion: self.deletion.as_ref(),
             previous,
             now,
@@ -803,6 +806,7 @@ fn spec_problems_are_invalid_spec() {
         children: vec![],
         clusters: vec![],
         foreign_objects: vec![],
+        failed_objects: vec![],
         deletion: None,
     };
     let status = scenario.run(None, &at(0));
@@ -1030,6 +1034,31 @@ fn a_foreign_namespace_is_a_conflict_naming_it() {
     let (_, r, m) = csrm(&status, "ChildrenApplied");
     assert_eq!(r, "Conflict");
     assert!(m.contains("Namespace customer-acme on prom-1"));
+}
+
+#[test]
+fn a_failed_write_of_a_non_child_object_keeps_the_stack_from_ready() {
+    // Every child Healthy, but the Prometheus' Role could not be written.
+    let scenario = Scenario {
+        failed_objects: vec![FailedObject {
+            cluster: PROM.into(),
+            kind: "Role".into(),
+            namespace: "customer-acme".into(),
+            name: "prometheus-acme".into(),
+            message: "403 Forbidden".into(),
+        }],
+        ..Scenario::acme()
+    };
+    let status = scenario.run(None, &at(0));
+    let (s, r, m) = csrm(&status, "Ready");
+    assert_eq!((s, r), ("False", "ApplyFailed"));
+    assert_eq!(
+        m,
+        "writing Role customer-acme/prometheus-acme on prom-1 failed: 403 Forbidden"
+    );
+    let (s, r, m) = csrm(&status, "ChildrenApplied");
+    assert_eq!((s, r), ("False", "ApplyFailed"));
+    assert!(m.contains("Role customer-acme/prometheus-acme"), "{m}");
 }
 
 #[test]
