@@ -7,6 +7,7 @@
 //! connection without a restart; a failing watch marks the cluster unreachable at once.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -144,6 +145,12 @@ struct FleetInner {
     wake: mpsc::UnboundedSender<ObjectRef<CustomerStack>>,
     stacks: Store<CustomerStack>,
     counter: ApiCallCounter,
+    /// The `MemberCluster`s have been listed once.
+    members_listed: AtomicBool,
+    /// [`Fleet::wait_settled`] has returned once: it returns at once from then on.
+    settled: AtomicBool,
+    /// Notified whenever the list of members or the state of one changes.
+    changes: Notify,
 }
 
 impl Fleet {
@@ -161,8 +168,50 @@ impl Fleet {
                 wake,
                 stacks,
                 counter,
+                members_listed: AtomicBool::new(false),
+                settled: AtomicBool::new(false),
+                changes: Notify::new(),
             }),
         }
+    }
+
+    /// Waits (at most `cap`, and only the first time) until every registered member has been
+    /// listed and is either connected with its watch caches filled or known to be unusable.
+    ///
+    /// Reconciling before that would judge stacks against an empty or half-known fleet: a
+    /// restarted operator would write `ClusterUnreachable` statuses (and re-apply children it
+    /// cannot see yet) only to write everything back a moment later.
+    pub async fn wait_settled(&self, cap: Duration) {
+        if self.inner.settled.load(Ordering::Acquire) {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + cap;
+        loop {
+            let changed = self.inner.changes.notified();
+            futures::pin_mut!(changed);
+            changed.as_mut().enable();
+            let listed = self.inner.members_listed.load(Ordering::Acquire);
+            let connecting = self.read(|members| {
+                members
+                    .values()
+                    .any(|r| matches!(r.state, MemberState::Connecting))
+            });
+            if listed && !connecting {
+                let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+                let connections = self.connections();
+                futures::future::join_all(connections.iter().map(|c| c.wait_caches(remaining)))
+                    .await;
+                break;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                tracing::warn!(
+                    waited_s = cap.as_secs(),
+                    "member clusters still connecting; reconciling anyway"
+                );
+                break;
+            }
+        }
+        self.inner.settled.store(true, Ordering::Release);
     }
 
     /// Drops every member connection and stops every supervisor and watch.
@@ -230,6 +279,7 @@ impl Fleet {
                 r.state = state;
             }
         });
+        self.inner.changes.notify_waiters();
         self.wake_stacks_of(name);
     }
 
@@ -258,6 +308,8 @@ impl Fleet {
                     let gone: Vec<String> =
                         self.read(|m| m.keys().filter(|n| !listed.contains(*n)).cloned().collect());
                     gone.iter().for_each(|name| self.remove(name));
+                    self.inner.members_listed.store(true, Ordering::Release);
+                    self.inner.changes.notify_waiters();
                 }
                 Ok(watcher::Event::Apply(member)) => self.upsert(member),
                 Ok(watcher::Event::Delete(member)) => self.remove(&member.name_any()),

@@ -17,7 +17,6 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{self, Event as FinalizerEvent};
 use kube::{Client, Resource as _, ResourceExt as _};
-use tracing::Instrument as _;
 use serde_json::json;
 use stacksmith_api::{CustomerStack, CustomerStackStatus, DeletionPolicy};
 use stacksmith_core::aggregate::{
@@ -27,6 +26,7 @@ use stacksmith_core::aggregate::{
 use stacksmith_core::grafana_instances::explain_unmatched;
 use stacksmith_core::plan::{DesiredObject, ObjectKind, StackIdentity, StackPlan, plan_stack};
 use stacksmith_core::{ChildHealth, ChildKind, HealthReason, assess};
+use tracing::Instrument as _;
 
 use crate::FIELD_MANAGER;
 use crate::apply::{
@@ -44,6 +44,9 @@ pub const HUB_TIMEOUT: Duration = Duration::from_secs(10);
 pub const RECONCILE_TIMEOUT: Duration = Duration::from_secs(120);
 /// How often a stack is looked at with nothing happening (a safety net; watches drive the rest).
 pub const RESYNC: Duration = Duration::from_secs(300);
+/// After a (re)start, the longest reconciles wait for the member clusters to be connected (or
+/// known unusable) and their caches filled; see `Fleet::wait_settled`.
+pub const STARTUP_SETTLE_CAP: Duration = Duration::from_secs(30);
 /// After children of a new generation are written, how long the status write waits for their
 /// operators' first reports while the only news would be "still progressing": a new stack whose
 /// children report quickly gets one status write, not one per report.
@@ -135,9 +138,13 @@ pub async fn reconcile(
     stack: Arc<CustomerStack>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
+    // After a (re)start, stacks are judged only once the fleet knows its members.
+    ctx.fleet.wait_settled(STARTUP_SETTLE_CAP).await;
     let started = std::time::Instant::now();
     let span = tracing::info_span!("reconcile", stack = %stack_key(&stack));
-    let result = reconcile_stack(stack, Arc::clone(&ctx)).instrument(span).await;
+    let result = reconcile_stack(stack, Arc::clone(&ctx))
+        .instrument(span)
+        .await;
     ctx.metrics.observe(
         started.elapsed(),
         result.as_ref().err().map(ReconcileError::category),
@@ -609,14 +616,26 @@ async fn record(
         .iter()
         .find(|c| c.type_ == condition_type::READY);
     let only_progressing = ready.is_some_and(|c| {
-        c.status != "True" && matches!(c.reason.as_str(), reason::CHILD_PROGRESSING | reason::PENDING)
+        c.status != "True"
+            && matches!(
+                c.reason.as_str(),
+                reason::CHILD_PROGRESSING | reason::PENDING
+            )
     });
     let hold = settling
         .filter(|_| only_progressing)
         .map(|until| until.saturating_duration_since(Instant::now()))
         .filter(|left| !left.is_zero());
     let ready_events = hold.is_none();
-    publish_events(stack, ctx, previous, &status, &findings.outcomes, ready_events).await;
+    publish_events(
+        stack,
+        ctx,
+        previous,
+        &status,
+        &findings.outcomes,
+        ready_events,
+    )
+    .await;
     if hold.is_some() {
         return Ok(hold);
     }

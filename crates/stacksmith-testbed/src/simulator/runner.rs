@@ -66,9 +66,11 @@ impl Simulator {
                             };
                             let follow_up = match kind {
                                 ChildKind::Grafana => Some(Work::Kinds(&GRAFANA_RESOURCES)),
-                                ChildKind::Prometheus => {
-                                    Some(Work::Kinds(&CONFIGURATION_RESOURCES))
-                                }
+                                // Rules and monitors bind to the Prometheus of their namespace.
+                                ChildKind::Prometheus => Some(Work::KindsIn(
+                                    &CONFIGURATION_RESOURCES,
+                                    key.namespace.clone(),
+                                )),
                                 _ => None,
                             };
                             let _ = tx.send(Work::Object(key));
@@ -148,7 +150,12 @@ struct Key {
 enum Work {
     Object(Key),
     Kinds(&'static [ChildKind]),
+    /// The objects of these kinds in one namespace.
+    KindsIn(&'static [ChildKind], String),
 }
+
+/// Status writes in flight at once per cluster (the real operators write concurrently too).
+const WRITES_IN_FLIGHT: usize = 32;
 
 struct Worker {
     cluster: String,
@@ -168,9 +175,19 @@ impl Worker {
                 Work::Object(k) => {
                     keys.insert((k.kind, k.namespace.clone(), k.name.clone()), k);
                 }
-                Work::Kinds(kinds) => {
+                Work::Kinds(kinds) | Work::KindsIn(kinds, _) => {
+                    let only_in = match &w {
+                        Work::KindsIn(_, namespace) => Some(namespace.clone()),
+                        _ => None,
+                    };
                     for kind in kinds {
                         for obj in stores.get(kind).map(Store::state).unwrap_or_default() {
+                            if only_in
+                                .as_ref()
+                                .is_some_and(|ns| obj.namespace().as_ref() != Some(ns))
+                            {
+                                continue;
+                            }
                             let k = Key {
                                 kind: *kind,
                                 namespace: obj.namespace().unwrap_or_default(),
@@ -185,36 +202,40 @@ impl Worker {
             while let Ok(more) = rx.try_recv() {
                 add(more, &self.stores);
             }
-            for key in keys.into_values() {
-                self.process(key).await;
-            }
+            let writes: Vec<_> = keys
+                .into_values()
+                .filter_map(|key| self.status_write(key))
+                .collect();
+            futures::stream::iter(writes)
+                .for_each_concurrent(WRITES_IN_FLIGHT, |write| write)
+                .await;
         }
     }
 
-    fn objects(&self, kind: ChildKind) -> Vec<Value> {
+    /// The objects of `kind` (in `namespace` only, when given) as JSON.
+    fn objects(&self, kind: ChildKind, namespace: Option<&str>) -> Vec<Value> {
         self.stores
             .get(&kind)
             .map(|s| {
                 s.state()
                     .iter()
+                    .filter(|o| namespace.is_none_or(|ns| o.namespace().as_deref() == Some(ns)))
                     .filter_map(|o| serde_json::to_value(o.as_ref()).ok())
                     .collect()
             })
             .unwrap_or_default()
     }
 
-    async fn process(&mut self, key: Key) {
-        let Some(store) = self.stores.get(&key.kind) else {
-            return;
-        };
+    /// The status write `key` needs, if any (decided now, sent by the caller).
+    fn status_write(
+        &mut self,
+        key: Key,
+    ) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> {
+        let store = self.stores.get(&key.kind)?;
         let reference = reflector::ObjectRef::new_with(&key.name, api_resource(key.kind))
             .within(&key.namespace);
-        let Some(object) = store.get(&reference) else {
-            return;
-        };
-        let Ok(object) = serde_json::to_value(object.as_ref()) else {
-            return;
-        };
+        let object = store.get(&reference)?;
+        let object = serde_json::to_value(object.as_ref()).ok()?;
         let scenario = self.scenario.borrow().clone();
         let annotation = object
             .pointer(&format!(
@@ -229,10 +250,22 @@ impl Worker {
             .and_then(Value::as_i64)
             .unwrap_or(0);
         if outcome == Outcome::Slow && self.still_slow(&key, generation, scenario.slow_delay_ms) {
-            return;
+            return None;
         }
-        let grafanas = self.objects(ChildKind::Grafana);
-        let prometheuses = self.objects(ChildKind::Prometheus);
+        // Only what the kind's status depends on: Grafana resources match instances anywhere;
+        // rules and monitors bind to the Prometheus of their own namespace.
+        let grafanas = match key.kind {
+            ChildKind::GrafanaFolder
+            | ChildKind::GrafanaDatasource
+            | ChildKind::GrafanaDashboard => self.objects(ChildKind::Grafana, None),
+            _ => Vec::new(),
+        };
+        let prometheuses = match key.kind {
+            ChildKind::PrometheusRule | ChildKind::ServiceMonitor => {
+                self.objects(ChildKind::Prometheus, Some(&key.namespace))
+            }
+            _ => Vec::new(),
+        };
         let world = World {
             grafanas: &grafanas,
             prometheuses: &prometheuses,
@@ -242,12 +275,10 @@ impl Worker {
             .round(Unit::Second)
             .unwrap_or_else(|_| Timestamp::now())
             .to_string();
-        let Some(desired) = simulated_status(key.kind, &object, outcome, &world, &now) else {
-            return;
-        };
+        let desired = simulated_status(key.kind, &object, outcome, &world, &now)?;
         let current = object.get("status");
         if !differs(current, &desired) {
-            return;
+            return None;
         }
         let mut patch = desired.clone();
         if let (Some(Value::Object(current)), Value::Object(patch)) = (current, &mut patch) {
@@ -262,21 +293,24 @@ impl Worker {
         }
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.client.clone(), &key.namespace, &api_resource(key.kind));
-        let result = api
-            .patch_status(
-                &key.name,
-                &PatchParams::apply(FIELD_MANAGER),
-                &Patch::Merge(json!({ "status": patch })),
-            )
-            .await;
-        if let Err(err) = result {
-            tracing::debug!(cluster = %self.cluster, kind = key.kind.as_str(), name = %key.name, %err, "simulator status write failed; retrying");
-            let requeue = self.requeue.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                let _ = requeue.send(Work::Object(key));
-            });
-        }
+        let cluster = self.cluster.clone();
+        let requeue = self.requeue.clone();
+        Some(Box::pin(async move {
+            let result = api
+                .patch_status(
+                    &key.name,
+                    &PatchParams::apply(FIELD_MANAGER),
+                    &Patch::Merge(json!({ "status": patch })),
+                )
+                .await;
+            if let Err(err) = result {
+                tracing::debug!(%cluster, kind = key.kind.as_str(), name = %key.name, %err, "simulator status write failed; retrying");
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    let _ = requeue.send(Work::Object(key));
+                });
+            }
+        }))
     }
 
     /// For `slow`: whether the object's generation was first seen less than `delay_ms` ago (then
