@@ -96,7 +96,7 @@ pub async fn apply_object(
             Ownership::Foreign(owner) => return ApplyOutcome::Conflict { owner },
             Ownership::Ours => {
                 let live = serde_json::to_value(existing).unwrap_or(Value::Null);
-                if contains(&live, &desired.manifest) {
+                if is_as_planned(&live, &desired.manifest) {
                     return ApplyOutcome::Unchanged(Box::new(existing.clone()));
                 }
                 false
@@ -109,6 +109,14 @@ pub async fn apply_object(
     } else {
         Api::all_with(connection.client.clone(), &resource)
     };
+    tracing::debug!(
+        cluster = %connection.name,
+        kind = desired.kind.kind(),
+        namespace = %desired.namespace,
+        name = %desired.name,
+        why = if created { "not in the cache" } else { "differs from the plan" },
+        "applying"
+    );
     let params = PatchParams::apply(FIELD_MANAGER).force();
     match tokio::time::timeout(
         connection.timeout,
@@ -124,6 +132,20 @@ pub async fn apply_object(
         Err(_) => ApplyOutcome::Failed {
             message: format!("no answer within {} s", connection.timeout.as_secs()),
         },
+    }
+}
+
+/// Whether a cached object is as planned: every planned field has its planned value, apart from
+/// `apiVersion` and `kind` (the cache is per kind already, and objects that came from a LIST of
+/// a built-in kind carry neither: comparing them would re-apply every Namespace, ServiceAccount,
+/// Role and RoleBinding after each restart and call it drift).
+pub fn is_as_planned(live: &Value, desired: &Value) -> bool {
+    match desired {
+        Value::Object(fields) => fields
+            .iter()
+            .filter(|(key, _)| !matches!(key.as_str(), "apiVersion" | "kind"))
+            .all(|(key, value)| live.get(key).is_some_and(|l| contains(l, value))),
+        other => contains(live, other),
     }
 }
 
@@ -219,6 +241,22 @@ mod tests {
         assert!(!contains(&live, &json!({"spec": {"replicas": 3}})));
         assert!(!contains(&live, &json!({"spec": {"x": [1]}})));
         assert!(!contains(&live, &json!({"spec": {"missing": true}})));
+    }
+
+    #[test]
+    fn an_object_listed_without_api_version_and_kind_is_still_as_planned() {
+        // Items of a LIST of a built-in kind come without apiVersion and kind.
+        let listed = json!({"metadata": {"name": "customer-acme", "labels": {"a": "b"}},
+            "spec": {"finalizers": ["kubernetes"]}});
+        let planned = json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "customer-acme", "labels": {"a": "b"}}});
+        assert!(is_as_planned(&listed, &planned));
+        assert!(
+            !contains(&listed, &planned),
+            "the plain subset check would call it drift"
+        );
+        let relabelled = json!({"metadata": {"name": "customer-acme", "labels": {"a": "c"}}});
+        assert!(!is_as_planned(&relabelled, &planned));
         assert!(contains(&json!({"n": 2.0}), &json!({"n": 2})));
     }
 }

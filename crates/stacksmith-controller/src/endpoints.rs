@@ -73,7 +73,10 @@ fn respond(request: &Request<Incoming>, state: &EndpointState) -> Response<Full<
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready: the CustomerStack watch has not synced yet\n",
         ),
-        _ => plain(StatusCode::NOT_FOUND, "not found: try /metrics, /healthz or /readyz\n"),
+        _ => plain(
+            StatusCode::NOT_FOUND,
+            "not found: try /metrics, /healthz or /readyz\n",
+        ),
     }
 }
 

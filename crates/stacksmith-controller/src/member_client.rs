@@ -273,18 +273,45 @@ mod tests {
     #[test]
     fn commands_files_and_unverified_tls_are_refused_without_echoing_secrets() {
         let cases = [
-            ("    certificate-authority-data: Zm9v", "    insecure-skip-tls-verify: true", "insecure-skip-tls-verify"),
-            ("    certificate-authority-data: Zm9v", "    certificate-authority: /etc/ca.pem", "certificate-authority file path"),
-            ("    token: secret-token", "    exec: {apiVersion: client.authentication.k8s.io/v1, command: /bin/sh, args: [-c, id]}", "exec credential plugin"),
-            ("    token: secret-token", "    tokenFile: /var/run/token", "tokenFile file path"),
-            ("    token: secret-token", "    client-certificate: /c.pem\n    client-key: /k.pem", "client-certificate file path"),
-            ("    token: secret-token", "    auth-provider: {name: oidc}", "auth-provider"),
+            (
+                "    certificate-authority-data: Zm9v",
+                "    insecure-skip-tls-verify: true",
+                "insecure-skip-tls-verify",
+            ),
+            (
+                "    certificate-authority-data: Zm9v",
+                "    certificate-authority: /etc/ca.pem",
+                "certificate-authority file path",
+            ),
+            (
+                "    token: secret-token",
+                "    exec: {apiVersion: client.authentication.k8s.io/v1, command: /bin/sh, args: [-c, id]}",
+                "exec credential plugin",
+            ),
+            (
+                "    token: secret-token",
+                "    tokenFile: /var/run/token",
+                "tokenFile file path",
+            ),
+            (
+                "    token: secret-token",
+                "    client-certificate: /c.pem\n    client-key: /k.pem",
+                "client-certificate file path",
+            ),
+            (
+                "    token: secret-token",
+                "    auth-provider: {name: oidc}",
+                "auth-provider",
+            ),
         ];
         for (from, to, expected) in cases {
             let yaml = SAFE.replace(from, to);
             let err = check(&yaml).expect_err(expected);
             assert!(err.contains(expected), "{err}");
-            assert!(!err.contains("secret-token") && !err.contains("/bin/sh"), "{err}");
+            assert!(
+                !err.contains("secret-token") && !err.contains("/bin/sh"),
+                "{err}"
+            );
         }
     }
 }

@@ -383,7 +383,9 @@ mod tests {
             } else if !line.starts_with('#') {
                 let name = line.split(['{', ' ']).next().unwrap_or_default();
                 assert!(
-                    declared.iter().any(|family| name.starts_with(family.as_str())),
+                    declared
+                        .iter()
+                        .any(|family| name.starts_with(family.as_str())),
                     "{name} has no TYPE line"
                 );
             }

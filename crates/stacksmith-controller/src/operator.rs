@@ -17,8 +17,8 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use crate::api_calls::{ApiCallCounter, CallKey};
 use crate::endpoints::{self, EndpointState};
-use crate::metrics::{self, MetricsSnapshot};
 use crate::fleet::Fleet;
+use crate::metrics::{self, MetricsSnapshot};
 use crate::reconcile::{Context, error_policy, reconcile};
 
 /// How to run the operator beyond the hub and the counter.

@@ -619,7 +619,7 @@ async fn record(
         c.status != "True"
             && matches!(
                 c.reason.as_str(),
-                reason::CHILD_PROGRESSING | reason::PENDING
+                reason::CHILD_PROGRESSING | reason::CHILD_UNKNOWN | reason::PENDING
             )
     });
     let hold = settling
@@ -705,7 +705,10 @@ async fn publish_events(
     let in_trouble = |ready: Option<(String, String, String)>| {
         ready.is_some_and(|(status, reason, _)| {
             status != "True"
-                && !matches!(reason.as_str(), reason::CHILD_PROGRESSING | reason::PENDING)
+                && !matches!(
+                    reason.as_str(),
+                    reason::CHILD_PROGRESSING | reason::CHILD_UNKNOWN | reason::PENDING
+                )
         })
     };
     let was_in_trouble = in_trouble(ready(previous));

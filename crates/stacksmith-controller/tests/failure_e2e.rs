@@ -292,6 +292,28 @@ async fn counted(tb: &TestBed) -> anyhow::Result<()> {
         total(&idle, |k| k.verb.is_read() || k.verb.is_write()) == 0,
         "a reconcile with nothing to do made requests: {idle:?}"
     );
+
+    // A restarted operator (a second one, started now on the settled hub) writes nothing: it
+    // waits for its members before judging stacks, and finds every object as planned — the
+    // built-in kinds it lists come without apiVersion/kind and are not mistaken for drift.
+    let restarted =
+        stacksmith_controller::operator::RunningOperator::spawn(tb.hub()?.admin_config().await?);
+    let restarted_calls = restarted.counter();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_quiet(&restarted_calls).await?;
+    let after_restart = restarted_calls.snapshot();
+    restarted.stop().await;
+    println!("requests of a restarted operator: {after_restart:?}");
+    ensure!(
+        total(&after_restart, |k| k.verb.is_write()) == 0,
+        "a restarted operator wrote: {after_restart:?}"
+    );
+    ensure!(
+        total(&after_restart, |k| k.verb
+            == stacksmith_controller::api_calls::Verb::List)
+            > 0,
+        "the restarted operator did start (it listed nothing): {after_restart:?}"
+    );
     Ok(())
 }
 
