@@ -2,12 +2,16 @@
 //! or drifted, nothing when the watch cache already shows it as planned, never over an object
 //! another owner holds. Deleting what a stack no longer plans.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use kube::ResourceExt as _;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::runtime::reflector::ObjectRef;
 use serde_json::Value;
 use stacksmith_api::labels::{
-    MANAGED_BY, MANAGED_BY_VALUE, STACK_NAME, STACK_NAMESPACE, STACK_UID,
+    MANAGED_BY, MANAGED_BY_VALUE, PLANNED_HASH, STACK_NAME, STACK_NAMESPACE, STACK_UID,
 };
 use stacksmith_core::plan::{DesiredObject, ObjectKind};
 
@@ -33,6 +37,12 @@ pub enum ApplyOutcome {
     Failed {
         /// Why (no credentials).
         message: String,
+    },
+    /// Written moments ago with this very plan; the watch cache has not shown the write yet, so
+    /// it is not written again (see [`RecentWrites`]).
+    AwaitingCache {
+        /// How long the cache is still given to catch up.
+        left: Duration,
     },
     /// Not written (the stack is paused, or an earlier object it depends on failed).
     NotWritten {
@@ -83,11 +93,81 @@ pub fn cached(
     store.get(&reference).map(|o| o.as_ref().clone())
 }
 
+/// How long a write is trusted while the watch cache does not show it yet.
+pub const CACHE_CATCH_UP: Duration = Duration::from_secs(5);
+
+/// The objects written in the last [`CACHE_CATCH_UP`], with the plan hash written.
+///
+/// A stack is often reconciled again before the watches have delivered all of its own writes
+/// (the first objects' events wake it while the last are still on their way); without this
+/// memory such a pass would write those objects a second time.
+#[derive(Debug, Default)]
+pub struct RecentWrites {
+    written: Mutex<HashMap<(String, ObjectKind, String, String), (String, Instant)>>,
+}
+
+impl RecentWrites {
+    fn key(desired: &DesiredObject) -> (String, ObjectKind, String, String) {
+        (
+            desired.cluster.clone(),
+            desired.kind,
+            desired.namespace.clone(),
+            desired.name.clone(),
+        )
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut HashMap<(String, ObjectKind, String, String), (String, Instant)>) -> T,
+    ) -> T {
+        match self.written.lock() {
+            Ok(mut written) => f(&mut written),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+
+    /// How much longer the cache is given to show the write of exactly this plan, if it was
+    /// written recently.
+    fn awaiting(&self, desired: &DesiredObject) -> Option<Duration> {
+        let hash = planned_hash(desired)?;
+        self.with(|written| {
+            let now = Instant::now();
+            written.retain(|_, (_, at)| now.duration_since(*at) < CACHE_CATCH_UP);
+            written
+                .get(&Self::key(desired))
+                .filter(|(written_hash, _)| *written_hash == hash)
+                .map(|(_, at)| CACHE_CATCH_UP.saturating_sub(now.duration_since(*at)))
+        })
+    }
+
+    fn record(&self, desired: &DesiredObject) {
+        if let Some(hash) = planned_hash(desired) {
+            self.with(|written| written.insert(Self::key(desired), (hash, Instant::now())));
+        }
+    }
+
+    fn forget(&self, desired: &DesiredObject) {
+        self.with(|written| written.remove(&Self::key(desired)));
+    }
+}
+
+fn planned_hash(desired: &DesiredObject) -> Option<String> {
+    desired
+        .manifest
+        .pointer(&format!(
+            "/metadata/annotations/{}",
+            PLANNED_HASH.replace('/', "~1")
+        ))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
 /// Brings one object to its planned state.
 pub async fn apply_object(
     connection: &MemberConnection,
     desired: &DesiredObject,
     stack_uid: &str,
+    recent: &RecentWrites,
 ) -> ApplyOutcome {
     let existing = cached(connection, desired.kind, &desired.namespace, &desired.name);
     let created = match &existing {
@@ -97,12 +177,16 @@ pub async fn apply_object(
             Ownership::Ours => {
                 let live = serde_json::to_value(existing).unwrap_or(Value::Null);
                 if is_as_planned(&live, &desired.manifest) {
+                    recent.forget(desired);
                     return ApplyOutcome::Unchanged(Box::new(existing.clone()));
                 }
                 false
             }
         },
     };
+    if let Some(left) = recent.awaiting(desired) {
+        return ApplyOutcome::AwaitingCache { left };
+    }
     let resource = api_resource(desired.kind);
     let api: Api<DynamicObject> = if desired.kind.namespaced() {
         Api::namespaced_with(connection.client.clone(), &desired.namespace, &resource)
@@ -124,8 +208,14 @@ pub async fn apply_object(
     )
     .await
     {
-        Ok(Ok(_)) if created => ApplyOutcome::Created,
-        Ok(Ok(_)) => ApplyOutcome::Updated,
+        Ok(Ok(_)) if created => {
+            recent.record(desired);
+            ApplyOutcome::Created
+        }
+        Ok(Ok(_)) => {
+            recent.record(desired);
+            ApplyOutcome::Updated
+        }
         Ok(Err(err)) => ApplyOutcome::Failed {
             message: api_error_summary(&err),
         },

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt as _;
 use kube::client::ClientBuilder;
-use kube::runtime::{Controller, WatchStreamExt as _, reflector, watcher};
+use kube::runtime::{Controller, WatchStreamExt as _, controller, reflector, watcher};
 use kube::{Api, Config, ResourceExt as _};
 use stacksmith_api::CustomerStack;
 use tokio::net::TcpListener;
@@ -21,12 +21,31 @@ use crate::fleet::Fleet;
 use crate::metrics::{self, MetricsSnapshot};
 use crate::reconcile::{Context, error_policy, reconcile};
 
+/// How many stacks are reconciled at once by default.
+///
+/// Each reconcile writes to its clusters concurrently, one request at a time per cluster, over
+/// HTTP/1.1 connections: the bound keeps the connections (and their TLS buffers) to each API
+/// server in the tens instead of one per stack when thousands of stacks start at once, and
+/// leaves the API servers' in-flight limits to other clients.
+pub const DEFAULT_CONCURRENT_RECONCILES: u16 = 32;
+
 /// How to run the operator beyond the hub and the counter.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct OperatorOptions {
     /// Where to serve `/metrics`, `/healthz` and `/readyz` (bound by the caller, so it knows the
     /// address); `None`: no endpoints.
     pub endpoints: Option<TcpListener>,
+    /// Stacks reconciled at once (0: no bound).
+    pub concurrent_reconciles: u16,
+}
+
+impl Default for OperatorOptions {
+    fn default() -> Self {
+        OperatorOptions {
+            endpoints: None,
+            concurrent_reconciles: DEFAULT_CONCURRENT_RECONCILES,
+        }
+    }
 }
 
 /// Runs the operator against the hub `hub` until `shutdown` resolves; every request (to the hub
@@ -94,6 +113,7 @@ pub async fn run_with(
         })
     });
     controller
+        .with_config(controller::Config::default().concurrency(options.concurrent_reconciles))
         .reconcile_on(UnboundedReceiverStream::new(wake_rx))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, context)
@@ -138,7 +158,10 @@ impl RunningOperator {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let counter = ApiCallCounter::new();
         let address = endpoints.as_ref().and_then(|l| l.local_addr().ok());
-        let options = OperatorOptions { endpoints };
+        let options = OperatorOptions {
+            endpoints,
+            ..OperatorOptions::default()
+        };
         let task = tokio::spawn(run_with(hub, counter.clone(), options, async {
             let _ = stopped.await;
         }));

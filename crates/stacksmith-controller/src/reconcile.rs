@@ -30,7 +30,8 @@ use tracing::Instrument as _;
 
 use crate::FIELD_MANAGER;
 use crate::apply::{
-    ApplyOutcome, Ownership, apply_object, cached, delete_object, owned_objects, ownership,
+    ApplyOutcome, Ownership, RecentWrites, apply_object, cached, delete_object, owned_objects,
+    ownership,
 };
 use crate::fleet::{Fleet, MemberConnection, MemberState, Reachability};
 use crate::member_probe::now;
@@ -62,6 +63,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// Counts and times reconciles.
     pub metrics: ReconcileMetrics,
+    /// Objects written moments ago that the watch caches may not show yet.
+    recent_writes: RecentWrites,
     /// Stacks whose status write is held (uid → generation, until when); see [`SETTLE_WINDOW`].
     settling: Mutex<HashMap<String, (Option<i64>, Instant)>>,
 }
@@ -79,6 +82,7 @@ impl Context {
             fleet,
             metrics: ReconcileMetrics::default(),
             settling: Mutex::new(HashMap::new()),
+            recent_writes: RecentWrites::default(),
         }
     }
 }
@@ -280,19 +284,35 @@ async fn converge(stack: &CustomerStack, ctx: &Context) -> Result<Action, Reconc
         .clusters
         .iter()
         .any(|c| c.state != ClusterState::Reachable);
-    let wrote = findings
+    let wrote = findings.outcomes.iter().any(|(_, o)| {
+        matches!(
+            o,
+            ApplyOutcome::Created | ApplyOutcome::Updated | ApplyOutcome::AwaitingCache { .. }
+        )
+    });
+    // Look again when the cache has had its time to show writes it has not shown yet.
+    let awaiting = findings
         .outcomes
         .iter()
-        .any(|(_, o)| matches!(o, ApplyOutcome::Created | ApplyOutcome::Updated));
+        .filter_map(|(_, o)| match o {
+            ApplyOutcome::AwaitingCache { left } => Some(*left),
+            _ => None,
+        })
+        .max();
     let settling = settle_deadline(ctx, stack, &identity.uid, wrote && !failed && !unreachable);
-    if let Some(hold) = record(stack, ctx, findings, settling).await? {
-        return Ok(Action::requeue(hold));
-    }
-    Ok(Action::requeue(if failed || unreachable {
+    let hold = record(stack, ctx, findings, settling).await?;
+    let next = if failed || unreachable {
         Duration::from_secs(15)
     } else {
         RESYNC
-    }))
+    };
+    Ok(Action::requeue(
+        [hold, awaiting, Some(next)]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(next),
+    ))
 }
 
 /// Until when the status write of `stack` may be held: it starts when this pass wrote children
@@ -395,7 +415,7 @@ async fn write_cluster(
                 },
             }
         } else {
-            apply_object(&connection, desired, uid).await
+            apply_object(&connection, desired, uid, &ctx.recent_writes).await
         };
         if desired.kind == ObjectKind::Namespace {
             let why = match &outcome {
@@ -504,7 +524,9 @@ fn observed_state(
         ApplyOutcome::Unchanged(object) => {
             ObservedState::Live(live_health(kind, object, connection))
         }
-        ApplyOutcome::Created | ApplyOutcome::Updated => ObservedState::Applying,
+        ApplyOutcome::Created | ApplyOutcome::Updated | ApplyOutcome::AwaitingCache { .. } => {
+            ObservedState::Applying
+        }
         ApplyOutcome::Conflict { owner } => ObservedState::Conflict {
             owner: owner.clone(),
         },

@@ -19,6 +19,10 @@ pub struct OperatorArgs {
     /// Where to serve `/metrics`, `/healthz` and `/readyz`.
     #[arg(long, env = "STACKSMITH_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     metrics_addr: std::net::SocketAddr,
+
+    /// Stacks reconciled at once (0: no bound).
+    #[arg(long, env = "STACKSMITH_CONCURRENT_RECONCILES", default_value_t = stacksmith_controller::operator::DEFAULT_CONCURRENT_RECONCILES)]
+    concurrent_reconciles: u16,
 }
 
 /// Runs the operator until Ctrl-C or SIGTERM.
@@ -46,6 +50,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<ExitCode> {
     let counter = stacksmith_controller::api_calls::ApiCallCounter::new();
     let options = stacksmith_controller::operator::OperatorOptions {
         endpoints: Some(endpoints),
+        concurrent_reconciles: args.concurrent_reconciles,
     };
     stacksmith_controller::operator::run_with(config, counter, options, async {
         let _ = wait_for_stop_signal().await;
