@@ -103,11 +103,14 @@ pub const CACHE_CATCH_UP: Duration = Duration::from_secs(5);
 /// memory such a pass would write those objects a second time.
 #[derive(Debug, Default)]
 pub struct RecentWrites {
-    written: Mutex<HashMap<(String, ObjectKind, String, String), (String, Instant)>>,
+    written: Mutex<HashMap<WriteKey, (String, Instant)>>,
 }
 
+/// Cluster, kind, namespace and name of a written object.
+type WriteKey = (String, ObjectKind, String, String);
+
 impl RecentWrites {
-    fn key(desired: &DesiredObject) -> (String, ObjectKind, String, String) {
+    fn key(desired: &DesiredObject) -> WriteKey {
         (
             desired.cluster.clone(),
             desired.kind,
@@ -116,10 +119,7 @@ impl RecentWrites {
         )
     }
 
-    fn with<T>(
-        &self,
-        f: impl FnOnce(&mut HashMap<(String, ObjectKind, String, String), (String, Instant)>) -> T,
-    ) -> T {
+    fn with<T>(&self, f: impl FnOnce(&mut HashMap<WriteKey, (String, Instant)>) -> T) -> T {
         match self.written.lock() {
             Ok(mut written) => f(&mut written),
             Err(poisoned) => f(&mut poisoned.into_inner()),
