@@ -63,7 +63,7 @@ pub enum Ownership {
 }
 
 /// Whether `object` belongs to the stack with uid `stack_uid`.
-pub fn ownership(object: &DynamicObject, stack_uid: &str) -> Ownership {
+pub fn ownership(object: &impl kube::Resource, stack_uid: &str) -> Ownership {
     let labels = object.labels();
     if labels.get(MANAGED_BY).map(String::as_str) != Some(MANAGED_BY_VALUE) {
         return Ownership::Foreign("an owner that is not stacksmith".to_owned());
@@ -90,7 +90,7 @@ pub fn cached(
     if kind.namespaced() {
         reference = reference.within(namespace);
     }
-    store.get(&reference).map(|o| o.as_ref().clone())
+    store.get(&reference).map(|o| o.to_dynamic())
 }
 
 /// How long a write is trusted while the watch cache does not show it yet.
@@ -273,7 +273,7 @@ pub fn owned_objects(connection: &MemberConnection, stack_uid: &str) -> Vec<Owne
     let mut found = Vec::new();
     for (kind, store) in connection.stores() {
         for object in store.state() {
-            if ownership(&object, stack_uid) == Ownership::Ours {
+            if ownership(object.as_ref(), stack_uid) == Ownership::Ours {
                 found.push(OwnedObject {
                     kind,
                     namespace: object.namespace().unwrap_or_default(),

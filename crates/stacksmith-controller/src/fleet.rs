@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::api::{Api, ApiResource, GroupVersionKind};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, ResourceExt as _};
@@ -25,6 +25,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::api_calls::ApiCallCounter;
+use crate::cached_object::CachedObject;
 use crate::member_client::member_client_from_secret;
 use crate::member_probe::{probe_with_client, record_status};
 
@@ -52,10 +53,10 @@ pub struct MemberConnection {
     pub client: Client,
     /// The member's request timeout.
     pub timeout: Duration,
-    stores: BTreeMap<ObjectKind, Store<DynamicObject>>,
+    stores: BTreeMap<ObjectKind, Store<CachedObject>>,
     /// The `Grafana` instances (read only; on members serving the grafana role), to explain
     /// `NoMatchingInstance`.
-    grafanas: Option<Store<DynamicObject>>,
+    grafanas: Option<Store<CachedObject>>,
     reachability: Arc<RwLock<Reachability>>,
     /// Notified when a watch finds the member's reachability changed (the supervisor re-probes).
     reachability_changed: Arc<Notify>,
@@ -70,12 +71,12 @@ impl Drop for MemberConnection {
 
 impl MemberConnection {
     /// The watch cache of a kind, if this member serves it.
-    pub fn store(&self, kind: ObjectKind) -> Option<&Store<DynamicObject>> {
+    pub fn store(&self, kind: ObjectKind) -> Option<&Store<CachedObject>> {
         self.stores.get(&kind)
     }
 
     /// Every kind this member serves with its cache.
-    pub fn stores(&self) -> impl Iterator<Item = (ObjectKind, &Store<DynamicObject>)> {
+    pub fn stores(&self) -> impl Iterator<Item = (ObjectKind, &Store<CachedObject>)> {
         self.stores.iter().map(|(k, s)| (*k, s))
     }
 
@@ -83,12 +84,7 @@ impl MemberConnection {
     pub fn grafanas(&self) -> Vec<serde_json::Value> {
         self.grafanas
             .as_ref()
-            .map(|s| {
-                s.state()
-                    .iter()
-                    .filter_map(|g| serde_json::to_value(g.as_ref()).ok())
-                    .collect()
-            })
+            .map(|s| s.state().iter().map(|g| g.to_value()).collect())
             .unwrap_or_default()
     }
 
@@ -610,7 +606,7 @@ fn start_connection(
         watched.push((None, grafana_instance_resource()));
     }
     for (kind, resource) in watched {
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+        let api: Api<CachedObject> = Api::all_with(client.clone(), &resource);
         let writer = reflector::store::Writer::new(resource);
         match kind {
             Some(kind) => {
@@ -620,11 +616,8 @@ fn start_connection(
         }
         let config = kind.map(watch_config).unwrap_or_default();
         let label = kind.map_or("Grafana", ObjectKind::kind);
-        // managedFields are never read from the caches and are most of a small object's size.
-        let stream = watcher(api, config)
-            .default_backoff()
-            .modify(|object| object.managed_fields_mut().clear())
-            .reflect(writer);
+        // Compact objects (see `cached_object`), without managedFields.
+        let stream = watcher(api, config).default_backoff().reflect(writer);
         let wake = fleet.wake.clone();
         let stacks = fleet.stacks.clone();
         let reachability = Arc::clone(&reachability);
@@ -708,12 +701,12 @@ fn wake_users(
     }
 }
 
-fn is_managed(object: &DynamicObject) -> bool {
+fn is_managed(object: &CachedObject) -> bool {
     object.labels().get(MANAGED_BY).map(String::as_str) == Some(MANAGED_BY_VALUE)
 }
 
 /// Wakes the stack a child belongs to (from its labels).
-fn wake_owner(object: &DynamicObject, wake: &mpsc::UnboundedSender<ObjectRef<CustomerStack>>) {
+fn wake_owner(object: &CachedObject, wake: &mpsc::UnboundedSender<ObjectRef<CustomerStack>>) {
     if !is_managed(object) {
         return;
     }

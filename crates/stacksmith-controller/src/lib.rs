@@ -6,6 +6,7 @@
 
 pub mod api_calls;
 pub mod apply;
+pub mod cached_object;
 pub mod endpoints;
 pub mod fleet;
 pub mod live_status;
