@@ -271,16 +271,23 @@ pub struct OwnedObject {
 /// namespaces last (the order to delete them in).
 pub fn owned_objects(connection: &MemberConnection, stack_uid: &str) -> Vec<OwnedObject> {
     let mut found = Vec::new();
-    for (kind, store) in connection.stores() {
-        for object in store.state() {
-            if ownership(object.as_ref(), stack_uid) == Ownership::Ours {
-                found.push(OwnedObject {
-                    kind,
-                    namespace: object.namespace().unwrap_or_default(),
-                    name: object.name_any(),
-                    deleting: object.metadata.deletion_timestamp.is_some(),
-                });
-            }
+    for (kind, namespace, name) in connection.labelled_for(stack_uid) {
+        let Some(store) = connection.store(kind) else {
+            continue;
+        };
+        let mut reference = ObjectRef::new_with(&name, api_resource(kind));
+        if kind.namespaced() {
+            reference = reference.within(&namespace);
+        }
+        if let Some(object) = store.get(&reference)
+            && ownership(object.as_ref(), stack_uid) == Ownership::Ours
+        {
+            found.push(OwnedObject {
+                kind,
+                namespace,
+                name,
+                deleting: object.metadata.deletion_timestamp.is_some(),
+            });
         }
     }
     found.sort_by(|a, b| {

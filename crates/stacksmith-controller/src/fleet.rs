@@ -6,7 +6,7 @@
 //! and wake the stacks whose children changed. A rotated Secret or a changed spec rebuilds the
 //! connection without a restart; a failing watch marks the cluster unreachable at once.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -17,7 +17,9 @@ use kube::api::{Api, ApiResource, GroupVersionKind};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, ResourceExt as _};
-use stacksmith_api::labels::{MANAGED_BY, MANAGED_BY_VALUE, STACK_NAME, STACK_NAMESPACE};
+use stacksmith_api::labels::{
+    MANAGED_BY, MANAGED_BY_VALUE, STACK_NAME, STACK_NAMESPACE, STACK_UID,
+};
 use stacksmith_api::{CustomerStack, MemberCluster, MemberClusterStatus};
 use stacksmith_core::member_status::{ProbeFailure, ProbeResult};
 use stacksmith_core::plan::{MemberInfo, ObjectKind};
@@ -58,6 +60,8 @@ pub struct MemberConnection {
     /// `NoMatchingInstance`.
     grafanas: Option<Store<CachedObject>>,
     reachability: Arc<RwLock<Reachability>>,
+    /// Which cached objects each stack owns (by the `stack-uid` label), kept by the watches.
+    owners: Arc<RwLock<OwnerIndex>>,
     /// Notified when a watch finds the member's reachability changed (the supervisor re-probes).
     reachability_changed: Arc<Notify>,
     tasks: Vec<JoinHandle<()>>,
@@ -88,6 +92,19 @@ impl MemberConnection {
             .unwrap_or_default()
     }
 
+    /// The cached objects labelled as belonging to the stack with uid `stack_uid` (kind,
+    /// namespace, name), without scanning the caches.
+    pub fn labelled_for(&self, stack_uid: &str) -> Vec<(ObjectKind, String, String)> {
+        let index = match self.owners.read() {
+            Ok(index) => index,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        index
+            .get(stack_uid)
+            .map(|objects| objects.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Whether the member answers right now (as far as its watches tell).
     pub fn reachability(&self) -> Reachability {
         self.reachability
@@ -102,6 +119,51 @@ impl MemberConnection {
         tokio::time::timeout(timeout, futures::future::join_all(waits))
             .await
             .is_ok()
+    }
+}
+
+/// Stack uid → the cached objects labelled with it.
+type OwnerIndex = HashMap<String, BTreeSet<(ObjectKind, String, String)>>;
+
+/// Keeps the owner index of one kind in step with its watch.
+fn index_owner(index: &RwLock<OwnerIndex>, kind: ObjectKind, event: &watcher::Event<CachedObject>) {
+    let mut index = match index.write() {
+        Ok(index) => index,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    let entry = |object: &CachedObject| {
+        let uid = object.labels().get(STACK_UID).cloned()?;
+        Some((
+            uid,
+            (
+                kind,
+                object.namespace().unwrap_or_default(),
+                object.name_any(),
+            ),
+        ))
+    };
+    match event {
+        // A (re)list starts: what this kind had is listed again.
+        watcher::Event::Init => index.retain(|_, objects| {
+            objects.retain(|(k, _, _)| *k != kind);
+            !objects.is_empty()
+        }),
+        watcher::Event::InitApply(object) | watcher::Event::Apply(object) => {
+            if let Some((uid, key)) = entry(object) {
+                index.entry(uid).or_default().insert(key);
+            }
+        }
+        watcher::Event::Delete(object) => {
+            if let Some((uid, key)) = entry(object)
+                && let Some(objects) = index.get_mut(&uid)
+            {
+                objects.remove(&key);
+                if objects.is_empty() {
+                    index.remove(&uid);
+                }
+            }
+        }
+        watcher::Event::InitDone => {}
     }
 }
 
@@ -590,6 +652,7 @@ fn start_connection(
         .copied()
         .collect();
     let reachability = Arc::new(RwLock::new(Reachability::Reachable));
+    let owners = Arc::new(RwLock::new(OwnerIndex::new()));
     let reachability_changed = Arc::new(Notify::new());
     let mut stores = BTreeMap::new();
     let mut tasks = Vec::new();
@@ -622,10 +685,14 @@ fn start_connection(
         let stacks = fleet.stacks.clone();
         let reachability = Arc::clone(&reachability);
         let reachability_changed = Arc::clone(&reachability_changed);
+        let owners = Arc::clone(&owners);
         let member_name = name.clone();
         tasks.push(tokio::spawn(async move {
             futures::pin_mut!(stream);
             while let Some(event) = stream.next().await {
+                if let (Some(kind), Ok(event)) = (kind, &event) {
+                    index_owner(&owners, kind, event);
+                }
                 let now_reachable = match &event {
                     Ok(_) => Reachability::Reachable,
                     Err(err) => Reachability::Unreachable(crate::member_probe::classify_watch_error(err)),
@@ -669,6 +736,7 @@ fn start_connection(
         stores,
         grafanas,
         reachability,
+        owners,
         reachability_changed,
         tasks,
     }
@@ -713,5 +781,62 @@ fn wake_owner(object: &CachedObject, wake: &mpsc::UnboundedSender<ObjectRef<Cust
     let labels = object.labels();
     if let (Some(ns), Some(name)) = (labels.get(STACK_NAMESPACE), labels.get(STACK_NAME)) {
         let _ = wake.send(ObjectRef::new(name).within(ns));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use stacksmith_core::ChildKind;
+
+    use super::*;
+
+    fn object(name: &str, uid: Option<&str>) -> CachedObject {
+        let labels = uid.map_or(
+            serde_json::json!({}),
+            |uid| serde_json::json!({STACK_UID: uid}),
+        );
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": "customer-acme", "labels": labels},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_owner_index_follows_the_watch() {
+        let index = RwLock::new(OwnerIndex::new());
+        let prometheus = ObjectKind::Child(ChildKind::Prometheus);
+        let rule = ObjectKind::Child(ChildKind::PrometheusRule);
+        index_owner(
+            &index,
+            prometheus,
+            &watcher::Event::InitApply(object("acme", Some("u1"))),
+        );
+        index_owner(
+            &index,
+            rule,
+            &watcher::Event::Apply(object("acme-core", Some("u1"))),
+        );
+        index_owner(
+            &index,
+            rule,
+            &watcher::Event::Apply(object("foreign", None)),
+        );
+        let owned = |index: &RwLock<OwnerIndex>| index.read().unwrap().get("u1").cloned();
+        assert_eq!(owned(&index).map(|o| o.len()), Some(2));
+        index_owner(
+            &index,
+            rule,
+            &watcher::Event::Delete(object("acme-core", Some("u1"))),
+        );
+        assert_eq!(owned(&index).map(|o| o.len()), Some(1));
+        // A relist of the Prometheus kind forgets its entries until they are listed again.
+        index_owner(&index, prometheus, &watcher::Event::Init);
+        assert_eq!(owned(&index), None);
+        index_owner(
+            &index,
+            prometheus,
+            &watcher::Event::InitApply(object("acme", Some("u1"))),
+        );
+        assert_eq!(owned(&index).map(|o| o.len()), Some(1));
     }
 }
