@@ -142,7 +142,11 @@ impl RecentWrites {
 
     fn record(&self, desired: &DesiredObject) {
         if let Some(hash) = planned_hash(desired) {
-            self.with(|written| written.insert(Self::key(desired), (hash, Instant::now())));
+            self.with(|written| {
+                let now = Instant::now();
+                written.retain(|_, (_, at)| now.duration_since(*at) < CACHE_CATCH_UP);
+                written.insert(Self::key(desired), (hash, now))
+            });
         }
     }
 
