@@ -306,6 +306,33 @@ pub enum Verdict {
     Unknown,
 }
 
+impl Verdict {
+    /// The API spelling, e.g. `Healthy`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Healthy => "Healthy",
+            Verdict::Progressing => "Progressing",
+            Verdict::Degraded => "Degraded",
+            Verdict::Suspended => "Suspended",
+            Verdict::Unknown => "Unknown",
+        }
+    }
+}
+
+impl CustomerStack {
+    /// The `Ready` condition, if the status describes the stack's current generation (`None`
+    /// while it is about an older spec, or has no `Ready` yet).
+    pub fn ready_condition(
+        &self,
+    ) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+        let status = self.status.as_ref()?;
+        if status.observed_generation != self.metadata.generation {
+            return None;
+        }
+        status.conditions.iter().find(|c| c.type_ == "Ready")
+    }
+}
+
 /// Aggregated state of a stack.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

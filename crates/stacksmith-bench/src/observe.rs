@@ -201,15 +201,7 @@ impl<V: Clone + PartialEq + Send + 'static> WatchMap<V> {
 /// A stack's `Ready` condition at its current generation: `None` while the status is for an
 /// older generation or has no `Ready`.
 pub fn stack_ready(stack: &CustomerStack) -> Option<bool> {
-    let status = stack.status.as_ref()?;
-    if status.observed_generation != stack.metadata.generation {
-        return None;
-    }
-    status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .map(|c| c.status == "True")
+    stack.ready_condition().map(|c| c.status == "True")
 }
 
 /// Counts stacks that are Ready.

@@ -106,7 +106,7 @@ impl MetricsSnapshot {
                 .unwrap_or("Unknown");
             *self.stacks_by_ready.entry(ready.to_owned()).or_insert(0) += 1;
             for child in status.map(|s| s.children.as_slice()).unwrap_or_default() {
-                let verdict = format!("{:?}", child.verdict);
+                let verdict = child.verdict.as_str().to_owned();
                 *self
                     .children
                     .entry((child.kind.clone(), verdict))

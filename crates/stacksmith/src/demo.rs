@@ -205,7 +205,8 @@ async fn all_ready_status(
     status: &str,
 ) -> anyhow::Result<bool> {
     for name in names {
-        if ready_status(&stacks.get(name).await?).as_deref() != Some(status) {
+        let stack = stacks.get(name).await?;
+        if stack.ready_condition().map(|c| c.status.as_str()) != Some(status) {
             return Ok(false);
         }
     }
@@ -238,18 +239,6 @@ fn member_ready(member: &MemberCluster) -> bool {
             .iter()
             .any(|c| c.type_ == "Ready" && c.status == "True")
     })
-}
-
-fn ready_status(stack: &CustomerStack) -> Option<String> {
-    let status = stack.status.as_ref()?;
-    if status.observed_generation != stack.metadata.generation {
-        return None;
-    }
-    status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .map(|c| c.status.clone())
 }
 
 async fn wait_for<F, Fut>(check: F, what: &str) -> anyhow::Result<()>

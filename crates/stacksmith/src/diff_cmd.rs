@@ -5,7 +5,8 @@
 //! (`stacksmith_controller::member_client`), the stack is planned by the operator's planner, and
 //! every planned object is applied with the operator's field manager, forced, as a dry run. The
 //! live object and the dry-run result are compared without `status`, `managedFields`,
-//! `resourceVersion`, `generation`, `uid` and timestamps. When the stack exists on the hub, its
+//! `resourceVersion`, `generation`, `uid`, timestamps and the `stacksmith.io/planned-hash`
+//! annotation. When the stack exists on the hub, its
 //! uid is used, and objects it owns that the plan no longer holds are listed as deletions.
 //!
 //! Every request is under a timeout (the member's `requestTimeoutSeconds`, 10 s on the hub); a
@@ -444,6 +445,14 @@ fn comparable(object: &DynamicObject) -> anyhow::Result<Value> {
                 "selfLink",
             ] {
                 metadata.remove(key);
+            }
+            // stacksmith's own bookkeeping: it moves with every planned change, which the
+            // changed fields already show.
+            if let Some(Value::Object(annotations)) = metadata.get_mut("annotations") {
+                annotations.remove(stacksmith_api::labels::PLANNED_HASH);
+                if annotations.is_empty() {
+                    metadata.remove("annotations");
+                }
             }
         }
     }

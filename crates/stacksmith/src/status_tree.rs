@@ -221,16 +221,6 @@ fn verdict_paint(verdict: Verdict) -> Paint {
     }
 }
 
-fn verdict_name(verdict: Verdict) -> &'static str {
-    match verdict {
-        Verdict::Healthy => "Healthy",
-        Verdict::Progressing => "Progressing",
-        Verdict::Degraded => "Degraded",
-        Verdict::Suspended => "Suspended",
-        Verdict::Unknown => "Unknown",
-    }
-}
-
 /// The marker at the end of the root cause's line.
 pub const ROOT_CAUSE_MARKER: &str = "← root cause";
 
@@ -417,9 +407,9 @@ fn stack_lines(stack: &StackView, now: &Time, lines: &mut Vec<Line>) {
             );
             let verdict = match child.last_known_verdict {
                 Some(known) if child.verdict == Verdict::Unknown => {
-                    format!("Unknown (was {})", verdict_name(known))
+                    format!("Unknown (was {})", known.as_str())
                 }
-                _ => verdict_name(child.verdict).to_owned(),
+                _ => child.verdict.as_str().to_owned(),
             };
             lines.push(Line::Row(Row {
                 tree,

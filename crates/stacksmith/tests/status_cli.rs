@@ -3,6 +3,8 @@
 //! running next to it.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // test code
 
+mod support;
+
 use std::process::{ExitCode, Output};
 use std::time::Duration;
 
@@ -13,11 +15,11 @@ use kube::Client;
 use kube::api::{Api, DynamicObject, ObjectMeta, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use stacksmith_api::CustomerStack;
-use stacksmith_controller::operator::RunningOperator;
 use stacksmith_core::ChildKind;
-use stacksmith_testbed::harness::{self, Fixture, Suite, TestError, test};
+use stacksmith_testbed::harness::{self, Suite, test};
 use stacksmith_testbed::simulator::{OUTCOME_ANNOTATION, api_resource};
 use stacksmith_testbed::{SYSTEM_NAMESPACE, TestBed, TestBedOptions, ensure_namespace};
+use support::{boxed, start_operator};
 
 /// How long a test waits for the operator to get somewhere (a bound, not an assertion).
 const WAIT: Duration = Duration::from_secs(60);
@@ -49,31 +51,6 @@ fn main() -> ExitCode {
             }),
         ],
     )
-}
-
-async fn boxed(f: impl Future<Output = anyhow::Result<()>>) -> Result<(), TestError> {
-    f.await.map_err(|e| format!("{e:#}").into())
-}
-
-/// The operator, plus the shared Grafana instance the stacks select.
-fn start_operator(
-    tb: &TestBed,
-) -> std::pin::Pin<Box<dyn Future<Output = Result<Fixture, TestError>> + Send + '_>> {
-    Box::pin(async move {
-        let grafana = tb.cluster("grafana-1")?.client().clone();
-        ensure_namespace(&grafana, "grafana").await?;
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(grafana, "grafana", &api_resource(ChildKind::Grafana));
-        let shared: DynamicObject = serde_json::from_value(json!({
-            "apiVersion": ChildKind::Grafana.api_version(), "kind": "Grafana",
-            "metadata": {"name": "shared", "labels": {"dashboards": "shared"}},
-            "spec": {"version": "12.1.0"},
-        }))?;
-        api.create(&PostParams::default(), &shared).await?;
-        let hub = tb.hub()?.admin_config().await?;
-        let fixture: Fixture = Box::new(RunningOperator::spawn(hub));
-        Ok(fixture)
-    })
 }
 
 /// Runs the real binary against the hub (admin kubeconfig), stdout and stderr piped.

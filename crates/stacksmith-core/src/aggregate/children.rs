@@ -94,17 +94,6 @@ pub(super) fn subject(kind: ChildKind, namespace: &str, name: &str) -> String {
     }
 }
 
-/// The API spelling of a verdict, e.g. `Healthy`.
-pub(super) fn verdict_str(verdict: Verdict) -> &'static str {
-    match verdict {
-        Verdict::Healthy => "Healthy",
-        Verdict::Progressing => "Progressing",
-        Verdict::Degraded => "Degraded",
-        Verdict::Suspended => "Suspended",
-        Verdict::Unknown => "Unknown",
-    }
-}
-
 /// The operator that reports on a kind.
 fn operator(kind: ChildKind) -> &'static str {
     if kind.is_prometheus_operator() {
@@ -194,7 +183,7 @@ fn unreachable_status(
         Some(p) if was_unreachable(p) => (p.last_known_verdict, carried_last_known(p)),
         Some(p) => (
             Some(p.verdict),
-            format!("{LAST_KNOWN}{} ({})", verdict_str(p.verdict), p.reason),
+            format!("{LAST_KNOWN}{} ({})", p.verdict.as_str(), p.reason),
         ),
     };
     ChildStatus {
@@ -225,7 +214,7 @@ fn carried_last_known(previous: &ChildStatus) -> String {
         .and_then(|at| message.get(at + 2..));
     match (carried, previous.last_known_verdict) {
         (Some(carried), _) => carried.to_owned(),
-        (None, Some(verdict)) => format!("{LAST_KNOWN}{}", verdict_str(verdict)),
+        (None, Some(verdict)) => format!("{LAST_KNOWN}{}", verdict.as_str()),
         (None, None) => NEVER_OBSERVED.to_owned(),
     }
 }
