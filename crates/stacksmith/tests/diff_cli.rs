@@ -10,16 +10,14 @@ use std::process::{ExitCode, Output};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, DynamicObject, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
-use stacksmith_api::{CustomerStack, MemberCluster};
+use stacksmith_api::CustomerStack;
 use stacksmith_core::ChildKind;
 use stacksmith_testbed::harness::{self, Suite, test};
 use stacksmith_testbed::simulator::api_resource;
-use stacksmith_testbed::{SYSTEM_NAMESPACE, TestBed, TestBedOptions, ensure_namespace};
-use support::{boxed, start_operator};
+use stacksmith_testbed::{TestBed, TestBedOptions, ensure_namespace};
+use support::{boxed, register_unanswering_member, start_operator};
 
 /// The longest a test waits for the operator (a bound, not an assertion).
 const WAIT: Duration = Duration::from_secs(90);
@@ -271,39 +269,7 @@ async fn new_converged_edited(tb: &TestBed) -> anyhow::Result<()> {
 
 async fn unreachable_cluster(tb: &TestBed) -> anyhow::Result<()> {
     // A member whose API server is gone: its kubeconfig points at a closed port.
-    let prometheus = tb.cluster("prometheus-1")?;
-    let kubeconfig = prometheus
-        .operator_kubeconfig()
-        .replace(&prometheus.server_url(), "https://127.0.0.1:1");
-    let token = serde_yaml::from_str::<Value>(&kubeconfig)?["users"][0]["user"]["token"]
-        .as_str()
-        .context("token")?
-        .to_owned();
-    let hub = tb.hub()?.client().clone();
-    let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some("member-prometheus-gone-kubeconfig".into()),
-            ..ObjectMeta::default()
-        },
-        data: Some([("kubeconfig".to_owned(), ByteString(kubeconfig.into_bytes()))].into()),
-        ..Secret::default()
-    };
-    Api::<Secret>::namespaced(hub.clone(), SYSTEM_NAMESPACE)
-        .create(&PostParams::default(), &secret)
-        .await?;
-    let member: MemberCluster = serde_json::from_value(json!({
-        "apiVersion": "stacksmith.io/v1alpha1", "kind": "MemberCluster",
-        "metadata": {"name": "prometheus-gone"},
-        "spec": {
-            "kubeconfigSecretRef": {"namespace": SYSTEM_NAMESPACE, "name": "member-prometheus-gone-kubeconfig"},
-            "roles": ["prometheus"],
-            "prometheusUrlTemplate": "http://{name}.{namespace}.svc.gone.example:9090",
-            "requestTimeoutSeconds": 3,
-        },
-    }))?;
-    Api::<MemberCluster>::all(hub)
-        .create(&PostParams::default(), &member)
-        .await?;
+    let token = register_unanswering_member(tb, "prometheus-gone").await?;
 
     let file = write_file(
         "diffb.yaml",

@@ -9,17 +9,15 @@ use std::process::{ExitCode, Output};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
-use kube::api::{Api, DynamicObject, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 use stacksmith_api::CustomerStack;
 use stacksmith_core::ChildKind;
 use stacksmith_testbed::harness::{self, Suite, test};
 use stacksmith_testbed::simulator::{OUTCOME_ANNOTATION, api_resource};
-use stacksmith_testbed::{SYSTEM_NAMESPACE, TestBed, TestBedOptions, ensure_namespace};
-use support::{boxed, start_operator};
+use stacksmith_testbed::{TestBed, TestBedOptions, ensure_namespace};
+use support::{boxed, register_unanswering_member, start_operator};
 
 /// How long a test waits for the operator to get somewhere (a bound, not an assertion).
 const WAIT: Duration = Duration::from_secs(60);
@@ -352,35 +350,7 @@ async fn degraded_child(tb: &TestBed) -> anyhow::Result<()> {
 async fn live_unreachable_cluster(tb: &TestBed) -> anyhow::Result<()> {
     let hub = tb.hub()?.client().clone();
     // Port 1 on the loopback refuses connections.
-    let kubeconfig = "apiVersion: v1\nkind: Config\nclusters:\n- name: dead\n  cluster:\n    server: https://127.0.0.1:1\n    insecure-skip-tls-verify: true\nusers:\n- name: dead\n  user:\n    token: not-a-real-token\ncontexts:\n- name: dead\n  context: {cluster: dead, user: dead}\ncurrent-context: dead\n";
-    let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some("prometheus-dead-kubeconfig".into()),
-            ..Default::default()
-        },
-        data: Some([("kubeconfig".to_owned(), ByteString(kubeconfig.into()))].into()),
-        ..Default::default()
-    };
-    Api::<Secret>::namespaced(hub.clone(), SYSTEM_NAMESPACE)
-        .create(&PostParams::default(), &secret)
-        .await?;
-    let member = json!({
-        "apiVersion": "stacksmith.io/v1alpha1", "kind": "MemberCluster",
-        "metadata": {"name": "prometheus-dead"},
-        "spec": {
-            "kubeconfigSecretRef": {"namespace": SYSTEM_NAMESPACE, "name": "prometheus-dead-kubeconfig"},
-            "roles": ["prometheus"],
-            "prometheusUrlTemplate": "http://{name}.{namespace}.svc:9090",
-            "requestTimeoutSeconds": 3,
-        },
-    });
-    Api::<stacksmith_api::MemberCluster>::all(hub.clone())
-        .patch(
-            "prometheus-dead",
-            &PatchParams::apply("status-cli-tests").force(),
-            &Patch::Apply(&member),
-        )
-        .await?;
+    register_unanswering_member(tb, "prometheus-dead").await?;
     apply_stack(
         &hub,
         "team-dead",

@@ -36,3 +36,52 @@ pub fn start_operator(
         Ok(fixture)
     })
 }
+
+/// Registers a Prometheus member `name` that does not answer: prometheus-1's kubeconfig (its CA
+/// and token) pointed at a closed port on the loopback. Returns the token, to check that nothing
+/// prints it.
+pub async fn register_unanswering_member(tb: &TestBed, name: &str) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::ObjectMeta;
+    use stacksmith_api::MemberCluster;
+    use stacksmith_testbed::SYSTEM_NAMESPACE;
+
+    let prometheus = tb.cluster("prometheus-1")?;
+    let kubeconfig = prometheus
+        .operator_kubeconfig()
+        .replace(&prometheus.server_url(), "https://127.0.0.1:1");
+    let token =
+        serde_yaml::from_str::<serde_json::Value>(&kubeconfig)?["users"][0]["user"]["token"]
+            .as_str()
+            .context("token")?
+            .to_owned();
+    let hub = tb.hub()?.client().clone();
+    let secret_name = format!("member-{name}-kubeconfig");
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(secret_name.clone()),
+            ..ObjectMeta::default()
+        },
+        data: Some([("kubeconfig".to_owned(), ByteString(kubeconfig.into_bytes()))].into()),
+        ..Secret::default()
+    };
+    Api::<Secret>::namespaced(hub.clone(), SYSTEM_NAMESPACE)
+        .create(&PostParams::default(), &secret)
+        .await?;
+    let member: MemberCluster = serde_json::from_value(json!({
+        "apiVersion": "stacksmith.io/v1alpha1", "kind": "MemberCluster",
+        "metadata": {"name": name},
+        "spec": {
+            "kubeconfigSecretRef": {"namespace": SYSTEM_NAMESPACE, "name": secret_name},
+            "roles": ["prometheus"],
+            "prometheusUrlTemplate": "http://{name}.{namespace}.svc:9090",
+            "requestTimeoutSeconds": 3,
+        },
+    }))?;
+    Api::<MemberCluster>::all(hub)
+        .create(&PostParams::default(), &member)
+        .await?;
+    Ok(token)
+}
