@@ -383,11 +383,14 @@ const WRITTEN_OUTCOMES: [Outcome; 6] = [
 ];
 
 async fn simulated_statuses_survive(tb: &TestBed, family: Family) -> anyhow::Result<()> {
-    ensure!(
-        tb.crd_source() == CrdSource::Upstream
-            || std::env::var_os("STACKSMITH_ALLOW_MINIMAL_CRDS").is_some(),
-        "the upstream CRDs were not found (set STACKSMITH_UPSTREAM_CRDS)"
-    );
+    if tb.crd_source() != CrdSource::Upstream {
+        // A user's machine without the upstream CRDs: the statuses are checked against the
+        // project's minimal CRDs (they must still be written through the status subresource
+        // and read back unchanged); with the upstream CRDs present, against their schemas.
+        println!(
+            "upstream CRDs not found (set STACKSMITH_UPSTREAM_CRDS): checking against the minimal CRDs"
+        );
+    }
     let (cluster, anchor_kind, dependents, world_kind) = match family {
         Family::Prometheus => (
             "prometheus-1",
