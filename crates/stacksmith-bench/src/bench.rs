@@ -118,7 +118,10 @@ impl Bed {
             started.elapsed().as_secs_f64()
         ));
         let hub = testbed.hub()?.client().clone();
-        workload::create_shared_grafana(testbed.cluster("grafana-1")?.client()).await?;
+        stacksmith_testbed::simulator::create_shared_grafana(
+            testbed.cluster("grafana-1")?.client(),
+        )
+        .await?;
         let stacks = WatchMap::start(
             Api::<CustomerStack>::all(hub.clone()),
             stack_ready,

@@ -5,13 +5,11 @@ use std::collections::BTreeMap;
 
 use anyhow::Context as _;
 use futures::{StreamExt as _, TryStreamExt as _};
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 use stacksmith_api::{CustomerStack, MemberCluster};
-use stacksmith_core::ChildKind;
 use stacksmith_core::plan::{DesiredObject, MemberInfo, ObjectKind, StackIdentity, plan_stack};
-use stacksmith_testbed::simulator::api_resource;
 
 /// Field manager of the bench's own writes.
 pub const BENCH_MANAGER: &str = "stacksmith-bench";
@@ -75,26 +73,6 @@ pub async fn create_stacks(
     .buffer_unordered(CREATE_CONCURRENCY)
     .try_for_each(|_| async { Ok(()) })
     .await
-}
-
-/// Creates the `Grafana` instance `grafana/shared` (labels `dashboards: shared`) every stack
-/// selects.
-pub async fn create_shared_grafana(grafana: &Client) -> anyhow::Result<()> {
-    stacksmith_testbed::ensure_namespace(grafana, "grafana").await?;
-    let api: Api<DynamicObject> = Api::namespaced_with(
-        grafana.clone(),
-        "grafana",
-        &api_resource(ChildKind::Grafana),
-    );
-    let object: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": ChildKind::Grafana.api_version(), "kind": "Grafana",
-        "metadata": {"name": "shared", "labels": {"dashboards": "shared"}},
-        "spec": {"version": "12.1.0"},
-    }))?;
-    api.create(&PostParams::default(), &object)
-        .await
-        .context("creating the shared Grafana")?;
-    Ok(())
 }
 
 /// The registered members, as the planner needs them.

@@ -3,7 +3,7 @@
 //! another owner holds. Deleting what a stack no longer plans.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kube::ResourceExt as _;
@@ -16,14 +16,15 @@ use stacksmith_api::labels::{
 use stacksmith_core::plan::{DesiredObject, ObjectKind};
 
 use crate::FIELD_MANAGER;
+use crate::cached_object::CachedObject;
 use crate::fleet::{MemberConnection, api_resource};
 use crate::member_client::api_error_summary;
 
 /// What happened to one planned object.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ApplyOutcome {
-    /// The cache shows it exactly as planned: nothing written.
-    Unchanged(Box<DynamicObject>),
+    /// The cache shows it exactly as planned (the object as JSON): nothing written.
+    Unchanged(Box<Value>),
     /// It did not exist: created.
     Created,
     /// It existed with other values (a spec change or drift): re-applied.
@@ -46,8 +47,8 @@ pub enum ApplyOutcome {
     },
     /// Not written (the stack is paused, or an earlier object it depends on failed).
     NotWritten {
-        /// The object as the cache shows it, if it exists and belongs to the stack.
-        existing: Option<Box<DynamicObject>>,
+        /// The object as the cache shows it (as JSON), if it exists and belongs to the stack.
+        existing: Option<Box<Value>>,
         /// Why.
         reason: String,
     },
@@ -84,13 +85,13 @@ pub fn cached(
     kind: ObjectKind,
     namespace: &str,
     name: &str,
-) -> Option<DynamicObject> {
+) -> Option<Arc<CachedObject>> {
     let store = connection.store(kind)?;
     let mut reference = ObjectRef::new_with(name, api_resource(kind));
     if kind.namespaced() {
         reference = reference.within(namespace);
     }
-    store.get(&reference).map(|o| o.to_dynamic())
+    store.get(&reference)
 }
 
 /// How long a write is trusted while the watch cache does not show it yet.
@@ -176,13 +177,13 @@ pub async fn apply_object(
     let existing = cached(connection, desired.kind, &desired.namespace, &desired.name);
     let created = match &existing {
         None => true,
-        Some(existing) => match ownership(existing, stack_uid) {
+        Some(existing) => match ownership(existing.as_ref(), stack_uid) {
             Ownership::Foreign(owner) => return ApplyOutcome::Conflict { owner },
             Ownership::Ours => {
-                let live = serde_json::to_value(existing).unwrap_or(Value::Null);
+                let live = existing.to_value();
                 if is_as_planned(&live, &desired.manifest) {
                     recent.forget(desired);
-                    return ApplyOutcome::Unchanged(Box::new(existing.clone()));
+                    return ApplyOutcome::Unchanged(Box::new(live));
                 }
                 false
             }

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{self, Event as FinalizerEvent};
@@ -403,10 +403,10 @@ async fn write_cluster(
             .map(|(_, why)| why.clone());
         let outcome = if paused || blocked.is_some() {
             let existing = cached(&connection, desired.kind, &desired.namespace, &desired.name);
-            match existing.as_ref().map(|e| ownership(e, uid)) {
+            match existing.as_ref().map(|e| ownership(e.as_ref(), uid)) {
                 Some(Ownership::Foreign(owner)) => ApplyOutcome::Conflict { owner },
                 Some(Ownership::Ours) => ApplyOutcome::NotWritten {
-                    existing: existing.map(Box::new),
+                    existing: existing.map(|e| Box::new(e.to_value())),
                     reason: blocked.clone().unwrap_or_else(|| "paused".into()),
                 },
                 None => ApplyOutcome::NotWritten {
@@ -553,14 +553,13 @@ fn observed_state(
 /// A child's health from its cached object; a `NoMatchingInstance` says why no Grafana matches.
 fn live_health(
     kind: ChildKind,
-    object: &DynamicObject,
+    object: &serde_json::Value,
     connection: Option<&MemberConnection>,
 ) -> ChildHealth {
-    let object = serde_json::to_value(object).unwrap_or_default();
-    let mut health = assess(kind, &object);
+    let mut health = assess(kind, object);
     // Only then are the cluster's Grafana instances looked at (read from its cache).
     if let (HealthReason::NoMatchingInstance, Some(connection)) = (health.reason, connection) {
-        let why = explain_unmatched(&object, &connection.grafanas());
+        let why = explain_unmatched(object, &connection.grafanas());
         health.message = format!("{}; {why}", health.message);
     }
     health

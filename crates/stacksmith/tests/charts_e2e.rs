@@ -16,7 +16,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::config::Kubeconfig;
 use serde::Deserialize as _;
 use serde_json::{Value, json};
@@ -760,23 +760,7 @@ async fn operator_converges_as_the_charts_service_accounts(tb: &TestBed) -> anyh
             .await?;
     }
     // The shared Grafana instance the stack selects.
-    let grafana = tb.cluster("grafana-1")?.client().clone();
-    ensure_namespace(&grafana, "grafana").await?;
-    let instances: Api<DynamicObject> = Api::namespaced_with(
-        grafana,
-        "grafana",
-        &stacksmith_testbed::simulator::api_resource(ChildKind::Grafana),
-    );
-    instances
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({
-                "apiVersion": ChildKind::Grafana.api_version(), "kind": "Grafana",
-                "metadata": {"name": "shared", "labels": {"dashboards": "shared"}},
-                "spec": {"version": "12.1.0"},
-            }))?,
-        )
-        .await?;
+    stacksmith_testbed::simulator::create_shared_grafana(tb.cluster("grafana-1")?.client()).await?;
 
     // The operator, acting on the hub as the hub chart's ServiceAccount.
     let mut config = tb.hub()?.admin_config().await?;

@@ -9,11 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use kube::api::{Api, DynamicObject, PostParams};
+use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 use stacksmith_api::CustomerStack;
-use stacksmith_core::ChildKind;
-use stacksmith_testbed::simulator::api_resource;
 use stacksmith_testbed::{TestBed, TestBedOptions};
 
 /// Stops the operator process if the test fails half-way.
@@ -79,23 +77,11 @@ fn operator_serves_metrics_health_and_json_logs() {
 
     // The shared Grafana instance the stack's dashboards select.
     let grafana = testbed.cluster("grafana-1").unwrap().client().clone();
-    runtime.block_on(async {
-        stacksmith_testbed::ensure_namespace(&grafana, "grafana")
-            .await
-            .unwrap();
-        let instances: Api<DynamicObject> =
-            Api::namespaced_with(grafana.clone(), "grafana", &api_resource(ChildKind::Grafana));
-        let instance: DynamicObject = serde_json::from_value(json!({
-            "apiVersion": ChildKind::Grafana.api_version(), "kind": "Grafana",
-            "metadata": {"name": "shared", "labels": {"dashboards": "shared"}},
-            "spec": {"version": "12.1.0"},
-        }))
+    runtime
+        .block_on(stacksmith_testbed::simulator::create_shared_grafana(
+            &grafana,
+        ))
         .unwrap();
-        instances
-            .create(&PostParams::default(), &instance)
-            .await
-            .unwrap();
-    });
 
     let mut operator = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_stacksmith"))
@@ -249,9 +235,8 @@ fn operator_serves_metrics_health_and_json_logs() {
         logs.push(serde_json::from_str(&line).expect("JSON log line"));
     }
     assert!(
-        logs.iter()
-            .any(|entry| entry["span"]["name"] == "reconcile"
-                && entry["span"]["stack"] == "customers/initech"),
+        logs.iter().any(|entry| entry["span"]["name"] == "reconcile"
+            && entry["span"]["stack"] == "customers/initech"),
         "no log line inside a reconcile span naming the stack: {logs:#?}"
     );
 
@@ -259,10 +244,14 @@ fn operator_serves_metrics_health_and_json_logs() {
     let pid = nix::unistd::Pid::from_raw(operator.0.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let mut exited = None;
-    wait_until("the operator stops on SIGTERM", Duration::from_secs(20), || {
-        exited = operator.0.try_wait().unwrap();
-        exited.is_some()
-    });
+    wait_until(
+        "the operator stops on SIGTERM",
+        Duration::from_secs(20),
+        || {
+            exited = operator.0.try_wait().unwrap();
+            exited.is_some()
+        },
+    );
     assert!(exited.unwrap().success(), "exit status {exited:?}");
     runtime.block_on(testbed.shutdown()).unwrap();
 }

@@ -43,19 +43,9 @@ pub fn start_operator(
             .map_err(|e| e.to_string())?
             .client()
             .clone();
-        create_namespace(&grafana, "grafana")
+        stacksmith_testbed::simulator::create_shared_grafana(&grafana)
             .await
             .map_err(|e| e.to_string())?;
-        create_child(
-            &grafana,
-            ChildKind::Grafana,
-            "grafana",
-            "shared",
-            json!({"dashboards": "shared"}),
-            json!({"version": "12.1.0"}),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
         let hub = tb
             .hub()
             .map_err(|e| e.to_string())?
