@@ -1,6 +1,6 @@
 //! The child operators' CRDs on the remote clusters: the official upstream ones when they are
-//! available (adjusted for Kubernetes v1.20), otherwise minimal CRDs of our own for the kinds
-//! stacksmith writes.
+//! available (exactly as they ship; adjusted only for the v1.20 fallback), otherwise minimal
+//! CRDs of our own for the kinds stacksmith writes.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -59,26 +59,38 @@ fn group_of(role: ClusterRole) -> &'static str {
 }
 
 /// The CRD documents to install for a role.
-pub fn crds_for(role: ClusterRole, upstream: Option<&Path>) -> Result<(CrdSource, Vec<Value>)> {
+///
+/// The upstream CRDs are installed exactly as they ship, CEL rules included, unless `for_v1_20`
+/// asks for the two changes the Debian fallback's v1.20 API server needs.
+///
+/// `also` is a second directory of upstream CRDs (the real prometheus-operator's release, which
+/// watches kinds stacksmith does not write); a file of the same name in `upstream` wins.
+pub fn crds_for(
+    role: ClusterRole,
+    upstream: Option<&Path>,
+    also: Option<&Path>,
+    for_v1_20: bool,
+) -> Result<(CrdSource, Vec<Value>)> {
     if let Some(dir) = upstream {
         let mut docs = Vec::new();
         let prefix = format!("{}_", group_of(role));
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(TestBedError::io(format!("read {}", dir.display())))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".yaml"))
-            })
-            .collect();
-        files.sort();
+        let mut files = crd_files(dir, &prefix)?;
+        if let Some(also) = also {
+            for file in crd_files(also, &prefix)? {
+                if !files.iter().any(|f| f.file_name() == file.file_name()) {
+                    files.push(file);
+                }
+            }
+        }
+        files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
         for file in files {
             let text = std::fs::read_to_string(&file)
                 .map_err(TestBedError::io(format!("read {}", file.display())))?;
             let mut doc: Value = serde_yaml::from_str(&text)
                 .map_err(|e| TestBedError::format(file.display().to_string(), e))?;
-            adjust_for_v1_20(&mut doc);
+            if for_v1_20 {
+                adjust_for_v1_20(&mut doc);
+            }
             docs.push(doc);
         }
         if !docs.is_empty() {
@@ -89,6 +101,19 @@ pub fn crds_for(role: ClusterRole, upstream: Option<&Path>) -> Result<(CrdSource
         CrdSource::Minimal,
         kinds_of(role).iter().map(|k| minimal_crd(*k)).collect(),
     ))
+}
+
+/// The CRD files (`<group>_*.yaml`) in a directory.
+fn crd_files(dir: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
+    Ok(std::fs::read_dir(dir)
+        .map_err(TestBedError::io(format!("read {}", dir.display())))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix) && n.ends_with(".yaml"))
+        })
+        .collect())
 }
 
 /// The two changes Kubernetes v1.20 needs: no `x-kubernetes-validations` (CEL arrived in 1.25)

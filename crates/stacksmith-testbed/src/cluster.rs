@@ -1,6 +1,7 @@
 //! One cluster of the test bed: its kube-apiserver, optional kube-controller-manager, identities
 //! and kubeconfigs.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -10,9 +11,10 @@ use rand::distr::{Alphanumeric, SampleString as _};
 use stacksmith_api::ClusterRole;
 
 use crate::error::{Result, TestBedError};
+use crate::link::{LinkConditions, LinkProxy};
 use crate::process::{self, ServerCommand, Supervised};
 use crate::registration::OPERATOR_USER;
-use crate::{Binaries, ClusterSpec, kubeconfig, path_arg, write_private};
+use crate::{Binaries, ClusterSpec, kubeconfig, path_arg, pods, prometheus_operator, write_private};
 
 /// How long an API server may take to become ready (three start at once on two cores).
 const READY_TIMEOUT: Duration = Duration::from_secs(180);
@@ -23,13 +25,16 @@ pub(crate) struct ClusterPlan {
     port: u16,
     dir: PathBuf,
     admin_kubeconfig: String,
-    operator_kubeconfig: String,
+    operator_token: String,
+    ca_pem: String,
     apiserver_args: Vec<String>,
+    link: Option<LinkConditions>,
 }
 
 impl ClusterPlan {
     pub(crate) fn new(
         spec: ClusterSpec,
+        link: Option<LinkConditions>,
         testbed: &str,
         testbed_dir: &Path,
         etcd_url: &str,
@@ -74,13 +79,9 @@ impl ClusterPlan {
         ];
         Ok(ClusterPlan {
             admin_kubeconfig: kubeconfig::render(name, &server, ca_pem, "admin", &admin_token),
-            operator_kubeconfig: kubeconfig::render(
-                name,
-                &server,
-                ca_pem,
-                OPERATOR_USER,
-                &operator_token,
-            ),
+            operator_token,
+            ca_pem: ca_pem.to_owned(),
+            link,
             spec,
             port,
             dir,
@@ -102,10 +103,12 @@ pub struct Cluster {
     kubeconfig_path: PathBuf,
     admin_kubeconfig: String,
     operator_kubeconfig: String,
+    link: Option<LinkProxy>,
     client: Client,
     apiserver_command: ServerCommand,
     apiserver: Mutex<Option<Supervised>>,
-    controller_manager: Mutex<Option<Supervised>>,
+    /// What runs beside the API server: controller-manager, scheduler, kwok, operators.
+    companions: Mutex<Vec<Supervised>>,
     restarts: std::sync::atomic::AtomicU32,
 }
 
@@ -118,9 +121,30 @@ impl Cluster {
             program: binaries.kube_apiserver.clone(),
             args: plan.apiserver_args,
             log: plan.dir.join("kube-apiserver.log"),
+            env: Vec::new(),
         };
         let apiserver = Supervised::start(&apiserver_command)?;
         let client = kubeconfig::client_from_yaml(&plan.spec.name, &plan.admin_kubeconfig).await?;
+        // stacksmith reaches a member through its link (a delay, and a cut on demand), as it
+        // would reach a cluster in another network; the admin client is the cluster's own view.
+        let link = match plan.link {
+            Some(conditions) => Some(
+                LinkProxy::start(SocketAddr::from(([127, 0, 0, 1], plan.port)), conditions)
+                    .await?,
+            ),
+            None => None,
+        };
+        let operator_server = match &link {
+            Some(link) => format!("https://{}", link.addr()),
+            None => format!("https://127.0.0.1:{}", plan.port),
+        };
+        let operator_kubeconfig = kubeconfig::render(
+            &plan.spec.name,
+            &operator_server,
+            &plan.ca_pem,
+            OPERATOR_USER,
+            &plan.operator_token,
+        );
         let cluster = Cluster {
             name: plan.spec.name,
             roles: plan.spec.roles,
@@ -128,11 +152,12 @@ impl Cluster {
             dir: plan.dir,
             kubeconfig_path,
             admin_kubeconfig: plan.admin_kubeconfig,
-            operator_kubeconfig: plan.operator_kubeconfig,
+            operator_kubeconfig,
+            link,
             client,
             apiserver_command,
             apiserver: Mutex::new(Some(apiserver)),
-            controller_manager: Mutex::new(None),
+            companions: Mutex::new(Vec::new()),
             restarts: std::sync::atomic::AtomicU32::new(0),
         };
         cluster.wait_ready().await?;
@@ -174,8 +199,15 @@ impl Cluster {
         &self.admin_kubeconfig
     }
 
+    /// The link stacksmith reaches this member through (none for the hub, or when the test bed
+    /// was asked for none): set its delay, cut it, restore it.
+    pub fn link(&self) -> Option<&LinkProxy> {
+        self.link.as_ref()
+    }
+
     /// The kubeconfig of stacksmith's own identity on this cluster (user
-    /// [`OPERATOR_USER`], limited by RBAC to what stacksmith needs).
+    /// [`OPERATOR_USER`], limited by RBAC to what stacksmith needs), through the cluster's
+    /// [`link`](Self::link) when it has one.
     pub fn operator_kubeconfig(&self) -> &str {
         &self.operator_kubeconfig
     }
@@ -220,48 +252,133 @@ impl Cluster {
         self.wait_ready().await
     }
 
-    pub(crate) async fn start_controller_manager(&self, program: &Path) -> Result<()> {
-        let server = Supervised::start(&ServerCommand {
+    /// Starts kube-controller-manager: namespace deletion and garbage collection, and with
+    /// `workloads` the controllers that turn StatefulSets and Deployments into pods.
+    pub(crate) fn start_controller_manager(
+        &self,
+        program: &Path,
+        current: bool,
+        workloads: bool,
+    ) -> Result<()> {
+        let controllers = match (current, workloads) {
+            (false, _) => "namespace,garbagecollector",
+            (true, false) => "namespace-controller,garbage-collector-controller",
+            (true, true) => {
+                "namespace-controller,garbage-collector-controller,serviceaccount-controller,\
+                 statefulset-controller,deployment-controller,replicaset-controller"
+            }
+        };
+        let mut args = vec![
+            format!("--kubeconfig={}", path_arg(&self.kubeconfig_path)),
+            format!("--controllers={controllers}"),
+            "--leader-elect=false".into(),
+            "--bind-address=127.0.0.1".into(),
+            "--secure-port=0".into(),
+        ];
+        if !current {
+            // v1.20 still has the insecure port; later releases removed the flag.
+            args.push("--port=0".into());
+        }
+        self.start_companion(&ServerCommand {
             name: format!("kube-controller-manager of {}", self.name),
             program: program.to_path_buf(),
-            args: vec![
-                format!("--kubeconfig={}", path_arg(&self.kubeconfig_path)),
-                "--controllers=namespace,garbagecollector".into(),
-                "--leader-elect=false".into(),
-                "--bind-address=127.0.0.1".into(),
-                "--secure-port=0".into(),
-                "--port=0".into(),
-            ],
+            args,
             log: self.dir.join("kube-controller-manager.log"),
-        })?;
-        if let Ok(mut slot) = self.controller_manager.lock() {
-            *slot = Some(server);
+            env: Vec::new(),
+        })
+    }
+
+    /// Makes pods run: kube-scheduler, a fake node and kwok playing its kubelet.
+    pub(crate) async fn start_pods(&self, scheduler: &Path, kwok: &Path) -> Result<()> {
+        pods::create_fake_node(&self.client, &self.name).await?;
+        self.start_companion(&pods::scheduler_command(
+            scheduler,
+            &self.name,
+            &self.kubeconfig_path,
+            &self.dir,
+        ))?;
+        self.start_companion(&pods::kwok_command(
+            kwok,
+            &self.name,
+            &self.kubeconfig_path,
+            &self.dir,
+        )?)
+    }
+
+    /// Starts the real prometheus-operator against this cluster.
+    pub(crate) fn start_prometheus_operator(
+        &self,
+        program: &Path,
+        status_for_configuration_resources: bool,
+    ) -> Result<()> {
+        self.start_companion(&prometheus_operator::command(
+            program,
+            &self.name,
+            &self.kubeconfig_path,
+            &self.dir,
+            status_for_configuration_resources,
+        )?)
+    }
+
+    /// The log of a process running beside the API server (`kwok`, `prometheus-operator`, ...).
+    pub fn companion_log(&self, file_stem: &str) -> PathBuf {
+        self.dir.join(format!("{file_stem}.log"))
+    }
+
+    fn start_companion(&self, command: &ServerCommand) -> Result<()> {
+        let server = Supervised::start(command)?;
+        if let Ok(mut companions) = self.companions.lock() {
+            companions.push(server);
         }
         Ok(())
     }
 
     pub(crate) async fn stop_all(&self) -> Result<()> {
-        let kcm = self
-            .controller_manager
+        let companions = self
+            .companions
             .lock()
-            .ok()
-            .and_then(|mut s| s.take());
-        let kcm_result = match kcm {
-            Some(kcm) => kcm.stop().await,
-            None => Ok(()),
-        };
-        self.stop_apiserver().await.and(kcm_result)
+            .map(|mut c| std::mem::take(&mut *c))
+            .unwrap_or_default();
+        let mut first_error = None;
+        // The API server last: its clients stop cleanly while it still answers.
+        for companion in companions.into_iter().rev() {
+            if let Err(err) = companion.stop().await {
+                first_error.get_or_insert(err);
+            }
+        }
+        let stopped = self.stop_apiserver().await;
+        first_error.map_or(stopped, Err)
     }
 
     pub(crate) fn server_pids(&self) -> Vec<u32> {
-        [&self.apiserver, &self.controller_manager]
+        let mut pids: Vec<u32> = self
+            .apiserver
+            .lock()
+            .ok()
+            .and_then(|s| s.as_ref().and_then(Supervised::server_pid))
             .into_iter()
-            .filter_map(|slot| {
-                slot.lock()
-                    .ok()
-                    .and_then(|s| s.as_ref().and_then(Supervised::server_pid))
-            })
-            .collect()
+            .collect();
+        if let Ok(companions) = self.companions.lock() {
+            pids.extend(companions.iter().filter_map(Supervised::server_pid));
+        }
+        pids
+    }
+
+    /// The API server's Kubernetes version (`major`, `minor`).
+    pub async fn version(&self) -> Result<(u32, u32)> {
+        let info = self
+            .client
+            .apiserver_version()
+            .await
+            .map_err(TestBedError::kube(format!("read the version of {}", self.name)))?;
+        let number = |s: &str| {
+            s.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse::<u32>()
+                .unwrap_or(0)
+        };
+        Ok((number(&info.major), number(&info.minor)))
     }
 
     /// Waits until `/readyz` answers `ok`.

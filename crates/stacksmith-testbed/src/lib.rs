@@ -11,16 +11,21 @@
 pub mod binaries;
 pub mod child_crds;
 mod cluster;
+pub mod data_servers;
 pub mod error;
 pub mod harness;
 pub mod kubeconfig;
+pub mod link;
 mod pki;
+pub mod pods;
 pub mod process;
+pub mod prometheus_operator;
 mod registration;
 pub mod simulator;
 mod state;
 
-pub use binaries::{Binaries, KUBERNETES_VERSION};
+pub use binaries::{Binaries, Component, KUBERNETES_VERSION};
+pub use prometheus_operator::{PrometheusOperatorRun, PrometheusSide};
 pub use child_crds::CrdSource;
 pub use cluster::Cluster;
 pub use error::{Result, TestBedError};
@@ -61,6 +66,15 @@ pub struct TestBedOptions {
     pub register_members: bool,
     /// Where the upstream child CRDs are; `None` uses our minimal CRDs.
     pub upstream_crds: Option<PathBuf>,
+    /// Who plays prometheus-operator on the Prometheus clusters.
+    pub prometheus_side: PrometheusSide,
+    /// Per-cluster exceptions to `prometheus_side` (cluster name → side).
+    pub prometheus_side_of: std::collections::BTreeMap<String, PrometheusSide>,
+    /// Install kubectl too (tests that run it as users do); the demo does without.
+    pub kubectl: bool,
+    /// The link between stacksmith and each member: a delay each way (by default
+    /// `STACKSMITH_TESTBED_LINK_DELAY_MS`, else 20 ms), `None` for a direct connection.
+    pub member_link: Option<link::LinkConditions>,
 }
 
 impl TestBedOptions {
@@ -83,7 +97,62 @@ impl TestBedOptions {
             simulator: true,
             register_members: true,
             upstream_crds: child_crds::upstream_dir(),
+            prometheus_side: PrometheusSide::from_env(),
+            prometheus_side_of: std::collections::BTreeMap::new(),
+            kubectl: true,
+            member_link: Some(link::LinkConditions::from_env().unwrap_or_else(|err| {
+                tracing::warn!(%err, "using the default member link delay");
+                link::LinkConditions::default()
+            })),
         }
+    }
+
+    /// What to install for these options.
+    fn components(&self) -> Vec<Component> {
+        let mut components = vec![Component::Etcd, Component::Kubernetes, Component::Kwok];
+        let real = std::iter::once(&self.prometheus_side)
+            .chain(self.prometheus_side_of.values())
+            .any(|side| side.is_real());
+        if real {
+            components.push(Component::PrometheusOperator);
+        }
+        if self.kubectl {
+            components.push(Component::Kubectl);
+        }
+        components
+    }
+}
+
+/// What a started test bed runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ControlPlane {
+    /// The API servers' Kubernetes version, e.g. `v1.37.2`.
+    pub kubernetes_version: String,
+    /// Whether pods run (scheduler, workload controllers, kwok's fake node).
+    pub pods: bool,
+    /// Who plays prometheus-operator.
+    pub prometheus_operator: PrometheusOperatorRun,
+    /// Which child CRDs the remotes got.
+    pub crds: CrdSource,
+}
+
+impl std::fmt::Display for ControlPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Kubernetes {}{}; {}; {} child CRDs; grafana-operator simulated",
+            self.kubernetes_version,
+            if self.pods {
+                " with kube-scheduler and kwok (pods run without containers)"
+            } else {
+                " (no pods)"
+            },
+            self.prometheus_operator,
+            match self.crds {
+                CrdSource::Upstream => "upstream",
+                CrdSource::Minimal => "minimal",
+            }
+        )
     }
 }
 
@@ -99,6 +168,9 @@ pub struct TestBed {
     simulator: Option<Simulator>,
     crd_source: CrdSource,
     kubectl: Option<PathBuf>,
+    control_plane: ControlPlane,
+    /// Kubernetes 1.25 or later (CEL, no controller-manager insecure port).
+    current: bool,
 }
 
 impl TestBed {
@@ -106,7 +178,7 @@ impl TestBed {
     pub async fn start(options: TestBedOptions) -> Result<Self> {
         let started = Instant::now();
         state::remove_abandoned();
-        let binaries = binaries::locate_or_install().await?;
+        let binaries = binaries::locate_or_install(&options.components()).await?;
         let dir = state::claim_dir(&options.name)?;
         let mut testbed = TestBed {
             name: options.name.clone(),
@@ -116,10 +188,17 @@ impl TestBed {
             simulator: None,
             crd_source: CrdSource::Minimal,
             kubectl: binaries.kubectl.clone(),
+            control_plane: ControlPlane {
+                kubernetes_version: String::new(),
+                pods: false,
+                prometheus_operator: PrometheusOperatorRun::Simulated,
+                crds: CrdSource::Minimal,
+            },
+            current: false,
         };
         // From here on, a failure drops `testbed`, which stops what was started.
         testbed.start_servers(&options, &binaries).await?;
-        testbed.configure(&options).await?;
+        testbed.configure(&options, &binaries).await?;
         state::write(&testbed.dir, &testbed.state())?;
         tracing::info!(name = %testbed.name, secs = started.elapsed().as_secs_f32(), "test bed ready");
         Ok(testbed)
@@ -162,6 +241,7 @@ impl TestBed {
                 "--unsafe-no-fsync".into(),
             ],
             log: self.dir.join("etcd.log"),
+            env: Vec::new(),
         })?);
 
         let mut specs = vec![ClusterSpec {
@@ -172,8 +252,14 @@ impl TestBed {
         let plans = specs
             .into_iter()
             .map(|spec| {
+                let link = if spec.roles.is_empty() {
+                    None
+                } else {
+                    options.member_link
+                };
                 ClusterPlan::new(
                     spec,
+                    link,
                     &self.name,
                     &self.dir,
                     &etcd_url,
@@ -189,37 +275,105 @@ impl TestBed {
         for cluster in futures::future::join_all(starting).await {
             self.clusters.push(cluster?);
         }
+        let hub = self.hub()?;
+        let (major, minor) = hub.version().await?;
+        self.control_plane.kubernetes_version = binaries::apiserver_version(&binaries.kube_apiserver)
+            .await
+            .unwrap_or_else(|| format!("v{major}.{minor}"));
+        // Kubernetes 1.24 removed the controller-manager's insecure port; CEL came with 1.25.
+        self.current = (major, minor) >= (1, 25);
+        let pods = self.current && binaries.runs_pods();
+        self.control_plane.pods = pods;
         if options.controller_manager
             && let Some(kcm) = &binaries.kube_controller_manager
         {
             for cluster in &self.clusters {
-                cluster.start_controller_manager(kcm).await?;
+                // Pods run on the member clusters only; the hub needs no workloads.
+                let workloads = pods && !cluster.roles().is_empty();
+                cluster.start_controller_manager(kcm, self.current, workloads)?;
+            }
+        }
+        if pods && let (Some(scheduler), Some(kwok)) = (&binaries.kube_scheduler, &binaries.kwok) {
+            for cluster in self.clusters.iter().filter(|c| !c.roles().is_empty()) {
+                cluster.start_pods(scheduler, kwok).await?;
             }
         }
         Ok(())
     }
 
-    async fn configure(&mut self, options: &TestBedOptions) -> Result<()> {
+    async fn configure(&mut self, options: &TestBedOptions, binaries: &Binaries) -> Result<()> {
         let hub = self.hub()?;
         child_crds::install_typed(hub.client(), HUB, &stacksmith_api::crds::all()).await?;
         let mut simulator = Simulator::new();
+        let mut runs = Vec::new();
         for cluster in self.clusters.iter().filter(|c| !c.roles().is_empty()) {
+            let side = options
+                .prometheus_side_of
+                .get(cluster.name())
+                .copied()
+                .unwrap_or(options.prometheus_side);
+            let real_prometheus = match (side, &binaries.prometheus_operator) {
+                (
+                    PrometheusSide::Real {
+                        status_for_configuration_resources,
+                    },
+                    Some(program),
+                ) if self.control_plane.pods => {
+                    Some((program.clone(), status_for_configuration_resources))
+                }
+                _ => None,
+            };
             for role in cluster.roles() {
-                let (source, docs) = child_crds::crds_for(*role, options.upstream_crds.as_deref())?;
+                // The real prometheus-operator watches kinds stacksmith does not write; their
+                // CRDs come with its release.
+                let also = (*role == ClusterRole::Prometheus && real_prometheus.is_some())
+                    .then(|| binaries.operator_crds.as_deref())
+                    .flatten();
+                let (source, docs) = child_crds::crds_for(
+                    *role,
+                    options.upstream_crds.as_deref().or(also),
+                    also,
+                    !self.current,
+                )?;
                 self.crd_source = source;
                 child_crds::install(cluster.client(), cluster.name(), &docs).await?;
             }
             registration::prepare_remote(cluster).await?;
+            let serves_prometheus = cluster.roles().contains(&ClusterRole::Prometheus);
+            if serves_prometheus {
+                runs.push(match &real_prometheus {
+                    Some((program, gate)) => {
+                        cluster.start_prometheus_operator(program, *gate)?;
+                        PrometheusOperatorRun::Real {
+                            status_for_configuration_resources: *gate,
+                        }
+                    }
+                    None => PrometheusOperatorRun::Simulated,
+                });
+            }
             if options.simulator {
+                // The simulator plays only the operators that do not run for real.
                 let kinds: Vec<_> = cluster
                     .roles()
                     .iter()
+                    .filter(|role| {
+                        !(**role == ClusterRole::Prometheus && real_prometheus.is_some())
+                    })
                     .flat_map(|r| child_crds::kinds_of(*r))
                     .copied()
                     .collect();
-                simulator.add_cluster(cluster.name(), cluster.client().clone(), &kinds);
+                if !kinds.is_empty() {
+                    simulator.add_cluster(cluster.name(), cluster.client().clone(), &kinds);
+                }
             }
         }
+        // What the test bed says it runs: the first Prometheus cluster's operator (the others
+        // differ only where a test asked for it, see `prometheus_side_of`).
+        self.control_plane.prometheus_operator = runs
+            .first()
+            .copied()
+            .unwrap_or(PrometheusOperatorRun::Simulated);
+        self.control_plane.crds = self.crd_source;
         if options.register_members {
             for cluster in self.clusters.iter().filter(|c| !c.roles().is_empty()) {
                 registration::register(self.hub()?, cluster).await?;
@@ -229,6 +383,12 @@ impl TestBed {
             self.simulator = Some(simulator);
         }
         Ok(())
+    }
+
+    /// What this test bed runs: the Kubernetes version, whether pods run, who plays
+    /// prometheus-operator.
+    pub fn control_plane(&self) -> &ControlPlane {
+        &self.control_plane
     }
 
     /// The test bed's name.

@@ -48,6 +48,8 @@ pub struct ServerCommand {
     pub args: Vec<String>,
     /// Where stdout and stderr go.
     pub log: PathBuf,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
 }
 
 impl ServerCommand {
@@ -81,6 +83,7 @@ impl Supervised {
             .arg(&command.program)
             .args(&command.args)
             .env("STACKSMITH_PIDFILE", &pidfile)
+            .envs(command.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(log_file)
             .stderr(log_err)

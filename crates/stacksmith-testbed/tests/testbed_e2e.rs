@@ -15,12 +15,20 @@ use stacksmith_core::ChildKind;
 use stacksmith_testbed::harness::{self, TestError, test};
 use stacksmith_testbed::simulator::status::{World, differs, simulated_status};
 use stacksmith_testbed::simulator::{OUTCOME_ANNOTATION, Outcome, api_resource};
-use stacksmith_testbed::{CrdSource, HUB, TestBed, TestBedOptions, kubeconfig};
+use stacksmith_testbed::{CrdSource, HUB, PrometheusSide, TestBed, TestBedOptions, kubeconfig};
+
+/// The simulator plays both child operators here: these tests are about the simulator itself
+/// (the real prometheus-operator has suites of its own).
+fn options(name: String) -> TestBedOptions {
+    let mut options = TestBedOptions::new(name);
+    options.prometheus_side = PrometheusSide::Simulated;
+    options
+}
 
 fn main() -> ExitCode {
     harness::run(
         "testbed-e2e",
-        TestBedOptions::new,
+        options,
         vec![
             test("clusters_answer_with_verified_tls_only", |tb| {
                 Box::pin(boxed(clusters_answer_with_verified_tls_only(tb)))
@@ -77,7 +85,7 @@ async fn clusters_answer_with_verified_tls_only(tb: &TestBed) -> anyhow::Result<
             .await
             .with_context(|| format!("version of {}", cluster.name()))?;
         ensure!(
-            version.git_version == "v1.20.2",
+            version.git_version == tb.control_plane().kubernetes_version,
             "{}: unexpected version {}",
             cluster.name(),
             version.git_version

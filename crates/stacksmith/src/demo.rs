@@ -64,13 +64,17 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         "Starting a local hub and two remote clusters (first run also builds the control plane: several minutes)",
     );
     let started = Instant::now();
-    let testbed = TestBed::start(TestBedOptions::new("demo"))
+    let mut options = TestBedOptions::new("demo");
+    // The demo runs no kubectl of its own: one build less on a fresh machine.
+    options.kubectl = false;
+    let testbed = TestBed::start(options)
         .await
         .context("starting the test bed")?;
     println!(
-        "  {} clusters ready in {:.1} s:",
+        "  {} clusters ready in {:.1} s: {}",
         testbed.clusters().len(),
-        started.elapsed().as_secs_f32()
+        started.elapsed().as_secs_f32(),
+        testbed.control_plane()
     );
     for cluster in testbed.clusters() {
         let roles: Vec<&str> = cluster.roles().iter().map(|r| r.as_str()).collect();

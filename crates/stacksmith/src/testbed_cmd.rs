@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Subcommand;
 use stacksmith_api::ClusterRole;
-use stacksmith_testbed::{ClusterSpec, RunningTestBed, TestBed, TestBedOptions};
+use stacksmith_testbed::{ClusterSpec, PrometheusSide, RunningTestBed, TestBed, TestBedOptions};
 
 /// Test-bed subcommands.
 #[derive(Subcommand, Debug)]
@@ -23,6 +23,13 @@ pub enum TestbedCommand {
         /// Do not run the stand-in child operators.
         #[arg(long)]
         no_simulator: bool,
+        /// Let the simulator play prometheus-operator too, instead of the real one.
+        #[arg(long)]
+        simulate_prometheus_operator: bool,
+        /// Run the real prometheus-operator with its `StatusForConfigurationResources` feature
+        /// gate on (off on a stock install, and by default here).
+        #[arg(long, conflicts_with = "simulate_prometheus_operator")]
+        config_resource_status: bool,
         /// How many Prometheus clusters (`prometheus-1`, `prometheus-2`, ...).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=8))]
         prometheus_clusters: u8,
@@ -51,6 +58,8 @@ pub async fn run(command: TestbedCommand) -> anyhow::Result<ExitCode> {
             name,
             minimal_crds,
             no_simulator,
+            simulate_prometheus_operator,
+            config_resource_status,
             prometheus_clusters,
             grafana_clusters,
         } => {
@@ -60,10 +69,21 @@ pub async fn run(command: TestbedCommand) -> anyhow::Result<ExitCode> {
                 options.upstream_crds = None;
             }
             options.simulator = !no_simulator;
+            options.prometheus_side = if simulate_prometheus_operator {
+                PrometheusSide::Simulated
+            } else {
+                PrometheusSide::Real {
+                    status_for_configuration_resources: config_resource_status,
+                }
+            };
             let testbed = TestBed::start(options)
                 .await
                 .context("starting the test bed")?;
-            eprintln!("test bed {:?} is up; in another shell:", testbed.name());
+            eprintln!(
+                "test bed {:?} is up: {}; in another shell:",
+                testbed.name(),
+                testbed.control_plane()
+            );
             print_env(&testbed.env());
             eprintln!(
                 "stop it with Ctrl-C or `stacksmith testbed down --name {}`",

@@ -47,7 +47,7 @@ fn objects(yaml: &str) -> Vec<(String, serde_yaml::Value)> {
 }
 
 async fn kustomize_build() -> String {
-    let binaries = stacksmith_testbed::binaries::locate_or_install()
+    let binaries = stacksmith_testbed::binaries::locate_or_install(&[stacksmith_testbed::Component::Kubectl, stacksmith_testbed::Component::Etcd, stacksmith_testbed::Component::Kubernetes])
         .await
         .expect("the test bed's binaries (installed on first use)");
     let kubectl = binaries.kubectl.expect("kubectl comes with the test bed");
