@@ -4,7 +4,10 @@
 //! probes the cluster, records the result in the `MemberCluster`'s status, and starts watches on
 //! the child kinds of the cluster's roles. The watches feed caches (no GET/LIST per reconcile)
 //! and wake the stacks whose children changed. A rotated Secret or a changed spec rebuilds the
-//! connection without a restart; a failing watch marks the cluster unreachable at once.
+//! connection without a restart; a failing watch marks the cluster unreachable at once. The one
+//! exception is the watch of prometheus-operator's rejection Events on Prometheus clusters
+//! ([`crate::config_evidence`]): evidence for judging rules and monitors without a status, whose
+//! failure only leaves that evidence out.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,6 +24,7 @@ use stacksmith_api::labels::{
     MANAGED_BY, MANAGED_BY_VALUE, STACK_NAME, STACK_NAMESPACE, STACK_UID,
 };
 use stacksmith_api::{CustomerStack, MemberCluster, MemberClusterStatus};
+use stacksmith_core::ChildKind;
 use stacksmith_core::member_status::{ProbeFailure, ProbeResult};
 use stacksmith_core::plan::{MemberInfo, ObjectKind};
 use tokio::sync::{Notify, mpsc, watch};
@@ -28,6 +32,7 @@ use tokio::task::JoinHandle;
 
 use crate::api_calls::ApiCallCounter;
 use crate::cached_object::CachedObject;
+use crate::config_evidence::{self, NamespaceEvidence, RejectionIndex, regarded_kind};
 use crate::member_client::member_client_from_secret;
 use crate::member_probe::{probe_with_client, record_status};
 
@@ -59,6 +64,9 @@ pub struct MemberConnection {
     /// The `Grafana` instances (read only; on members serving the grafana role), to explain
     /// `NoMatchingInstance`.
     grafanas: Option<Store<CachedObject>>,
+    /// prometheus-operator's rejection Events (on members serving the prometheus role), to judge
+    /// rules and monitors that have no status.
+    rejections: Option<Arc<RejectionIndex>>,
     reachability: Arc<RwLock<Reachability>>,
     /// Which cached objects each stack owns (by the `stack-uid` label), kept by the watches.
     owners: Arc<RwLock<OwnerIndex>>,
@@ -90,6 +98,26 @@ impl MemberConnection {
             .as_ref()
             .map(|s| s.state().iter().map(|g| g.to_value()).collect())
             .unwrap_or_default()
+    }
+
+    /// What this member shows about the `PrometheusRule`s and `ServiceMonitor`s of `namespace`
+    /// besides their status: its `Prometheus` objects, its labels and the rejections
+    /// prometheus-operator recorded there (from the caches, no request).
+    pub fn config_evidence(&self, namespace: &str) -> NamespaceEvidence {
+        config_evidence::from_caches(
+            self.store(ObjectKind::Child(ChildKind::Prometheus)),
+            self.store(ObjectKind::Namespace),
+            self.rejections.as_deref(),
+            namespace,
+        )
+    }
+
+    /// Waits (at most `timeout`) until the rejection Events have been listed once, or their
+    /// watch failed; returns at once on members without that watch or once it settled.
+    pub async fn wait_rejections(&self, timeout: Duration) {
+        if let Some(rejections) = &self.rejections {
+            rejections.wait_settled(timeout).await;
+        }
     }
 
     /// The cached objects labelled as belonging to the stack with uid `stack_uid` (kind,
@@ -729,16 +757,62 @@ fn start_connection(
             }
         }));
     }
+    let rejections = member
+        .spec
+        .roles
+        .contains(&stacksmith_api::ClusterRole::Prometheus)
+        .then(|| {
+            let index = Arc::new(RejectionIndex::default());
+            tasks.push(tokio::spawn(config_evidence::watch_rejections(
+                client.clone(),
+                Arc::clone(&index),
+                name.clone(),
+                rejection_waker(fleet.wake.clone(), fleet.stacks.clone(), &stores, &name),
+            )));
+            index
+        });
     MemberConnection {
         name,
         timeout: Duration::from_secs(u64::from(member.spec.request_timeout_seconds)),
         client,
         stores,
         grafanas,
+        rejections,
         reachability,
         owners,
         reachability_changed,
         tasks,
+    }
+}
+
+/// What the rejection watch calls on a change: wakes the stack that owns each object whose
+/// rejections changed (an Event carries no stack labels: the object's cached labels say whose it
+/// is), and every stack on the member when the Events became readable or unreadable.
+fn rejection_waker(
+    wake: mpsc::UnboundedSender<ObjectRef<CustomerStack>>,
+    stacks: Store<CustomerStack>,
+    stores: &BTreeMap<ObjectKind, Store<CachedObject>>,
+    member: &str,
+) -> impl Fn(config_evidence::Changed) + Send + 'static {
+    let stores = stores.clone();
+    let member = member.to_owned();
+    move |changed| {
+        if changed.readability {
+            wake_users(&stacks, &wake, &member);
+            return;
+        }
+        for regarded in &changed.regarded {
+            let Some(kind) = regarded_kind(regarded) else {
+                continue;
+            };
+            let (_, namespace, name) = regarded;
+            let object = stores.get(&kind).and_then(|store| {
+                store.get(&ObjectRef::new_with(name, api_resource(kind)).within(namespace))
+            });
+            if let Some(object) = object {
+                wake_owner(&object, &wake);
+            }
+        }
     }
 }
 
@@ -799,6 +873,53 @@ mod tests {
             "metadata": {"name": name, "namespace": "customer-acme", "labels": labels},
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn a_rejection_wakes_the_stack_of_the_regarded_object() {
+        let rule = ObjectKind::Child(ChildKind::PrometheusRule);
+        let mut writer = reflector::store::Writer::new(api_resource(rule));
+        let labelled: CachedObject = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "acme-core", "namespace": "customer-acme", "labels": {
+                MANAGED_BY: MANAGED_BY_VALUE, STACK_NAMESPACE: "team-a", STACK_NAME: "acme",
+                STACK_UID: "u1"}},
+        }))
+        .unwrap();
+        writer.apply_watcher_event(&watcher::Event::Apply(labelled));
+        let stores = BTreeMap::from([(rule, writer.as_reader())]);
+        let mut stacks = reflector::store::Writer::<CustomerStack>::default();
+        let stack: CustomerStack = serde_json::from_value(serde_json::json!({
+            "apiVersion": "stacksmith.io/v1alpha1", "kind": "CustomerStack",
+            "metadata": {"name": "acme", "namespace": "team-a"},
+            "spec": {"customer": "acme", "metrics": {"cluster": "prom-1"},
+                     "dashboards": {"cluster": "graf-1", "instanceSelector": {}}},
+        }))
+        .unwrap();
+        stacks.apply_watcher_event(&watcher::Event::Apply(stack));
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let waker = rejection_waker(tx, stacks.as_reader(), &stores, "prom-1");
+        let regarded =
+            |kind: &str, name: &str| (kind.to_owned(), "customer-acme".to_owned(), name.to_owned());
+        waker(config_evidence::Changed {
+            regarded: vec![
+                regarded("PrometheusRule", "acme-core"),
+                regarded("PrometheusRule", "not-cached"),
+                regarded("Alertmanager", "acme-core"),
+            ],
+            readability: false,
+        });
+        let woken = rx.try_recv().unwrap();
+        assert_eq!(
+            (woken.name.as_str(), woken.namespace.as_deref()),
+            ("acme", Some("team-a"))
+        );
+        assert!(rx.try_recv().is_err(), "only the owner of a cached object");
+        // The Events became readable or unreadable: every stack on the member.
+        waker(config_evidence::Changed {
+            regarded: Vec::new(),
+            readability: true,
+        });
+        assert_eq!(rx.try_recv().unwrap().name, "acme");
     }
 
     #[test]

@@ -4,10 +4,14 @@
 //! The children are planned exactly as the reconcile plans them, read with one GET each from
 //! their member cluster (each under the member's `requestTimeoutSeconds`), judged with
 //! [`assess`] and aggregated with [`aggregate`]: the same verdicts, reasons and root cause the
-//! operator would write. Nothing is written anywhere. A member that cannot be reached (or whose
-//! kubeconfig Secret is unusable) makes its own children `Unknown` / `ClusterUnreachable`, and
-//! nothing else.
+//! operator would write. A `PrometheusRule` or `ServiceMonitor` without a status is judged, as
+//! the operator does, from the `Prometheus` objects of its namespace and prometheus-operator's
+//! rejection Events there (one LIST each per namespace; without the Prometheus list it stays
+//! `StatusNotReported`, without the Events it is judged without rejections). Nothing is written
+//! anywhere. A member that cannot be reached (or whose kubeconfig Secret is unusable) makes its
+//! own children `Unknown` / `ClusterUnreachable`, and nothing else.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -22,10 +26,13 @@ use stacksmith_core::aggregate::{
 use stacksmith_core::grafana_instances::explain_unmatched;
 use stacksmith_core::member_status::ProbeFailure;
 use stacksmith_core::plan::{DesiredObject, MemberInfo, ObjectKind, StackIdentity, plan_stack};
-use stacksmith_core::{ChildKind, HealthReason, assess};
+use stacksmith_core::{ChildKind, HealthReason, Rejection, assess, assess_with_evidence};
 
 use crate::api_calls::ApiCallCounter;
 use crate::apply::{Ownership, ownership};
+use crate::config_evidence::{
+    NamespaceEvidence, events_resource, needs_config_evidence, rejection_field_selector,
+};
 use crate::fleet::api_resource;
 use crate::member_client::member_client_from_secret;
 use crate::member_probe::classify;
@@ -158,6 +165,15 @@ async fn observe_cluster(
             Err(message) => return unreachable(message),
         }
     }
+    let namespace_labels: BTreeMap<String, serde_json::Value> = found
+        .iter()
+        .filter(|(desired, _)| desired.kind == ObjectKind::Namespace)
+        .filter_map(|(desired, object)| {
+            let labels = serde_json::to_value(object.as_ref()?.labels()).ok()?;
+            Some((desired.name.clone(), labels))
+        })
+        .collect();
+    let mut evidence: BTreeMap<String, Option<NamespaceEvidence>> = BTreeMap::new();
     let mut grafanas: Option<Vec<serde_json::Value>> = None;
     let mut children = Vec::new();
     let mut foreign = Vec::new();
@@ -180,6 +196,17 @@ async fn observe_cluster(
             (Some(object), Some(Ownership::Ours)) => {
                 let value = serde_json::to_value(&object).unwrap_or_default();
                 let mut health = assess(kind, &value);
+                if needs_config_evidence(kind, &value) {
+                    let namespace = desired.namespace.as_str();
+                    if !evidence.contains_key(namespace) {
+                        let labels = namespace_labels.get(namespace).cloned();
+                        let read = read_evidence(&client, namespace, labels, timeout).await;
+                        evidence.insert(namespace.to_owned(), read);
+                    }
+                    if let Some(Some(found)) = evidence.get(namespace) {
+                        health = assess_with_evidence(kind, &value, &found.evidence());
+                    }
+                }
                 if health.reason == HealthReason::NoMatchingInstance {
                     if grafanas.is_none() {
                         grafanas = Some(list_grafanas(&client, timeout).await);
@@ -237,6 +264,44 @@ async fn read(
         }
         Ok(Ok(object)) => Ok(object),
     }
+}
+
+/// What the member shows about the rules and monitors of `namespace` (see
+/// [`crate::config_evidence`]): `None` when its `Prometheus` objects cannot be listed; rejections
+/// `None` when its Events cannot be.
+async fn read_evidence(
+    client: &Client,
+    namespace: &str,
+    namespace_labels: Option<serde_json::Value>,
+    timeout: Duration,
+) -> Option<NamespaceEvidence> {
+    let prometheus = api_resource(ObjectKind::Child(ChildKind::Prometheus));
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &prometheus);
+    let prometheuses = match tokio::time::timeout(timeout, api.list(&ListParams::default())).await {
+        Ok(Ok(list)) => list
+            .items
+            .iter()
+            .filter_map(|p| serde_json::to_value(p).ok())
+            .collect(),
+        _ => return None,
+    };
+    let events: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &events_resource());
+    let params = ListParams::default().fields(&rejection_field_selector());
+    let rejections = match tokio::time::timeout(timeout, events.list(&params)).await {
+        Ok(Ok(list)) => Some(
+            list.items
+                .iter()
+                .filter_map(|e| Rejection::from_event(&serde_json::to_value(e).ok()?))
+                .collect(),
+        ),
+        _ => None,
+    };
+    Some(NamespaceEvidence {
+        prometheuses,
+        namespace_labels,
+        rejections,
+    })
 }
 
 /// The member's `Grafana` instances (empty when they cannot be read: the message then only

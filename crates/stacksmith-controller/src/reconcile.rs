@@ -25,7 +25,7 @@ use stacksmith_core::aggregate::{
 };
 use stacksmith_core::grafana_instances::explain_unmatched;
 use stacksmith_core::plan::{DesiredObject, ObjectKind, StackIdentity, StackPlan, plan_stack};
-use stacksmith_core::{ChildHealth, ChildKind, HealthReason, assess};
+use stacksmith_core::{ChildHealth, ChildKind, HealthReason, assess, assess_with_evidence};
 use tracing::Instrument as _;
 
 use crate::FIELD_MANAGER;
@@ -33,6 +33,7 @@ use crate::apply::{
     ApplyOutcome, Ownership, RecentWrites, apply_object, cached, delete_object, owned_objects,
     ownership,
 };
+use crate::config_evidence::needs_config_evidence;
 use crate::fleet::{Fleet, MemberConnection, MemberState, Reachability};
 use crate::member_probe::now;
 use crate::metrics::ReconcileMetrics;
@@ -352,6 +353,8 @@ async fn usable_connection(ctx: &Context, cluster: &str) -> Result<Arc<MemberCon
             Reachability::Unreachable(why) => Err(why),
             Reachability::Reachable => {
                 if connection.wait_caches(connection.timeout).await {
+                    // Evidence only: a rejection watch that never lists does not hold the pass.
+                    connection.wait_rejections(connection.timeout).await;
                     Ok(connection)
                 } else {
                     Err("watch caches not synchronised".into())
@@ -550,13 +553,25 @@ fn observed_state(
     }
 }
 
-/// A child's health from its cached object; a `NoMatchingInstance` says why no Grafana matches.
+/// A child's health from its cached object; a `PrometheusRule` or `ServiceMonitor` without a
+/// status is judged from what the member's caches show (its Prometheus objects and the
+/// rejection Events), and a `NoMatchingInstance` says why no Grafana matches.
 fn live_health(
     kind: ChildKind,
     object: &serde_json::Value,
     connection: Option<&MemberConnection>,
 ) -> ChildHealth {
-    let mut health = assess(kind, object);
+    let mut health = match connection {
+        Some(connection) if needs_config_evidence(kind, object) => {
+            let namespace = object
+                .pointer("/metadata/namespace")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default();
+            let evidence = connection.config_evidence(namespace);
+            assess_with_evidence(kind, object, &evidence.evidence())
+        }
+        _ => assess(kind, object),
+    };
     // Only then are the cluster's Grafana instances looked at (read from its cache).
     if let (HealthReason::NoMatchingInstance, Some(connection)) = (health.reason, connection) {
         let why = explain_unmatched(object, &connection.grafanas());

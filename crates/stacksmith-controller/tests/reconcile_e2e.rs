@@ -1,6 +1,8 @@
-//! End-to-end tests of reconciling CustomerStacks on the real test bed: a hub, a Prometheus
-//! cluster and a Grafana cluster with the upstream CRDs, the simulator playing the child
-//! operators, and the operator running against them.
+// End-to-end tests of reconciling CustomerStacks on the real test bed: a hub, a Prometheus
+// cluster running the real prometheus-operator and a Grafana cluster where the simulator plays
+// grafana-operator, the upstream CRDs as they ship, and the operator running against them.
+// Built twice: `reconcile_e2e` (the operator's `StatusForConfigurationResources` gate off, as
+// on a stock install) and `reconcile_e2e_config_status` (gate on).
 
 mod support;
 
@@ -17,14 +19,26 @@ use stacksmith_controller::apply::contains;
 use stacksmith_core::ChildKind;
 use stacksmith_core::plan::{MemberInfo, StackIdentity, plan_stack};
 use stacksmith_testbed::harness::{self, Suite, test};
-use stacksmith_testbed::{TestBed, TestBedOptions};
+use stacksmith_testbed::{PrometheusOperatorRun, PrometheusSide, TestBed, TestBedOptions};
 use support::*;
+
+/// The test bed: the real prometheus-operator, its `StatusForConfigurationResources` gate off as
+/// on a stock install, or on in the `reconcile_e2e_config_status` build of this suite.
+fn options(name: String) -> TestBedOptions {
+    let mut options = TestBedOptions::new(name);
+    if env!("CARGO_CRATE_NAME") == "reconcile_e2e_config_status" {
+        options.prometheus_side = PrometheusSide::Real {
+            status_for_configuration_resources: true,
+        };
+    }
+    options
+}
 
 fn main() -> ExitCode {
     harness::run_suite(
         Suite {
             name: "",
-            options: TestBedOptions::new,
+            options,
             setup: Some(start_operator),
             serial: false,
         },
@@ -42,6 +56,9 @@ fn main() -> ExitCode {
             }),
             test("degraded_prometheus_is_the_named_root_cause", |tb| {
                 Box::pin(boxed(degraded_prometheus(tb)))
+            }),
+            test("rule_the_operator_rejects_is_the_named_root_cause", |tb| {
+                Box::pin(boxed(rejected_rule(tb)))
             }),
             test("datasource_without_matching_grafana_is_named", |tb| {
                 Box::pin(boxed(no_matching_grafana(tb)))
@@ -131,6 +148,26 @@ async fn converges(tb: &TestBed) -> anyhow::Result<()> {
             .all(|c| c.verdict == stacksmith_api::Verdict::Healthy),
         "all healthy"
     );
+    // How the rule's and the monitor's acceptance was known: read from `status.bindings` when
+    // the operator reports them (gate on, or the simulator), inferred from the Prometheus and
+    // the absence of a rejection on a stock prometheus-operator. (With the gate on, the stack
+    // may be Ready on the inference before the operator's first status write: it then follows.)
+    let expected = match tb.prometheus_operator_on("prometheus-1") {
+        Some(PrometheusOperatorRun::Real {
+            status_for_configuration_resources: false,
+        }) => "AcceptanceInferred",
+        _ => "Accepted",
+    };
+    wait_stack(&hub, "t-converge", "s", &format!("rule and monitor {expected}"), |s| {
+        s.status.as_ref().is_some_and(|st| {
+            ["PrometheusRule", "ServiceMonitor"].iter().all(|kind| {
+                st.children
+                    .iter()
+                    .any(|c| c.kind == *kind && c.reason == expected)
+            })
+        })
+    })
+    .await?;
     // Every planned object exists as planned (nothing pruned by the upstream CRDs).
     let identity = StackIdentity {
         namespace: "t-converge".into(),
@@ -214,10 +251,18 @@ async fn no_write_when_unchanged(tb: &TestBed) -> anyhow::Result<()> {
 }
 
 async fn degraded_prometheus(tb: &TestBed) -> anyhow::Result<()> {
-    let (hub, prom, _) = clients(tb)?;
-    set_outcomes(&prom, &[("Prometheus.customer-sick.sick", "degraded")]).await?;
+    let (hub, _, _) = clients(tb)?;
     apply_stack(&hub, "t-sick", &stack_manifest("s", "sick", json!({}))).await?;
-    let stack = wait_not_ready(&hub, "t-sick", "s", "ChildDegraded").await?;
+    wait_ready(&hub, "t-sick", "s").await?;
+    // Its pod stops being ready (a kubelet's report with the real operator).
+    tb.set_prometheus_healthy("prometheus-1", "customer-sick", "sick", false)
+        .await?;
+    // The pods report one after the other: past `SomePodsNotReady`, none is ready.
+    let stack = wait_stack(&hub, "t-sick", "s", "ChildDegraded, NoPodReady", |s| {
+        condition(s, "Ready")
+            .is_some_and(|c| c.reason == "ChildDegraded" && c.message.contains("NoPodReady"))
+    })
+    .await?;
     let ready = condition(&stack, "Ready").context("Ready")?;
     ensure!(
         ready.message.contains("Prometheus customer-sick/sick")
@@ -231,8 +276,60 @@ async fn degraded_prometheus(tb: &TestBed) -> anyhow::Result<()> {
         ready.message
     );
     // The operator heals: status follows the child without any spec change.
-    set_outcomes(&prom, &[("Prometheus.customer-sick.sick", "healthy")]).await?;
+    tb.set_prometheus_healthy("prometheus-1", "customer-sick", "sick", true)
+        .await?;
     wait_ready(&hub, "t-sick", "s").await?;
+    Ok(())
+}
+
+/// A rule whose PromQL does not parse passes the CRD's schema; prometheus-operator rejects it
+/// (an `InvalidConfiguration` Event on a stock install, `Accepted=False` in `status.bindings`
+/// with the gate on). Either way the stack names the rule as the root cause, and fixing the
+/// expression makes it Ready.
+async fn rejected_rule(tb: &TestBed) -> anyhow::Result<()> {
+    let (hub, _, _) = clients(tb)?;
+    let broken = json!({"metrics": {"alertingRules": [
+        {"name": "core", "rules": [{"alert": "Down", "expr": "up ==", "for": "5m"}]}]}});
+    apply_stack(&hub, "t-reject", &stack_manifest("s", "reject", broken)).await?;
+    let expected = match tb.prometheus_operator_on("prometheus-1") {
+        Some(PrometheusOperatorRun::Real {
+            status_for_configuration_resources: false,
+        }) => "RejectedByOperator",
+        _ => "InvalidConfiguration",
+    };
+    // Once the Prometheus runs, the rule is what is wrong.
+    let stack = wait_stack(&hub, "t-reject", "s", "the rule rejected, the rest Healthy", |s| {
+        s.status.as_ref().is_some_and(|st| {
+            st.children
+                .iter()
+                .any(|c| c.kind == "PrometheusRule" && c.reason == expected)
+                && st.children.iter().any(|c| {
+                    c.kind == "Prometheus" && c.verdict == stacksmith_api::Verdict::Healthy
+                })
+        }) && condition(s, "Ready").is_some_and(|c| c.reason == "ChildDegraded")
+    })
+    .await?;
+    let ready = condition(&stack, "Ready").context("Ready")?;
+    ensure!(
+        ready.message.contains("PrometheusRule customer-reject/"),
+        "the rule is named: {}",
+        ready.message
+    );
+    if tb.prometheus_operator_on("prometheus-1").is_some_and(|r| r != PrometheusOperatorRun::Simulated) {
+        let rule = stack
+            .status
+            .as_ref()
+            .and_then(|st| st.children.iter().find(|c| c.kind == "PrometheusRule"))
+            .context("rule listed")?;
+        ensure!(
+            rule.message.contains("parse") || rule.message.contains("invalid"),
+            "the operator's words are quoted: {}",
+            rule.message
+        );
+    }
+    // Fixed in Git: Ready again.
+    apply_stack(&hub, "t-reject", &stack_manifest("s", "reject", json!({}))).await?;
+    wait_ready(&hub, "t-reject", "s").await?;
     Ok(())
 }
 
@@ -881,7 +978,7 @@ async fn gitops_with_kubectl(tb: &TestBed) -> anyhow::Result<()> {
     ensure!(
         members
             .lines()
-            .any(|l| l.contains("prometheus-1") && l.contains("True") && l.contains("v1.20.2")),
+            .any(|l| l.contains("prometheus-1") && l.contains("True") && l.contains(&tb.control_plane().kubernetes_version)),
         "members: {members}"
     );
     Ok(())
@@ -910,7 +1007,13 @@ async fn missing_crds(tb: &TestBed) -> anyhow::Result<()> {
         &stack_manifest("s", "nocrds", json!({"metrics": {"cluster": "no-crds"}})),
     )
     .await?;
-    let stack = wait_not_ready(&hub, "t-no-crds", "s", "ClusterUnreachable").await?;
+    // While the new member connects the stack may say so first; it settles on the cause.
+    let stack = wait_stack(&hub, "t-no-crds", "s", "ClusterUnreachable, ChildCrdsMissing", |s| {
+        condition(s, "Ready").is_some_and(|c| {
+            c.reason == "ClusterUnreachable" && c.message.contains("ChildCrdsMissing")
+        })
+    })
+    .await?;
     let ready = condition(&stack, "Ready").context("Ready")?;
     ensure!(
         ready.message.contains("ChildCrdsMissing") && ready.message.contains("Prometheus"),

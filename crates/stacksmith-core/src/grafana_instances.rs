@@ -18,39 +18,7 @@ pub fn grafana_is_ready(grafana: &Value) -> bool {
             == Some("success")
 }
 
-/// Whether a `LabelSelector` (as JSON) matches a label map. An absent selector matches nothing,
-/// an empty one everything.
-pub fn selector_matches(selector: &Value, labels: Option<&Value>) -> bool {
-    let Value::Object(selector) = selector else {
-        return false;
-    };
-    let label = |key: &str| labels.and_then(|l| l.get(key)).and_then(Value::as_str);
-    let labels_ok = selector
-        .get("matchLabels")
-        .and_then(Value::as_object)
-        .is_none_or(|m| m.iter().all(|(k, v)| label(k) == v.as_str()));
-    let expressions_ok = selector
-        .get("matchExpressions")
-        .and_then(Value::as_array)
-        .is_none_or(|exprs| {
-            exprs.iter().all(|e| {
-                let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
-                let values: Vec<&str> = e
-                    .get("values")
-                    .and_then(Value::as_array)
-                    .map(|vs| vs.iter().filter_map(Value::as_str).collect())
-                    .unwrap_or_default();
-                match e.get("operator").and_then(Value::as_str) {
-                    Some("In") => label(key).is_some_and(|v| values.contains(&v)),
-                    Some("NotIn") => label(key).is_none_or(|v| !values.contains(&v)),
-                    Some("Exists") => label(key).is_some(),
-                    Some("DoesNotExist") => label(key).is_none(),
-                    _ => false,
-                }
-            })
-        });
-    labels_ok && expressions_ok
-}
+pub use crate::label_selector::matches as selector_matches;
 
 fn namespace(object: &Value) -> &str {
     object
@@ -160,27 +128,6 @@ mod tests {
     fn resource(cross: bool) -> Value {
         json!({"metadata": {"name": "ds", "namespace": "customer-a"},
                "spec": {"instanceSelector": {"matchLabels": {"dashboards": "shared"}}, "allowCrossNamespaceImport": cross}})
-    }
-
-    #[test]
-    fn selector_operators() {
-        let labels = json!({"a": "1", "b": "2"});
-        let sel = |v: Value| selector_matches(&v, Some(&labels));
-        assert!(sel(json!({})));
-        assert!(!selector_matches(&Value::Null, Some(&labels)));
-        assert!(sel(
-            json!({"matchExpressions": [{"key": "a", "operator": "In", "values": ["1", "3"]}]})
-        ));
-        assert!(!sel(
-            json!({"matchExpressions": [{"key": "a", "operator": "NotIn", "values": ["1"]}]})
-        ));
-        assert!(sel(
-            json!({"matchExpressions": [{"key": "c", "operator": "DoesNotExist"}]})
-        ));
-        assert!(!sel(
-            json!({"matchExpressions": [{"key": "c", "operator": "Exists"}]})
-        ));
-        assert!(!sel(json!({"matchLabels": {"a": "2"}})));
     }
 
     #[test]

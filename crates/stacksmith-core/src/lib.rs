@@ -3,14 +3,19 @@
 //! - [`health`] reads the status a child's operator (prometheus-operator v0.93 or
 //!   grafana-operator v5.24) wrote on a child object and turns it into a typed verdict.
 //! - [`grafana_instances`] tells which `Grafana` instances a resource reaches, and why none.
+//! - [`label_selector`] matches Kubernetes label selectors.
 //! - [`member_status`] turns the result of probing a member cluster into its status.
 //! - [`status_conditions`] renders typed conditions whose transition times only move on a flip.
 
 pub mod aggregate;
 pub mod grafana_instances;
 pub mod health;
+pub mod label_selector;
 pub mod member_status;
 pub mod plan;
 pub mod status_conditions;
 
-pub use health::{ChildHealth, ChildKind, HealthReason, Verdict, assess};
+pub use health::{
+    ChildHealth, ChildKind, ConfigEvidence, HealthReason, Rejection, Verdict, assess,
+    assess_with_evidence,
+};

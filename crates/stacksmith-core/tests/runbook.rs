@@ -117,9 +117,10 @@ fn every_customer_stack_reason_has_a_runbook_entry() {
 #[test]
 fn every_child_reason_has_a_runbook_entry() {
     let reasons: Vec<String> = every_variant!(HealthReason:
-        Available, Accepted, Synchronized, GrafanaReady, NotObservedYet, StaleStatus,
-        RollingUpdate, StageInProgress, SomePodsNotReady, NoPodReady, StatefulSetNotFound,
-        Unavailable, ReconcileFailed, InvalidConfiguration, NotAccepted, ApplyFailed,
+        Available, Accepted, AcceptanceInferred, Synchronized, GrafanaReady, NotObservedYet,
+        StaleStatus, RollingUpdate, StageInProgress, PrometheusNotReconciled, SomePodsNotReady,
+        NoPodReady, StatefulSetNotFound, Unavailable, ReconcileFailed, InvalidConfiguration,
+        NotAccepted, RejectedByOperator, PrometheusReconcileFailed, ApplyFailed,
         NoMatchingInstance, NoMatchingFolder, FolderUidMismatch, InvalidSpec,
         NotificationPolicyLoopDetected, StageFailed, OperatorPaused, Suspended,
         StatusNotReported, NotBound, UnexpectedStatus, MalformedObject,

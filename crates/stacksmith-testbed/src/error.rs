@@ -64,6 +64,12 @@ pub enum TestBedError {
     /// A cluster name that the test bed does not have.
     #[error("the test bed has no cluster named {0:?}")]
     UnknownCluster(String),
+    /// An object the caller relies on does not exist.
+    #[error("found no {what}")]
+    NotFound {
+        /// What was looked for.
+        what: String,
+    },
     /// A wait ran out of time.
     #[error("timed out after {secs} s waiting for {what}")]
     Timeout {

@@ -171,6 +171,8 @@ pub struct TestBed {
     control_plane: ControlPlane,
     /// Kubernetes 1.25 or later (CEL, no controller-manager insecure port).
     current: bool,
+    /// Who plays prometheus-operator, per Prometheus cluster.
+    prometheus_runs: std::collections::BTreeMap<String, PrometheusOperatorRun>,
 }
 
 impl TestBed {
@@ -195,6 +197,7 @@ impl TestBed {
                 crds: CrdSource::Minimal,
             },
             current: false,
+            prometheus_runs: std::collections::BTreeMap::new(),
         };
         // From here on, a failure drops `testbed`, which stops what was started.
         testbed.start_servers(&options, &binaries).await?;
@@ -341,7 +344,7 @@ impl TestBed {
             registration::prepare_remote(cluster).await?;
             let serves_prometheus = cluster.roles().contains(&ClusterRole::Prometheus);
             if serves_prometheus {
-                runs.push(match &real_prometheus {
+                let run = match &real_prometheus {
                     Some((program, gate)) => {
                         cluster.start_prometheus_operator(program, *gate)?;
                         PrometheusOperatorRun::Real {
@@ -349,7 +352,9 @@ impl TestBed {
                         }
                     }
                     None => PrometheusOperatorRun::Simulated,
-                });
+                };
+                runs.push(run);
+                self.prometheus_runs.insert(cluster.name().to_owned(), run);
             }
             if options.simulator {
                 // The simulator plays only the operators that do not run for real.
@@ -389,6 +394,48 @@ impl TestBed {
     /// prometheus-operator.
     pub fn control_plane(&self) -> &ControlPlane {
         &self.control_plane
+    }
+
+    /// Who plays prometheus-operator on the Prometheus cluster `cluster`.
+    pub fn prometheus_operator_on(&self, cluster: &str) -> Option<PrometheusOperatorRun> {
+        self.prometheus_runs.get(cluster).copied()
+    }
+
+    /// Makes the `Prometheus` `namespace/name` on `cluster` healthy or not, by the lever that is
+    /// real there: with the real prometheus-operator its pods become (not) ready as a kubelet
+    /// would report them ([`pods::set_prometheus_pods_ready`]; the operator then reports
+    /// `Available=False`, `NoPodReady`); with the simulator, its outcome annotation.
+    pub async fn set_prometheus_healthy(
+        &self,
+        cluster: &str,
+        namespace: &str,
+        name: &str,
+        healthy: bool,
+    ) -> Result<()> {
+        let client = self.cluster(cluster)?.client();
+        match self.prometheus_operator_on(cluster) {
+            Some(PrometheusOperatorRun::Real { .. }) => {
+                // Every replica's pod, once the StatefulSet has created them all (one at a
+                // time): a pod that appears after the patch would be ready.
+                pods::wait_prometheus_pods(client, namespace, name).await?;
+                pods::set_prometheus_pods_ready(client, namespace, name, healthy).await
+            }
+            _ => {
+                let outcome = if healthy {
+                    simulator::Outcome::Healthy
+                } else {
+                    simulator::Outcome::Degraded
+                };
+                simulator::set_outcome_annotation(
+                    client,
+                    stacksmith_core::ChildKind::Prometheus,
+                    namespace,
+                    name,
+                    outcome,
+                )
+                .await
+            }
+        }
     }
 
     /// The test bed's name.

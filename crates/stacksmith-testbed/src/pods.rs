@@ -3,14 +3,15 @@
 //! pods Running and Ready (the kubelet is not what stacksmith's tests are about).
 //!
 //! A test that needs a pod that is not ready (a crashing Prometheus, say) patches the pod's
-//! `Ready` condition itself, as a kubelet would: kwok acts only on pods that are still
-//! `Pending`, so it leaves such a patch alone.
+//! `Ready` condition itself, as a kubelet would ([`set_prometheus_pods_ready`]): kwok acts only on
+//! pods that are still `Pending`, so it leaves such a patch alone.
 
 use std::path::Path;
 
-use k8s_openapi::api::core::v1::Node;
-use kube::Client;
-use kube::api::{Api, Patch, PatchParams};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::{Client, ResourceExt as _};
 use serde_json::json;
 
 use crate::error::{Result, TestBedError};
@@ -188,7 +189,9 @@ pub(crate) async fn create_fake_node(client: &Client, cluster: &str) -> Result<(
             &Patch::Apply(&node),
         )
         .await
-        .map_err(TestBedError::kube(format!("create node {FAKE_NODE} on {cluster}")))?;
+        .map_err(TestBedError::kube(format!(
+            "create node {FAKE_NODE} on {cluster}"
+        )))?;
     // Admission taints a new node `not-ready` until the node-lifecycle controller sees it Ready;
     // that controller would also evict pods from a node without kubelet heartbeats, so it does
     // not run here and the taint is lifted at once (kwok reports the node Ready).
@@ -199,8 +202,105 @@ pub(crate) async fn create_fake_node(client: &Client, cluster: &str) -> Result<(
             &Patch::Merge(json!({"spec": {"taints": null}})),
         )
         .await
-        .map_err(TestBedError::kube(format!("untaint node {FAKE_NODE} on {cluster}")))?;
+        .map_err(TestBedError::kube(format!(
+            "untaint node {FAKE_NODE} on {cluster}"
+        )))?;
     Ok(())
+}
+
+/// The label prometheus-operator puts on the pods of a `Prometheus` (value: its name).
+pub const PROMETHEUS_NAME_LABEL: &str = "operator.prometheus.io/name";
+
+/// Makes every pod of the `Prometheus` `namespace/prometheus` ready or not ready, as its kubelet
+/// would when the containers pass or fail their readiness probes: a strategic merge patch of the
+/// status subresource keeps the pod `Running` and sets its `Ready` and `ContainersReady`
+/// conditions and its containers' `ready` flags. kwok leaves such a pod alone (it acts on
+/// `Pending` pods only); the StatefulSet controller and prometheus-operator react as they would
+/// to a real kubelet.
+///
+/// Fails when the `Prometheus` has no pod (yet): wait for its pods before calling this.
+pub async fn set_prometheus_pods_ready(
+    client: &Client,
+    namespace: &str,
+    prometheus: &str,
+    ready: bool,
+) -> Result<()> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let selector = format!("{PROMETHEUS_NAME_LABEL}={prometheus}");
+    let listed = pods
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(TestBedError::kube(format!(
+            "list the pods of Prometheus {namespace}/{prometheus}"
+        )))?;
+    if listed.items.is_empty() {
+        return Err(TestBedError::NotFound {
+            what: format!("pod of Prometheus {namespace}/{prometheus} (label {selector})"),
+        });
+    }
+    for pod in &listed.items {
+        let name = pod.name_any();
+        pods.patch_status(
+            &name,
+            &PatchParams::default(),
+            &Patch::Strategic(readiness_status_patch(pod, ready)?),
+        )
+        .await
+        .map_err(TestBedError::kube(format!(
+            "set pod {namespace}/{name} {}",
+            if ready { "ready" } else { "not ready" }
+        )))?;
+    }
+    Ok(())
+}
+
+/// The status patch a kubelet sends for a running pod whose containers became (not) ready.
+fn readiness_status_patch(pod: &Pod, ready: bool) -> Result<serde_json::Value> {
+    let now = serde_json::to_value(Time(k8s_openapi::jiff::Timestamp::now()))
+        .map_err(|e| TestBedError::format("a timestamp", e))?;
+    // A strategic merge patch keeps what it does not mention: `null` removes the reason and
+    // message of an earlier not-ready report.
+    let mut condition = json!({
+        "status": if ready { "True" } else { "False" },
+        "lastTransitionTime": now,
+        "reason": null,
+        "message": null,
+    });
+    if !ready {
+        let containers: Vec<&str> = pod
+            .spec
+            .iter()
+            .flat_map(|spec| spec.containers.iter().map(|c| c.name.as_str()))
+            .collect();
+        condition["reason"] = json!("ContainersNotReady");
+        condition["message"] = json!(format!(
+            "containers with unready status: [{}]",
+            containers.join(" ")
+        ));
+    }
+    let with_type = |type_: &str| {
+        let mut c = condition.clone();
+        c["type"] = json!(type_);
+        c
+    };
+    let mut status = json!({"conditions": [with_type("ContainersReady"), with_type("Ready")]});
+    // The container statuses are replaced as a whole (no merge key): keep what kwok wrote for
+    // each container (image, state), change only `ready`.
+    let container_statuses = pod
+        .status
+        .iter()
+        .flat_map(|s| s.container_statuses.iter().flatten())
+        .map(|c| {
+            let mut c = serde_json::to_value(c)
+                .map_err(|e| TestBedError::format("a container status", e))?;
+            c["ready"] = json!(ready);
+            Ok(c)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if !container_statuses.is_empty() {
+        status["containerStatuses"] = json!(container_statuses);
+    }
+    Ok(json!({"status": status}))
 }
 
 #[cfg(test)]
@@ -218,4 +318,121 @@ mod tests {
         }
     }
     use serde::Deserialize as _;
+
+    fn running_pod() -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "prometheus-p-0", "namespace": "t"},
+            "spec": {"containers": [
+                {"name": "prometheus", "image": "quay.io/prometheus/prometheus:v3"},
+                {"name": "config-reloader", "image": "quay.io/prometheus-operator/prometheus-config-reloader:v0.93.0"},
+            ]},
+            "status": {"phase": "Running", "containerStatuses": [
+                {"name": "prometheus", "image": "quay.io/prometheus/prometheus:v3", "imageID": "", "ready": true, "restartCount": 0, "started": true},
+                {"name": "config-reloader", "image": "quay.io/prometheus-operator/prometheus-config-reloader:v0.93.0", "imageID": "", "ready": true, "restartCount": 0, "started": true},
+            ]},
+        }))
+        .unwrap_or_default()
+    }
+
+    #[test]
+    fn not_ready_patch_is_what_a_kubelet_reports() -> Result<()> {
+        let patch = readiness_status_patch(&running_pod(), false)?;
+        let status = &patch["status"];
+        assert!(
+            status.get("phase").is_none(),
+            "the phase stays Running: {status}"
+        );
+        let conditions = status["conditions"].as_array().cloned().unwrap_or_default();
+        let types: Vec<&str> = conditions
+            .iter()
+            .filter_map(|c| c["type"].as_str())
+            .collect();
+        assert_eq!(types, ["ContainersReady", "Ready"]);
+        for condition in &conditions {
+            assert_eq!(condition["status"], "False");
+            assert_eq!(condition["reason"], "ContainersNotReady");
+            assert_eq!(
+                condition["message"],
+                "containers with unready status: [prometheus config-reloader]"
+            );
+            assert!(condition["lastTransitionTime"].is_string());
+        }
+        let containers = status["containerStatuses"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(containers.len(), 2);
+        for container in &containers {
+            assert_eq!(container["ready"], false);
+            assert!(
+                container["image"]
+                    .as_str()
+                    .is_some_and(|i| i.starts_with("quay.io/"))
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn ready_patch_removes_the_reason() -> Result<()> {
+        let patch = readiness_status_patch(&running_pod(), true)?;
+        let conditions = patch["status"]["conditions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(conditions.len(), 2);
+        for condition in &conditions {
+            assert_eq!(condition["status"], "True");
+            // Present and null: the merge patch removes an earlier not-ready reason.
+            assert_eq!(condition.get("reason"), Some(&serde_json::Value::Null));
+            assert_eq!(condition.get("message"), Some(&serde_json::Value::Null));
+        }
+        let containers = patch["status"]["containerStatuses"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(containers.len(), 2);
+        assert!(containers.iter().all(|c| c["ready"] == true));
+        Ok(())
+    }
+}
+
+/// Waits (at most 60 s) until the `Prometheus` `namespace/prometheus` has as many pods as its
+/// `spec.replicas` (default 1).
+pub async fn wait_prometheus_pods(client: &Client, namespace: &str, prometheus: &str) -> Result<()> {
+    let resource = crate::simulator::api_resource(stacksmith_core::ChildKind::Prometheus);
+    let prometheuses: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &resource);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let selector = format!("{PROMETHEUS_NAME_LABEL}={prometheus}");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let wanted = prometheuses
+            .get(prometheus)
+            .await
+            .map_err(TestBedError::kube(format!("get Prometheus {namespace}/{prometheus}")))?
+            .data["spec"]["replicas"]
+            .as_u64()
+            .unwrap_or(1);
+        let found = pods
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(TestBedError::kube(format!(
+                "list the pods of Prometheus {namespace}/{prometheus}"
+            )))?
+            .items
+            .len();
+        if found as u64 >= wanted {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(TestBedError::Timeout {
+                what: format!(
+                    "{wanted} pods of Prometheus {namespace}/{prometheus} (found {found})"
+                ),
+                secs: 60,
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }

@@ -93,6 +93,9 @@ fn operator_cluster_role() -> RbacClusterRole {
                 &manage,
             ),
             rule(&["grafana.integreatly.org"], &["grafanas"], &read),
+            // prometheus-operator's rejections of rules and monitors (its InvalidConfiguration
+            // Events), the evidence for a config resource with no status.
+            rule(&["events.k8s.io"], &["events"], &read),
             rule(
                 &["apiextensions.k8s.io"],
                 &["customresourcedefinitions"],

@@ -1,4 +1,10 @@
 //! `stacksmith health -f FILE`: the verdict stacksmith gives a child object, offline.
+//!
+//! The input stands for what is known of the cluster: when it holds `Prometheus` objects or
+//! Events, a `PrometheusRule` or `ServiceMonitor` without a status is judged from them as the
+//! operator judges it from its caches (see `stacksmith_core::health::acceptance`); Events and
+//! `Namespace`s are such evidence only, never judged themselves. Alone, such an object stays
+//! `StatusNotReported`.
 
 use std::io::Read as _;
 use std::process::ExitCode;
@@ -6,15 +12,19 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
 use serde::Deserialize as _;
-use stacksmith_core::{ChildKind, Verdict, assess};
+use serde_json::Value;
+use stacksmith_core::{
+    ChildKind, ConfigEvidence, Rejection, Verdict, assess, assess_with_evidence,
+};
 
 use crate::output::print_stdout;
 
 /// Options of `stacksmith health`.
 #[derive(Args, Debug)]
 pub struct HealthArgs {
-    /// The object(s) to judge: a YAML or JSON file (several YAML documents allowed), `-` for
-    /// standard input.
+    /// The object(s) to judge: a YAML or JSON file (several YAML documents, or a `List`,
+    /// allowed), `-` for standard input. `Prometheus` objects, `Namespace`s and Events in it are
+    /// the evidence a `PrometheusRule` or `ServiceMonitor` without a status is judged from.
     #[arg(short = 'f', long = "filename")]
     file: String,
     /// Output format.
@@ -47,12 +57,13 @@ pub fn run(args: &HealthArgs) -> anyhow::Result<ExitCode> {
     if objects.is_empty() {
         bail!("{}: no object found", args.file);
     }
+    let evidence = InputEvidence::read(&objects);
     let mut all_healthy = true;
     for object in objects {
-        let kind_name = object
-            .get("kind")
-            .and_then(|k| k.as_str())
-            .unwrap_or_default();
+        let kind_name = kind_of(&object);
+        if EVIDENCE_KINDS.contains(&kind_name) {
+            continue;
+        }
         let Some(kind) = ChildKind::from_kind(kind_name) else {
             bail!(
                 "{}: kind {kind_name:?} is not a child kind stacksmith judges (expected one of {})",
@@ -60,7 +71,10 @@ pub fn run(args: &HealthArgs) -> anyhow::Result<ExitCode> {
                 ChildKind::ALL.map(ChildKind::as_str).join(", ")
             );
         };
-        let health = assess(kind, &object);
+        let health = match &evidence {
+            Some(evidence) => assess_with_evidence(kind, &object, &evidence.about(&object)),
+            None => assess(kind, &object),
+        };
         all_healthy &= health.verdict == Verdict::Healthy;
         match args.output {
             Output::Text => print_stdout(&format!(
@@ -82,13 +96,91 @@ pub fn run(args: &HealthArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Every document of a YAML (or JSON) stream, skipping empty ones.
-fn parse_objects(text: &str) -> anyhow::Result<Vec<serde_json::Value>> {
+/// Kinds read as evidence about configuration resources, not judged.
+const EVIDENCE_KINDS: [&str; 2] = ["Event", "Namespace"];
+
+/// An object's `kind` (empty when it has none).
+fn kind_of(object: &Value) -> &str {
+    object
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// What the input says about the cluster its `PrometheusRule`s and `ServiceMonitor`s live in.
+struct InputEvidence {
+    /// Every `Prometheus` of the input (the judgement keeps those of the object's namespace).
+    prometheuses: Vec<Value>,
+    /// The labels of every `Namespace` of the input, by name.
+    namespaces: Vec<(String, Value)>,
+    /// The rejections its Events record; `None` when it holds no Event at all.
+    rejections: Option<Vec<Rejection>>,
+}
+
+impl InputEvidence {
+    /// The evidence of the input, `None` when it holds neither a `Prometheus` nor an Event.
+    fn read(objects: &[Value]) -> Option<Self> {
+        let of_kind = |kind: &'static str| objects.iter().filter(move |o| kind_of(o) == kind);
+        let prometheuses: Vec<Value> = of_kind("Prometheus").cloned().collect();
+        let events: Vec<&Value> = of_kind("Event").collect();
+        if prometheuses.is_empty() && events.is_empty() {
+            return None;
+        }
+        let namespaces = of_kind("Namespace")
+            .filter_map(|ns| {
+                let name = ns.pointer("/metadata/name")?.as_str()?.to_owned();
+                let labels = ns
+                    .pointer("/metadata/labels")
+                    .cloned()
+                    .unwrap_or_else(|| Value::Object(serde_json::Map::new()));
+                Some((name, labels))
+            })
+            .collect();
+        let rejections = (!events.is_empty()).then(|| {
+            events
+                .iter()
+                .filter_map(|e| Rejection::from_event(e))
+                .collect()
+        });
+        Some(Self {
+            prometheuses,
+            namespaces,
+            rejections,
+        })
+    }
+
+    /// The evidence about one object.
+    fn about(&self, object: &Value) -> ConfigEvidence<'_> {
+        let namespace = object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        ConfigEvidence {
+            prometheuses: &self.prometheuses,
+            namespace_labels: self
+                .namespaces
+                .iter()
+                .find(|(name, _)| name == namespace)
+                .map(|(_, labels)| labels),
+            rejections: self.rejections.as_deref(),
+        }
+    }
+}
+
+/// Every document of a YAML (or JSON) stream, skipping empty ones; the items of a `List` (as
+/// `kubectl get -o yaml` prints several objects) are documents of their own.
+fn parse_objects(text: &str) -> anyhow::Result<Vec<Value>> {
     let mut objects = Vec::new();
     for document in serde_yaml::Deserializer::from_str(text) {
-        let value = serde_json::Value::deserialize(document)?;
-        if !value.is_null() {
-            objects.push(value);
+        let value = Value::deserialize(document)?;
+        if value.is_null() {
+            continue;
+        }
+        match value.get("items").and_then(Value::as_array) {
+            Some(items) if kind_of(&value).ends_with("List") => {
+                objects.extend(items.iter().filter(|i| !i.is_null()).cloned());
+            }
+            _ => objects.push(value),
         }
     }
     Ok(objects)

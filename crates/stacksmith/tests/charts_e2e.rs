@@ -297,11 +297,23 @@ fn remote_chart_grants_the_kinds_of_the_selected_roles_only() {
     };
     let (objects, prometheus) = rules("roles={prometheus}");
     assert!(prometheus.contains("prometheuses") && prometheus.contains("rolebindings"));
+    // prometheus-operator's rejection Events: read only, and only events.k8s.io.
+    let role = find(&objects, "ClusterRole", "stacksmith-remote");
+    let events: Vec<&Value> = role["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| strings(&r["resources"]).iter().any(|r| r == "events"))
+        .collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(strings(&events[0]["apiGroups"]), ["events.k8s.io"]);
+    assert_eq!(strings(&events[0]["verbs"]), ["list", "watch"]);
     assert!(!prometheus.iter().any(|r| r.starts_with("grafana")));
     assert!(kinds(&objects).contains("Secret"));
     let (objects, grafana) = rules("roles={grafana},tokenSecret.create=false");
     assert!(grafana.contains("grafanadashboards") && grafana.contains("grafanas"));
     assert!(!grafana.contains("prometheuses") && !grafana.contains("serviceaccounts"));
+    assert!(!grafana.contains("events"));
     assert!(!kinds(&objects).contains("Secret"));
     for resources in [&prometheus, &grafana] {
         assert!(!resources.contains("secrets") && !resources.contains("configmaps"));
@@ -639,7 +651,13 @@ fn remote_rbac_is_least_privilege(tb: &TestBed) -> anyhow::Result<()> {
         "prometheuses.monitoring.coreos.com",
         "--all-namespaces",
     ]);
+    // prometheus-operator's rejection Events, read only.
+    allowed.push(vec!["list", "events.events.k8s.io", "--all-namespaces"]);
+    allowed.push(vec!["watch", "events.events.k8s.io", "--all-namespaces"]);
     let denied: Vec<Vec<&str>> = vec![
+        vec!["create", "events.events.k8s.io", "-n", "customer-acme"],
+        vec!["delete", "events.events.k8s.io", "-n", "customer-acme"],
+        vec!["list", "events", "-n", "customer-acme"],
         vec!["get", "secrets", "-n", "customer-acme"],
         vec!["list", "secrets", "--all-namespaces"],
         vec!["get", "configmaps", "-n", "customer-acme"],
@@ -720,6 +738,7 @@ fn remote_rbac_is_least_privilege(tb: &TestBed) -> anyhow::Result<()> {
             "customer-acme",
         ],
         vec!["list", "pods", "--all-namespaces"],
+        vec!["list", "events.events.k8s.io", "--all-namespaces"],
         vec!["*", "*"],
     ];
     expect_rbac(
@@ -847,19 +866,12 @@ async fn operator_converges_as_the_charts_service_accounts(tb: &TestBed) -> anyh
     })
     .await?;
     // Events are written (events.k8s.io, as the hub ServiceAccount): a new stack getting Ready
-    // makes none, so the Prometheus is degraded (the simulator's outcome annotation) and healed:
-    // a Warning when the stack runs into the problem, a Normal `Ready` when it recovers.
-    let prometheuses: Api<DynamicObject> = Api::namespaced_with(
-        tb.cluster("prometheus-1")?.client().clone(),
-        "customer-acme",
-        &stacksmith_testbed::simulator::api_resource(stacksmith_core::ChildKind::Prometheus),
-    );
+    // makes none, so the Prometheus is degraded (its pod not ready with the real operator, the
+    // simulator's outcome otherwise) and healed: a Warning when the stack runs into the problem,
+    // a Normal `Ready` when it recovers.
     let events: Api<Event> = Api::namespaced(hub.clone(), "team-a");
-    for (outcome, reason) in [("degraded", "ChildDegraded"), ("healthy", "Ready")] {
-        let annotate = serde_json::json!({"metadata": {"annotations": {
-            stacksmith_testbed::simulator::OUTCOME_ANNOTATION: outcome}}});
-        prometheuses
-            .patch("acme", &PatchParams::default(), &Patch::Merge(&annotate))
+    for (healthy, reason) in [(false, "ChildDegraded"), (true, "Ready")] {
+        tb.set_prometheus_healthy("prometheus-1", "customer-acme", "acme", healthy)
             .await?;
         wait_for(&format!("a {reason} Event for team-a/acme"), || {
             let events = events.clone();

@@ -115,6 +115,86 @@ fn health_judges_every_document_of_a_stream() {
     assert_eq!(verdicts, ["Degraded", "Healthy"]);
 }
 
+const RULE: &str = r#"
+apiVersion: monitoring.coreos.com/v1
+kind: PrometheusRule
+metadata: {name: acme-core, namespace: customer-acme, uid: rule-uid, resourceVersion: "7", generation: 1,
+  labels: {stacksmith.io/customer: acme}}
+spec: {groups: []}
+"#;
+
+const SELECTING_PROMETHEUS: &str = r#"
+apiVersion: monitoring.coreos.com/v1
+kind: Prometheus
+metadata: {name: acme, namespace: customer-acme, generation: 4}
+spec: {ruleSelector: {matchLabels: {stacksmith.io/customer: acme}}}
+status:
+  conditions:
+  - {type: Available, status: "True", observedGeneration: 4}
+  - {type: Reconciled, status: "True", observedGeneration: 4}
+"#;
+
+const REJECTION_EVENT: &str = r#"
+apiVersion: events.k8s.io/v1
+kind: Event
+metadata: {name: acme-core.1, namespace: customer-acme}
+type: Warning
+reason: InvalidConfiguration
+regarding: {kind: PrometheusRule, namespace: customer-acme, name: acme-core, uid: rule-uid, resourceVersion: "7"}
+related: {kind: Prometheus, namespace: customer-acme, name: acme}
+note: 'PrometheusRule acme-core was rejected due to invalid configuration: parse error'
+"#;
+
+/// `stacksmith health` on the given documents: (exit code, the lines as JSON).
+fn health_of(documents: &[&str]) -> (Option<i32>, Vec<serde_json::Value>) {
+    let out = stacksmith(
+        &["health", "-f", "-", "-o", "json"],
+        Some(&documents.join("\n---\n")),
+    );
+    let lines = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    (out.status.code(), lines)
+}
+
+#[test]
+fn health_judges_a_rule_without_status_from_the_evidence_in_the_input() {
+    // Alone: nothing to go by.
+    let (code, lines) = health_of(&[RULE]);
+    assert_eq!(
+        (code, lines[0]["reason"].as_str()),
+        (Some(1), Some("StatusNotReported"))
+    );
+    // With the Prometheus that selects it: acceptance inferred (the input holds no Event).
+    let (code, lines) = health_of(&[SELECTING_PROMETHEUS, RULE]);
+    assert_eq!(code, Some(0));
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[1]["reason"], "AcceptanceInferred");
+    assert!(
+        lines[1]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("rejections not checked")),
+        "{lines:?}"
+    );
+    // With the rejection Event of its version: rejected; the Event itself is not judged.
+    let (code, lines) = health_of(&[SELECTING_PROMETHEUS, RULE, REJECTION_EVENT]);
+    assert_eq!(code, Some(1));
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[1]["verdict"], "Degraded");
+    assert_eq!(lines[1]["reason"], "RejectedByOperator");
+    // The same as one List, as `kubectl get prometheus,prometheusrule,events.events.k8s.io -o
+    // yaml` prints it.
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [
+        serde_yaml::from_str::<serde_json::Value>(SELECTING_PROMETHEUS).unwrap(),
+        serde_yaml::from_str::<serde_json::Value>(RULE).unwrap(),
+        serde_yaml::from_str::<serde_json::Value>(REJECTION_EVENT).unwrap(),
+    ]});
+    let (code, lines) = health_of(&[&list.to_string()]);
+    assert_eq!((code, lines.len()), (Some(1), 2));
+    assert_eq!(lines[1]["reason"], "RejectedByOperator");
+}
+
 #[test]
 fn health_rejects_bad_input_with_exit_2() {
     let not_a_child = fixture(

@@ -4,6 +4,10 @@
 //! [`assess`] is a pure function of the object (as JSON, with `metadata`, `spec` and
 //! `status`). It never panics: an object it cannot read is [`Verdict::Unknown`] with reason
 //! [`HealthReason::MalformedObject`] or [`HealthReason::UnexpectedStatus`].
+//! [`assess_with_evidence`] also takes what else is known on the object's cluster
+//! ([`ConfigEvidence`]: the `Prometheus` objects of its namespace and the rejections
+//! prometheus-operator recorded), so that a `PrometheusRule` or `ServiceMonitor` without a status
+//! can still be judged (see [`acceptance`]).
 //!
 //! Rules shared by every kind:
 //! - a condition describes the current spec only when its `observedGeneration` equals
@@ -12,6 +16,7 @@
 //!   [`Verdict::Progressing`], even when it says all is well;
 //! - only a current, positive report is [`Verdict::Healthy`].
 
+pub mod acceptance;
 mod conditions;
 mod fields;
 mod grafana;
@@ -22,6 +27,7 @@ use std::fmt;
 use serde_json::Value;
 pub use stacksmith_api::Verdict;
 
+pub use self::acceptance::{ConfigEvidence, Rejection};
 use self::fields::{Fields, Invalid};
 
 /// The most characters of operator-written text (a reason or a message) quoted in a message.
@@ -139,6 +145,10 @@ pub enum HealthReason {
     Available,
     /// Every Prometheus that selects a `PrometheusRule`/`ServiceMonitor` accepted it.
     Accepted,
+    /// A `PrometheusRule`/`ServiceMonitor` without a status (the feature gate is off) whose
+    /// selecting Prometheus is reconciled at its current generation, with no rejection
+    /// recorded for the object's current version: acceptance inferred, not reported.
+    AcceptanceInferred,
     /// A Grafana folder, datasource or dashboard was applied to its Grafana instances.
     Synchronized,
     /// A `Grafana` instance went through every stage.
@@ -153,6 +163,9 @@ pub enum HealthReason {
     RollingUpdate,
     /// A `Grafana` instance is still going through its stages.
     StageInProgress,
+    /// A `PrometheusRule`/`ServiceMonitor` without a status whose selecting Prometheus has not
+    /// been reconciled at its current generation yet, so acceptance cannot be inferred yet.
+    PrometheusNotReconciled,
 
     // Degraded.
     /// A `Prometheus` has some pods not ready and is not rolling out.
@@ -169,6 +182,12 @@ pub enum HealthReason {
     InvalidConfiguration,
     /// A Prometheus did not accept a `PrometheusRule`/`ServiceMonitor` for another reason.
     NotAccepted,
+    /// prometheus-operator recorded a Warning Event `InvalidConfiguration` about the current
+    /// version of a `PrometheusRule`/`ServiceMonitor` that has no status.
+    RejectedByOperator,
+    /// The Prometheus that selects a `PrometheusRule`/`ServiceMonitor` without a status reports
+    /// `Reconciled=False`: the object is not known to be in effect.
+    PrometheusReconcileFailed,
     /// grafana-operator failed to apply the object to (some of) its Grafana instances.
     ApplyFailed,
     /// No ready Grafana instance matches the object's `instanceSelector`.
@@ -191,10 +210,12 @@ pub enum HealthReason {
     Suspended,
 
     // Unknown.
-    /// A `PrometheusRule`/`ServiceMonitor` has no status: prometheus-operator writes one only
-    /// with the `StatusForConfigurationResources` feature gate.
+    /// A `PrometheusRule`/`ServiceMonitor` has no status (prometheus-operator writes one only
+    /// with the `StatusForConfigurationResources` feature gate) and it was judged without any
+    /// other evidence ([`assess`] rather than [`assess_with_evidence`]).
     StatusNotReported,
-    /// A `PrometheusRule`/`ServiceMonitor` has an empty binding list: no Prometheus selects it.
+    /// A `PrometheusRule`/`ServiceMonitor` has an empty binding list, or has no status and no
+    /// `Prometheus` of its namespace selects it.
     NotBound,
     /// The status has a shape or a value this version does not know.
     UnexpectedStatus,
@@ -208,12 +229,14 @@ impl HealthReason {
         match self {
             HealthReason::Available => "Available",
             HealthReason::Accepted => "Accepted",
+            HealthReason::AcceptanceInferred => "AcceptanceInferred",
             HealthReason::Synchronized => "Synchronized",
             HealthReason::GrafanaReady => "GrafanaReady",
             HealthReason::NotObservedYet => "NotObservedYet",
             HealthReason::StaleStatus => "StaleStatus",
             HealthReason::RollingUpdate => "RollingUpdate",
             HealthReason::StageInProgress => "StageInProgress",
+            HealthReason::PrometheusNotReconciled => "PrometheusNotReconciled",
             HealthReason::SomePodsNotReady => "SomePodsNotReady",
             HealthReason::NoPodReady => "NoPodReady",
             HealthReason::StatefulSetNotFound => "StatefulSetNotFound",
@@ -221,6 +244,8 @@ impl HealthReason {
             HealthReason::ReconcileFailed => "ReconcileFailed",
             HealthReason::InvalidConfiguration => "InvalidConfiguration",
             HealthReason::NotAccepted => "NotAccepted",
+            HealthReason::RejectedByOperator => "RejectedByOperator",
+            HealthReason::PrometheusReconcileFailed => "PrometheusReconcileFailed",
             HealthReason::ApplyFailed => "ApplyFailed",
             HealthReason::NoMatchingInstance => "NoMatchingInstance",
             HealthReason::NoMatchingFolder => "NoMatchingFolder",
@@ -292,6 +317,55 @@ impl ChildHealth {
 /// );
 /// ```
 pub fn assess(kind: ChildKind, object: &Value) -> ChildHealth {
+    judge(kind, object, None)
+}
+
+/// Judges a child object like [`assess`], and a `PrometheusRule` or `ServiceMonitor` without
+/// `status.bindings` also from `evidence`: the `Prometheus` objects that select it and the
+/// rejections prometheus-operator recorded about it (see [`acceptance`]). `status.bindings`,
+/// when present, win over any evidence; other kinds ignore it.
+///
+/// ```
+/// use serde_json::json;
+/// use stacksmith_core::{ChildKind, ConfigEvidence, HealthReason, Verdict, assess_with_evidence};
+///
+/// let rule = json!({
+///     "kind": "PrometheusRule",
+///     "metadata": {"name": "acme-core", "namespace": "customer-acme", "uid": "u-1",
+///                  "resourceVersion": "7", "generation": 1,
+///                  "labels": {"stacksmith.io/customer": "acme"}},
+///     "spec": {"groups": []},
+/// });
+/// let prometheus = json!({
+///     "kind": "Prometheus",
+///     "metadata": {"name": "acme", "namespace": "customer-acme", "generation": 3},
+///     "spec": {"ruleSelector": {"matchLabels": {"stacksmith.io/customer": "acme"}}},
+///     "status": {"conditions": [
+///         {"type": "Reconciled", "status": "True", "observedGeneration": 3},
+///     ]},
+/// });
+/// let prometheuses = [prometheus];
+/// let evidence = ConfigEvidence {
+///     prometheuses: &prometheuses,
+///     namespace_labels: None,
+///     rejections: Some(&[]),
+/// };
+/// let health = assess_with_evidence(ChildKind::PrometheusRule, &rule, &evidence);
+/// assert_eq!(
+///     (health.verdict, health.reason),
+///     (Verdict::Healthy, HealthReason::AcceptanceInferred),
+/// );
+/// assert!(health.message.contains("Prometheus customer-acme/acme reconciled at generation 3"));
+/// ```
+pub fn assess_with_evidence(
+    kind: ChildKind,
+    object: &Value,
+    evidence: &ConfigEvidence<'_>,
+) -> ChildHealth {
+    judge(kind, object, Some(evidence))
+}
+
+fn judge(kind: ChildKind, object: &Value, evidence: Option<&ConfigEvidence<'_>>) -> ChildHealth {
     let view = match ObjectView::parse(kind, object) {
         Ok(view) => view,
         Err(invalid) => return unreadable(&describe(kind, object), invalid),
@@ -299,7 +373,7 @@ pub fn assess(kind: ChildKind, object: &Value) -> ChildHealth {
     let result = match kind {
         ChildKind::Prometheus => prometheus::assess_prometheus(&view),
         ChildKind::PrometheusRule | ChildKind::ServiceMonitor => {
-            prometheus::assess_config_resource(&view)
+            prometheus::assess_config_resource(&view, evidence)
         }
         ChildKind::Grafana => grafana::assess_instance(&view),
         ChildKind::GrafanaFolder | ChildKind::GrafanaDatasource | ChildKind::GrafanaDashboard => {
@@ -327,6 +401,8 @@ struct ObjectView<'a> {
     who: String,
     /// `metadata.generation`.
     generation: Option<i64>,
+    /// `metadata` (uid, resourceVersion, labels are read where needed).
+    metadata: Fields<'a>,
     /// `spec` (absent when the object has none).
     spec: Fields<'a>,
     /// `status` (absent when the operator wrote none).
@@ -367,6 +443,7 @@ impl<'a> ObjectView<'a> {
             kind,
             who,
             generation,
+            metadata,
             spec,
             status,
         })

@@ -3,12 +3,12 @@
 
 use super::conditions::{Condition, ConditionStatus, find, parse_conditions};
 use super::fields::{Fields, Invalid, element};
-use super::{ChildHealth, HealthReason, ObjectView, Verdict};
+use super::{ChildHealth, ConfigEvidence, HealthReason, ObjectView, Verdict};
 
 /// The `Prometheus` condition that says whether its pods are ready.
 const AVAILABLE: &str = "Available";
 /// The `Prometheus` condition that says whether the operator reconciled it.
-const RECONCILED: &str = "Reconciled";
+pub(super) const RECONCILED: &str = "Reconciled";
 /// The per-binding condition of a configuration resource.
 const ACCEPTED: &str = "Accepted";
 
@@ -44,11 +44,7 @@ pub(super) fn assess_prometheus(view: &ObjectView<'_>) -> Result<ChildHealth, In
 
 /// `Suspended` when `spec.paused` or `status.paused` is true.
 fn paused(view: &ObjectView<'_>) -> Result<Option<ChildHealth>, Invalid> {
-    let field = if view.spec.bool("paused")? == Some(true) {
-        "spec.paused"
-    } else if view.status.bool("paused")? == Some(true) {
-        "status.paused"
-    } else {
+    let Some(field) = paused_field(view)? else {
         return Ok(None);
     };
     let detail = format!("reconciliation is paused ({field} is true)");
@@ -57,6 +53,18 @@ fn paused(view: &ObjectView<'_>) -> Result<Option<ChildHealth>, Invalid> {
         HealthReason::OperatorPaused,
         detail,
     )))
+}
+
+/// The field that says a `Prometheus` is paused (`spec.paused` or `status.paused` true), if
+/// one does.
+pub(super) fn paused_field(view: &ObjectView<'_>) -> Result<Option<&'static str>, Invalid> {
+    Ok(if view.spec.bool("paused")? == Some(true) {
+        Some("spec.paused")
+    } else if view.status.bool("paused")? == Some(true) {
+        Some("status.paused")
+    } else {
+        None
+    })
 }
 
 /// A failure reported at the current generation: `Reconciled=False`, `Available=False`, or
@@ -206,9 +214,16 @@ impl Replicas {
 }
 
 /// Judges a `PrometheusRule` or `ServiceMonitor` by the `Accepted` condition of each binding
-/// (each Prometheus-like resource that selects it).
-pub(super) fn assess_config_resource(view: &ObjectView<'_>) -> Result<ChildHealth, Invalid> {
+/// (each Prometheus-like resource that selects it). Without `status.bindings` (the feature gate
+/// is off), acceptance is inferred from `evidence` when there is some (see [`super::acceptance`]).
+pub(super) fn assess_config_resource(
+    view: &ObjectView<'_>,
+    evidence: Option<&ConfigEvidence<'_>>,
+) -> Result<ChildHealth, Invalid> {
     let Some(items) = view.status.array("bindings")? else {
+        if let Some(evidence) = evidence {
+            return super::acceptance::infer(view, evidence);
+        }
         let detail = "no status reported; prometheus-operator reports status for configuration \
                       resources only when the StatusForConfigurationResources feature gate is enabled";
         return Ok(view.health(Verdict::Unknown, HealthReason::StatusNotReported, detail));

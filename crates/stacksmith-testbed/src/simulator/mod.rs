@@ -11,5 +11,5 @@ mod shared_grafana;
 pub mod status;
 
 pub use outcome::{OUTCOME_ANNOTATION, Outcome, SCENARIO_CONFIGMAP, SCENARIO_NAMESPACE, Scenario};
-pub use runner::{Simulator, api_resource};
+pub use runner::{Simulator, api_resource, set_outcome_annotation};
 pub use shared_grafana::{SHARED_GRAFANA_NAME, SHARED_GRAFANA_NAMESPACE, create_shared_grafana};

@@ -334,3 +334,24 @@ impl Worker {
         true
     }
 }
+
+/// Chooses the simulated outcome of one child object (its outcome annotation), as a test does to
+/// break or heal it.
+pub async fn set_outcome_annotation(
+    client: &Client,
+    kind: ChildKind,
+    namespace: &str,
+    name: &str,
+    outcome: Outcome,
+) -> crate::Result<()> {
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &api_resource(kind));
+    let patch = json!({"metadata": {"annotations": {OUTCOME_ANNOTATION: outcome.as_str()}}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(crate::TestBedError::kube(format!(
+            "annotate {} {namespace}/{name} with outcome {}",
+            kind.as_str(),
+            outcome.as_str()
+        )))?;
+    Ok(())
+}
