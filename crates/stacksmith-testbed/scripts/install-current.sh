@@ -224,4 +224,6 @@ if [ ${#k8s_commands[@]} -gt 0 ]; then
   log "building ${k8s_commands[*]} $kubernetes_version (several minutes)"
   build_kubernetes "${k8s_commands[@]}"
 fi
+# The built copies are in the cache now; the modules' build outputs are not needed again.
+rm -rf "$work"/*/bin
 log "done in $(( $(date +%s) - started )) s: $cache_dir"

@@ -4,6 +4,10 @@
 //! (CEL rules and `default: ""` stripped from the upstream CRDs, no strict field validation, no
 //! pods, the simulator playing prometheus-operator, members reached directly).
 //!
+//! One more test, [`real_operator_and_simulator_agree`], runs the same scenarios on the real
+//! operator (gate off and on) and on the simulator, which still plays prometheus-operator where
+//! the real one cannot run, and fails where stacksmith's verdicts differ.
+//!
 //! docs/testbed.md, "What behaved differently on the current release than on v1.20", lists the
 //! differences with the test that covers each.
 
@@ -14,24 +18,32 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt as _};
 use serde_json::{Value, json};
 use stacksmith_api::ClusterRole;
-use stacksmith_core::ChildKind;
+use stacksmith_core::health::acceptance::REJECTION_REASON;
+use stacksmith_core::{
+    ChildHealth, ChildKind, ConfigEvidence, Rejection, Verdict, assess, assess_with_evidence,
+};
 use stacksmith_testbed::harness::{self, TestError, test};
 use stacksmith_testbed::pods::{FAKE_NODE, PROMETHEUS_NAME_LABEL, set_prometheus_pods_ready};
-use stacksmith_testbed::simulator::api_resource;
-use stacksmith_testbed::{ClusterSpec, PrometheusSide, TestBed, TestBedOptions, kubeconfig};
+use stacksmith_testbed::simulator::{self, api_resource};
+use stacksmith_testbed::{
+    ClusterSpec, PrometheusOperatorRun, PrometheusSide, TestBed, TestBedOptions, kubeconfig,
+};
 use tokio::time::Instant;
 
 /// The cluster where prometheus-operator runs as installed by default (gate off).
 const STOCK: &str = "prometheus-1";
 /// The cluster where prometheus-operator runs with `StatusForConfigurationResources` on.
 const GATED: &str = "prometheus-2";
+/// The Prometheus cluster where the simulator plays prometheus-operator (as it did everywhere on
+/// v1.20), compared with the real operator by [`real_operator_and_simulator_agree`].
+const SIMULATED: &str = "prometheus-sim";
 /// The Grafana cluster (grafana-operator is simulated; the CRDs are upstream).
 const GRAFANA: &str = "grafana-1";
 /// The field manager of this suite's writes.
@@ -39,7 +51,8 @@ const MANAGER: &str = "reality-e2e";
 
 /// The default layout with the real prometheus-operator on `prometheus-1` as a stock install
 /// runs it (gate off, whatever `STACKSMITH_TESTBED_CONFIG_STATUS` says), plus `prometheus-2`
-/// with the gate on, so that both behaviours are observed in one test bed.
+/// with the gate on, so that both behaviours are observed in one test bed, and `prometheus-sim`
+/// where the simulator plays the operator, to compare the two.
 fn options(name: String) -> TestBedOptions {
     let mut options = TestBedOptions::new(name);
     options.prometheus_side = PrometheusSide::Real {
@@ -55,6 +68,13 @@ fn options(name: String) -> TestBedOptions {
             status_for_configuration_resources: true,
         },
     );
+    options.remotes.push(ClusterSpec {
+        name: SIMULATED.into(),
+        roles: vec![ClusterRole::Prometheus],
+    });
+    options
+        .prometheus_side_of
+        .insert(SIMULATED.into(), PrometheusSide::Simulated);
     options
 }
 
@@ -100,6 +120,9 @@ fn main() -> ExitCode {
             }),
             test("member_link_delays_cuts_and_heals", |tb| {
                 Box::pin(boxed(member_link_delays_cuts_and_heals(tb)))
+            }),
+            test("real_operator_and_simulator_agree", |tb| {
+                Box::pin(boxed(real_operator_and_simulator_agree(tb)))
             }),
         ],
     )
@@ -996,6 +1019,473 @@ async fn member_link_delays_cuts_and_heals(tb: &TestBed) -> anyhow::Result<()> {
         .context("a request through the restored link timed out")?
         .context("a request through the restored link failed")?;
     Ok(())
+}
+
+// --- 8. The real operator and the simulator agree ----------------------------------------------
+
+/// The clusters compared, and who plays prometheus-operator on each (for messages).
+const COMPARED: [(&str, &str); 3] = [
+    (STOCK, "real, gate off"),
+    (GATED, "real, gate on"),
+    (SIMULATED, "simulated"),
+];
+/// The namespace of the comparison, on each compared cluster.
+const AGREE_NS: &str = "reality-agree";
+/// How long a step may take to settle: the real operator needs seconds, and another test run may
+/// be loading the machine.
+const SETTLE: Duration = Duration::from_secs(60);
+/// The first step also waits for the StatefulSet's pods to be created and scheduled.
+const FIRST_SETTLE: Duration = Duration::from_secs(120);
+/// How long every object must keep its expected verdict for a step to count as settled: the
+/// real operator reports in several writes (e.g. with the gate on, a rule is judged by inference
+/// until its `status.bindings` appear), and the last ones are what is compared.
+const CONFIRM: Duration = Duration::from_secs(3);
+
+/// One object judged in a step, and the verdict the step should bring it to on every cluster.
+#[derive(Clone, Copy, Debug)]
+struct Subject {
+    kind: ChildKind,
+    name: &'static str,
+    expected: Verdict,
+}
+
+impl Subject {
+    const fn new(kind: ChildKind, name: &'static str, expected: Verdict) -> Self {
+        Subject {
+            kind,
+            name,
+            expected,
+        }
+    }
+}
+
+/// What stacksmith made of one object on one cluster, or why it could not be judged.
+type Judgement = Result<ChildHealth, String>;
+
+/// The same scenarios on the real operator (gate off, gate on) and on the simulator (its
+/// default scenario: `status.bindings` written, as with the gate on), judged by
+/// stacksmith as its controller does (`assess`, and `assess_with_evidence` with the namespace's
+/// Prometheus objects and rejection Events for a rule or monitor without `status.bindings`).
+/// Fails, listing every one, where the verdicts differ between the clusters, or where all agree
+/// but the scenario did not bring them where it should. Reasons and messages may differ (e.g.
+/// `Accepted` with the gate on, `AcceptanceInferred` with it off); every table is printed.
+async fn real_operator_and_simulator_agree(tb: &TestBed) -> anyhow::Result<()> {
+    // The comparison means something only if each cluster is played as named.
+    for (cluster, expected) in [
+        (
+            STOCK,
+            PrometheusOperatorRun::Real {
+                status_for_configuration_resources: false,
+            },
+        ),
+        (
+            GATED,
+            PrometheusOperatorRun::Real {
+                status_for_configuration_resources: true,
+            },
+        ),
+        (SIMULATED, PrometheusOperatorRun::Simulated),
+    ] {
+        let run = tb.prometheus_operator_on(cluster);
+        ensure!(
+            run == Some(expected),
+            "{cluster}: prometheus-operator is played by {run:?}, not {expected:?}"
+        );
+    }
+    let mut agreement = Agreement::default();
+    match agreement_scenarios(tb, &mut agreement).await {
+        Ok(()) => agreement.verdict(),
+        Err(err) => Err(err.context(format!(
+            "a scenario could not be set up; compared so far:\n{}",
+            agreement.summary()
+        ))),
+    }
+}
+
+async fn agreement_scenarios(tb: &TestBed, agreement: &mut Agreement) -> anyhow::Result<()> {
+    let clients = COMPARED
+        .iter()
+        .map(|(cluster, _)| Ok(tb.cluster(cluster)?.client().clone()))
+        .collect::<anyhow::Result<Vec<Client>>>()?;
+    let prometheus = |expected| Subject::new(ChildKind::Prometheus, PROMETHEUS, expected);
+    let good_rule = Subject::new(ChildKind::PrometheusRule, "good", Verdict::Healthy);
+    let monitor = Subject::new(ChildKind::ServiceMonitor, "good", Verdict::Healthy);
+
+    // 1. A Prometheus (its ServiceAccount, its rule and monitor selectors) becomes Healthy.
+    for client in &clients {
+        stacksmith_testbed::ensure_namespace(client, AGREE_NS).await?;
+        let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), AGREE_NS);
+        accounts
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": "prometheus"}}))?,
+            )
+            .await
+            .context("create ServiceAccount prometheus")?;
+        create_child(
+            client,
+            ChildKind::Prometheus,
+            PROMETHEUS,
+            json!({}),
+            json!({
+                "replicas": 2,
+                "serviceAccountName": "prometheus",
+                "ruleSelector": {"matchLabels": {"suite": RULE_LABELS}},
+                "serviceMonitorSelector": {"matchLabels": {"suite": MONITOR_LABELS}},
+            }),
+        )
+        .await?;
+    }
+    let subjects = [prometheus(Verdict::Healthy)];
+    agreement
+        .step("1. Prometheus ready", &clients, &subjects, FIRST_SETTLE)
+        .await;
+
+    // 2. No pod ready (the real lever on each cluster: pods not ready, or the outcome
+    // annotation), then ready again.
+    for (cluster, _) in COMPARED {
+        tb.set_prometheus_healthy(cluster, AGREE_NS, PROMETHEUS, false)
+            .await
+            .with_context(|| {
+                format!("{cluster}: make Prometheus {AGREE_NS}/{PROMETHEUS} unhealthy")
+            })?;
+    }
+    let subjects = [prometheus(Verdict::Degraded)];
+    agreement
+        .step("2a. no pod ready", &clients, &subjects, SETTLE)
+        .await;
+    for (cluster, _) in COMPARED {
+        tb.set_prometheus_healthy(cluster, AGREE_NS, PROMETHEUS, true)
+            .await
+            .with_context(|| {
+                format!("{cluster}: make Prometheus {AGREE_NS}/{PROMETHEUS} healthy")
+            })?;
+    }
+    let subjects = [prometheus(Verdict::Healthy)];
+    agreement
+        .step("2b. pods ready again", &clients, &subjects, SETTLE)
+        .await;
+
+    // 3. A good rule and a ServiceMonitor, both selected by the Prometheus.
+    for client in &clients {
+        create_child(
+            client,
+            ChildKind::PrometheusRule,
+            "good",
+            json!({"suite": RULE_LABELS}),
+            json!({"groups": [{"name": "g", "rules": [{"alert": "Down", "expr": "up == 0"}]}]}),
+        )
+        .await?;
+        create_child(
+            client,
+            ChildKind::ServiceMonitor,
+            "good",
+            json!({"suite": MONITOR_LABELS}),
+            json!({"selector": {"matchLabels": {"app": "x"}}, "endpoints": [{"port": "web"}]}),
+        )
+        .await?;
+    }
+    let subjects = [good_rule, monitor, prometheus(Verdict::Healthy)];
+    agreement
+        .step(
+            "3. a good rule and a selected ServiceMonitor",
+            &clients,
+            &subjects,
+            SETTLE,
+        )
+        .await;
+
+    // 4. A rule that does not parse: the real operator rejects it by its PromQL; the simulator
+    // is told to by the outcome annotation.
+    for (client, (cluster, _)) in clients.iter().zip(COMPARED) {
+        let mut rule = child_object(
+            ChildKind::PrometheusRule,
+            "bad",
+            json!({"suite": RULE_LABELS}),
+            json!({"groups": [{"name": "g", "rules": [{"alert": "Down", "expr": "up =="}]}]}),
+        );
+        if cluster == SIMULATED {
+            rule["metadata"]["annotations"][simulator::OUTCOME_ANNOTATION] =
+                json!(simulator::Outcome::InvalidSpec.as_str());
+        }
+        create_object(client, ChildKind::PrometheusRule, rule).await?;
+    }
+    let subjects = [
+        Subject::new(ChildKind::PrometheusRule, "bad", Verdict::Degraded),
+        good_rule,
+        monitor,
+        prometheus(Verdict::Healthy),
+    ];
+    agreement
+        .step("4. a rule that does not parse", &clients, &subjects, SETTLE)
+        .await;
+
+    // 5. Objects no Prometheus selects: a rule never selected (the real operator writes no
+    // status) and the ServiceMonitor relabelled out of the selector (with the gate on, its
+    // bindings are emptied).
+    for client in &clients {
+        create_child(
+            client,
+            ChildKind::PrometheusRule,
+            "unselected",
+            json!({"suite": "elsewhere"}),
+            json!({"groups": [{"name": "g", "rules": [{"alert": "Down", "expr": "up == 0"}]}]}),
+        )
+        .await?;
+        let monitors: Api<DynamicObject> = Api::namespaced_with(
+            client.clone(),
+            AGREE_NS,
+            &api_resource(ChildKind::ServiceMonitor),
+        );
+        monitors
+            .patch(
+                "good",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"labels": {"suite": "elsewhere"}}})),
+            )
+            .await
+            .with_context(|| format!("relabel ServiceMonitor {AGREE_NS}/good"))?;
+    }
+    let subjects = [
+        Subject::new(ChildKind::PrometheusRule, "unselected", Verdict::Unknown),
+        Subject::new(ChildKind::ServiceMonitor, "good", Verdict::Unknown),
+        good_rule,
+    ];
+    agreement
+        .step(
+            "5. a rule and a ServiceMonitor no Prometheus selects",
+            &clients,
+            &subjects,
+            SETTLE,
+        )
+        .await;
+    Ok(())
+}
+
+/// A child object of [`AGREE_NS`], as JSON.
+fn child_object(kind: ChildKind, name: &str, labels: Value, spec: Value) -> Value {
+    json!({
+        "apiVersion": kind.api_version(),
+        "kind": kind.as_str(),
+        "metadata": {"name": name, "namespace": AGREE_NS, "labels": labels},
+        "spec": spec,
+    })
+}
+
+async fn create_child(
+    client: &Client,
+    kind: ChildKind,
+    name: &str,
+    labels: Value,
+    spec: Value,
+) -> anyhow::Result<()> {
+    create_object(client, kind, child_object(kind, name, labels, spec)).await
+}
+
+async fn create_object(client: &Client, kind: ChildKind, object: Value) -> anyhow::Result<()> {
+    let name = object["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), AGREE_NS, &api_resource(kind));
+    api.create(&PostParams::default(), &serde_json::from_value(object)?)
+        .await
+        .with_context(|| format!("create {kind} {AGREE_NS}/{name}"))?;
+    Ok(())
+}
+
+/// Judges one object as stacksmith's controller does: by its status; a `PrometheusRule` or
+/// `ServiceMonitor` without `status.bindings` also by the evidence of its cluster (the
+/// namespace's `Prometheus` objects and labels, and the `events.k8s.io/v1` Warning Events
+/// `InvalidConfiguration` of the namespace).
+async fn judge(
+    client: &Client,
+    kind: ChildKind,
+    ns: &str,
+    name: &str,
+) -> anyhow::Result<ChildHealth> {
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &api_resource(kind));
+    let object = serde_json::to_value(
+        api.get(name)
+            .await
+            .with_context(|| format!("get {kind} {ns}/{name}"))?,
+    )?;
+    let needs_evidence = matches!(kind, ChildKind::PrometheusRule | ChildKind::ServiceMonitor)
+        && object
+            .pointer("/status/bindings")
+            .is_none_or(Value::is_null);
+    if !needs_evidence {
+        return Ok(assess(kind, &object));
+    }
+    let prometheuses: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), ns, &api_resource(ChildKind::Prometheus));
+    let prometheuses = prometheuses
+        .list(&ListParams::default())
+        .await
+        .with_context(|| format!("list the Prometheus objects of {ns}"))?
+        .items
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<Vec<Value>, _>>()?;
+    let namespace = Api::<Namespace>::all(client.clone())
+        .get(ns)
+        .await
+        .with_context(|| format!("get namespace {ns}"))?;
+    let namespace_labels = serde_json::to_value(namespace.labels())?;
+    let events: Api<Event> = Api::namespaced(client.clone(), ns);
+    let rejections: Vec<Rejection> = events
+        .list(&ListParams::default().fields(&format!("reason={REJECTION_REASON},type=Warning")))
+        .await
+        .with_context(|| format!("list the {REJECTION_REASON} Events of {ns}"))?
+        .items
+        .iter()
+        .filter_map(|e| Rejection::from_event(&serde_json::to_value(e).ok()?))
+        .collect();
+    let evidence = ConfigEvidence {
+        prometheuses: &prometheuses,
+        namespace_labels: Some(&namespace_labels),
+        rejections: Some(&rejections),
+    };
+    Ok(assess_with_evidence(kind, &object, &evidence))
+}
+
+/// `Degraded/NoPodReady: "message"`, or the error.
+fn describe_judgement(judgement: &Judgement) -> String {
+    match judgement {
+        Ok(health) => format!(
+            "{}/{}: {:?}",
+            health.verdict.as_str(),
+            health.reason,
+            health.message
+        ),
+        Err(err) => format!("not judged: {err}"),
+    }
+}
+
+/// What the comparison found so far.
+#[derive(Default)]
+struct Agreement {
+    /// Every step's last judgements, side by side.
+    tables: Vec<String>,
+    /// Objects whose verdicts differ between the clusters.
+    differences: Vec<String>,
+    /// Objects on which all clusters agree, but not on the verdict the step should bring.
+    unsettled: Vec<String>,
+}
+
+impl Agreement {
+    /// Judges `subjects` on every compared cluster until each has kept its expected verdict
+    /// everywhere for [`CONFIRM`], or `deadline` passes; then records the last judgements.
+    async fn step(
+        &mut self,
+        title: &str,
+        clients: &[Client],
+        subjects: &[Subject],
+        deadline: Duration,
+    ) {
+        let started = Instant::now();
+        let mut settled_since: Option<Instant> = None;
+        let last = loop {
+            let mut judged: Vec<Vec<Judgement>> = Vec::new();
+            for subject in subjects {
+                let mut row = Vec::new();
+                for client in clients {
+                    row.push(
+                        judge(client, subject.kind, AGREE_NS, subject.name)
+                            .await
+                            .map_err(|e| format!("{e:#}")),
+                    );
+                }
+                judged.push(row);
+            }
+            let settled = judged.iter().zip(subjects).all(|(row, subject)| {
+                row.iter()
+                    .all(|j| j.as_ref().is_ok_and(|h| h.verdict == subject.expected))
+            });
+            settled_since = if settled {
+                settled_since.or_else(|| Some(Instant::now()))
+            } else {
+                None
+            };
+            let confirmed = settled_since.is_some_and(|since| since.elapsed() >= CONFIRM);
+            if confirmed || started.elapsed() >= deadline {
+                break judged;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        let mut table = format!(
+            "== {title} (after {:.1} s) ==",
+            started.elapsed().as_secs_f32()
+        );
+        for (subject, row) in subjects.iter().zip(&last) {
+            let lines: String = COMPARED
+                .iter()
+                .zip(row)
+                .map(|((cluster, played), judgement)| {
+                    format!(
+                        "\n    {cluster} ({played}): {}",
+                        describe_judgement(judgement)
+                    )
+                })
+                .collect();
+            let who = format!(
+                "{} {AGREE_NS}/{} (expected {})",
+                subject.kind,
+                subject.name,
+                subject.expected.as_str()
+            );
+            table.push_str(&format!("\n  {who}:{lines}"));
+            let verdicts: Vec<Option<Verdict>> = row
+                .iter()
+                .map(|j| j.as_ref().ok().map(|h| h.verdict))
+                .collect();
+            let first = verdicts.first().copied().flatten();
+            let agree = first.is_some() && verdicts.iter().all(|v| *v == first);
+            if !agree {
+                self.differences
+                    .push(format!("{title}: {who}: the verdicts differ:{lines}"));
+            } else if first != Some(subject.expected) {
+                self.unsettled.push(format!(
+                    "{title}: {who}: all agree, but not on the expected verdict within {} s:{lines}",
+                    deadline.as_secs()
+                ));
+            }
+        }
+        println!("{table}");
+        self.tables.push(table);
+    }
+
+    fn summary(&self) -> String {
+        self.tables.join("\n")
+    }
+
+    /// Fails listing every difference (and every scenario that did not settle).
+    fn verdict(&self) -> anyhow::Result<()> {
+        let mut problems = Vec::new();
+        if !self.differences.is_empty() {
+            problems.push(format!(
+                "stacksmith's verdicts differ between the real prometheus-operator and the simulator \
+                 ({}):\n{}",
+                self.differences.len(),
+                self.differences.join("\n")
+            ));
+        }
+        if !self.unsettled.is_empty() {
+            problems.push(format!(
+                "scenarios that did not settle ({}):\n{}",
+                self.unsettled.len(),
+                self.unsettled.join("\n")
+            ));
+        }
+        ensure!(
+            problems.is_empty(),
+            "{}\n\nevery step:\n{}",
+            problems.join("\n\n"),
+            self.summary()
+        );
+        Ok(())
+    }
 }
 
 // --- Waiting -----------------------------------------------------------------------------------

@@ -297,7 +297,10 @@ enum Family {
 fn spec_for(kind: ChildKind) -> Value {
     let selector = json!({"matchLabels": {"dashboards": "grafana"}});
     match kind {
-        ChildKind::Prometheus => json!({"replicas": 2, "retention": "15d"}),
+        // Empty selectors select every rule and monitor (an absent one would select none, and
+        // the simulator, as prometheus-operator, binds only what a Prometheus selects).
+        ChildKind::Prometheus => json!({"replicas": 2, "retention": "15d",
+            "ruleSelector": {}, "serviceMonitorSelector": {}}),
         ChildKind::PrometheusRule => {
             json!({"groups": [{"name": "g", "rules": [{"alert": "Down", "expr": "up == 0"}]}]})
         }

@@ -10,12 +10,10 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
 use kube::Client;
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 use stacksmith_api::CustomerStack;
-use stacksmith_core::ChildKind;
 use stacksmith_testbed::harness::{self, Suite, test};
-use stacksmith_testbed::simulator::{OUTCOME_ANNOTATION, api_resource};
 use stacksmith_testbed::{TestBed, TestBedOptions, ensure_namespace};
 use support::{boxed, register_unanswering_member, start_operator};
 
@@ -268,17 +266,32 @@ async fn degraded_child(tb: &TestBed) -> anyhow::Result<()> {
     )
     .await?;
     wait_ready_condition(&hub, "team-sick", "s", "True", "Ready").await?;
-    // The simulator makes the Prometheus fail (no pod ready).
-    let prom = tb.cluster("prometheus-1")?.client().clone();
-    let annotate = json!({"metadata": {"annotations": {OUTCOME_ANNOTATION: "degraded"}}});
-    Api::<DynamicObject>::namespaced_with(
-        prom,
-        "customer-sick",
-        &api_resource(ChildKind::Prometheus),
-    )
-    .patch("sick", &PatchParams::default(), &Patch::Merge(&annotate))
-    .await?;
+    // The Prometheus fails: no pod ready (its pods' Ready conditions with the real operator,
+    // the simulator's outcome otherwise).
+    tb.set_prometheus_healthy("prometheus-1", "customer-sick", "sick", false)
+        .await?;
     wait_ready_condition(&hub, "team-sick", "s", "False", "ChildDegraded").await?;
+    // The pods report one after the other: wait until none is ready.
+    let stacks: Api<CustomerStack> = Api::namespaced(hub.clone(), "team-sick");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let stack = stacks.get("s").await?;
+        let message = stack
+            .status
+            .iter()
+            .flat_map(|s| s.conditions.iter())
+            .find(|c| c.type_ == "Ready")
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        if message.contains("NoPodReady") {
+            break;
+        }
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "never NoPodReady: {message}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     let output = status(tb, &["s", "-n", "team-sick"]).await?;
     let text = stdout(&output);

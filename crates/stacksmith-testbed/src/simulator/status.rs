@@ -37,7 +37,7 @@ pub fn simulated_status(
             if !world.status_for_configuration_resources {
                 return None;
             }
-            configuration_status(object, outcome, world)
+            configuration_status(kind, object, outcome, world)?
         }
         ChildKind::Grafana => grafana_status(object, outcome),
         ChildKind::GrafanaFolder | ChildKind::GrafanaDatasource | ChildKind::GrafanaDashboard => {
@@ -197,7 +197,32 @@ fn prometheus_status(object: &Value, outcome: Outcome) -> Value {
     })
 }
 
-fn configuration_status(object: &Value, outcome: Outcome, world: &World<'_>) -> Value {
+/// Whether a `Prometheus` of the object's namespace selects a `PrometheusRule` or
+/// `ServiceMonitor`, by its `ruleSelector` / `serviceMonitorSelector`: as prometheus-operator
+/// reads them, an empty selector selects every object, an absent (null) one none. The namespace
+/// selector is not evaluated (the simulator binds only the Prometheus objects of the object's own
+/// namespace, which a null namespace selector means).
+fn selects(prometheus: &Value, kind: ChildKind, object: &Value) -> bool {
+    let field = match kind {
+        ChildKind::ServiceMonitor => "serviceMonitorSelector",
+        _ => "ruleSelector",
+    };
+    let selector = prometheus
+        .pointer(&format!("/spec/{field}"))
+        .unwrap_or(&Value::Null);
+    stacksmith_core::label_selector::matches(selector, object.pointer("/metadata/labels"))
+}
+
+/// `status.bindings` as prometheus-operator writes them with its feature gate on: one binding per
+/// `Prometheus` that selects the object. An object no Prometheus selects gets no status at all,
+/// unless it was bound before: then its bindings are emptied (`bindings: []`), as the real
+/// operator (v0.93) does when a Prometheus stops selecting an object.
+fn configuration_status(
+    kind: ChildKind,
+    object: &Value,
+    outcome: Outcome,
+    world: &World<'_>,
+) -> Option<Value> {
     let generation = generation(object);
     let ns = namespace(object);
     let accepted = match outcome {
@@ -213,7 +238,7 @@ fn configuration_status(object: &Value, outcome: Outcome, world: &World<'_>) -> 
     let bindings: Vec<Value> = world
         .prometheuses
         .iter()
-        .filter(|p| namespace(p) == ns)
+        .filter(|p| namespace(p) == ns && selects(p, kind, object))
         .map(|p| {
             json!({
                 "group": "monitoring.coreos.com",
@@ -224,7 +249,10 @@ fn configuration_status(object: &Value, outcome: Outcome, world: &World<'_>) -> 
             })
         })
         .collect();
-    json!({ "bindings": bindings })
+    let was_bound = object
+        .pointer("/status/bindings")
+        .is_some_and(|b| !b.is_null());
+    (!bindings.is_empty() || was_bound).then(|| json!({ "bindings": bindings }))
 }
 
 fn grafana_status(object: &Value, outcome: Outcome) -> Value {
@@ -533,7 +561,7 @@ mod tests {
     #[test]
     fn configuration_resources_follow_the_feature_gate() {
         let rule = object("PrometheusRule", json!({}));
-        let prometheus = object("Prometheus", json!({}));
+        let prometheus = object("Prometheus", json!({"ruleSelector": {}}));
         let prometheuses = [prometheus];
         let off = World {
             prometheuses: &prometheuses,
@@ -566,6 +594,92 @@ mod tests {
             s["bindings"][0]["conditions"][0]["reason"],
             "InvalidConfiguration"
         );
+    }
+
+    /// As prometheus-operator v0.93 with `StatusForConfigurationResources` on (observed on the
+    /// test bed, reality_e2e `real_operator_and_simulator_agree`): an object is bound only to the
+    /// Prometheus objects whose selector matches its labels; one never selected gets no status,
+    /// one no longer selected keeps an empty binding list.
+    #[test]
+    fn configuration_resources_bind_only_to_selecting_prometheuses() {
+        let mut rule = object("PrometheusRule", json!({}));
+        rule["metadata"]["labels"] = json!({"suite": "a"});
+        let prometheus = |name: &str, spec: Value| {
+            let mut p = object("Prometheus", spec);
+            p["metadata"]["name"] = json!(name);
+            p
+        };
+        let status = |rule: &Value, prometheuses: &[Value]| {
+            let world = World {
+                prometheuses,
+                status_for_configuration_resources: true,
+                ..World::default()
+            };
+            simulated_status(
+                ChildKind::PrometheusRule,
+                rule,
+                Outcome::Healthy,
+                &world,
+                "t",
+            )
+        };
+        let bound_names = |s: &Value| -> Vec<String> {
+            s["bindings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b["name"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let prometheuses = [
+            prometheus("absent-selector", json!({})),
+            prometheus("empty-selector", json!({"ruleSelector": {}})),
+            prometheus(
+                "matching",
+                json!({"ruleSelector": {"matchLabels": {"suite": "a"}}}),
+            ),
+            prometheus(
+                "other",
+                json!({"ruleSelector": {"matchLabels": {"suite": "b"}}}),
+            ),
+            // Selects ServiceMonitors, not rules.
+            prometheus("monitors", json!({"serviceMonitorSelector": {}})),
+        ];
+        let bound = status(&rule, &prometheuses).unwrap();
+        assert_eq!(bound_names(&bound), ["empty-selector", "matching"]);
+        let monitor = object("ServiceMonitor", json!({}));
+        let world = World {
+            prometheuses: &prometheuses,
+            status_for_configuration_resources: true,
+            ..World::default()
+        };
+        let s = simulated_status(
+            ChildKind::ServiceMonitor,
+            &monitor,
+            Outcome::Healthy,
+            &world,
+            "t",
+        )
+        .unwrap();
+        assert_eq!(bound_names(&s), ["monitors"]);
+
+        // Never selected: no status, whatever the outcome.
+        let unselected = [prometheuses[0].clone(), prometheuses[3].clone()];
+        assert!(status(&rule, &unselected).is_none());
+        let world = World {
+            prometheuses: &unselected,
+            status_for_configuration_resources: true,
+            ..World::default()
+        };
+        for outcome in [Outcome::InvalidSpec, Outcome::Degraded] {
+            assert!(
+                simulated_status(ChildKind::PrometheusRule, &rule, outcome, &world, "t").is_none()
+            );
+        }
+        // Bound before, no longer selected: an empty binding list.
+        rule["status"] = bound;
+        assert_eq!(status(&rule, &unselected).unwrap(), json!({"bindings": []}));
+        assert!(status(&rule, &[]).is_some());
     }
 
     #[test]

@@ -39,9 +39,21 @@ pub async fn register_unanswering_member(tb: &TestBed, name: &str) -> anyhow::Re
     use stacksmith_testbed::SYSTEM_NAMESPACE;
 
     let prometheus = tb.cluster("prometheus-1")?;
+    // Whatever address stacksmith reaches prometheus-1 at (its link), a closed port instead: a
+    // second registration of prometheus-1 itself would be another test altogether.
     let kubeconfig = prometheus
         .operator_kubeconfig()
-        .replace(&prometheus.server_url(), "https://127.0.0.1:1");
+        .lines()
+        .map(|line| match line.split_once("server: ") {
+            Some((indent, _)) => format!("{indent}server: https://127.0.0.1:1"),
+            None => line.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    anyhow::ensure!(
+        kubeconfig.contains("server: https://127.0.0.1:1"),
+        "the kubeconfig names no server: {kubeconfig}"
+    );
     let token =
         serde_yaml::from_str::<serde_json::Value>(&kubeconfig)?["users"][0]["user"]["token"]
             .as_str()
