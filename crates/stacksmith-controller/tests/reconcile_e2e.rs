@@ -158,15 +158,21 @@ async fn converges(tb: &TestBed) -> anyhow::Result<()> {
         }) => "AcceptanceInferred",
         _ => "Accepted",
     };
-    wait_stack(&hub, "t-converge", "s", &format!("rule and monitor {expected}"), |s| {
-        s.status.as_ref().is_some_and(|st| {
-            ["PrometheusRule", "ServiceMonitor"].iter().all(|kind| {
-                st.children
-                    .iter()
-                    .any(|c| c.kind == *kind && c.reason == expected)
+    wait_stack(
+        &hub,
+        "t-converge",
+        "s",
+        &format!("rule and monitor {expected}"),
+        |s| {
+            s.status.as_ref().is_some_and(|st| {
+                ["PrometheusRule", "ServiceMonitor"].iter().all(|kind| {
+                    st.children
+                        .iter()
+                        .any(|c| c.kind == *kind && c.reason == expected)
+                })
             })
-        })
-    })
+        },
+    )
     .await?;
     // Every planned object exists as planned (nothing pruned by the upstream CRDs).
     let identity = StackIdentity {
@@ -298,16 +304,22 @@ async fn rejected_rule(tb: &TestBed) -> anyhow::Result<()> {
         _ => "InvalidConfiguration",
     };
     // Once the Prometheus runs, the rule is what is wrong.
-    let stack = wait_stack(&hub, "t-reject", "s", "the rule rejected, the rest Healthy", |s| {
-        s.status.as_ref().is_some_and(|st| {
-            st.children
-                .iter()
-                .any(|c| c.kind == "PrometheusRule" && c.reason == expected)
-                && st.children.iter().any(|c| {
-                    c.kind == "Prometheus" && c.verdict == stacksmith_api::Verdict::Healthy
-                })
-        }) && condition(s, "Ready").is_some_and(|c| c.reason == "ChildDegraded")
-    })
+    let stack = wait_stack(
+        &hub,
+        "t-reject",
+        "s",
+        "the rule rejected, the rest Healthy",
+        |s| {
+            s.status.as_ref().is_some_and(|st| {
+                st.children
+                    .iter()
+                    .any(|c| c.kind == "PrometheusRule" && c.reason == expected)
+                    && st.children.iter().any(|c| {
+                        c.kind == "Prometheus" && c.verdict == stacksmith_api::Verdict::Healthy
+                    })
+            }) && condition(s, "Ready").is_some_and(|c| c.reason == "ChildDegraded")
+        },
+    )
     .await?;
     let ready = condition(&stack, "Ready").context("Ready")?;
     ensure!(
@@ -315,7 +327,10 @@ async fn rejected_rule(tb: &TestBed) -> anyhow::Result<()> {
         "the rule is named: {}",
         ready.message
     );
-    if tb.prometheus_operator_on("prometheus-1").is_some_and(|r| r != PrometheusOperatorRun::Simulated) {
+    if tb
+        .prometheus_operator_on("prometheus-1")
+        .is_some_and(|r| r != PrometheusOperatorRun::Simulated)
+    {
         let rule = stack
             .status
             .as_ref()
@@ -976,9 +991,9 @@ async fn gitops_with_kubectl(tb: &TestBed) -> anyhow::Result<()> {
     );
     let members = run(["get", "memberclusters"].map(String::from).to_vec()).await?;
     ensure!(
-        members
-            .lines()
-            .any(|l| l.contains("prometheus-1") && l.contains("True") && l.contains(&tb.control_plane().kubernetes_version)),
+        members.lines().any(|l| l.contains("prometheus-1")
+            && l.contains("True")
+            && l.contains(&tb.control_plane().kubernetes_version)),
         "members: {members}"
     );
     Ok(())
@@ -1008,11 +1023,17 @@ async fn missing_crds(tb: &TestBed) -> anyhow::Result<()> {
     )
     .await?;
     // While the new member connects the stack may say so first; it settles on the cause.
-    let stack = wait_stack(&hub, "t-no-crds", "s", "ClusterUnreachable, ChildCrdsMissing", |s| {
-        condition(s, "Ready").is_some_and(|c| {
-            c.reason == "ClusterUnreachable" && c.message.contains("ChildCrdsMissing")
-        })
-    })
+    let stack = wait_stack(
+        &hub,
+        "t-no-crds",
+        "s",
+        "ClusterUnreachable, ChildCrdsMissing",
+        |s| {
+            condition(s, "Ready").is_some_and(|c| {
+                c.reason == "ClusterUnreachable" && c.message.contains("ChildCrdsMissing")
+            })
+        },
+    )
     .await?;
     let ready = condition(&stack, "Ready").context("Ready")?;
     ensure!(

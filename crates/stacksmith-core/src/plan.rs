@@ -765,7 +765,9 @@ dashboards:
             roles: vec![ClusterRole::Prometheus, ClusterRole::Grafana],
             prometheus_url_template: Some("http://{name}.{namespace}.svc:9090".into()),
         }];
-        let yaml = FULL.replace("prom-eu", "all-in-one").replace("graf-eu", "all-in-one");
+        let yaml = FULL
+            .replace("prom-eu", "all-in-one")
+            .replace("graf-eu", "all-in-one");
         let plan = plan_stack(&spec(&yaml), &identity(), &both).unwrap();
         let namespaces = plan
             .objects
@@ -900,7 +902,10 @@ dashboards:
         assert_eq!(planned_hash(&Map::new()), "08f44b07b5901a25"); // FNV-1a 64 of "{}"
         let before = planned_hash(&manifest);
         manifest.insert("spec".into(), json!({}));
-        assert_ne!(planned_hash(&manifest), before, "a removed field changes the hash");
+        assert_ne!(
+            planned_hash(&manifest),
+            before,
+            "a removed field changes the hash"
+        );
     }
 }
-

@@ -105,7 +105,9 @@ impl Binaries {
     /// Whether pods can run: a scheduler, the controller-manager's workload controllers and
     /// kwok's fake nodes.
     pub fn runs_pods(&self) -> bool {
-        self.kube_scheduler.is_some() && self.kwok.is_some() && self.kube_controller_manager.is_some()
+        self.kube_scheduler.is_some()
+            && self.kwok.is_some()
+            && self.kube_controller_manager.is_some()
     }
 
     /// Whether the real prometheus-operator can run (it needs running pods to report
@@ -157,7 +159,14 @@ pub async fn locate_or_install(components: &[Component]) -> Result<Binaries> {
         }
     }
     let cache = cache_dir();
-    match run_script(INSTALL_CURRENT_SCRIPT, "install-current.sh", &cache, components).await? {
+    match run_script(
+        INSTALL_CURRENT_SCRIPT,
+        "install-current.sh",
+        &cache,
+        components,
+    )
+    .await?
+    {
         ScriptEnd::Done => Binaries::in_dir(&cache).ok_or_else(|| {
             TestBedError::Binaries(format!(
                 "the install script left no binaries in {}",
@@ -175,7 +184,14 @@ pub async fn locate_or_install(components: &[Component]) -> Result<Binaries> {
             if let Some(found) = found {
                 return Ok(found);
             }
-            match run_script(INSTALL_FALLBACK_SCRIPT, "install-binaries.sh", &fallback, &[]).await? {
+            match run_script(
+                INSTALL_FALLBACK_SCRIPT,
+                "install-binaries.sh",
+                &fallback,
+                &[],
+            )
+            .await?
+            {
                 ScriptEnd::Done => Binaries::in_dir(&fallback).ok_or_else(|| {
                     TestBedError::Binaries(format!(
                         "the install script left no binaries in {}",
@@ -194,7 +210,13 @@ pub async fn locate_or_install(components: &[Component]) -> Result<Binaries> {
 /// callers that want the build to start early, e.g. while other work goes on.
 pub async fn install_current(components: &[Component]) -> Result<bool> {
     Ok(matches!(
-        run_script(INSTALL_CURRENT_SCRIPT, "install-current.sh", &cache_dir(), components).await?,
+        run_script(
+            INSTALL_CURRENT_SCRIPT,
+            "install-current.sh",
+            &cache_dir(),
+            components
+        )
+        .await?,
         ScriptEnd::Done
     ))
 }
@@ -221,7 +243,9 @@ async fn run_script(
         .stdin(std::process::Stdio::null())
         .status()
         .await
-        .map_err(TestBedError::io(format!("run the test-bed install script {name} with bash")))?;
+        .map_err(TestBedError::io(format!(
+            "run the test-bed install script {name} with bash"
+        )))?;
     match status.code() {
         Some(0) => Ok(ScriptEnd::Done),
         Some(NO_GO) => Ok(ScriptEnd::NoGo),

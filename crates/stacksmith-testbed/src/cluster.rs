@@ -14,7 +14,9 @@ use crate::error::{Result, TestBedError};
 use crate::link::{LinkConditions, LinkProxy};
 use crate::process::{self, ServerCommand, Supervised};
 use crate::registration::OPERATOR_USER;
-use crate::{Binaries, ClusterSpec, kubeconfig, path_arg, pods, prometheus_operator, write_private};
+use crate::{
+    Binaries, ClusterSpec, kubeconfig, path_arg, pods, prometheus_operator, write_private,
+};
 
 /// How long an API server may take to become ready (three start at once on two cores).
 const READY_TIMEOUT: Duration = Duration::from_secs(180);
@@ -129,8 +131,7 @@ impl Cluster {
         // would reach a cluster in another network; the admin client is the cluster's own view.
         let link = match plan.link {
             Some(conditions) => Some(
-                LinkProxy::start(SocketAddr::from(([127, 0, 0, 1], plan.port)), conditions)
-                    .await?,
+                LinkProxy::start(SocketAddr::from(([127, 0, 0, 1], plan.port)), conditions).await?,
             ),
             None => None,
         };
@@ -370,7 +371,10 @@ impl Cluster {
             .client
             .apiserver_version()
             .await
-            .map_err(TestBedError::kube(format!("read the version of {}", self.name)))?;
+            .map_err(TestBedError::kube(format!(
+                "read the version of {}",
+                self.name
+            )))?;
         let number = |s: &str| {
             s.chars()
                 .take_while(char::is_ascii_digit)

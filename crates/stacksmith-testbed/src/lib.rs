@@ -25,10 +25,10 @@ pub mod simulator;
 mod state;
 
 pub use binaries::{Binaries, Component, KUBERNETES_VERSION};
-pub use prometheus_operator::{PrometheusOperatorRun, PrometheusSide};
 pub use child_crds::CrdSource;
 pub use cluster::Cluster;
 pub use error::{Result, TestBedError};
+pub use prometheus_operator::{PrometheusOperatorRun, PrometheusSide};
 pub use registration::{OPERATOR_USER, SYSTEM_NAMESPACE, ensure_namespace};
 pub use state::{RunningTestBed, base_dir, remove_if_abandoned};
 
@@ -280,9 +280,10 @@ impl TestBed {
         }
         let hub = self.hub()?;
         let (major, minor) = hub.version().await?;
-        self.control_plane.kubernetes_version = binaries::apiserver_version(&binaries.kube_apiserver)
-            .await
-            .unwrap_or_else(|| format!("v{major}.{minor}"));
+        self.control_plane.kubernetes_version =
+            binaries::apiserver_version(&binaries.kube_apiserver)
+                .await
+                .unwrap_or_else(|| format!("v{major}.{minor}"));
         // Kubernetes 1.24 removed the controller-manager's insecure port; CEL came with 1.25.
         self.current = (major, minor) >= (1, 25);
         let pods = self.current && binaries.runs_pods();
@@ -330,7 +331,7 @@ impl TestBed {
                 // The real prometheus-operator watches kinds stacksmith does not write; their
                 // CRDs come with its release.
                 let also = (*role == ClusterRole::Prometheus && real_prometheus.is_some())
-                    .then(|| binaries.operator_crds.as_deref())
+                    .then_some(binaries.operator_crds.as_deref())
                     .flatten();
                 let (source, docs) = child_crds::crds_for(
                     *role,

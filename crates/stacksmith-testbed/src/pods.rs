@@ -303,6 +303,52 @@ fn readiness_status_patch(pod: &Pod, ready: bool) -> Result<serde_json::Value> {
     Ok(json!({"status": status}))
 }
 
+/// Waits (at most 60 s) until the `Prometheus` `namespace/prometheus` has as many pods as its
+/// `spec.replicas` (default 1).
+pub async fn wait_prometheus_pods(
+    client: &Client,
+    namespace: &str,
+    prometheus: &str,
+) -> Result<()> {
+    let resource = crate::simulator::api_resource(stacksmith_core::ChildKind::Prometheus);
+    let prometheuses: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &resource);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let selector = format!("{PROMETHEUS_NAME_LABEL}={prometheus}");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let wanted = prometheuses
+            .get(prometheus)
+            .await
+            .map_err(TestBedError::kube(format!(
+                "get Prometheus {namespace}/{prometheus}"
+            )))?
+            .data["spec"]["replicas"]
+            .as_u64()
+            .unwrap_or(1);
+        let found = pods
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(TestBedError::kube(format!(
+                "list the pods of Prometheus {namespace}/{prometheus}"
+            )))?
+            .items
+            .len();
+        if found as u64 >= wanted {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(TestBedError::Timeout {
+                what: format!(
+                    "{wanted} pods of Prometheus {namespace}/{prometheus} (found {found})"
+                ),
+                secs: 60,
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,45 +440,5 @@ mod tests {
         assert_eq!(containers.len(), 2);
         assert!(containers.iter().all(|c| c["ready"] == true));
         Ok(())
-    }
-}
-
-/// Waits (at most 60 s) until the `Prometheus` `namespace/prometheus` has as many pods as its
-/// `spec.replicas` (default 1).
-pub async fn wait_prometheus_pods(client: &Client, namespace: &str, prometheus: &str) -> Result<()> {
-    let resource = crate::simulator::api_resource(stacksmith_core::ChildKind::Prometheus);
-    let prometheuses: Api<kube::api::DynamicObject> =
-        Api::namespaced_with(client.clone(), namespace, &resource);
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let selector = format!("{PROMETHEUS_NAME_LABEL}={prometheus}");
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let wanted = prometheuses
-            .get(prometheus)
-            .await
-            .map_err(TestBedError::kube(format!("get Prometheus {namespace}/{prometheus}")))?
-            .data["spec"]["replicas"]
-            .as_u64()
-            .unwrap_or(1);
-        let found = pods
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .map_err(TestBedError::kube(format!(
-                "list the pods of Prometheus {namespace}/{prometheus}"
-            )))?
-            .items
-            .len();
-        if found as u64 >= wanted {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() > deadline {
-            return Err(TestBedError::Timeout {
-                what: format!(
-                    "{wanted} pods of Prometheus {namespace}/{prometheus} (found {found})"
-                ),
-                secs: 60,
-            });
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }

@@ -47,9 +47,13 @@ fn objects(yaml: &str) -> Vec<(String, serde_yaml::Value)> {
 }
 
 async fn kustomize_build() -> String {
-    let binaries = stacksmith_testbed::binaries::locate_or_install(&[stacksmith_testbed::Component::Kubectl, stacksmith_testbed::Component::Etcd, stacksmith_testbed::Component::Kubernetes])
-        .await
-        .expect("the test bed's binaries (installed on first use)");
+    let binaries = stacksmith_testbed::binaries::locate_or_install(&[
+        stacksmith_testbed::Component::Kubectl,
+        stacksmith_testbed::Component::Etcd,
+        stacksmith_testbed::Component::Kubernetes,
+    ])
+    .await
+    .expect("the test bed's binaries (installed on first use)");
     let kubectl = binaries.kubectl.expect("kubectl comes with the test bed");
     let out = tokio::process::Command::new(&kubectl)
         .arg("kustomize")

@@ -7,8 +7,8 @@ use stacksmith_api::{StackSummary, Verdict};
 
 use super::children::{Judged, subject};
 use super::{
-    AggregateInput, ClusterState, DeletionState, FailedObject, ForeignObject, ObservedState, SpecProblem,
-    condition_type, reason,
+    AggregateInput, ClusterState, DeletionState, FailedObject, ForeignObject, ObservedState,
+    SpecProblem, condition_type, reason,
 };
 use crate::health::ChildKind;
 use crate::status_conditions::{ConditionState, ConditionStatus};

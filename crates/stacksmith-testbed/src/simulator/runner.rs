@@ -344,7 +344,8 @@ pub async fn set_outcome_annotation(
     name: &str,
     outcome: Outcome,
 ) -> crate::Result<()> {
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &api_resource(kind));
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &api_resource(kind));
     let patch = json!({"metadata": {"annotations": {OUTCOME_ANNOTATION: outcome.as_str()}}});
     api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await

@@ -6,9 +6,9 @@ use std::future::Future;
 use kube::api::{Api, PostParams};
 use serde_json::json;
 use stacksmith_controller::operator::RunningOperator;
+use stacksmith_testbed::TestBed;
 use stacksmith_testbed::harness::{Fixture, TestError};
 use stacksmith_testbed::simulator::create_shared_grafana;
-use stacksmith_testbed::TestBed;
 
 /// A test body's error as the harness reports it.
 pub async fn boxed(f: impl Future<Output = anyhow::Result<()>>) -> Result<(), TestError> {
