@@ -109,12 +109,6 @@ impl Binaries {
             && self.kwok.is_some()
             && self.kube_controller_manager.is_some()
     }
-
-    /// Whether the real prometheus-operator can run (it needs running pods to report
-    /// `Available`).
-    pub fn runs_prometheus_operator(&self) -> bool {
-        self.prometheus_operator.is_some() && self.runs_pods()
-    }
 }
 
 /// The directory where the current binaries are cached.
@@ -134,16 +128,6 @@ fn cache_base() -> PathBuf {
         .unwrap_or_else(std::env::temp_dir)
         .join("stacksmith")
 }
-
-/// Everything a test bed may run: the control plane with pods, the real prometheus-operator
-/// and kubectl.
-pub const ALL: &[Component] = &[
-    Component::Etcd,
-    Component::Kwok,
-    Component::PrometheusOperator,
-    Component::Kubernetes,
-    Component::Kubectl,
-];
 
 /// Finds the binaries; installs the missing `components` into the cache when no override is set.
 pub async fn locate_or_install(components: &[Component]) -> Result<Binaries> {
@@ -204,21 +188,6 @@ pub async fn locate_or_install(components: &[Component]) -> Result<Binaries> {
             }
         }
     }
-}
-
-/// Builds the missing `components` into the current cache (no-op when they are there), for
-/// callers that want the build to start early, e.g. while other work goes on.
-pub async fn install_current(components: &[Component]) -> Result<bool> {
-    Ok(matches!(
-        run_script(
-            INSTALL_CURRENT_SCRIPT,
-            "install-current.sh",
-            &cache_dir(),
-            components
-        )
-        .await?,
-        ScriptEnd::Done
-    ))
 }
 
 enum ScriptEnd {

@@ -321,11 +321,6 @@ impl Cluster {
         )?)
     }
 
-    /// The log of a process running beside the API server (`kwok`, `prometheus-operator`, ...).
-    pub fn companion_log(&self, file_stem: &str) -> PathBuf {
-        self.dir.join(format!("{file_stem}.log"))
-    }
-
     fn start_companion(&self, command: &ServerCommand) -> Result<()> {
         let server = Supervised::start(command)?;
         if let Ok(mut companions) = self.companions.lock() {

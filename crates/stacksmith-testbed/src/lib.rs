@@ -309,7 +309,6 @@ impl TestBed {
         let hub = self.hub()?;
         child_crds::install_typed(hub.client(), HUB, &stacksmith_api::crds::all()).await?;
         let mut simulator = Simulator::new();
-        let mut runs = Vec::new();
         for cluster in self.clusters.iter().filter(|c| !c.roles().is_empty()) {
             let side = options
                 .prometheus_side_of
@@ -354,7 +353,6 @@ impl TestBed {
                     }
                     None => PrometheusOperatorRun::Simulated,
                 };
-                runs.push(run);
                 self.prometheus_runs.insert(cluster.name().to_owned(), run);
             }
             if options.simulator {
@@ -375,9 +373,10 @@ impl TestBed {
         }
         // What the test bed says it runs: the first Prometheus cluster's operator (the others
         // differ only where a test asked for it, see `prometheus_side_of`).
-        self.control_plane.prometheus_operator = runs
-            .first()
-            .copied()
+        self.control_plane.prometheus_operator = self
+            .clusters
+            .iter()
+            .find_map(|c| self.prometheus_runs.get(c.name()).copied())
             .unwrap_or(PrometheusOperatorRun::Simulated);
         self.control_plane.crds = self.crd_source;
         if options.register_members {
