@@ -7,6 +7,7 @@
 pub mod crd_reference;
 pub mod crds;
 pub mod customer_stack;
+pub mod kinds;
 pub mod labels;
 pub mod member_cluster;
 pub mod validation;

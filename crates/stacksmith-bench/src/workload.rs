@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use anyhow::Context as _;
 use futures::{StreamExt as _, TryStreamExt as _};
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::api::{DynamicObject, Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 use stacksmith_api::{CustomerStack, MemberCluster};
@@ -110,14 +110,7 @@ pub fn plan_objects(
 
 fn object_api(client: &Client, object: &DesiredObject) -> Api<DynamicObject> {
     let kind = object.kind;
-    let (group, version) = kind
-        .api_version()
-        .split_once('/')
-        .unwrap_or(("", kind.api_version()));
-    let resource = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk(group, version, kind.kind()),
-        kind.plural(),
-    );
+    let resource = kind.info().api_resource();
     if kind == ObjectKind::Namespace {
         Api::all_with(client.clone(), &resource)
     } else {

@@ -7,76 +7,21 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kube::ResourceExt as _;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::reflector::ObjectRef;
 use serde_json::Value;
-use stacksmith_api::labels::{
-    MANAGED_BY, MANAGED_BY_VALUE, PLANNED_HASH, STACK_NAME, STACK_NAMESPACE, STACK_UID,
-};
+use stacksmith_api::labels::PLANNED_HASH;
+use stacksmith_core::observe::{Ownership, WriteOutcome};
 use stacksmith_core::plan::{DesiredObject, ObjectKind};
 
 use crate::FIELD_MANAGER;
-use crate::cached_object::CachedObject;
-use crate::fleet::{MemberConnection, api_resource};
-use crate::member_client::api_error_summary;
+use crate::member::MemberConnection;
+use crate::member::cached_object::CachedObject;
+use crate::remote::{RemoteError, api_resource, call, object_api};
 
-/// What happened to one planned object.
-#[derive(Clone, Debug, PartialEq)]
-pub enum ApplyOutcome {
-    /// The cache shows it exactly as planned (the object as JSON): nothing written.
-    Unchanged(Box<Value>),
-    /// It did not exist: created.
-    Created,
-    /// It existed with other values (a spec change or drift): re-applied.
-    Updated,
-    /// Another owner holds an object of that name: left alone.
-    Conflict {
-        /// Who owns it.
-        owner: String,
-    },
-    /// The write failed or timed out.
-    Failed {
-        /// Why (no credentials).
-        message: String,
-    },
-    /// Written moments ago with this very plan; the watch cache has not shown the write yet, so
-    /// it is not written again (see [`RecentWrites`]).
-    AwaitingCache {
-        /// How long the cache is still given to catch up.
-        left: Duration,
-    },
-    /// Not written (the stack is paused, or an earlier object it depends on failed).
-    NotWritten {
-        /// The object as the cache shows it (as JSON), if it exists and belongs to the stack.
-        existing: Option<Box<Value>>,
-        /// Why.
-        reason: String,
-    },
-}
-
-/// Who owns an object, as far as stacksmith is concerned.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Ownership {
-    /// The stack with this uid.
-    Ours,
-    /// Someone else; the text says who.
-    Foreign(String),
-}
-
-/// Whether `object` belongs to the stack with uid `stack_uid`.
+/// Whether `object` belongs to the stack with uid `stack_uid` (from its labels).
 pub fn ownership(object: &impl kube::Resource, stack_uid: &str) -> Ownership {
-    let labels = object.labels();
-    if labels.get(MANAGED_BY).map(String::as_str) != Some(MANAGED_BY_VALUE) {
-        return Ownership::Foreign("an owner that is not stacksmith".to_owned());
-    }
-    if labels.get(STACK_UID).map(String::as_str) == Some(stack_uid) {
-        return Ownership::Ours;
-    }
-    let owner = match (labels.get(STACK_NAMESPACE), labels.get(STACK_NAME)) {
-        (Some(ns), Some(name)) => format!("CustomerStack {ns}/{name}"),
-        _ => "another CustomerStack".to_owned(),
-    };
-    Ownership::Foreign(owner)
+    stacksmith_core::observe::ownership(object.labels(), stack_uid)
 }
 
 /// The cached object of a planned object, if any.
@@ -121,10 +66,7 @@ impl RecentWrites {
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut HashMap<WriteKey, (String, Instant)>) -> T) -> T {
-        match self.written.lock() {
-            Ok(mut written) => f(&mut written),
-            Err(poisoned) => f(&mut poisoned.into_inner()),
-        }
+        f(&mut crate::locks::lock(&self.written))
     }
 
     /// How much longer the cache is given to show the write of exactly this plan, if it was
@@ -173,31 +115,26 @@ pub async fn apply_object(
     desired: &DesiredObject,
     stack_uid: &str,
     recent: &RecentWrites,
-) -> ApplyOutcome {
+) -> WriteOutcome {
     let existing = cached(connection, desired.kind, &desired.namespace, &desired.name);
     let created = match &existing {
         None => true,
         Some(existing) => match ownership(existing.as_ref(), stack_uid) {
-            Ownership::Foreign(owner) => return ApplyOutcome::Conflict { owner },
+            Ownership::Foreign(owner) => return WriteOutcome::Conflict { owner },
             Ownership::Ours => {
                 let live = existing.to_value();
                 if is_as_planned(&live, &desired.manifest) {
                     recent.forget(desired);
-                    return ApplyOutcome::Unchanged(Box::new(live));
+                    return WriteOutcome::Unchanged(Box::new(live));
                 }
                 false
             }
         },
     };
     if let Some(left) = recent.awaiting(desired) {
-        return ApplyOutcome::AwaitingCache { left };
+        return WriteOutcome::AwaitingCache { left };
     }
-    let resource = api_resource(desired.kind);
-    let api: Api<DynamicObject> = if desired.kind.namespaced() {
-        Api::namespaced_with(connection.client.clone(), &desired.namespace, &resource)
-    } else {
-        Api::all_with(connection.client.clone(), &resource)
-    };
+    let api = object_api(&connection.client, desired.kind, &desired.namespace);
     tracing::debug!(
         cluster = %connection.name,
         kind = desired.kind.kind(),
@@ -207,25 +144,18 @@ pub async fn apply_object(
         "applying"
     );
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    match tokio::time::timeout(
-        connection.timeout,
-        api.patch(&desired.name, &params, &Patch::Apply(&desired.manifest)),
-    )
-    .await
-    {
-        Ok(Ok(_)) if created => {
+    let patch = Patch::Apply(&desired.manifest);
+    match call(connection.timeout, api.patch(&desired.name, &params, &patch)).await {
+        Ok(_) => {
             recent.record(desired);
-            ApplyOutcome::Created
+            if created {
+                WriteOutcome::Created
+            } else {
+                WriteOutcome::Updated
+            }
         }
-        Ok(Ok(_)) => {
-            recent.record(desired);
-            ApplyOutcome::Updated
-        }
-        Ok(Err(err)) => ApplyOutcome::Failed {
-            message: api_error_summary(&err),
-        },
-        Err(_) => ApplyOutcome::Failed {
-            message: format!("no answer within {} s", connection.timeout.as_secs()),
+        Err(err) => WriteOutcome::Failed {
+            message: err.to_string(),
         },
     }
 }
@@ -308,22 +238,12 @@ pub fn owned_objects(connection: &MemberConnection, stack_uid: &str) -> Vec<Owne
 pub async fn delete_object(
     connection: &MemberConnection,
     object: &OwnedObject,
-) -> Result<(), String> {
-    let resource = api_resource(object.kind);
-    let api: Api<DynamicObject> = if object.kind.namespaced() {
-        Api::namespaced_with(connection.client.clone(), &object.namespace, &resource)
-    } else {
-        Api::all_with(connection.client.clone(), &resource)
-    };
-    let params = DeleteParams::background();
-    match tokio::time::timeout(connection.timeout, api.delete(&object.name, &params)).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(kube::Error::Api(status))) if status.code == 404 => Ok(()),
-        Ok(Err(err)) => Err(api_error_summary(&err)),
-        Err(_) => Err(format!(
-            "no answer within {} s",
-            connection.timeout.as_secs()
-        )),
+) -> Result<(), RemoteError> {
+    let api = object_api(&connection.client, object.kind, &object.namespace);
+    match call(connection.timeout, api.delete(&object.name, &DeleteParams::background())).await {
+        Ok(_) => Ok(()),
+        Err(err) if err.is_not_found() => Ok(()),
+        Err(err) => Err(err),
     }
 }
 

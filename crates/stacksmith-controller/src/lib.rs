@@ -1,22 +1,44 @@
 //! stacksmith's controller: the only crate that talks to API servers.
 //!
-//! - [`member_client`] turns a `MemberCluster`'s kubeconfig Secret into a client.
-//! - [`member_probe`] checks a member cluster and records what it found in its status.
-//! - [`config_evidence`] reads what a member shows about rules and monitors without a status.
-//! - [`metrics`] and [`endpoints`]: the operator's own metrics, `/healthz` and `/readyz`.
+//! Where things are:
+//! - [`operator`](run_with): the wiring: the `CustomerStack` controller, the member registry and
+//!   the endpoints.
+//! - `reconcile` and `reconcile/`: one stack's pass, as named stages (write, prune, observe,
+//!   record) and the clean-up behind the finalizer.
+//! - `apply`: how one planned object is written (server-side apply, only when it differs) and
+//!   deleted.
+//! - `member/`: the registry of member clusters, their clients, probes, connections, watch
+//!   caches and who a change wakes.
+//! - `remote`: the one place a request is made: timeouts and how failures are described.
+//! - `live_status`: a stack's status read from its members directly (`status --live`).
+//! - [`api_calls`] and `telemetry/`: the operator's metrics, request counters and endpoints.
+//!
+//! Everything else reaches the controller through the items re-exported here.
 
-pub mod api_calls;
-pub mod apply;
-pub mod cached_object;
-pub mod config_evidence;
-pub mod endpoints;
-pub mod fleet;
-pub mod live_status;
-pub mod member_client;
-pub mod member_probe;
-pub mod metrics;
-pub mod operator;
-pub mod reconcile;
+mod apply;
+mod live_status;
+mod locks;
+mod member;
+mod operator;
+mod reconcile;
+mod remote;
+mod telemetry;
+
+pub use apply::{contains, is_as_planned, ownership};
+pub use live_status::{LiveStatusError, live_status};
+pub use member::client::{
+    KubeconfigRefused, MemberClientError, client_from_kubeconfig, member_client_from_secret,
+};
+pub use member::member_info;
+pub use operator::{
+    DEFAULT_CONCURRENT_RECONCILES, OperatorOptions, RunningOperator, run, run_with,
+};
+pub use reconcile::FINALIZER;
+pub use remote::{
+    HUB_TIMEOUT, RemoteError, api_error_summary, api_resource, call, now, object_api,
+};
+pub use stacksmith_core::observe::Ownership;
+pub use telemetry::api_calls;
 
 /// The field manager of every write stacksmith makes (hub and members).
 pub const FIELD_MANAGER: &str = "stacksmith";

@@ -20,22 +20,24 @@ use kube::api::{Api, DynamicObject, ListParams};
 use kube::{Client, ResourceExt as _};
 use stacksmith_api::{CustomerStack, CustomerStackStatus, MemberCluster};
 use stacksmith_core::aggregate::{
-    AggregateInput, ChildObservation, ClusterObservation, ClusterState, ForeignObject,
-    ObservedState, aggregate,
+    AggregateInput, ChildObservation, ClusterObservation, ClusterState, ForeignObject, aggregate,
 };
-use stacksmith_core::grafana_instances::explain_unmatched;
-use stacksmith_core::member_status::ProbeFailure;
+use stacksmith_core::observe::{
+    Ownership, explain_no_matching_instance, observed_from_read, unreachable_children,
+};
 use stacksmith_core::plan::{DesiredObject, MemberInfo, ObjectKind, StackIdentity, plan_stack};
-use stacksmith_core::{ChildKind, HealthReason, Rejection, assess, assess_with_evidence};
+use stacksmith_core::{
+    ChildHealth, ChildKind, HealthReason, Rejection, assess, assess_with_evidence,
+};
 
-use crate::api_calls::ApiCallCounter;
-use crate::apply::{Ownership, ownership};
-use crate::config_evidence::{
+use crate::apply::ownership;
+use crate::member::client::member_client_from_secret;
+use crate::member::config_evidence::{
     NamespaceEvidence, events_resource, needs_config_evidence, rejection_field_selector,
 };
-use crate::fleet::api_resource;
-use crate::member_client::member_client_from_secret;
-use crate::member_probe::classify;
+use crate::member::member_info;
+use crate::remote::{api_resource, call, failure_message, object_api};
+use crate::telemetry::api_calls::ApiCallCounter;
 
 /// Why a stack's live status could not be computed at all.
 #[derive(Debug, thiserror::Error)]
@@ -63,14 +65,7 @@ pub async fn live_status(
         name: stack.name_any(),
         uid: stack.uid().ok_or(LiveStatusError::Incomplete("uid"))?,
     };
-    let infos: Vec<MemberInfo> = members
-        .iter()
-        .map(|m| MemberInfo {
-            name: m.name_any(),
-            roles: m.spec.roles.clone(),
-            prometheus_url_template: m.spec.prometheus_url_template.clone(),
-        })
-        .collect();
+    let infos: Vec<MemberInfo> = members.iter().map(member_info).collect();
     let (problems, passes) = match plan_stack(&stack.spec, &identity, &infos) {
         Err(problems) => (problems, Vec::new()),
         Ok(plan) => {
@@ -105,10 +100,26 @@ pub async fn live_status(
 }
 
 /// What was found in one member cluster.
-struct ClusterLook {
+struct ClusterFindings {
     observation: ClusterObservation,
     children: Vec<ChildObservation>,
     foreign: Vec<ForeignObject>,
+}
+
+impl ClusterFindings {
+    /// The cluster cannot be read: its children `ClusterUnreachable`.
+    fn unreachable(cluster: &str, planned: &[&DesiredObject], message: &str) -> Self {
+        ClusterFindings {
+            observation: ClusterObservation {
+                cluster: cluster.to_owned(),
+                state: ClusterState::Unreachable {
+                    message: message.to_owned(),
+                },
+            },
+            children: unreachable_children(planned.iter().copied(), message),
+            foreign: Vec::new(),
+        }
+    }
 }
 
 /// Reads every planned object of one cluster; any failure to read makes the whole cluster
@@ -119,36 +130,16 @@ async fn observe_cluster(
     member: Option<&MemberCluster>,
     planned: Vec<&DesiredObject>,
     uid: &str,
-) -> ClusterLook {
-    let unreachable = |message: String| ClusterLook {
-        observation: ClusterObservation {
-            cluster: cluster.to_owned(),
-            state: ClusterState::Unreachable {
-                message: message.clone(),
-            },
-        },
-        children: planned
-            .iter()
-            .filter_map(|d| {
-                Some(ChildObservation {
-                    cluster: d.cluster.clone(),
-                    kind: d.kind.child()?,
-                    namespace: d.namespace.clone(),
-                    name: d.name.clone(),
-                    state: ObservedState::ClusterUnreachable {
-                        message: message.clone(),
-                    },
-                })
-            })
-            .collect(),
-        foreign: Vec::new(),
-    };
+) -> ClusterFindings {
     let Some(member) = member else {
-        return unreachable("MemberCluster not registered".to_owned());
+        return ClusterFindings::unreachable(cluster, &planned, "MemberCluster not registered");
     };
     let client = match member_client_from_secret(hub, member, &ApiCallCounter::new()).await {
         Ok((client, _)) => client,
-        Err(err) => return unreachable(failure_message(err.probe_failure(), &err.to_string())),
+        Err(err) => {
+            let message = failure_message(err.probe_failure(), &err.to_string());
+            return ClusterFindings::unreachable(cluster, &planned, &message);
+        }
     };
     let timeout = Duration::from_secs(u64::from(member.spec.request_timeout_seconds));
     // Namespaces and children only: the RBAC plumbing says nothing about health.
@@ -162,22 +153,13 @@ async fn observe_cluster(
     for (desired, result) in wanted.iter().zip(reads) {
         match result {
             Ok(object) => found.push((*desired, object)),
-            Err(message) => return unreachable(message),
+            Err(message) => return ClusterFindings::unreachable(cluster, &planned, &message),
         }
     }
-    let namespace_labels: BTreeMap<String, serde_json::Value> = found
-        .iter()
-        .filter(|(desired, _)| desired.kind == ObjectKind::Namespace)
-        .filter_map(|(desired, object)| {
-            let labels = serde_json::to_value(object.as_ref()?.labels()).ok()?;
-            Some((desired.name.clone(), labels))
-        })
-        .collect();
-    let mut evidence: BTreeMap<String, Option<NamespaceEvidence>> = BTreeMap::new();
-    let mut grafanas: Option<Vec<serde_json::Value>> = None;
+    let mut evidence = MemberEvidence::new(&client, timeout, &found);
     let mut children = Vec::new();
     let mut foreign = Vec::new();
-    for (desired, object) in found {
+    for (desired, object) in &found {
         let owner = object.as_ref().map(|o| ownership(o, uid));
         let Some(kind) = desired.kind.child() else {
             if let Some(Ownership::Foreign(owner)) = owner {
@@ -190,33 +172,17 @@ async fn observe_cluster(
             }
             continue;
         };
-        let state = match (object, owner) {
-            (None, _) | (_, None) => ObservedState::Missing,
-            (Some(_), Some(Ownership::Foreign(owner))) => ObservedState::Conflict { owner },
-            (Some(object), Some(Ownership::Ours)) => {
-                let value = serde_json::to_value(&object).unwrap_or_default();
-                let mut health = assess(kind, &value);
-                if needs_config_evidence(kind, &value) {
-                    let namespace = desired.namespace.as_str();
-                    if !evidence.contains_key(namespace) {
-                        let labels = namespace_labels.get(namespace).cloned();
-                        let read = read_evidence(&client, namespace, labels, timeout).await;
-                        evidence.insert(namespace.to_owned(), read);
-                    }
-                    if let Some(Some(found)) = evidence.get(namespace) {
-                        health = assess_with_evidence(kind, &value, &found.evidence());
-                    }
-                }
-                if health.reason == HealthReason::NoMatchingInstance {
-                    if grafanas.is_none() {
-                        grafanas = Some(list_grafanas(&client, timeout).await);
-                    }
-                    let why = explain_unmatched(&value, grafanas.as_deref().unwrap_or_default());
-                    health.message = format!("{}; {why}", health.message);
-                }
-                ObservedState::Live(health)
+        let value = object.as_ref().and_then(|o| serde_json::to_value(o).ok());
+        let health = match (&value, &owner) {
+            (Some(value), Some(Ownership::Ours)) => {
+                Some(evidence.judge(kind, value, &desired.namespace).await)
             }
+            _ => None,
         };
+        let found = value.as_ref().zip(owner);
+        let state = observed_from_read(kind, found, |kind, object| {
+            health.clone().unwrap_or_else(|| assess(kind, object))
+        });
         children.push(ChildObservation {
             cluster: cluster.to_owned(),
             kind,
@@ -225,7 +191,7 @@ async fn observe_cluster(
             state,
         });
     }
-    ClusterLook {
+    ClusterFindings {
         observation: ClusterObservation {
             cluster: cluster.to_owned(),
             state: ClusterState::Reachable,
@@ -235,9 +201,67 @@ async fn observe_cluster(
     }
 }
 
-/// `<Reason>: <message>`, as the operator describes an unusable member.
-fn failure_message(failure: ProbeFailure, message: &str) -> String {
-    format!("{}: {message}", failure.reason())
+/// What a member shows besides a child itself, read once per namespace (or per member) and only
+/// when a child needs it: the config evidence of rules and monitors without a status, and the
+/// `Grafana` instances that explain a `NoMatchingInstance`.
+struct MemberEvidence<'a> {
+    client: &'a Client,
+    timeout: Duration,
+    namespace_labels: BTreeMap<String, serde_json::Value>,
+    config: BTreeMap<String, Option<NamespaceEvidence>>,
+    grafanas: Option<Vec<serde_json::Value>>,
+}
+
+impl<'a> MemberEvidence<'a> {
+    fn new(
+        client: &'a Client,
+        timeout: Duration,
+        found: &[(&DesiredObject, Option<DynamicObject>)],
+    ) -> Self {
+        let namespace_labels = found
+            .iter()
+            .filter(|(desired, _)| desired.kind == ObjectKind::Namespace)
+            .filter_map(|(desired, object)| {
+                let labels = serde_json::to_value(object.as_ref()?.labels()).ok()?;
+                Some((desired.name.clone(), labels))
+            })
+            .collect();
+        MemberEvidence {
+            client,
+            timeout,
+            namespace_labels,
+            config: BTreeMap::new(),
+            grafanas: None,
+        }
+    }
+
+    /// A child of ours judged as the operator judges it from its caches.
+    async fn judge(
+        &mut self,
+        kind: ChildKind,
+        value: &serde_json::Value,
+        namespace: &str,
+    ) -> ChildHealth {
+        let mut health = assess(kind, value);
+        if needs_config_evidence(kind, value) {
+            if !self.config.contains_key(namespace) {
+                let labels = self.namespace_labels.get(namespace).cloned();
+                let read = read_evidence(self.client, namespace, labels, self.timeout).await;
+                self.config.insert(namespace.to_owned(), read);
+            }
+            if let Some(Some(found)) = self.config.get(namespace) {
+                health = assess_with_evidence(kind, value, &found.evidence());
+            }
+        }
+        if health.reason == HealthReason::NoMatchingInstance {
+            if self.grafanas.is_none() {
+                self.grafanas = Some(list_grafanas(self.client, self.timeout).await);
+            }
+            let grafanas = self.grafanas.as_deref().unwrap_or_default();
+            explain_no_matching_instance(&mut health, value, grafanas);
+        }
+        health
+    }
 }
 
 /// One GET under the member's timeout; the error is a one-line description without
@@ -247,23 +271,11 @@ async fn read(
     desired: &DesiredObject,
     timeout: Duration,
 ) -> Result<Option<DynamicObject>, String> {
-    let resource = api_resource(desired.kind);
-    let api: Api<DynamicObject> = if desired.kind.namespaced() {
-        Api::namespaced_with(client.clone(), &desired.namespace, &resource)
-    } else {
-        Api::all_with(client.clone(), &resource)
-    };
-    match tokio::time::timeout(timeout, api.get_opt(&desired.name)).await {
-        Err(_) => Err(failure_message(
-            ProbeFailure::Timeout,
-            &format!("no answer within {} s", timeout.as_secs()),
-        )),
-        Ok(Err(err)) => {
-            let (failure, message) = classify(&err);
-            Err(failure_message(failure, &message))
-        }
-        Ok(Ok(object)) => Ok(object),
-    }
+    let api = object_api(client, desired.kind, &desired.namespace);
+    call(timeout, api.get_opt(&desired.name)).await.map_err(|err| {
+        let (failure, message) = err.classify();
+        failure_message(failure, &message)
+    })
 }
 
 /// What the member shows about the rules and monitors of `namespace` (see

@@ -15,11 +15,11 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
-use crate::api_calls::{ApiCallCounter, CallKey};
-use crate::endpoints::{self, EndpointState};
-use crate::fleet::Fleet;
-use crate::metrics::{self, MetricsSnapshot};
+use crate::member::Fleet;
 use crate::reconcile::{Context, error_policy, reconcile};
+use crate::telemetry::api_calls::{ApiCallCounter, CallKey};
+use crate::telemetry::endpoints::{self, EndpointState};
+use crate::telemetry::metrics::{self, MetricsSnapshot};
 
 /// How many stacks are reconciled at once by default.
 ///

@@ -297,7 +297,7 @@ async fn counted(tb: &TestBed) -> anyhow::Result<()> {
     // waits for its members before judging stacks, and finds every object as planned — the
     // built-in kinds it lists come without apiVersion/kind and are not mistaken for drift.
     let restarted =
-        stacksmith_controller::operator::RunningOperator::spawn(tb.hub()?.admin_config().await?);
+        stacksmith_controller::RunningOperator::spawn(tb.hub()?.admin_config().await?);
     let restarted_calls = restarted.counter();
     tokio::time::sleep(Duration::from_secs(2)).await;
     wait_quiet(&restarted_calls).await?;

@@ -15,7 +15,7 @@ use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams
 use kube::{Client, ResourceExt as _};
 use serde_json::json;
 use stacksmith_api::MemberCluster;
-use stacksmith_controller::apply::contains;
+use stacksmith_controller::contains;
 use stacksmith_core::ChildKind;
 use stacksmith_core::plan::{MemberInfo, StackIdentity, plan_stack};
 use stacksmith_testbed::harness::{self, Suite, test};
@@ -189,7 +189,7 @@ async fn converges(tb: &TestBed) -> anyhow::Result<()> {
         } else {
             &graf
         };
-        let resource = stacksmith_controller::fleet::api_resource(desired.kind);
+        let resource = stacksmith_controller::api_resource(desired.kind);
         let api: Api<DynamicObject> = if desired.kind.namespaced() {
             Api::namespaced_with(client.clone(), &desired.namespace, &resource)
         } else {

@@ -25,6 +25,10 @@ use stacksmith_api::CustomerStackStatus;
 use crate::health::{ChildHealth, ChildKind};
 use crate::status_conditions::render_conditions;
 
+// Planning finds spec problems and aggregation reports them; the type lives with the planner, and
+// `stacksmith_core::aggregate::SpecProblem` stays a valid path.
+pub use crate::plan::SpecProblem;
+
 /// Condition types of a `CustomerStack`.
 pub mod condition_type {
     /// Every child exists and is Healthy at its current generation.
@@ -141,15 +145,6 @@ pub struct ClusterObservation {
     pub cluster: String,
     /// Its state.
     pub state: ClusterState,
-}
-
-/// A problem with the stack's spec found while planning (nothing is written for such a stack).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SpecProblem {
-    /// The field, e.g. `spec.metrics.cluster`.
-    pub field: String,
-    /// What is wrong, e.g. `MemberCluster "prom-9" not found`.
-    pub message: String,
 }
 
 /// A planned object that is not a child (a tenant namespace) and belongs to someone else.

@@ -5,13 +5,18 @@
 //! - [`grafana_instances`] tells which `Grafana` instances a resource reaches, and why none.
 //! - [`label_selector`] matches Kubernetes label selectors.
 //! - [`member_status`] turns the result of probing a member cluster into its status.
+//! - [`observe`] turns what a pass found of each planned object into observations (shared by
+//!   the reconcile and the live status).
+//! - [`events`] decides which Events a pass publishes on a stack.
 //! - [`status_conditions`] renders typed conditions whose transition times only move on a flip.
 
 pub mod aggregate;
+pub mod events;
 pub mod grafana_instances;
 pub mod health;
 pub mod label_selector;
 pub mod member_status;
+pub mod observe;
 pub mod plan;
 pub mod status_conditions;
 

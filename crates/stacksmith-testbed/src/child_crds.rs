@@ -134,10 +134,8 @@ pub fn adjust_for_v1_20(value: &mut Value) {
 
 /// A minimal CRD for a child kind: any spec, any status, status subresource.
 pub fn minimal_crd(kind: ChildKind) -> Value {
-    let (group, version) = kind
-        .api_version()
-        .split_once('/')
-        .unwrap_or(("", kind.api_version()));
+    let info = kind.info();
+    let (group, version) = (info.group, info.version);
     let open = json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true});
     json!({
         "apiVersion": "apiextensions.k8s.io/v1",

@@ -91,7 +91,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let hub = testbed.hub()?.client().clone();
-    let operator = stacksmith_controller::operator::RunningOperator::spawn_with_endpoints(
+    let operator = stacksmith_controller::RunningOperator::spawn_with_endpoints(
         testbed.hub()?.admin_config().await?,
         std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
     )

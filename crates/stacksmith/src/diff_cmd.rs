@@ -2,7 +2,7 @@
 //! cluster, found with server-side apply **dry runs** (nothing is written).
 //!
 //! Like the operator: the `MemberCluster`s and their kubeconfig Secrets are read from the hub
-//! (`stacksmith_controller::member_client`), the stack is planned by the operator's planner, and
+//! (through the controller's member client), the stack is planned by the operator's planner, and
 //! every planned object is applied with the operator's field manager, forced, as a dry run. The
 //! live object and the dry-run result are compared without `status`, `managedFields`,
 //! `resourceVersion`, `generation`, `uid`, timestamps and the `stacksmith.io/planned-hash`
@@ -29,19 +29,16 @@ use serde::Serialize;
 use serde_json::Value;
 use stacksmith_api::labels::STACK_UID;
 use stacksmith_api::{CustomerStack, MemberCluster};
-use stacksmith_controller::FIELD_MANAGER;
 use stacksmith_controller::api_calls::ApiCallCounter;
-use stacksmith_controller::apply::{Ownership, ownership};
-use stacksmith_controller::fleet::{api_resource, member_info};
-use stacksmith_controller::member_client::{api_error_summary, member_client_from_secret};
+use stacksmith_controller::{
+    FIELD_MANAGER, HUB_TIMEOUT, Ownership, api_error_summary, api_resource, call,
+    member_client_from_secret, member_info, object_api, ownership,
+};
 use stacksmith_core::plan::{DesiredObject, ObjectKind, StackIdentity, StackPlan, plan_stack};
 
 use crate::manifest_checks::{PLACEHOLDER_UID, check_all};
 use crate::manifests::load;
 use crate::output::print_stdout;
-
-/// Timeout of each request to the hub.
-const HUB_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Options of `stacksmith diff`.
 #[derive(Args, Debug)]
@@ -270,11 +267,7 @@ async fn timed<T>(
     timeout: Duration,
     request: impl Future<Output = Result<T, kube::Error>>,
 ) -> anyhow::Result<T> {
-    match tokio::time::timeout(timeout, request).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(err)) => bail!("{}", api_error_summary(&err)),
-        Err(_) => bail!("no answer within {} s", timeout.as_secs()),
-    }
+    Ok(call(timeout, request).await?)
 }
 
 async fn diff_cluster(
@@ -321,15 +314,6 @@ async fn diff_cluster(
     diff
 }
 
-fn object_api(client: &Client, kind: ObjectKind, namespace: &str) -> Api<DynamicObject> {
-    let resource = api_resource(kind);
-    if kind.namespaced() {
-        Api::namespaced_with(client.clone(), namespace, &resource)
-    } else {
-        Api::all_with(client.clone(), &resource)
-    }
-}
-
 /// Diffs one planned object; `Err` when the cluster does not answer (the rest is skipped).
 async fn diff_object(
     client: &Client,
@@ -337,7 +321,7 @@ async fn diff_object(
     desired: &DesiredObject,
     uid: &str,
 ) -> anyhow::Result<ObjectDiff> {
-    let api = object_api(client, desired.kind, &desired.namespace);
+    let api: Api<DynamicObject> = object_api(client, desired.kind, &desired.namespace);
     let live = timed(timeout, api.get_opt(&desired.name)).await?;
     let mut diff = ObjectDiff {
         change: Change::Unchanged,

@@ -235,7 +235,7 @@ pub fn check_all(loaded: &[&Loaded]) -> Checked {
     let members: Vec<MemberInfo> = checked
         .members
         .iter()
-        .map(stacksmith_controller::fleet::member_info)
+        .map(stacksmith_controller::member_info)
         .collect();
     checked.cluster_references_checked = !members.is_empty();
     for (manifest, stack) in stacks {

@@ -21,7 +21,7 @@ pub struct OperatorArgs {
     metrics_addr: std::net::SocketAddr,
 
     /// Stacks reconciled at once (0: no bound).
-    #[arg(long, env = "STACKSMITH_CONCURRENT_RECONCILES", default_value_t = stacksmith_controller::operator::DEFAULT_CONCURRENT_RECONCILES)]
+    #[arg(long, env = "STACKSMITH_CONCURRENT_RECONCILES", default_value_t = stacksmith_controller::DEFAULT_CONCURRENT_RECONCILES)]
     concurrent_reconciles: u16,
 }
 
@@ -48,11 +48,11 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<ExitCode> {
     let address = endpoints.local_addr().unwrap_or(args.metrics_addr);
     tracing::info!(%address, "serving /metrics, /healthz and /readyz");
     let counter = stacksmith_controller::api_calls::ApiCallCounter::new();
-    let options = stacksmith_controller::operator::OperatorOptions {
+    let options = stacksmith_controller::OperatorOptions {
         endpoints: Some(endpoints),
         concurrent_reconciles: args.concurrent_reconciles,
     };
-    stacksmith_controller::operator::run_with(config, counter, options, async {
+    stacksmith_controller::run_with(config, counter, options, async {
         let _ = wait_for_stop_signal().await;
     })
     .await?;

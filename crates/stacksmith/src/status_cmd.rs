@@ -7,7 +7,6 @@
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
@@ -16,15 +15,11 @@ use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config, ResourceExt as _};
 use stacksmith_api::{CustomerStack, MemberCluster};
-use stacksmith_controller::live_status::live_status;
-use stacksmith_controller::member_client::api_error_summary;
-use stacksmith_controller::member_probe::now;
+use stacksmith_controller::{HUB_TIMEOUT, api_error_summary, live_status, now};
 
 use crate::output::print_stdout;
 use crate::status_tree::{self, Source, StackView};
 
-/// How long each request to the hub may take.
-const HUB_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Options of `stacksmith status`.
 #[derive(Args, Debug)]

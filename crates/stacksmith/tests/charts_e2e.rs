@@ -21,7 +21,7 @@ use kube::config::Kubeconfig;
 use serde::Deserialize as _;
 use serde_json::{Value, json};
 use stacksmith_api::{CustomerStack, MemberCluster};
-use stacksmith_controller::operator::RunningOperator;
+use stacksmith_controller::RunningOperator;
 use stacksmith_core::ChildKind;
 use stacksmith_testbed::{TestBed, TestBedOptions, ensure_namespace};
 

@@ -9,7 +9,7 @@ use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams
 use kube::{Client, ResourceExt as _};
 use serde_json::{Value, json};
 use stacksmith_api::{CustomerStack, CustomerStackStatus};
-use stacksmith_controller::operator::RunningOperator;
+use stacksmith_controller::RunningOperator;
 use stacksmith_core::ChildKind;
 use stacksmith_testbed::TestBed;
 

@@ -26,6 +26,7 @@ use std::fmt;
 
 use serde_json::Value;
 pub use stacksmith_api::Verdict;
+use stacksmith_api::kinds::{self, KindInfo};
 
 pub use self::acceptance::{ConfigEvidence, Rejection};
 use self::fields::{Fields, Invalid};
@@ -36,29 +37,25 @@ pub const MAX_QUOTED_CHARS: usize = 512;
 /// The most characters of a whole [`ChildHealth::message`].
 pub const MAX_MESSAGE_CHARS: usize = 1024;
 
-/// The kinds of child objects stacksmith creates and judges.
+/// The kinds of child objects stacksmith creates and judges. Their API facts (group, version,
+/// plural, scope) are rows of [`stacksmith_api::kinds`]: see [`ChildKind::info`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ChildKind {
-    /// `monitoring.coreos.com/v1` `Prometheus`.
+    /// prometheus-operator's `Prometheus`.
     Prometheus,
-    /// `monitoring.coreos.com/v1` `PrometheusRule`.
+    /// prometheus-operator's `PrometheusRule`.
     PrometheusRule,
-    /// `monitoring.coreos.com/v1` `ServiceMonitor`.
+    /// prometheus-operator's `ServiceMonitor`.
     ServiceMonitor,
-    /// `grafana.integreatly.org/v1beta1` `Grafana` (an instance).
+    /// grafana-operator's `Grafana` (an instance).
     Grafana,
-    /// `grafana.integreatly.org/v1beta1` `GrafanaFolder`.
+    /// grafana-operator's `GrafanaFolder`.
     GrafanaFolder,
-    /// `grafana.integreatly.org/v1beta1` `GrafanaDatasource`.
+    /// grafana-operator's `GrafanaDatasource`.
     GrafanaDatasource,
-    /// `grafana.integreatly.org/v1beta1` `GrafanaDashboard`.
+    /// grafana-operator's `GrafanaDashboard`.
     GrafanaDashboard,
 }
-
-/// prometheus-operator's API group.
-const PROMETHEUS_GROUP: &str = "monitoring.coreos.com";
-/// grafana-operator's API group.
-const GRAFANA_GROUP: &str = "grafana.integreatly.org";
 
 impl ChildKind {
     /// Every kind, in declaration order.
@@ -72,17 +69,22 @@ impl ChildKind {
         ChildKind::GrafanaDashboard,
     ];
 
+    /// Its row in the table of kinds: group, version, plural, scope, serving role.
+    pub fn info(self) -> &'static KindInfo {
+        match self {
+            ChildKind::Prometheus => &kinds::PROMETHEUS,
+            ChildKind::PrometheusRule => &kinds::PROMETHEUS_RULE,
+            ChildKind::ServiceMonitor => &kinds::SERVICE_MONITOR,
+            ChildKind::Grafana => &kinds::GRAFANA,
+            ChildKind::GrafanaFolder => &kinds::GRAFANA_FOLDER,
+            ChildKind::GrafanaDatasource => &kinds::GRAFANA_DATASOURCE,
+            ChildKind::GrafanaDashboard => &kinds::GRAFANA_DASHBOARD,
+        }
+    }
+
     /// The Kubernetes `kind`, e.g. `PrometheusRule`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            ChildKind::Prometheus => "Prometheus",
-            ChildKind::PrometheusRule => "PrometheusRule",
-            ChildKind::ServiceMonitor => "ServiceMonitor",
-            ChildKind::Grafana => "Grafana",
-            ChildKind::GrafanaFolder => "GrafanaFolder",
-            ChildKind::GrafanaDatasource => "GrafanaDatasource",
-            ChildKind::GrafanaDashboard => "GrafanaDashboard",
-        }
+        self.info().kind
     }
 
     /// The kind with this exact (case-sensitive) Kubernetes `kind`, if it is one of ours.
@@ -92,41 +94,22 @@ impl ChildKind {
 
     /// Whether prometheus-operator (rather than grafana-operator) owns this kind.
     pub fn is_prometheus_operator(self) -> bool {
-        matches!(
-            self,
-            ChildKind::Prometheus | ChildKind::PrometheusRule | ChildKind::ServiceMonitor
-        )
+        self.info().group == kinds::PROMETHEUS_OPERATOR_GROUP
     }
 
     /// The API group: `monitoring.coreos.com` or `grafana.integreatly.org`.
     pub fn api_group(self) -> &'static str {
-        if self.is_prometheus_operator() {
-            PROMETHEUS_GROUP
-        } else {
-            GRAFANA_GROUP
-        }
+        self.info().group
     }
 
     /// The `apiVersion`: `monitoring.coreos.com/v1` or `grafana.integreatly.org/v1beta1`.
     pub fn api_version(self) -> &'static str {
-        if self.is_prometheus_operator() {
-            "monitoring.coreos.com/v1"
-        } else {
-            "grafana.integreatly.org/v1beta1"
-        }
+        self.info().api_version
     }
 
     /// The resource (plural) name, e.g. `prometheuses`.
     pub fn plural(self) -> &'static str {
-        match self {
-            ChildKind::Prometheus => "prometheuses",
-            ChildKind::PrometheusRule => "prometheusrules",
-            ChildKind::ServiceMonitor => "servicemonitors",
-            ChildKind::Grafana => "grafanas",
-            ChildKind::GrafanaFolder => "grafanafolders",
-            ChildKind::GrafanaDatasource => "grafanadatasources",
-            ChildKind::GrafanaDashboard => "grafanadashboards",
-        }
+        self.info().plural
     }
 }
 
@@ -546,6 +529,93 @@ mod test_support {
         assess(kind, &yaml(text))
     }
 
+    /// `object` with `status` as its status, or without one when `status` is `None`.
+    pub fn with_status(mut object: Value, status: impl Into<Option<Value>>) -> Value {
+        if let Some(status) = status.into() {
+            object["status"] = status;
+        }
+        object
+    }
+
+    /// `value` with each field named by a JSON pointer (e.g. `/conditions/1/reason`) set; the
+    /// field's parent must exist.
+    pub fn with(mut value: Value, changes: &[(impl AsRef<str>, Value)]) -> Value {
+        for (pointer, new) in changes {
+            let pointer = pointer.as_ref();
+            let (parent, key) = pointer.rsplit_once('/').unwrap();
+            match value.pointer_mut(parent) {
+                Some(Value::Object(fields)) => {
+                    fields.insert(key.to_owned(), new.clone());
+                }
+                Some(Value::Array(items)) => items[key.parse::<usize>().unwrap()] = new.clone(),
+                _ => panic!("{pointer}: no object or array holds it"),
+            }
+        }
+        value
+    }
+
+    /// `value` without the fields named by JSON pointers.
+    pub fn without(mut value: Value, pointers: &[&str]) -> Value {
+        for pointer in pointers {
+            let (parent, key) = pointer.rsplit_once('/').unwrap();
+            let removed = value
+                .pointer_mut(parent)
+                .and_then(Value::as_object_mut)
+                .and_then(|fields| fields.remove(key));
+            assert!(removed.is_some(), "{pointer}: no such field");
+        }
+        value
+    }
+
+    /// One object and the judgement it must get.
+    pub struct Case {
+        /// What the case is about, named in a failure.
+        pub name: &'static str,
+        /// The object, judged as the kind it declares.
+        pub object: Value,
+        pub verdict: Verdict,
+        pub reason: HealthReason,
+        /// Parts the message must contain.
+        pub fragments: &'static [&'static str],
+    }
+
+    /// A [`Case`].
+    pub fn case(
+        name: &'static str,
+        object: Value,
+        verdict: Verdict,
+        reason: HealthReason,
+        fragments: &'static [&'static str],
+    ) -> Case {
+        Case {
+            name,
+            object,
+            verdict,
+            reason,
+            fragments,
+        }
+    }
+
+    /// Assesses every case's object as the kind it declares, and checks each judgement.
+    #[track_caller]
+    pub fn check(cases: &[Case]) {
+        for case in cases {
+            let kind = case.object["kind"]
+                .as_str()
+                .and_then(ChildKind::from_kind)
+                .unwrap_or_else(|| {
+                    panic!("case {:?}: the object is of no kind of ours", case.name)
+                });
+            expect_in(
+                case.name,
+                &assess(kind, &case.object),
+                case.verdict,
+                case.reason,
+                case.fragments,
+            );
+        }
+    }
+
     /// Asserts verdict, reason and that the message contains every fragment.
     #[track_caller]
     pub fn expect(
@@ -554,178 +624,44 @@ mod test_support {
         reason: HealthReason,
         fragments: &[&str],
     ) {
+        expect_in("", health, verdict, reason, fragments);
+    }
+
+    /// [`expect`], naming the case in a failure (unless `case` is empty).
+    #[track_caller]
+    fn expect_in(
+        case: &str,
+        health: &ChildHealth,
+        verdict: Verdict,
+        reason: HealthReason,
+        fragments: &[&str],
+    ) {
+        let case = if case.is_empty() {
+            String::new()
+        } else {
+            format!("case {case:?}: ")
+        };
         assert_eq!(
             (health.verdict, health.reason),
             (verdict, reason),
-            "message: {}",
+            "{case}message: {}",
             health.message
         );
         for fragment in fragments {
             assert!(
                 health.message.contains(fragment),
-                "{:?} not in message {:?}",
+                "{case}{:?} not in message {:?}",
                 fragment,
                 health.message
             );
         }
         assert!(
             !health.message.contains('\n'),
-            "message is not one line: {:?}",
+            "{case}message is not one line: {:?}",
             health.message
         );
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::test_support::{assess_yaml, expect};
-    use super::*;
-
-    #[test]
-    fn kinds_round_trip_and_carry_their_api() {
-        for kind in ChildKind::ALL {
-            assert_eq!(ChildKind::from_kind(kind.as_str()), Some(kind));
-            assert_eq!(kind.to_string(), kind.as_str());
-            assert!(kind.api_version().starts_with(kind.api_group()));
-            assert!(
-                kind.plural()
-                    .starts_with(&kind.as_str().to_lowercase()[..4])
-            );
-        }
-        assert_eq!(ChildKind::from_kind("prometheus"), None);
-        assert_eq!(ChildKind::from_kind("Alertmanager"), None);
-        assert_eq!(ChildKind::Prometheus.plural(), "prometheuses");
-        assert_eq!(
-            ChildKind::ServiceMonitor.api_version(),
-            "monitoring.coreos.com/v1"
-        );
-        assert_eq!(
-            ChildKind::GrafanaDashboard.api_group(),
-            "grafana.integreatly.org"
-        );
-        assert_eq!(
-            ChildKind::GrafanaFolder.api_version(),
-            "grafana.integreatly.org/v1beta1"
-        );
-        assert_eq!(ChildKind::GrafanaDatasource.plural(), "grafanadatasources");
-    }
-
-    #[test]
-    fn reasons_are_camel_case() {
-        assert_eq!(
-            HealthReason::FolderUidMismatch.as_str(),
-            "FolderUIDMismatch"
-        );
-        assert_eq!(HealthReason::NoPodReady.to_string(), "NoPodReady");
-    }
-
-    #[test]
-    fn non_objects_are_malformed() {
-        for value in [json!(null), json!("Prometheus"), json!([1, 2]), json!(3)] {
-            for kind in ChildKind::ALL {
-                let health = assess(kind, &value);
-                expect(
-                    &health,
-                    Verdict::Unknown,
-                    HealthReason::MalformedObject,
-                    &[kind.as_str(), "not a JSON object"],
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn bad_metadata_and_spec_are_malformed() {
-        let health = assess(ChildKind::Prometheus, &json!({"metadata": "acme"}));
-        expect(
-            &health,
-            Verdict::Unknown,
-            HealthReason::MalformedObject,
-            &["metadata is not an object"],
-        );
-        let health = assess(
-            ChildKind::Prometheus,
-            &json!({"metadata": {"name": "acme", "generation": "2"}}),
-        );
-        expect(
-            &health,
-            Verdict::Unknown,
-            HealthReason::MalformedObject,
-            &["Prometheus acme", "generation is not an integer"],
-        );
-        let health = assess(
-            ChildKind::GrafanaDashboard,
-            &json!({"metadata": {"name": "d"}, "spec": [1]}),
-        );
-        expect(
-            &health,
-            Verdict::Unknown,
-            HealthReason::MalformedObject,
-            &["spec is not an object"],
-        );
-    }
-
-    #[test]
-    fn another_kind_is_malformed() {
-        let health = assess_yaml(
-            ChildKind::Prometheus,
-            "apiVersion: monitoring.coreos.com/v1\nkind: Alertmanager\nmetadata: {name: acme, namespace: acme}\n",
-        );
-        expect(
-            &health,
-            Verdict::Unknown,
-            HealthReason::MalformedObject,
-            &[
-                "Prometheus acme/acme",
-                "expected a Prometheus",
-                "Alertmanager",
-            ],
-        );
-    }
-
-    #[test]
-    fn status_of_the_wrong_type_is_unexpected() {
-        for kind in ChildKind::ALL {
-            let health = assess(
-                kind,
-                &json!({"metadata": {"name": "x", "namespace": "acme"}, "status": "ok"}),
-            );
-            expect(
-                &health,
-                Verdict::Unknown,
-                HealthReason::UnexpectedStatus,
-                &["acme/x", "status is not an object but a string"],
-            );
-        }
-    }
-
-    #[test]
-    fn unnamed_objects_are_described() {
-        assert_eq!(who(ChildKind::Grafana, None, None), "Grafana <unnamed>");
-        assert_eq!(who(ChildKind::Grafana, Some(""), Some("g")), "Grafana g");
-    }
-
-    #[test]
-    fn clipping_respects_char_boundaries() {
-        let long = "é".repeat(600);
-        let clipped = clip(&long);
-        assert_eq!(clipped.chars().count(), MAX_QUOTED_CHARS);
-        assert!(clipped.ends_with('…'));
-        assert_eq!(clip_to("abc", 3), "abc");
-        assert_eq!(clip_to("abcd", 3), "ab…");
-        assert_eq!(clip_to("", 3), "");
-        assert_eq!(one_line("  a\n\n b \r\nc"), "a; b; c");
-    }
-
-    #[test]
-    fn messages_are_bounded() {
-        let health = ChildHealth::new(
-            Verdict::Degraded,
-            HealthReason::ApplyFailed,
-            "x".repeat(5000),
-        );
-        assert_eq!(health.message.chars().count(), MAX_MESSAGE_CHARS);
-    }
-}
+mod tests;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::jiff::{Timestamp, Unit};
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, ResourceExt as _};
@@ -128,16 +128,9 @@ static GRAFANA_RESOURCES: [ChildKind; 3] = [
 static CONFIGURATION_RESOURCES: [ChildKind; 2] =
     [ChildKind::PrometheusRule, ChildKind::ServiceMonitor];
 
-/// The `ApiResource` of a child kind.
+/// The `ApiResource` of a child kind (from the table of kinds, `stacksmith_api::kinds`).
 pub fn api_resource(kind: ChildKind) -> ApiResource {
-    let (group, version) = kind
-        .api_version()
-        .split_once('/')
-        .unwrap_or(("", kind.api_version()));
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk(group, version, kind.as_str()),
-        kind.plural(),
-    )
+    kind.info().api_resource()
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -24,7 +24,7 @@ pub async fn create_shared_grafana(grafana: &Client) -> Result<DynamicObject> {
         &api_resource(ChildKind::Grafana),
     );
     let object: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": ChildKind::Grafana.api_version(), "kind": "Grafana",
+        "apiVersion": ChildKind::Grafana.api_version(), "kind": ChildKind::Grafana.as_str(),
         "metadata": {"name": SHARED_GRAFANA_NAME, "labels": {"dashboards": "shared"}},
         "spec": {"version": "12.1.0"},
     }))

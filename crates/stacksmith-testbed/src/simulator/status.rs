@@ -241,8 +241,8 @@ fn configuration_status(
         .filter(|p| namespace(p) == ns && selects(p, kind, object))
         .map(|p| {
             json!({
-                "group": "monitoring.coreos.com",
-                "resource": "prometheuses",
+                "group": ChildKind::Prometheus.api_group(),
+                "resource": ChildKind::Prometheus.plural(),
                 "name": name(p),
                 "namespace": namespace(p),
                 "conditions": [accepted.clone()],

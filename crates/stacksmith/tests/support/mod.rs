@@ -5,7 +5,7 @@ use std::future::Future;
 
 use kube::api::{Api, PostParams};
 use serde_json::json;
-use stacksmith_controller::operator::RunningOperator;
+use stacksmith_controller::RunningOperator;
 use stacksmith_testbed::TestBed;
 use stacksmith_testbed::harness::{Fixture, TestError};
 use stacksmith_testbed::simulator::create_shared_grafana;

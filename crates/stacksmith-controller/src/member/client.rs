@@ -10,10 +10,11 @@ use kube::client::ClientBuilder;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 
-use crate::api_calls::{ApiCallCounter, CountingLayer};
-use crate::member_probe::HUB_TIMEOUT;
 use stacksmith_api::{MemberCluster, SecretKeyReference};
 use stacksmith_core::member_status::ProbeFailure;
+
+use crate::remote::{HUB_TIMEOUT, api_error_summary, redacted_reason};
+use crate::telemetry::api_calls::{ApiCallCounter, CountingLayer};
 
 /// Why a member cluster's client could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -101,7 +102,7 @@ pub async fn member_client_from_secret(
             namespace: reference.namespace.clone(),
             name: reference.name.clone(),
             key: reference.key.clone(),
-            reason,
+            reason: reason.0,
             secret_version: version.clone(),
         })?;
     Ok((client, version))
@@ -161,6 +162,11 @@ async fn read_kubeconfig(
     Ok((text, version))
 }
 
+/// Why a kubeconfig cannot be used: a description safe to log (no kubeconfig content).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct KubeconfigRefused(pub String);
+
 /// Builds a client from kubeconfig text; the error is a description safe to log.
 ///
 /// Only connecting is bounded by `timeout` here: the same client carries long-lived watches,
@@ -170,16 +176,15 @@ pub async fn client_from_kubeconfig(
     yaml: &str,
     timeout: Duration,
     counting: &CountingLayer,
-) -> Result<Client, String> {
-    let kubeconfig =
-        Kubeconfig::from_yaml(yaml).map_err(|err| redacted_reason(&err.to_string()))?;
+) -> Result<Client, KubeconfigRefused> {
+    let refused = |err: &dyn std::fmt::Display| KubeconfigRefused(redacted_reason(&err.to_string()));
+    let kubeconfig = Kubeconfig::from_yaml(yaml).map_err(|err| refused(&err))?;
     refuse_unsafe_kubeconfig(&kubeconfig)?;
     let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
-        .map_err(|err| redacted_reason(&err.to_string()))?;
+        .map_err(|err| refused(&err))?;
     config.connect_timeout = Some(timeout);
-    let builder =
-        ClientBuilder::try_from(config).map_err(|err| redacted_reason(&err.to_string()))?;
+    let builder = ClientBuilder::try_from(config).map_err(|err| refused(&err))?;
     Ok(builder.with_layer(counting).build())
 }
 
@@ -187,8 +192,10 @@ pub async fn client_from_kubeconfig(
 /// kubeconfig Secret on the hub must not be able to make the operator run a command (`exec`,
 /// `auth-provider`), read files from its own file system (`certificate-authority`,
 /// `client-certificate`, `client-key`, `tokenFile`) or talk to a cluster without verifying its
-/// certificate (`insecure-skip-tls-verify`). Everything must be embedded (`*-data`, `token`).
-pub fn refuse_unsafe_kubeconfig(kubeconfig: &Kubeconfig) -> Result<(), String> {
+/// certificate (`insecure-skip-tls-verify`), in the clear (`server: http://…`, whose token would
+/// cross the network unencrypted) or through a proxy of the Secret writer's choosing
+/// (`proxy-url`). Everything must be embedded (`*-data`, `token`).
+pub fn refuse_unsafe_kubeconfig(kubeconfig: &Kubeconfig) -> Result<(), KubeconfigRefused> {
     let mut refused = Vec::new();
     for named in &kubeconfig.clusters {
         let Some(cluster) = &named.cluster else {
@@ -198,6 +205,18 @@ pub fn refuse_unsafe_kubeconfig(kubeconfig: &Kubeconfig) -> Result<(), String> {
         if cluster.insecure_skip_tls_verify == Some(true) {
             refused.push(format!(
                 "cluster {name:?}: insecure-skip-tls-verify (give certificate-authority-data)"
+            ));
+        }
+        if let Some(server) = &cluster.server
+            && !server.to_ascii_lowercase().starts_with("https://")
+        {
+            refused.push(format!(
+                "cluster {name:?}: server is not https:// (credentials would cross the network in the clear)"
+            ));
+        }
+        if cluster.proxy_url.is_some() {
+            refused.push(format!(
+                "cluster {name:?}: proxy-url (the operator connects to members directly)"
             ));
         }
         if cluster.certificate_authority.is_some() {
@@ -232,26 +251,10 @@ pub fn refuse_unsafe_kubeconfig(kubeconfig: &Kubeconfig) -> Result<(), String> {
     if refused.is_empty() {
         Ok(())
     } else {
-        Err(format!("refused for safety: {}", refused.join("; ")))
-    }
-}
-
-/// Keeps only the first line of a parser message and cuts it short: parser messages name
-/// positions and types, but a long one could echo input.
-fn redacted_reason(message: &str) -> String {
-    let first_line = message.lines().next().unwrap_or_default();
-    let mut out: String = first_line.chars().take(160).collect();
-    if out.len() < first_line.len() {
-        out.push('…');
-    }
-    out
-}
-
-/// A one-line description of an API error (status code and reason, never a body).
-pub fn api_error_summary(err: &kube::Error) -> String {
-    match err {
-        kube::Error::Api(status) => format!("{} {}", status.code, status.reason),
-        other => redacted_reason(&other.to_string()),
+        Err(KubeconfigRefused(format!(
+            "refused for safety: {}",
+            refused.join("; ")
+        )))
     }
 }
 
@@ -262,7 +265,7 @@ mod tests {
     const SAFE: &str = "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:6443\n    certificate-authority-data: Zm9v\nusers:\n- name: u\n  user:\n    token: secret-token\ncontexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\n";
 
     fn check(yaml: &str) -> Result<(), String> {
-        refuse_unsafe_kubeconfig(&Kubeconfig::from_yaml(yaml).unwrap())
+        refuse_unsafe_kubeconfig(&Kubeconfig::from_yaml(yaml).unwrap()).map_err(|e| e.0)
     }
 
     #[test]
@@ -302,6 +305,21 @@ mod tests {
                 "    token: secret-token",
                 "    auth-provider: {name: oidc}",
                 "auth-provider",
+            ),
+            (
+                "    server: https://127.0.0.1:6443",
+                "    server: http://127.0.0.1:6443",
+                "server is not https://",
+            ),
+            (
+                "    server: https://127.0.0.1:6443",
+                "    server: HTTP://127.0.0.1:6443",
+                "server is not https://",
+            ),
+            (
+                "    certificate-authority-data: Zm9v",
+                "    certificate-authority-data: Zm9v\n    proxy-url: http://proxy.example:3128",
+                "proxy-url",
             ),
         ];
         for (from, to, expected) in cases {

@@ -26,8 +26,8 @@ use stacksmith_core::plan::ObjectKind;
 use stacksmith_core::{ChildKind, ConfigEvidence, Rejection};
 use tokio::sync::watch;
 
-use crate::cached_object::CachedObject;
-use crate::fleet::api_resource;
+use super::cached_object::CachedObject;
+use crate::remote::api_resource;
 
 /// The field selector of the rejection watch (both fields are selectable on `events.k8s.io/v1`
 /// Events: they map to the core Event's `reason` and `type`).
@@ -77,7 +77,7 @@ pub fn needs_config_evidence(kind: ChildKind, object: &Value) -> bool {
             .is_none_or(Value::is_null)
 }
 
-/// A namespace's evidence from a member's watch caches (see [`crate::fleet::MemberConnection`]).
+/// A namespace's evidence from a member's watch caches (see [`super::MemberConnection`]).
 pub fn from_caches(
     prometheuses: Option<&Store<CachedObject>>,
     namespaces: Option<&Store<CachedObject>>,
@@ -267,17 +267,11 @@ impl RejectionIndex {
     }
 
     fn read<T>(&self, f: impl FnOnce(&IndexState) -> T) -> T {
-        match self.state.read() {
-            Ok(state) => f(&state),
-            Err(poisoned) => f(&poisoned.into_inner()),
-        }
+        f(&crate::locks::read(&self.state))
     }
 
     fn write<T>(&self, f: impl FnOnce(&mut IndexState) -> T) -> T {
-        match self.state.write() {
-            Ok(mut state) => f(&mut state),
-            Err(poisoned) => f(&mut poisoned.into_inner()),
-        }
+        f(&mut crate::locks::write(&self.state))
     }
 }
 
@@ -353,7 +347,7 @@ pub async fn watch_rejections(
                 Err(err) => {
                     let refused = is_refusal(&err);
                     let (log, changed) = index.fail(refused);
-                    let error = crate::member_probe::classify_watch_error(&err);
+                    let error = crate::remote::classify_watch_error(&err);
                     if !refused {
                         tracing::debug!(member = %member, %error, "watching rejection Events");
                     } else if log {

@@ -112,19 +112,13 @@ impl ApiCallCounter {
     }
 
     fn add(&self, key: CallKey) {
-        let mut counts = match self.counts.lock() {
-            Ok(counts) => counts,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut counts = crate::locks::lock(&self.counts);
         *counts.entry(key).or_insert(0) += 1;
     }
 
     /// The counts so far.
     pub fn snapshot(&self) -> BTreeMap<CallKey, u64> {
-        match self.counts.lock() {
-            Ok(counts) => counts.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        crate::locks::lock(&self.counts).clone()
     }
 
     /// The layer that counts a client's requests as `cluster`.

@@ -1,0 +1,378 @@
+//! A live connection to one member cluster: its client, the watch caches of the kinds its roles
+//! serve (no GET/LIST per reconcile), the index of which cached objects each stack owns, and
+//! whether the member answers as far as its watches tell.
+//!
+//! Every watch also wakes the stacks its events concern (see [`super::wake`]); a failing watch
+//! marks the member unreachable at once. The one exception is the watch of prometheus-operator's
+//! rejection Events ([`super::config_evidence`]): evidence for judging rules and monitors
+//! without a status, whose failure only leaves that evidence out.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use kube::api::{Api, ApiResource};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt as _, watcher};
+use kube::{Client, ResourceExt as _};
+use stacksmith_api::labels::{MANAGED_BY, MANAGED_BY_VALUE, STACK_UID};
+use stacksmith_api::{ClusterRole, MemberCluster};
+use stacksmith_core::ChildKind;
+use stacksmith_core::plan::ObjectKind;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use super::cached_object::CachedObject;
+use super::config_evidence::{self, NamespaceEvidence, RejectionIndex};
+use super::wake::{Waker, is_managed};
+use crate::remote::{api_resource, classify_watch_error};
+
+/// Whether a member answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reachability {
+    /// It answers.
+    Reachable,
+    /// It does not, or cannot be used; the message holds no credential.
+    Unreachable(String),
+}
+
+/// A live connection to one member cluster.
+pub struct MemberConnection {
+    /// The `MemberCluster` name.
+    pub name: String,
+    /// A client with the member's timeouts.
+    pub client: Client,
+    /// The member's request timeout.
+    pub timeout: Duration,
+    stores: BTreeMap<ObjectKind, Store<CachedObject>>,
+    /// The `Grafana` instances (read only; on members serving the grafana role), to explain
+    /// `NoMatchingInstance`.
+    grafanas: Option<Store<CachedObject>>,
+    /// prometheus-operator's rejection Events (on members serving the prometheus role), to judge
+    /// rules and monitors that have no status.
+    rejections: Option<Arc<RejectionIndex>>,
+    pub(super) reachability: Arc<RwLock<Reachability>>,
+    /// Which cached objects each stack owns (by the `stack-uid` label), kept by the watches.
+    owners: Arc<RwLock<OwnerIndex>>,
+    /// Notified when a watch finds the member's reachability changed (the supervisor re-probes).
+    pub(super) reachability_changed: Arc<Notify>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for MemberConnection {
+    fn drop(&mut self) {
+        self.tasks.iter().for_each(JoinHandle::abort);
+    }
+}
+
+impl MemberConnection {
+    /// The watch cache of a kind, if this member serves it.
+    pub fn store(&self, kind: ObjectKind) -> Option<&Store<CachedObject>> {
+        self.stores.get(&kind)
+    }
+
+    /// The `Grafana` instances on this member as JSON (empty unless it serves the grafana role).
+    pub fn grafanas(&self) -> Vec<serde_json::Value> {
+        self.grafanas
+            .as_ref()
+            .map(|s| s.state().iter().map(|g| g.to_value()).collect())
+            .unwrap_or_default()
+    }
+
+    /// What this member shows about the `PrometheusRule`s and `ServiceMonitor`s of `namespace`
+    /// besides their status: its `Prometheus` objects, its labels and the rejections
+    /// prometheus-operator recorded there (from the caches, no request).
+    pub fn config_evidence(&self, namespace: &str) -> NamespaceEvidence {
+        config_evidence::from_caches(
+            self.store(ObjectKind::Child(ChildKind::Prometheus)),
+            self.store(ObjectKind::Namespace),
+            self.rejections.as_deref(),
+            namespace,
+        )
+    }
+
+    /// Waits (at most `timeout`) until the rejection Events have been listed once, or their
+    /// watch failed; returns at once on members without that watch or once it settled.
+    pub async fn wait_rejections(&self, timeout: Duration) {
+        if let Some(rejections) = &self.rejections {
+            rejections.wait_settled(timeout).await;
+        }
+    }
+
+    /// The cached objects labelled as belonging to the stack with uid `stack_uid` (kind,
+    /// namespace, name), without scanning the caches.
+    pub fn labelled_for(&self, stack_uid: &str) -> Vec<(ObjectKind, String, String)> {
+        let index = crate::locks::read(&self.owners);
+        index
+            .get(stack_uid)
+            .map(|objects| objects.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether the member answers right now (as far as its watches tell).
+    pub fn reachability(&self) -> Reachability {
+        self.reachability
+            .read()
+            .map(|r| r.clone())
+            .unwrap_or_else(|_| Reachability::Unreachable("state lost".into()))
+    }
+
+    /// Whether every watch cache has had its first full list.
+    pub async fn wait_caches(&self, timeout: Duration) -> bool {
+        let waits = self.stores.values().map(|s| s.wait_until_ready());
+        tokio::time::timeout(timeout, futures::future::join_all(waits))
+            .await
+            .is_ok()
+    }
+}
+
+/// Stack uid → the cached objects labelled with it.
+type OwnerIndex = HashMap<String, BTreeSet<(ObjectKind, String, String)>>;
+
+/// Keeps the owner index of one kind in step with its watch.
+fn index_owner(index: &RwLock<OwnerIndex>, kind: ObjectKind, event: &watcher::Event<CachedObject>) {
+    let mut index = crate::locks::write(&index);
+    let entry = |object: &CachedObject| {
+        let uid = object.labels().get(STACK_UID).cloned()?;
+        Some((
+            uid,
+            (
+                kind,
+                object.namespace().unwrap_or_default(),
+                object.name_any(),
+            ),
+        ))
+    };
+    match event {
+        // A (re)list starts: what this kind had is listed again.
+        watcher::Event::Init => index.retain(|_, objects| {
+            objects.retain(|(k, _, _)| *k != kind);
+            !objects.is_empty()
+        }),
+        watcher::Event::InitApply(object) | watcher::Event::Apply(object) => {
+            if let Some((uid, key)) = entry(object) {
+                index.entry(uid).or_default().insert(key);
+            }
+        }
+        watcher::Event::Delete(object) => {
+            if let Some((uid, key)) = entry(object)
+                && let Some(objects) = index.get_mut(&uid)
+            {
+                objects.remove(&key);
+                if objects.is_empty() {
+                    index.remove(&uid);
+                }
+            }
+        }
+        watcher::Event::InitDone => {}
+    }
+}
+
+/// Which objects of a kind stacksmith watches on a member: child custom resources and
+/// namespaces unfiltered (so an object of the same name that stacksmith does not own is seen,
+/// without a GET), the RBAC plumbing inside its own tenant namespaces by label.
+fn watch_config(kind: ObjectKind) -> watcher::Config {
+    match kind {
+        ObjectKind::ServiceAccount | ObjectKind::Role | ObjectKind::RoleBinding => {
+            watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGED_BY_VALUE}"))
+        }
+        _ => watcher::Config::default(),
+    }
+}
+
+/// What one watch task shares with its connection.
+#[derive(Clone)]
+struct WatchShared {
+    member: String,
+    reachability: Arc<RwLock<Reachability>>,
+    reachability_changed: Arc<Notify>,
+    owners: Arc<RwLock<OwnerIndex>>,
+    waker: Waker,
+}
+
+/// Connects to `member` through `client`: starts one watch per kind its roles serve (and the
+/// `Grafana` instances on Grafana members, the rejection Events on Prometheus members).
+pub(super) fn start_connection(
+    member: &MemberCluster,
+    client: Client,
+    waker: &Waker,
+) -> MemberConnection {
+    let name = member.name_any();
+    let kinds: BTreeSet<ObjectKind> = member
+        .spec
+        .roles
+        .iter()
+        .flat_map(|r| ObjectKind::for_role(*r))
+        .copied()
+        .collect();
+    let shared = WatchShared {
+        member: name.clone(),
+        reachability: Arc::new(RwLock::new(Reachability::Reachable)),
+        reachability_changed: Arc::new(Notify::new()),
+        owners: Arc::new(RwLock::new(OwnerIndex::new())),
+        waker: waker.clone(),
+    };
+    let mut stores = BTreeMap::new();
+    let mut tasks = Vec::new();
+    for kind in kinds {
+        let (store, task) = watch_kind(&client, Some(kind), api_resource(kind), shared.clone());
+        stores.insert(kind, store);
+        tasks.push(task);
+    }
+    let grafanas = member.spec.roles.contains(&ClusterRole::Grafana).then(|| {
+        let (store, task) = watch_kind(&client, None, stacksmith_api::kinds::GRAFANA.api_resource(), shared.clone());
+        tasks.push(task);
+        store
+    });
+    let rejections = member.spec.roles.contains(&ClusterRole::Prometheus).then(|| {
+        let index = Arc::new(RejectionIndex::default());
+        tasks.push(tokio::spawn(config_evidence::watch_rejections(
+            client.clone(),
+            Arc::clone(&index),
+            name.clone(),
+            waker.for_rejections(&stores, &name),
+        )));
+        index
+    });
+    MemberConnection {
+        name,
+        timeout: Duration::from_secs(u64::from(member.spec.request_timeout_seconds)),
+        client,
+        stores,
+        grafanas,
+        rejections,
+        reachability: shared.reachability,
+        owners: shared.owners,
+        reachability_changed: shared.reachability_changed,
+        tasks,
+    }
+}
+
+/// Starts the watch of one kind (`None`: the `Grafana` instances) into a cache of compact objects
+/// (see [`super::cached_object`]), without managedFields.
+fn watch_kind(
+    client: &Client,
+    kind: Option<ObjectKind>,
+    resource: ApiResource,
+    shared: WatchShared,
+) -> (Store<CachedObject>, JoinHandle<()>) {
+    let api: Api<CachedObject> = Api::all_with(client.clone(), &resource);
+    let writer = reflector::store::Writer::new(resource);
+    let store = writer.as_reader();
+    let config = kind.map(watch_config).unwrap_or_default();
+    let stream = watcher(api, config).default_backoff().reflect(writer);
+    let task = tokio::spawn(async move {
+        futures::pin_mut!(stream);
+        while let Some(event) = stream.next().await {
+            on_watch_event(kind, &event, &shared);
+        }
+    });
+    (store, task)
+}
+
+/// What one watch event means for the connection: the owner index, the member's reachability
+/// and the stacks to wake.
+fn on_watch_event(
+    kind: Option<ObjectKind>,
+    event: &Result<watcher::Event<CachedObject>, watcher::Error>,
+    shared: &WatchShared,
+) {
+    if let (Some(kind), Ok(event)) = (kind, event) {
+        index_owner(&shared.owners, kind, event);
+    }
+    let now_reachable = match event {
+        Ok(_) => Reachability::Reachable,
+        Err(err) => Reachability::Unreachable(classify_watch_error(err)),
+    };
+    let flipped = shared
+        .reachability
+        .write()
+        .map(|mut r| {
+            let was = std::mem::replace(&mut *r, now_reachable.clone());
+            std::mem::discriminant(&was) != std::mem::discriminant(&now_reachable)
+        })
+        .unwrap_or(false);
+    if flipped {
+        let label = kind.map_or("Grafana", ObjectKind::kind);
+        tracing::info!(member = %shared.member, kind = label, state = ?now_reachable, "member reachability changed");
+        shared.waker.users_of(&shared.member);
+        shared.reachability_changed.notify_one();
+    }
+    match (kind, event) {
+        (Some(_), Ok(watcher::Event::Apply(obj))) | (Some(_), Ok(watcher::Event::InitApply(obj))) => {
+            shared.waker.owner_of(obj);
+        }
+        (Some(_), Ok(watcher::Event::Delete(obj))) => {
+            shared.waker.owner_of(obj);
+            // An object stacksmith does not own went away: a stack may have been in conflict
+            // with it.
+            if !is_managed(obj) {
+                shared.waker.users_of(&shared.member);
+            }
+        }
+        // A Grafana instance changed: the stacks on this member may explain their
+        // NoMatchingInstance differently now.
+        (None, Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_))) => {
+            shared.waker.users_of(&shared.member);
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use stacksmith_core::ChildKind;
+
+    use super::*;
+
+    fn object(name: &str, uid: Option<&str>) -> CachedObject {
+        let labels = uid.map_or(
+            serde_json::json!({}),
+            |uid| serde_json::json!({STACK_UID: uid}),
+        );
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": "customer-acme", "labels": labels},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_owner_index_follows_the_watch() {
+        let index = RwLock::new(OwnerIndex::new());
+        let prometheus = ObjectKind::Child(ChildKind::Prometheus);
+        let rule = ObjectKind::Child(ChildKind::PrometheusRule);
+        index_owner(
+            &index,
+            prometheus,
+            &watcher::Event::InitApply(object("acme", Some("u1"))),
+        );
+        index_owner(
+            &index,
+            rule,
+            &watcher::Event::Apply(object("acme-core", Some("u1"))),
+        );
+        index_owner(
+            &index,
+            rule,
+            &watcher::Event::Apply(object("foreign", None)),
+        );
+        let owned = |index: &RwLock<OwnerIndex>| index.read().unwrap().get("u1").cloned();
+        assert_eq!(owned(&index).map(|o| o.len()), Some(2));
+        index_owner(
+            &index,
+            rule,
+            &watcher::Event::Delete(object("acme-core", Some("u1"))),
+        );
+        assert_eq!(owned(&index).map(|o| o.len()), Some(1));
+        // A relist of the Prometheus kind forgets its entries until they are listed again.
+        index_owner(&index, prometheus, &watcher::Event::Init);
+        assert_eq!(owned(&index), None);
+        index_owner(
+            &index,
+            prometheus,
+            &watcher::Event::InitApply(object("acme", Some("u1"))),
+        );
+        assert_eq!(owned(&index).map(|o| o.len()), Some(1));
+    }
+}

@@ -1,0 +1,168 @@
+//! Which stacks a change in a member wakes: the owner of a changed child (from its labels),
+//! every stack on a member whose state changed, and the owners of objects prometheus-operator
+//! rejected.
+
+use std::collections::BTreeMap;
+
+use kube::ResourceExt as _;
+use kube::runtime::reflector::{ObjectRef, Store};
+use stacksmith_api::CustomerStack;
+use stacksmith_api::labels::{MANAGED_BY, MANAGED_BY_VALUE, STACK_NAME, STACK_NAMESPACE};
+use stacksmith_core::plan::ObjectKind;
+use tokio::sync::mpsc;
+
+use super::cached_object::CachedObject;
+use super::config_evidence::{self, regarded_kind};
+use crate::remote::api_resource;
+
+/// Wakes stacks: the hub's stack cache (to find the users of a member) and the controller's
+/// trigger channel.
+#[derive(Clone)]
+pub struct Waker {
+    stacks: Store<CustomerStack>,
+    wake: mpsc::UnboundedSender<ObjectRef<CustomerStack>>,
+}
+
+impl Waker {
+    /// A waker that finds stacks in `stacks` and wakes them through `wake`.
+    pub fn new(
+        stacks: Store<CustomerStack>,
+        wake: mpsc::UnboundedSender<ObjectRef<CustomerStack>>,
+    ) -> Self {
+        Waker { stacks, wake }
+    }
+
+    /// Wakes every stack that uses (or used) member `member`, and every stack being deleted.
+    pub fn users_of(&self, member: &str) {
+        for stack in self.stacks.state() {
+            let uses = stack.spec.metrics.cluster == member
+                || stack.spec.dashboards.cluster == member
+                || stack
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| s.children.iter().any(|c| c.cluster == member))
+                || stack.metadata.deletion_timestamp.is_some();
+            if uses {
+                let _ = self.wake.send(ObjectRef::from_obj(stack.as_ref()));
+            }
+        }
+    }
+
+    /// Wakes the stack a child belongs to (from its labels); nothing for an object stacksmith
+    /// does not manage.
+    pub fn owner_of(&self, object: &CachedObject) {
+        if !is_managed(object) {
+            return;
+        }
+        let labels = object.labels();
+        if let (Some(ns), Some(name)) = (labels.get(STACK_NAMESPACE), labels.get(STACK_NAME)) {
+            let _ = self.wake.send(ObjectRef::new(name).within(ns));
+        }
+    }
+
+    /// What the rejection watch calls on a change: wakes the stack that owns each object whose
+    /// rejections changed (an Event carries no stack labels: the object's cached labels say whose
+    /// it is), and every stack on the member when the Events became readable or unreadable.
+    pub fn for_rejections(
+        &self,
+        stores: &BTreeMap<ObjectKind, Store<CachedObject>>,
+        member: &str,
+    ) -> impl Fn(config_evidence::Changed) + Send + 'static {
+        let stores = stores.clone();
+        let member = member.to_owned();
+        let waker = self.clone();
+        move |changed| {
+            if changed.readability {
+                waker.users_of(&member);
+                return;
+            }
+            for regarded in &changed.regarded {
+                let Some(kind) = regarded_kind(regarded) else {
+                    continue;
+                };
+                let (_, namespace, name) = regarded;
+                let object = stores.get(&kind).and_then(|store| {
+                    store.get(&ObjectRef::new_with(name, api_resource(kind)).within(namespace))
+                });
+                if let Some(object) = object {
+                    waker.owner_of(&object);
+                }
+            }
+        }
+    }
+}
+
+/// Whether stacksmith manages `object` (by its label).
+pub fn is_managed(object: &CachedObject) -> bool {
+    object.labels().get(MANAGED_BY).map(String::as_str) == Some(MANAGED_BY_VALUE)
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::runtime::{reflector, watcher};
+    use stacksmith_api::labels::STACK_UID;
+    use stacksmith_core::ChildKind;
+
+    use super::*;
+
+    #[test]
+    fn a_rejection_wakes_the_stack_of_the_regarded_object() {
+        let rule = ObjectKind::Child(ChildKind::PrometheusRule);
+        let mut writer = reflector::store::Writer::new(api_resource(rule));
+        let labelled: CachedObject = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "acme-core", "namespace": "customer-acme", "labels": {
+                MANAGED_BY: MANAGED_BY_VALUE, STACK_NAMESPACE: "team-a", STACK_NAME: "acme",
+                STACK_UID: "u1"}},
+        }))
+        .unwrap();
+        writer.apply_watcher_event(&watcher::Event::Apply(labelled));
+        let stores = BTreeMap::from([(rule, writer.as_reader())]);
+        let mut stacks = reflector::store::Writer::<CustomerStack>::default();
+        let stack: CustomerStack = serde_json::from_value(serde_json::json!({
+            "apiVersion": "stacksmith.io/v1alpha1", "kind": "CustomerStack",
+            "metadata": {"name": "acme", "namespace": "team-a"},
+            "spec": {"customer": "acme", "metrics": {"cluster": "prom-1"},
+                     "dashboards": {"cluster": "graf-1", "instanceSelector": {}}},
+        }))
+        .unwrap();
+        stacks.apply_watcher_event(&watcher::Event::Apply(stack));
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let waker = Waker::new(stacks.as_reader(), tx).for_rejections(&stores, "prom-1");
+        let regarded =
+            |kind: &str, name: &str| (kind.to_owned(), "customer-acme".to_owned(), name.to_owned());
+        waker(config_evidence::Changed {
+            regarded: vec![
+                regarded("PrometheusRule", "acme-core"),
+                regarded("PrometheusRule", "not-cached"),
+                regarded("Alertmanager", "acme-core"),
+            ],
+            readability: false,
+        });
+        let woken = rx.try_recv().unwrap();
+        assert_eq!(
+            (woken.name.as_str(), woken.namespace.as_deref()),
+            ("acme", Some("team-a"))
+        );
+        assert!(rx.try_recv().is_err(), "only the owner of a cached object");
+        // The Events became readable or unreadable: every stack on the member.
+        waker(config_evidence::Changed {
+            regarded: Vec::new(),
+            readability: true,
+        });
+        assert_eq!(rx.try_recv().unwrap().name, "acme");
+    }
+
+    #[test]
+    fn an_unmanaged_object_wakes_no_stack() {
+        let stacks = reflector::store::Writer::<CustomerStack>::default();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let waker = Waker::new(stacks.as_reader(), tx);
+        let foreign: CachedObject = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "x", "namespace": "customer-acme", "labels": {
+                STACK_NAMESPACE: "team-a", STACK_NAME: "acme"}},
+        }))
+        .unwrap();
+        waker.owner_of(&foreign);
+        assert!(rx.try_recv().is_err());
+    }
+}

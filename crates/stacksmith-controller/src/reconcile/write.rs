@@ -1,0 +1,201 @@
+//! The write stage: one cluster's planned objects written in creation order, and how a live
+//! child is judged from that cluster's caches.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use stacksmith_core::aggregate::{ClusterObservation, ClusterState};
+use stacksmith_core::observe::{
+    ClusterWrites, NotWrittenReason, Ownership, WriteOutcome, explain_no_matching_instance,
+    namespace_unavailable,
+};
+use stacksmith_core::plan::{DesiredObject, StackPlan};
+use stacksmith_core::{ChildHealth, ChildKind, assess, assess_with_evidence};
+
+use super::Context;
+use crate::apply::{apply_object, cached, ownership};
+use crate::member::config_evidence::needs_config_evidence;
+use crate::member::{MemberConnection, MemberState, Reachability};
+use crate::remote::HUB_TIMEOUT;
+
+/// One cluster's part of a pass: what was written and the connection it was written through
+/// (whose caches judge the children).
+pub(super) struct ClusterPass {
+    pub(super) writes: ClusterWrites,
+    pub(super) connection: Option<Arc<MemberConnection>>,
+}
+
+/// Why a member cannot be written to now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Unavailable {
+    /// No `MemberCluster` of that name.
+    NotRegistered,
+    /// Its first connection attempt is still being made.
+    Connecting,
+    /// It has no usable connection (the text says why).
+    Unusable(String),
+    /// It stopped answering (the text says why).
+    Unreachable(String),
+    /// Its watch caches have not had their first full list.
+    CachesNotSynchronised,
+}
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unavailable::NotRegistered => f.write_str("MemberCluster not registered"),
+            Unavailable::Connecting => f.write_str("connecting"),
+            Unavailable::Unusable(why) | Unavailable::Unreachable(why) => f.write_str(why),
+            Unavailable::CachesNotSynchronised => f.write_str("watch caches not synchronised"),
+        }
+    }
+}
+
+/// The member's connection if it can be written to now. A member registered a moment ago is
+/// given its first connection attempt (bounded) before it counts as unavailable.
+pub(crate) async fn usable_connection(
+    ctx: &Context,
+    cluster: &str,
+) -> Result<Arc<MemberConnection>, Unavailable> {
+    let first_attempt = HUB_TIMEOUT + Duration::from_secs(10);
+    match ctx.fleet.state_once_connected(cluster, first_attempt).await {
+        None => Err(Unavailable::NotRegistered),
+        Some(MemberState::Connecting) => Err(Unavailable::Connecting),
+        Some(MemberState::Unusable(why)) => Err(Unavailable::Unusable(why)),
+        Some(MemberState::Connected(connection)) => match connection.reachability() {
+            Reachability::Unreachable(why) => Err(Unavailable::Unreachable(why)),
+            Reachability::Reachable => {
+                if !connection.wait_caches(connection.timeout).await {
+                    return Err(Unavailable::CachesNotSynchronised);
+                }
+                // Evidence only: a rejection watch that never lists does not hold the pass.
+                connection.wait_rejections(connection.timeout).await;
+                Ok(connection)
+            }
+        },
+    }
+}
+
+/// Writes one cluster's planned objects in creation order; what is planned inside a namespace
+/// that is someone else's (or could not be written) is not written.
+pub(super) async fn write_cluster(
+    ctx: &Context,
+    plan: &StackPlan,
+    cluster: &str,
+    uid: &str,
+    paused: bool,
+) -> ClusterPass {
+    let planned = plan.objects.iter().filter(|o| o.cluster == cluster);
+    let connection = match usable_connection(ctx, cluster).await {
+        Ok(connection) => connection,
+        Err(why) => {
+            return ClusterPass {
+                writes: ClusterWrites::unavailable(cluster, planned, &why.to_string()),
+                connection: None,
+            };
+        }
+    };
+    let mut outcomes = Vec::new();
+    let mut foreign = Vec::new();
+    let mut unavailable_namespaces: Vec<(String, String)> = Vec::new();
+    for desired in planned {
+        let blocked = unavailable_namespaces
+            .iter()
+            .find(|(ns, _)| *ns == desired.namespace)
+            .map(|(_, why)| NotWrittenReason::NamespaceUnavailable(why.clone()));
+        let outcome = match blocked {
+            Some(reason) => not_written(&connection, desired, uid, reason),
+            None if paused => not_written(&connection, desired, uid, NotWrittenReason::Paused),
+            None => apply_object(&connection, desired, uid, &ctx.recent_writes).await,
+        };
+        if let Some((why, owner)) = namespace_unavailable(desired, &outcome) {
+            foreign.extend(owner);
+            unavailable_namespaces.push((desired.name.clone(), why));
+        }
+        outcomes.push((desired.clone(), outcome));
+    }
+    ClusterPass {
+        writes: ClusterWrites {
+            observation: ClusterObservation {
+                cluster: cluster.to_owned(),
+                state: ClusterState::Reachable,
+            },
+            outcomes,
+            foreign,
+        },
+        connection: Some(connection),
+    }
+}
+
+/// The outcome of an object left unwritten: what the cache shows of it, when it is the stack's.
+fn not_written(
+    connection: &MemberConnection,
+    desired: &DesiredObject,
+    uid: &str,
+    reason: NotWrittenReason,
+) -> WriteOutcome {
+    let existing = cached(connection, desired.kind, &desired.namespace, &desired.name);
+    match existing.as_ref().map(|e| ownership(e.as_ref(), uid)) {
+        Some(Ownership::Foreign(owner)) => WriteOutcome::Conflict { owner },
+        Some(Ownership::Ours) => WriteOutcome::NotWritten {
+            existing: existing.map(|e| Box::new(e.to_value())),
+            reason,
+        },
+        None => WriteOutcome::NotWritten {
+            existing: None,
+            reason,
+        },
+    }
+}
+
+/// A child's health from its cached object; a `PrometheusRule` or `ServiceMonitor` without a
+/// status is judged from what the member's caches show (its Prometheus objects and the
+/// rejection Events), and a `NoMatchingInstance` says why no Grafana matches.
+pub(super) fn live_health(
+    kind: ChildKind,
+    object: &Value,
+    connection: Option<&MemberConnection>,
+) -> ChildHealth {
+    let Some(connection) = connection else {
+        return assess(kind, object);
+    };
+    let mut health = if needs_config_evidence(kind, object) {
+        let namespace = object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let evidence = connection.config_evidence(namespace);
+        assess_with_evidence(kind, object, &evidence.evidence())
+    } else {
+        assess(kind, object)
+    };
+    // Only then are the cluster's Grafana instances looked at (read from its cache).
+    if health.reason == stacksmith_core::HealthReason::NoMatchingInstance {
+        explain_no_matching_instance(&mut health, object, &connection.grafanas());
+    }
+    health
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unavailable_member_reads_as_it_did() {
+        assert_eq!(
+            Unavailable::NotRegistered.to_string(),
+            "MemberCluster not registered"
+        );
+        assert_eq!(Unavailable::Connecting.to_string(), "connecting");
+        assert_eq!(
+            Unavailable::Unusable("ChildCrdsMissing: x".into()).to_string(),
+            "ChildCrdsMissing: x"
+        );
+        assert_eq!(
+            Unavailable::CachesNotSynchronised.to_string(),
+            "watch caches not synchronised"
+        );
+    }
+}

@@ -1,0 +1,187 @@
+use serde_json::json;
+
+use super::*;
+use crate::health::Verdict;
+
+fn desired(kind: ObjectKind, namespace: &str, name: &str) -> DesiredObject {
+    DesiredObject {
+        cluster: "prom-1".to_owned(),
+        kind,
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        manifest: json!({}),
+    }
+}
+
+fn rule() -> DesiredObject {
+    desired(
+        ObjectKind::Child(ChildKind::PrometheusRule),
+        "customer-acme",
+        "acme-core",
+    )
+}
+
+fn healthy(_: ChildKind, _: &Value) -> ChildHealth {
+    ChildHealth::new(Verdict::Healthy, HealthReason::Accepted, "fine")
+}
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+#[test]
+fn ownership_is_read_from_the_labels() {
+    let ours = labels(&[(MANAGED_BY, MANAGED_BY_VALUE), (STACK_UID, "u1")]);
+    assert_eq!(ownership(&ours, "u1"), Ownership::Ours);
+    let other = labels(&[
+        (MANAGED_BY, MANAGED_BY_VALUE),
+        (STACK_UID, "u2"),
+        (STACK_NAMESPACE, "team-b"),
+        (STACK_NAME, "globex"),
+    ]);
+    assert_eq!(
+        ownership(&other, "u1"),
+        Ownership::Foreign("CustomerStack team-b/globex".to_owned())
+    );
+    assert_eq!(
+        ownership(&labels(&[(STACK_UID, "u1")]), "u1"),
+        Ownership::Foreign("an owner that is not stacksmith".to_owned()),
+        "a uid label without the managed-by label is not proof"
+    );
+}
+
+#[test]
+fn each_write_outcome_reads_as_one_observation() {
+    let live = WriteOutcome::Unchanged(Box::new(json!({})));
+    let kind = ChildKind::PrometheusRule;
+    assert!(matches!(
+        observed_state(kind, &live, healthy),
+        ObservedState::Live(h) if h.verdict == Verdict::Healthy
+    ));
+    for wrote in [
+        WriteOutcome::Created,
+        WriteOutcome::Updated,
+        WriteOutcome::AwaitingCache {
+            left: Duration::from_secs(1),
+        },
+    ] {
+        assert!(wrote.wrote());
+        assert_eq!(observed_state(kind, &wrote, healthy), ObservedState::Applying);
+    }
+    let paused = WriteOutcome::NotWritten {
+        existing: None,
+        reason: NotWrittenReason::Paused,
+    };
+    assert_eq!(observed_state(kind, &paused, healthy), ObservedState::Missing);
+    let blocked = WriteOutcome::NotWritten {
+        existing: None,
+        reason: NotWrittenReason::NamespaceUnavailable("namespace x belongs to y".into()),
+    };
+    assert_eq!(
+        observed_state(kind, &blocked, healthy),
+        ObservedState::ApplyFailed {
+            message: "not written: namespace x belongs to y".into()
+        }
+    );
+    let paused_but_there = WriteOutcome::NotWritten {
+        existing: Some(Box::new(json!({}))),
+        reason: NotWrittenReason::Paused,
+    };
+    assert!(matches!(
+        observed_state(kind, &paused_but_there, healthy),
+        ObservedState::Live(_)
+    ));
+    assert_eq!(
+        observed_state(kind, &WriteOutcome::Conflict { owner: "o".into() }, healthy),
+        ObservedState::Conflict { owner: "o".into() }
+    );
+}
+
+#[test]
+fn an_unreachable_cluster_makes_its_children_unreachable_and_skips_the_rest() {
+    let planned = [
+        desired(ObjectKind::Namespace, "", "customer-acme"),
+        rule(),
+    ];
+    let writes = ClusterWrites::unavailable("prom-1", &planned, "connecting");
+    let children = child_observations(&writes, healthy);
+    assert_eq!(children.len(), 1, "the namespace is not a child");
+    assert_eq!(
+        children[0].state,
+        ObservedState::ClusterUnreachable {
+            message: "connecting".into()
+        }
+    );
+    assert_eq!(children, unreachable_children(&planned, "connecting"));
+}
+
+#[test]
+fn a_foreign_or_failed_namespace_blocks_what_is_planned_inside_it() {
+    let namespace = desired(ObjectKind::Namespace, "", "customer-acme");
+    let owner = WriteOutcome::Conflict {
+        owner: "CustomerStack team-b/globex".into(),
+    };
+    let (why, foreign) = namespace_unavailable(&namespace, &owner).unwrap();
+    assert_eq!(
+        why,
+        "namespace customer-acme belongs to CustomerStack team-b/globex"
+    );
+    assert_eq!(foreign.unwrap().kind, "Namespace");
+    let failed = WriteOutcome::Failed {
+        message: "403 Forbidden".into(),
+    };
+    let (why, foreign) = namespace_unavailable(&namespace, &failed).unwrap();
+    assert!(why.ends_with("could not be written: 403 Forbidden"));
+    assert!(foreign.is_none());
+    assert!(namespace_unavailable(&namespace, &WriteOutcome::Created).is_none());
+    assert!(namespace_unavailable(&rule(), &failed).is_none(), "only a namespace blocks");
+}
+
+#[test]
+fn problems_of_objects_that_are_not_children_are_reported_once() {
+    let role = desired(ObjectKind::Role, "customer-acme", "prometheus-acme");
+    let namespace = desired(ObjectKind::Namespace, "", "customer-acme");
+    let already = ForeignObject {
+        cluster: "prom-1".into(),
+        kind: "Namespace".into(),
+        name: "customer-acme".into(),
+        owner: "x".into(),
+    };
+    let outcomes = [
+        (
+            role.clone(),
+            WriteOutcome::Failed {
+                message: "500".into(),
+            },
+        ),
+        (namespace, WriteOutcome::Conflict { owner: "x".into() }),
+        (
+            desired(ObjectKind::ServiceAccount, "customer-acme", "sa"),
+            WriteOutcome::Conflict { owner: "y".into() },
+        ),
+        (rule(), WriteOutcome::Failed { message: "child failures are not listed here".into() }),
+    ];
+    let (failed, foreign) = non_child_problems(&outcomes, std::slice::from_ref(&already));
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].kind, "Role");
+    assert_eq!(foreign.len(), 2, "the namespace is not reported twice");
+    assert_eq!(foreign[1].name, "customer-acme/sa");
+}
+
+#[test]
+fn a_read_object_is_missing_foreign_or_judged() {
+    let kind = ChildKind::GrafanaDatasource;
+    let object = json!({});
+    assert_eq!(observed_from_read(kind, None, healthy), ObservedState::Missing);
+    assert_eq!(
+        observed_from_read(kind, Some((&object, Ownership::Foreign("o".into()))), healthy),
+        ObservedState::Conflict { owner: "o".into() }
+    );
+    assert!(matches!(
+        observed_from_read(kind, Some((&object, Ownership::Ours)), healthy),
+        ObservedState::Live(_)
+    ));
+}

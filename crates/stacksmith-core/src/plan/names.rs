@@ -1,0 +1,217 @@
+//! What every planned object is called and carries: deterministic names, the labels that lead
+//! back to the stack, the planned-hash annotation, and the builder that assembles a manifest
+//! (`Placement::object`, private to planning).
+
+use std::collections::BTreeMap;
+use std::io;
+
+use serde_json::{Map, Value, json};
+use stacksmith_api::labels::{
+    CUSTOMER, MANAGED_BY, MANAGED_BY_VALUE, PLANNED_HASH, STACK_NAME, STACK_NAMESPACE, STACK_UID,
+};
+
+use super::{DesiredObject, ObjectKind, StackIdentity};
+
+/// The tenant namespace (on the Prometheus cluster, and the default on the Grafana cluster).
+pub fn tenant_namespace(customer: &str) -> String {
+    format!("customer-{customer}")
+}
+/// The `Prometheus` object.
+pub fn prometheus(customer: &str) -> String {
+    customer.to_owned()
+}
+/// The ServiceAccount, Role and RoleBinding of the Prometheus.
+pub fn prometheus_identity(customer: &str) -> String {
+    format!("prometheus-{customer}")
+}
+/// A `PrometheusRule` for an alerting-rule group.
+pub fn rule(customer: &str, group: &str) -> String {
+    format!("{customer}-{group}")
+}
+/// A `ServiceMonitor` for a scrape target.
+pub fn service_monitor(customer: &str, target: &str) -> String {
+    format!("{customer}-{target}")
+}
+/// The `GrafanaFolder`.
+pub fn folder(customer: &str) -> String {
+    customer.to_owned()
+}
+/// The `GrafanaDatasource`.
+pub fn datasource(customer: &str) -> String {
+    format!("{customer}-prometheus")
+}
+/// A `GrafanaDashboard`.
+pub fn dashboard(customer: &str, dashboard: &str) -> String {
+    format!("{customer}-{dashboard}")
+}
+
+/// The labels every planned object carries.
+pub fn ownership_labels(stack: &StackIdentity, customer: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (MANAGED_BY.to_owned(), MANAGED_BY_VALUE.to_owned()),
+        (STACK_NAMESPACE.to_owned(), stack.namespace.clone()),
+        (STACK_NAME.to_owned(), stack.name.clone()),
+        (STACK_UID.to_owned(), stack.uid.clone()),
+        (CUSTOMER.to_owned(), customer.to_owned()),
+    ])
+}
+
+/// Where a group of planned objects goes: one member cluster, one namespace, the stack's labels.
+pub(super) struct Placement<'a> {
+    /// The member cluster.
+    pub cluster: &'a str,
+    /// The namespace of the namespaced objects (and the name of the tenant Namespace).
+    pub namespace: &'a str,
+    /// [`ownership_labels`].
+    pub labels: &'a BTreeMap<String, String>,
+}
+
+impl Placement<'_> {
+    /// A planned object: `apiVersion`, `kind`, `metadata` (name, the namespace when the kind is
+    /// namespaced, labels), then the top-level fields of `body`. Its planned hash is stamped
+    /// later, by [`stamp_planned_hash`].
+    pub(super) fn object(&self, kind: ObjectKind, name: &str, body: Value) -> DesiredObject {
+        let mut metadata = Map::new();
+        metadata.insert("name".into(), json!(name));
+        if kind.namespaced() {
+            metadata.insert("namespace".into(), json!(self.namespace));
+        }
+        metadata.insert("labels".into(), json!(self.labels));
+        let mut manifest = Map::new();
+        manifest.insert("apiVersion".into(), json!(kind.api_version()));
+        manifest.insert("kind".into(), json!(kind.kind()));
+        manifest.insert("metadata".into(), Value::Object(metadata));
+        if let Value::Object(body) = body {
+            manifest.extend(body);
+        }
+        DesiredObject {
+            cluster: self.cluster.to_owned(),
+            kind,
+            namespace: if kind.namespaced() {
+                self.namespace.to_owned()
+            } else {
+                String::new()
+            },
+            name: name.to_owned(),
+            manifest: Value::Object(manifest),
+        }
+    }
+}
+
+/// Annotates an object with [`PLANNED_HASH`]: the hash of the manifest as planned, without
+/// annotations. Fails only if the manifest cannot be written as JSON.
+pub(super) fn stamp_planned_hash(object: &mut DesiredObject) -> Result<(), serde_json::Error> {
+    let Value::Object(manifest) = &mut object.manifest else {
+        return Ok(());
+    };
+    let hash = planned_hash(manifest)?;
+    if let Some(Value::Object(metadata)) = manifest.get_mut("metadata") {
+        metadata.insert("annotations".into(), json!({ PLANNED_HASH: hash }));
+    }
+    Ok(())
+}
+
+/// A stable hash of a planned object (FNV-1a, 64 bits, over its compact JSON), as 16 hex
+/// digits: the same plan gives the same hash in every build and on every machine. The hash is
+/// stored in live objects, so its input bytes must never change.
+fn planned_hash(manifest: &Map<String, Value>) -> Result<String, serde_json::Error> {
+    let mut hasher = Fnv1a64::new();
+    serde_json::to_writer(&mut hasher, manifest)?;
+    Ok(format!("{:016x}", hasher.finish()))
+}
+
+/// FNV-1a, 64 bits, fed the bytes serde_json writes.
+struct Fnv1a64(u64);
+
+impl Fnv1a64 {
+    const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+
+    fn new() -> Self {
+        Self(Self::OFFSET_BASIS)
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl io::Write for Fnv1a64 {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        for &byte in bytes {
+            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(Self::PRIME);
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::{FULL, identity, members, spec};
+    use super::super::plan_stack;
+    use super::*;
+
+    /// FNV-1a 64 over a whole string, as the hash was first computed.
+    fn fnv1a64_of(text: &str) -> String {
+        let hash = text.bytes().fold(Fnv1a64::OFFSET_BASIS, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(Fnv1a64::PRIME)
+        });
+        format!("{hash:016x}")
+    }
+
+    #[test]
+    fn every_object_carries_the_hash_of_its_plan_and_it_moves_with_the_plan() {
+        let mut manifest = Map::new();
+        manifest.insert("kind".into(), json!("Prometheus"));
+        manifest.insert("spec".into(), json!({"replicas": 2}));
+        // Stable across builds and machines: a fixed value for a fixed input.
+        assert_eq!(
+            planned_hash(&manifest).unwrap(),
+            planned_hash(&manifest.clone()).unwrap()
+        );
+        assert_eq!(planned_hash(&Map::new()).unwrap(), "08f44b07b5901a25"); // FNV-1a 64 of "{}"
+        let before = planned_hash(&manifest).unwrap();
+        manifest.insert("spec".into(), json!({}));
+        assert_ne!(
+            planned_hash(&manifest).unwrap(),
+            before,
+            "a removed field changes the hash"
+        );
+    }
+
+    #[test]
+    fn the_planned_hash_is_that_of_the_compact_json_without_annotations() {
+        let plan = plan_stack(&spec(FULL), &identity(), &members()).unwrap();
+        for object in plan.objects {
+            let Value::Object(mut manifest) = object.manifest else {
+                panic!("{} is not a JSON object", object.name);
+            };
+            let Some(Value::Object(metadata)) = manifest.get_mut("metadata") else {
+                panic!("{} has no metadata", object.name);
+            };
+            let stamped = metadata.remove("annotations").unwrap();
+            let text = serde_json::to_string(&manifest).unwrap();
+            assert_eq!(stamped[PLANNED_HASH], fnv1a64_of(&text), "{}", object.name);
+        }
+    }
+
+    #[test]
+    fn a_cluster_scoped_object_has_no_namespace() {
+        let labels = BTreeMap::new();
+        let place = Placement {
+            cluster: "c",
+            namespace: "customer-x",
+            labels: &labels,
+        };
+        let namespace = place.object(ObjectKind::Namespace, "customer-x", json!({}));
+        assert_eq!(namespace.namespace, "");
+        assert!(namespace.manifest["metadata"].get("namespace").is_none());
+        let account = place.object(ObjectKind::ServiceAccount, "sa", json!({}));
+        assert_eq!(account.namespace, "customer-x");
+        assert_eq!(account.manifest["metadata"]["namespace"], "customer-x");
+    }
+}
