@@ -13,6 +13,7 @@ pub mod child_crds;
 mod cluster;
 pub mod data_servers;
 pub mod error;
+#[cfg(feature = "harness")]
 pub mod harness;
 pub mod kubeconfig;
 pub mod link;

@@ -3,7 +3,7 @@
 //! running next to it.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // test code
 
-mod support;
+use stacksmith_e2e as support;
 
 use std::path::PathBuf;
 use std::process::{ExitCode, Output};

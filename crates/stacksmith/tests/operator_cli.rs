@@ -58,13 +58,6 @@ fn sample(metrics: &str, series: &str) -> Option<f64> {
     })
 }
 
-fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out: {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 #[test]
 fn operator_serves_metrics_health_and_json_logs() {
@@ -128,7 +121,7 @@ fn operator_serves_metrics_health_and_json_logs() {
 
     let (status, body) = http_get(address, "/healthz");
     assert_eq!((status, body.as_str()), (200, "ok\n"));
-    wait_until("/readyz", Duration::from_secs(30), || {
+    stacksmith_e2e::wait_until_blocking("/readyz", Duration::from_secs(30), || {
         http_get(address, "/readyz").0 == 200
     });
     assert_eq!(http_get(address, "/nothing-here").0, 404);
@@ -154,7 +147,7 @@ fn operator_serves_metrics_health_and_json_logs() {
         stacks.create(&PostParams::default(), &stack).await.unwrap();
     });
     let mut metrics = String::new();
-    wait_until("the stack counted Ready", Duration::from_secs(60), || {
+    stacksmith_e2e::wait_until_blocking("the stack counted Ready", Duration::from_secs(60), || {
         metrics = http_get(address, "/metrics").1;
         sample(&metrics, "stacksmith_stacks{ready=\"True\"}") == Some(1.0)
     });
@@ -244,7 +237,7 @@ fn operator_serves_metrics_health_and_json_logs() {
     let pid = nix::unistd::Pid::from_raw(operator.0.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let mut exited = None;
-    wait_until(
+    stacksmith_e2e::wait_until_blocking(
         "the operator stops on SIGTERM",
         Duration::from_secs(20),
         || {

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn stacksmith() -> Command {
     Command::new(env!("CARGO_BIN_EXE_stacksmith"))
@@ -37,7 +37,7 @@ fn testbed_up(name: &str, extra: &[&str]) -> KillOnDrop {
         .spawn()
         .map(KillOnDrop)
         .expect("testbed up");
-    wait_until("testbed env answers", Duration::from_secs(600), || {
+    stacksmith_e2e::wait_until_blocking("testbed env answers", Duration::from_secs(600), || {
         stacksmith()
             .args(["testbed", "env", "--name", name])
             .output()
@@ -47,13 +47,6 @@ fn testbed_up(name: &str, extra: &[&str]) -> KillOnDrop {
     up
 }
 
-fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out: {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 #[test]
 fn up_env_down_and_nothing_survives_a_killed_owner() {
@@ -89,7 +82,7 @@ fn up_env_down_and_nothing_survives_a_killed_owner() {
     );
     assert!(up.0.wait().expect("up exits").success());
     assert!(!dir.exists(), "directory left behind");
-    wait_until(
+    stacksmith_e2e::wait_until_blocking(
         "servers stopped after down",
         Duration::from_secs(30),
         || pids.iter().all(|p| !alive(*p)),
@@ -101,7 +94,7 @@ fn up_env_down_and_nothing_survives_a_killed_owner() {
     assert!(pids.iter().all(|p| alive(*p)), "servers running: {pids:?}");
     up.0.kill().expect("SIGKILL the owner");
     let _ = up.0.wait();
-    wait_until(
+    stacksmith_e2e::wait_until_blocking(
         "servers stopped after the owner was killed",
         Duration::from_secs(30),
         || pids.iter().all(|p| !alive(*p)),

@@ -132,7 +132,7 @@ type OwnerIndex = HashMap<String, BTreeSet<(ObjectKind, String, String)>>;
 
 /// Keeps the owner index of one kind in step with its watch.
 fn index_owner(index: &RwLock<OwnerIndex>, kind: ObjectKind, event: &watcher::Event<CachedObject>) {
-    let mut index = crate::locks::write(&index);
+    let mut index = crate::locks::write(index);
     let entry = |object: &CachedObject| {
         let uid = object.labels().get(STACK_UID).cloned()?;
         Some((

@@ -4,7 +4,7 @@
 // Built twice: `reconcile_e2e` (the operator's `StatusForConfigurationResources` gate off, as
 // on a stock install) and `reconcile_e2e_config_status` (gate on).
 
-mod support;
+use stacksmith_e2e as support;
 
 use std::process::ExitCode;
 use std::time::Duration;

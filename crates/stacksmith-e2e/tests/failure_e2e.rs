@@ -3,7 +3,7 @@
 //! servers, so they run one at a time on a test bed of their own with a second Prometheus
 //! cluster (`prometheus-2`) that they break while `prometheus-1` stays healthy.
 
-mod support;
+use stacksmith_e2e as support;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};

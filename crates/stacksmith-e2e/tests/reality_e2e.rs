@@ -29,7 +29,8 @@ use stacksmith_core::health::acceptance::REJECTION_REASON;
 use stacksmith_core::{
     ChildHealth, ChildKind, ConfigEvidence, Rejection, Verdict, assess, assess_with_evidence,
 };
-use stacksmith_testbed::harness::{self, TestError, test};
+use stacksmith_e2e::boxed;
+use stacksmith_testbed::harness::{self, test};
 use stacksmith_testbed::pods::{FAKE_NODE, PROMETHEUS_NAME_LABEL, set_prometheus_pods_ready};
 use stacksmith_testbed::simulator::{self, api_resource};
 use stacksmith_testbed::{
@@ -128,9 +129,6 @@ fn main() -> ExitCode {
     )
 }
 
-async fn boxed(f: impl Future<Output = anyhow::Result<()>>) -> Result<(), TestError> {
-    f.await.map_err(|e| format!("{e:#}").into())
-}
 
 // --- 1. CEL rules are enforced -----------------------------------------------------------------
 

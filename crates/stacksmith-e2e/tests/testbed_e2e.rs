@@ -12,7 +12,8 @@ use kube::{Client, ResourceExt as _};
 use serde_json::{Value, json};
 use stacksmith_api::{CustomerStack, MemberCluster};
 use stacksmith_core::ChildKind;
-use stacksmith_testbed::harness::{self, TestError, test};
+use stacksmith_e2e::boxed;
+use stacksmith_testbed::harness::{self, test};
 use stacksmith_testbed::simulator::status::{World, differs, simulated_status};
 use stacksmith_testbed::simulator::{OUTCOME_ANNOTATION, Outcome, api_resource};
 use stacksmith_testbed::{CrdSource, HUB, PrometheusSide, TestBed, TestBedOptions, kubeconfig};
@@ -68,9 +69,6 @@ fn main() -> ExitCode {
     )
 }
 
-async fn boxed(f: impl std::future::Future<Output = anyhow::Result<()>>) -> Result<(), TestError> {
-    f.await.map_err(|e| format!("{e:#}").into())
-}
 
 async fn clusters_answer_with_verified_tls_only(tb: &TestBed) -> anyhow::Result<()> {
     ensure!(

@@ -1,5 +1,6 @@
-//! Helpers shared by the controller's end-to-end suites.
-#![allow(dead_code)]
+//! The one support library of stacksmith's end-to-end suites (those in this crate's `tests/` and
+//! the CLI suites in `crates/stacksmith/tests/`, which need that crate's binary): starting the
+//! operator next to the test bed, writing and waiting for stacks, reading children.
 
 use std::time::Duration;
 
@@ -27,6 +28,7 @@ pub static OPERATOR_CALLS: std::sync::OnceLock<stacksmith_controller::api_calls:
 /// How long a test waits for the operator to get somewhere.
 pub const WAIT: Duration = Duration::from_secs(45);
 
+/// A test body's error as the harness reports it.
 pub async fn boxed(
     f: impl std::future::Future<Output = anyhow::Result<()>>,
 ) -> Result<(), TestError> {
@@ -304,4 +306,78 @@ pub async fn wait_stack_gone(hub: &Client, ns: &str, name: &str) -> anyhow::Resu
 
 pub fn name_of(object: &DynamicObject) -> String {
     object.name_any()
+}
+
+/// Registers a Prometheus member `name` that does not answer: prometheus-1's kubeconfig (its CA
+/// and token) pointed at a closed port on the loopback. Returns the token, to check that nothing
+/// prints it.
+pub async fn register_unanswering_member(tb: &TestBed, name: &str) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::ObjectMeta;
+    use stacksmith_api::MemberCluster;
+    use stacksmith_testbed::SYSTEM_NAMESPACE;
+
+    let prometheus = tb.cluster("prometheus-1")?;
+    // Whatever address stacksmith reaches prometheus-1 at (its link), a closed port instead: a
+    // second registration of prometheus-1 itself would be another test altogether.
+    let kubeconfig = prometheus
+        .operator_kubeconfig()
+        .lines()
+        .map(|line| match line.split_once("server: ") {
+            Some((indent, _)) => format!("{indent}server: https://127.0.0.1:1"),
+            None => line.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    anyhow::ensure!(
+        kubeconfig.contains("server: https://127.0.0.1:1"),
+        "the kubeconfig names no server: {kubeconfig}"
+    );
+    let token =
+        serde_yaml::from_str::<serde_json::Value>(&kubeconfig)?["users"][0]["user"]["token"]
+            .as_str()
+            .context("token")?
+            .to_owned();
+    let hub = tb.hub()?.client().clone();
+    let secret_name = format!("member-{name}-kubeconfig");
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(secret_name.clone()),
+            ..ObjectMeta::default()
+        },
+        data: Some([("kubeconfig".to_owned(), ByteString(kubeconfig.into_bytes()))].into()),
+        ..Secret::default()
+    };
+    Api::<Secret>::namespaced(hub.clone(), SYSTEM_NAMESPACE)
+        .create(&PostParams::default(), &secret)
+        .await?;
+    let member: MemberCluster = serde_json::from_value(json!({
+        "apiVersion": "stacksmith.io/v1alpha1", "kind": "MemberCluster",
+        "metadata": {"name": name},
+        "spec": {
+            "kubeconfigSecretRef": {"namespace": SYSTEM_NAMESPACE, "name": secret_name},
+            "roles": ["prometheus"],
+            "prometheusUrlTemplate": "http://{name}.{namespace}.svc:9090",
+            "requestTimeoutSeconds": 3,
+        },
+    }))?;
+    Api::<MemberCluster>::all(hub)
+        .create(&PostParams::default(), &member)
+        .await?;
+    Ok(token)
+}
+
+/// Waits (blocking the thread) until `check` holds, at most `timeout`; fails the test naming
+/// `what` otherwise. For tests that drive the `stacksmith` binary from a plain thread.
+#[allow(clippy::panic)]
+pub fn wait_until_blocking(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !check() {
+        if std::time::Instant::now() >= deadline {
+            panic!("timed out: {what}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
