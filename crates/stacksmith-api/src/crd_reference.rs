@@ -8,7 +8,9 @@
 
 use std::fmt::Write as _;
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceColumnDefinition, CustomResourceDefinition, CustomResourceDefinitionVersion,
+};
 use serde_json::{Map, Value};
 
 /// Descriptions longer than this (in characters) are cut to their first paragraph.
@@ -47,9 +49,41 @@ pub fn render() -> Result<String, serde_json::Error> {
     Ok(out)
 }
 
+/// The section of one CRD: its summary table, then per version its fields and printer columns.
 fn render_crd(out: &mut String, crd: &CustomResourceDefinition) -> Result<(), serde_json::Error> {
+    let _ = writeln!(out, "\n## {}\n", crd.spec.names.kind);
+    render_summary(out, crd);
+    for version in &crd.spec.versions {
+        let api_version = format!("{}/{}", crd.spec.group, version.name);
+        if crd.spec.versions.len() > 1 {
+            let _ = writeln!(out, "\n### {api_version}");
+        }
+        let schema = version
+            .schema
+            .as_ref()
+            .and_then(|s| s.open_api_v3_schema.as_ref());
+        if let Some(schema) = schema {
+            render_fields(
+                out,
+                &serde_json::to_value(schema)?,
+                &api_version,
+                &crd.spec.names.kind,
+            );
+        }
+        if let Some(columns) = version
+            .additional_printer_columns
+            .as_deref()
+            .filter(|c| !c.is_empty())
+        {
+            render_printer_columns(out, columns, &api_version, &crd.spec.names.kind);
+        }
+    }
+    Ok(())
+}
+
+/// The two-column table of a CRD's name, group, scope, names and versions.
+fn render_summary(out: &mut String, crd: &CustomResourceDefinition) {
     let names = &crd.spec.names;
-    let _ = writeln!(out, "\n## {}\n", names.kind);
     out.push_str("| | |\n|---|---|\n");
     let _ = writeln!(
         out,
@@ -69,85 +103,77 @@ fn render_crd(out: &mut String, crd: &CustomResourceDefinition) -> Result<(), se
         let _ = writeln!(out, "| categories | {} |", code_list(categories));
     }
     for version in &crd.spec.versions {
-        let mut flags = Vec::new();
-        if version.served {
-            flags.push("served");
-        }
-        if version.storage {
-            flags.push("stored");
-        }
-        if version
-            .subresources
-            .as_ref()
-            .is_some_and(|s| s.status.is_some())
-        {
-            flags.push("`status` subresource");
-        }
-        if version
-            .subresources
-            .as_ref()
-            .is_some_and(|s| s.scale.is_some())
-        {
-            flags.push("`scale` subresource");
-        }
-        let _ = writeln!(out, "| version `{}` | {} |", version.name, flags.join(", "));
+        let _ = writeln!(
+            out,
+            "| version `{}` | {} |",
+            version.name,
+            version_flags(version).join(", ")
+        );
     }
-    for version in &crd.spec.versions {
-        let api_version = format!("{}/{}", crd.spec.group, version.name);
-        if crd.spec.versions.len() > 1 {
-            let _ = writeln!(out, "\n### {api_version}");
-        }
-        let schema = version
-            .schema
-            .as_ref()
-            .and_then(|s| s.open_api_v3_schema.as_ref());
-        if let Some(schema) = schema {
-            let schema = serde_json::to_value(schema)?;
-            if let Some(description) = schema.get("description").and_then(Value::as_str) {
-                let _ = writeln!(out, "\n{}", paragraphs(description));
-            }
-            let _ = writeln!(out, "\n### Fields of `{api_version}` `{}`\n", names.kind);
-            out.push_str("| field | type | required | default | constraints | description |\n");
-            out.push_str("|---|---|---|---|---|---|\n");
-            let mut rows = Vec::new();
-            walk_properties(&schema, "", &mut rows);
-            for row in rows {
-                let _ = writeln!(
-                    out,
-                    "| `{}` | {} | {} | {} | {} | {} |",
-                    row.path,
-                    cell(&row.type_),
-                    if row.required { "yes" } else { "" },
-                    cell(&row.default.map(|d| code(&d)).unwrap_or_default()),
-                    cell(&row.constraints.join("; ")),
-                    cell(&row.description)
-                );
-            }
-        }
-        if let Some(columns) = version
-            .additional_printer_columns
-            .as_deref()
-            .filter(|c| !c.is_empty())
-        {
-            let _ = writeln!(
-                out,
-                "\n### Printer columns of `{api_version}` `{}`\n",
-                names.kind
-            );
-            out.push_str("| column | type | JSON path | description |\n|---|---|---|---|\n");
-            for column in columns {
-                let _ = writeln!(
-                    out,
-                    "| `{}` | {} | {} | {} |",
-                    column.name.to_uppercase(),
-                    column.type_,
-                    cell(&code(&column.json_path)),
-                    cell(column.description.as_deref().unwrap_or_default())
-                );
-            }
-        }
+}
+
+/// What a version is: `served`, `stored`, and which subresources it has.
+fn version_flags(version: &CustomResourceDefinitionVersion) -> Vec<&'static str> {
+    let mut flags = Vec::new();
+    if version.served {
+        flags.push("served");
     }
-    Ok(())
+    if version.storage {
+        flags.push("stored");
+    }
+    let subresources = version.subresources.as_ref();
+    if subresources.is_some_and(|s| s.status.is_some()) {
+        flags.push("`status` subresource");
+    }
+    if subresources.is_some_and(|s| s.scale.is_some()) {
+        flags.push("`scale` subresource");
+    }
+    flags
+}
+
+/// The schema's description, then the table of its fields, one row per field.
+fn render_fields(out: &mut String, schema: &Value, api_version: &str, kind: &str) {
+    if let Some(description) = schema.get("description").and_then(Value::as_str) {
+        let _ = writeln!(out, "\n{}", paragraphs(description));
+    }
+    let _ = writeln!(out, "\n### Fields of `{api_version}` `{kind}`\n");
+    out.push_str("| field | type | required | default | constraints | description |\n");
+    out.push_str("|---|---|---|---|---|---|\n");
+    let mut rows = Vec::new();
+    walk_properties(schema, "", &mut rows);
+    for row in rows {
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | {} | {} | {} |",
+            row.path,
+            cell(&row.type_),
+            if row.required { "yes" } else { "" },
+            cell(&row.default.map(|d| code(&d)).unwrap_or_default()),
+            cell(&row.constraints.join("; ")),
+            cell(&row.description)
+        );
+    }
+}
+
+/// The table of a version's printer columns.
+fn render_printer_columns(
+    out: &mut String,
+    columns: &[CustomResourceColumnDefinition],
+    api_version: &str,
+    kind: &str,
+) {
+    let _ = writeln!(out, "\n### Printer columns of `{api_version}` `{kind}`\n");
+    out.push_str("| column | type | JSON path | description |\n|---|---|---|---|\n");
+    for column in columns {
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | {} |",
+            column.name.to_uppercase(),
+            column.type_,
+            cell(&code(&column.json_path)),
+            cell(column.description.as_deref().unwrap_or_default())
+        );
+    }
 }
 
 /// One field of a schema.
@@ -306,6 +332,41 @@ fn own_constraints(schema: &Value) -> Vec<String> {
     }
     if schema.get("uniqueItems").and_then(Value::as_bool) == Some(true) {
         out.push("unique items".to_owned());
+    }
+    match schema.get("x-kubernetes-list-type").and_then(Value::as_str) {
+        Some("set") => out.push("unique items (list type `set`)".to_owned()),
+        Some("map") => {
+            let keys: Vec<String> = schema
+                .get("x-kubernetes-list-map-keys")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(code)
+                .collect();
+            out.push(format!(
+                "unique {} (list map: server-side apply merges items by {})",
+                keys.join(" + "),
+                keys.join(" + ")
+            ));
+        }
+        _ => {}
+    }
+    for rule in schema
+        .get("x-kubernetes-validations")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let text = rule.get("rule").and_then(Value::as_str).unwrap_or_default();
+        let mut line = format!("CEL {}", code(text));
+        if let Some(field) = rule.get("fieldPath").and_then(Value::as_str) {
+            let _ = write!(line, " (reported at {})", code(field));
+        }
+        if let Some(message) = rule.get("message").and_then(Value::as_str) {
+            let _ = write!(line, ": {message}");
+        }
+        out.push(line);
     }
     for (key, what) in [("oneOf", "exactly one of"), ("anyOf", "at least one of")] {
         if let Some(alternatives) = schema.get(key).and_then(Value::as_array) {
@@ -535,6 +596,11 @@ mod tests {
             "`spec.dashboards.dashboards[].url`",
             "exactly one of `json`, `url` is set (`oneOf`)",
             "`status.children[].lastKnownVerdict`",
+            "| `spec.customer` | string | yes |  | pattern `^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`; length 1–40; CEL `self == oldSelf`: spec.customer is immutable",
+            "unique `name` (list map: server-side apply merges items by `name`)",
+            "items 1–2; unique items (list type `set`); each item: one of `prometheus`, `grafana`",
+            "CEL `self.all(k, k == 'cpu' \\|\\| k == 'memory')`: only cpu and memory can be set",
+            "(reported at `.prometheusUrlTemplate`): required when the cluster serves the prometheus role",
             "| `CHILDREN` | string | `.status.childrenReady` |",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");

@@ -7,15 +7,22 @@ use k8s_openapi::apimachinery::pkg::{
     api::resource::Quantity,
     apis::meta::v1::{Condition, LabelSelector, Time},
 };
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::validation::bounds::{
+    DASHBOARD_JSON_MAX_LENGTH, RULE_EXPR_MAX_LENGTH, RULE_MAP_MAX_PROPERTIES,
+    SCRAPE_NAMESPACES_MAX_ITEMS,
+};
+use crate::validation::cel::{
+    CUSTOMER_IMMUTABLE_MESSAGE, IMMUTABLE, ONLY_CPU_AND_MEMORY, ONLY_CPU_AND_MEMORY_MESSAGE,
+};
 use crate::validation::{DNS1123_LABEL, DNS1123_SUBDOMAIN, PROMETHEUS_DURATION};
 
 /// A client's monitoring stack: a Prometheus with its rules and scrape targets on one member
 /// cluster, a Grafana folder, datasource and dashboards on another.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "stacksmith.io",
     version = "v1alpha1",
@@ -34,8 +41,10 @@ use crate::validation::{DNS1123_LABEL, DNS1123_SUBDOMAIN, PROMETHEUS_DURATION};
 #[serde(rename_all = "camelCase")]
 pub struct CustomerStackSpec {
     /// The customer id (a DNS-1123 label of at most 40 characters). It names the tenant: two
-    /// stacks with the same customer id would share children, so it must be unique.
+    /// stacks with the same customer id would share children, so it must be unique. Immutable:
+    /// to move a stack to another customer, delete it and create it again.
     #[schemars(regex(pattern = DNS1123_LABEL), length(min = 1, max = 40))]
+    #[x_kube(validation = Rule::new(IMMUTABLE).message(CUSTOMER_IMMUTABLE_MESSAGE))]
     pub customer: String,
 
     /// The Prometheus part of the stack.
@@ -65,7 +74,7 @@ pub enum DeletionPolicy {
 }
 
 /// The Prometheus part of a stack.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricsSpec {
     /// The `MemberCluster` (serving the `prometheus` role) that runs this customer's Prometheus.
@@ -86,14 +95,18 @@ pub struct MetricsSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ComputeResources>,
 
-    /// What this Prometheus scrapes: each entry becomes a `ServiceMonitor`.
+    /// What this Prometheus scrapes: each entry becomes a `ServiceMonitor`. Names are unique
+    /// (a list map keyed by `name`: server-side apply merges entries by name).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub scrape: Vec<ScrapeTarget>,
 
-    /// Alerting rules: each group becomes a `PrometheusRule`.
+    /// Alerting rules: each group becomes a `PrometheusRule`. Names are unique (a list map
+    /// keyed by `name`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub alerting_rules: Vec<AlertRuleGroup>,
 }
 
@@ -105,14 +118,18 @@ fn default_retention() -> String {
     "15d".to_owned()
 }
 
-/// Requests and limits of a container.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+/// Requests and limits of a container: `cpu` and `memory` only.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 pub struct ComputeResources {
     /// Minimum resources, e.g. `cpu: 500m`, `memory: 2Gi`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 2))]
+    #[x_kube(validation = Rule::new(ONLY_CPU_AND_MEMORY).message(ONLY_CPU_AND_MEMORY_MESSAGE))]
     pub requests: BTreeMap<String, Quantity>,
-    /// Maximum resources.
+    /// Maximum resources, e.g. `memory: 4Gi`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 2))]
+    #[x_kube(validation = Rule::new(ONLY_CPU_AND_MEMORY).message(ONLY_CPU_AND_MEMORY_MESSAGE))]
     pub limits: BTreeMap<String, Quantity>,
 }
 
@@ -127,6 +144,10 @@ pub struct ScrapeTarget {
     pub selector: LabelSelector,
     /// Namespaces to look for the Services in; empty means the tenant namespace only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = SCRAPE_NAMESPACES_MAX_ITEMS),
+        inner(regex(pattern = DNS1123_LABEL), length(min = 1, max = 63))
+    )]
     pub namespaces: Vec<String>,
     /// The Service ports to scrape.
     #[schemars(length(min = 1, max = 16))]
@@ -176,7 +197,7 @@ pub struct AlertRule {
     )]
     pub alert: String,
     /// PromQL expression.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = RULE_EXPR_MAX_LENGTH))]
     pub expr: String,
     /// How long the expression must hold before the alert fires (a Prometheus duration).
     #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
@@ -184,14 +205,16 @@ pub struct AlertRule {
     pub for_: Option<String>,
     /// Labels added to the alert.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = RULE_MAP_MAX_PROPERTIES))]
     pub labels: BTreeMap<String, String>,
     /// Annotations added to the alert.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = RULE_MAP_MAX_PROPERTIES))]
     pub annotations: BTreeMap<String, String>,
 }
 
 /// The Grafana part of a stack.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DashboardsSpec {
     /// The `MemberCluster` (serving the `grafana` role) whose grafana-operator receives the
@@ -219,9 +242,11 @@ pub struct DashboardsSpec {
     #[serde(default)]
     pub datasource: DatasourceSpec,
 
-    /// The customer's dashboards, placed in the folder.
+    /// The customer's dashboards, placed in the folder. Names are unique (a list map keyed by
+    /// `name`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 128))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub dashboards: Vec<DashboardSpec>,
 }
 
@@ -262,6 +287,7 @@ pub struct DashboardSpec {
     pub name: String,
     /// The dashboard model as JSON text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = DASHBOARD_JSON_MAX_LENGTH))]
     pub json: Option<String>,
     /// A URL grafana-operator fetches the dashboard model from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -352,6 +378,10 @@ pub struct CustomerStackStatus {
     /// `healthy/total`, e.g. `5/6`, for `kubectl get`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub children_ready: Option<String>,
+    /// While the stack is not Ready: what `Ready`'s reason points at, as data (the object,
+    /// cluster or spec field to look at first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_cause: Option<crate::RootCause>,
 }
 
 /// The health of one child object in one member cluster.

@@ -10,6 +10,7 @@ pub mod customer_stack;
 pub mod kinds;
 pub mod labels;
 pub mod member_cluster;
+pub mod root_cause;
 pub mod validation;
 
 pub use customer_stack::{
@@ -17,6 +18,7 @@ pub use customer_stack::{
     DashboardSource, DashboardSpec, DashboardsSpec, DatasourceSpec, DeletionPolicy, FolderSpec,
     MetricsSpec, ScrapeEndpoint, ScrapeTarget, StackSummary, Verdict,
 };
+pub use root_cause::RootCause;
 pub use member_cluster::{
     ClusterRole, MemberCluster, MemberClusterSpec, MemberClusterStatus, SecretKeyReference,
 };

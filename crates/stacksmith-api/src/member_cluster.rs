@@ -1,17 +1,21 @@
 //! `MemberCluster`: one registered remote cluster (cluster-scoped).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::validation::cel::{
+    PROMETHEUS_NEEDS_URL_TEMPLATE, PROMETHEUS_NEEDS_URL_TEMPLATE_FIELD,
+    PROMETHEUS_NEEDS_URL_TEMPLATE_MESSAGE,
+};
 use crate::validation::{DNS1123_LABEL, DNS1123_SUBDOMAIN};
 
 /// A remote cluster that stacksmith writes children into.
 ///
 /// The cluster's credentials are a kubeconfig stored in a Secret on the hub; the cluster serves
 /// one or more roles (it runs prometheus-operator, grafana-operator, or both).
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "stacksmith.io",
     version = "v1alpha1",
@@ -26,14 +30,19 @@ use crate::validation::{DNS1123_LABEL, DNS1123_SUBDOMAIN};
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
+#[x_kube(validation = Rule::new(PROMETHEUS_NEEDS_URL_TEMPLATE)
+    .field_path(PROMETHEUS_NEEDS_URL_TEMPLATE_FIELD)
+    .reason(Reason::FieldValueRequired)
+    .message(PROMETHEUS_NEEDS_URL_TEMPLATE_MESSAGE))]
 #[serde(rename_all = "camelCase")]
 pub struct MemberClusterSpec {
     /// The Secret on the hub that holds this cluster's kubeconfig.
     pub kubeconfig_secret_ref: SecretKeyReference,
 
     /// The roles this cluster serves: `prometheus` (runs prometheus-operator) and/or `grafana`
-    /// (runs grafana-operator v5).
+    /// (runs grafana-operator v5), each at most once.
     #[schemars(length(min = 1, max = 2))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
     pub roles: Vec<ClusterRole>,
 
     /// How Grafana reaches a tenant's Prometheus on this cluster. Placeholders: `{namespace}`

@@ -11,6 +11,48 @@ pub const DNS1123_SUBDOMAIN: &str =
 pub const PROMETHEUS_DURATION: &str =
     "^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$";
 
+/// Bounds of the schema that keep abuse out while no real stack comes near them. They also keep
+/// the API server's cost estimate of a CEL rule low: it assumes the largest value the schema
+/// allows (`resources` has at most 2 entries). `stacksmith validate` reads them from the
+/// generated schema.
+pub mod bounds {
+    /// Characters of one dashboard's inline JSON model (1 Mi). The API server refuses requests
+    /// over 3 MiB and etcd stores at most 1.5 MiB per object anyway: this stops one dashboard
+    /// from taking a whole stack.
+    pub const DASHBOARD_JSON_MAX_LENGTH: u32 = 1024 * 1024;
+    /// Characters of one alerting rule's PromQL expression (32 Ki).
+    pub const RULE_EXPR_MAX_LENGTH: u32 = 32 * 1024;
+    /// Entries of an alerting rule's `labels` and of its `annotations`.
+    pub const RULE_MAP_MAX_PROPERTIES: u32 = 64;
+    /// Namespaces one scrape target may look in.
+    pub const SCRAPE_NAMESPACES_MAX_ITEMS: u32 = 128;
+    /// The resource names `resources.requests` and `resources.limits` may hold.
+    pub const RESOURCE_NAMES: [&str; 2] = ["cpu", "memory"];
+}
+
+/// The CEL rules (`x-kubernetes-validations`) of the CRDs, with their messages. The API server
+/// evaluates them; `stacksmith validate` runs an equivalent Rust check for each one (it has no
+/// CEL interpreter), keyed by the rule's text, and a test fails when a rule of the generated
+/// CRDs has no such check.
+pub mod cel {
+    /// A transition rule: the field keeps the value it was created with.
+    pub const IMMUTABLE: &str = "self == oldSelf";
+    /// The message of [`IMMUTABLE`] on `spec.customer`.
+    pub const CUSTOMER_IMMUTABLE_MESSAGE: &str = "spec.customer is immutable: it names the tenant and every child; to move a stack to another customer, delete the stack and create it again";
+    /// On `resources.requests` and `resources.limits`: only `cpu` and `memory`.
+    pub const ONLY_CPU_AND_MEMORY: &str = "self.all(k, k == 'cpu' || k == 'memory')";
+    /// The message of [`ONLY_CPU_AND_MEMORY`].
+    pub const ONLY_CPU_AND_MEMORY_MESSAGE: &str = "only cpu and memory can be set";
+    /// On a `MemberCluster`'s spec: a cluster serving `prometheus` has a URL template.
+    pub const PROMETHEUS_NEEDS_URL_TEMPLATE: &str =
+        "!self.roles.exists(r, r == 'prometheus') || has(self.prometheusUrlTemplate)";
+    /// The field [`PROMETHEUS_NEEDS_URL_TEMPLATE`] reports (relative to the spec).
+    pub const PROMETHEUS_NEEDS_URL_TEMPLATE_FIELD: &str = ".prometheusUrlTemplate";
+    /// The message of [`PROMETHEUS_NEEDS_URL_TEMPLATE`] (the API server prefixes it with the field
+    /// and `Required value:`).
+    pub const PROMETHEUS_NEEDS_URL_TEMPLATE_MESSAGE: &str = "required when the cluster serves the prometheus role: Grafana could not reach the Prometheus";
+}
+
 /// Whether `value` is a DNS-1123 label of at most `max_len` characters.
 pub fn is_dns1123_label(value: &str, max_len: usize) -> bool {
     let bytes = value.as_bytes();

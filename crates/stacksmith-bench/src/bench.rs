@@ -15,7 +15,8 @@ use stacksmith_testbed::{ClusterSpec, PrometheusSide, TestBed, TestBedOptions};
 
 use crate::observe::{WatchMap, is_ready, stack_ready};
 use crate::operator_proc::{
-    Counts, OperatorProcess, delta, describe, is_read, is_request, is_write, log_path, total,
+    Counts, Memory, OperatorProcess, delta, describe, is_read, is_request, is_write, log_path,
+    total,
 };
 use crate::report::{Figure, Goal};
 use crate::stats::{median, ms, percentile};
@@ -288,29 +289,7 @@ async fn main_sections(
     if !needs_cold {
         return Ok(());
     }
-    let before = bed.operator()?.counts().await?;
-    let simulator_watch = WatchMap::start(
-        Api::<DynamicObject>::all_with(
-            bed.testbed.cluster("prometheus-1")?.client().clone(),
-            &api_resource(ChildKind::Prometheus),
-        ),
-        status_written,
-        |written: &bool| *written,
-    );
-    say(format!("creating {n} stacks"));
-    let took = bed
-        .converge("bench-cold", &cold, "prometheus-1", STEP * 30)
-        .await?;
-    say(format!("{n} stacks Ready in {:.2} s", took.as_secs_f64()));
-    let cold_writes = delta(&before, &bed.wait_quiet(Duration::from_secs(2)).await?);
-    let simulator_lag: Vec<f64> = simulator_watch
-        .all()
-        .iter()
-        .filter(|s| s.value)
-        .map(|s| ms(s.since.saturating_duration_since(s.first_seen)))
-        .collect();
-    drop(simulator_watch);
-    let after_cold = bed.operator()?.memory()?;
+    let converged = cold_convergence(bed, n, &cold).await?;
 
     if options.wants(Section::Idle) {
         section_idle(options, run, bed, figures).await?;
@@ -323,126 +302,232 @@ async fn main_sections(
     }
     let at_end = bed.operator()?.memory()?;
     if options.wants(Section::Memory) {
-        // The process that converged the stacks (before any restart), else the current one.
-        let peak = after_cold.peak.max(if options.wants(Section::Idle) {
-            0
-        } else {
-            at_end.peak
-        });
-        let children = (n * 6) as f64;
-        figures.push(Figure::new(
-            S7,
-            &format!("peak RSS at {n} stacks"),
-            mib(peak),
-            "MiB",
-        ));
-        figures.push(Figure::new(
-            S7,
-            "RSS with no stack",
-            mib(baseline.rss),
-            "MiB",
-        ));
-        figures.push(
-            Figure::new(
-                S7,
-                "bytes per child (peak − empty) / children",
-                peak.saturating_sub(baseline.rss) as f64 / children,
-                "B",
-            )
-            .goal(Goal::AtMost(2048.0))
-            .note(format!(
-                "{n} stacks × 6 children; the goal is stated at 10,000 stacks; steady RSS after convergence {:.1} MiB",
-                mib(after_cold.rss)
-            )),
-        );
+        memory_figures(options, n, baseline, converged.memory, at_end, figures);
     }
 
     if options.wants(Section::Cold) {
-        bed.stop_operator().await?;
-        let mut budget: BTreeMap<String, u64> = BTreeMap::new();
-        for ((cluster, verb, _), count) in &cold_writes {
-            if is_write(verb) {
-                *budget.entry(cluster.clone()).or_insert(0) += count;
-            }
-        }
-        let status_template = serde_json::to_value(
-            Api::<CustomerStack>::namespaced(bed.hub.clone(), "bench-cold")
-                .get(&cold[0])
-                .await?
-                .status,
-        )?;
-        let mut clients = BTreeMap::new();
-        for cluster in bed.testbed.clusters() {
-            clients.insert(cluster.name().to_owned(), cluster.client().clone());
-        }
-        say("the floor: the same writes from a tight client, operator stopped");
-        let floor_names = workload::names("floor", n);
-        let started = Instant::now();
-        let floor_writes = workload::floor(
-            &clients,
-            &floor_names,
-            "prometheus-1",
-            &members,
-            &budget,
-            &status_template,
-        )
-        .await?;
-        let floor = started.elapsed();
-        say(format!(
-            "floor: {floor_writes} writes in {:.2} s",
-            floor.as_secs_f64()
-        ));
-        let operator_writes = total(&cold_writes, None, is_write);
-        figures.push(
-            Figure::new(S2, &format!("operator: {n} stacks Ready"), took.as_secs_f64(), "s")
-                .note(format!(
-                    "the operator's requests while converging {n} stacks: {} ({} writes, {} GET/LIST); plus {n} stack creations by the bench",
-                    describe(&cold_writes),
-                    operator_writes,
-                    total(&cold_writes, None, is_read)
-                )),
-        );
-        figures.push(
-            Figure::new(S2, "floor: the same writes, tight client", floor.as_secs_f64(), "s")
-                .note(format!(
-                    "{floor_writes} writes by an admin client, server-side apply of the planned objects ({} stacks at a time), stack creation, finalizer and status patches on the hub; per cluster: {}",
-                    workload::FLOOR_CONCURRENCY,
-                    budget
-                        .iter()
-                        .map(|(c, b)| format!("{c} {b}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )),
-        );
-        figures.push(
-            Figure::new(
-                S2,
-                "operator / floor",
-                took.as_secs_f64() / floor.as_secs_f64().max(1e-9),
-                "x",
-            )
-            .goal(Goal::AtMost(1.5)),
-        );
-        figures.push(Figure::new(
-            S2,
-            "throughput",
-            n as f64 / took.as_secs_f64().max(1e-9),
-            "stacks/s",
-        ));
-        if let (Some(p50), Some(p99)) = (
-            percentile(&simulator_lag, 50.0),
-            percentile(&simulator_lag, 99.0),
-        ) {
-            figures.push(
-                Figure::new(S2, "simulator: Prometheus created → status written, p50", p50, "ms")
-                    .note(format!(
-                        "the simulator's lag (one serial worker per cluster); p99 {p99:.1} ms over {} Prometheus objects",
-                        simulator_lag.len()
-                    )),
-            );
-        }
+        section_cold(bed, n, &cold, &members, &converged, figures).await?;
     }
     Ok(())
+}
+
+/// What the cold convergence of N stacks leaves for the sections that report on it.
+struct ColdRun {
+    /// From the first stack written until the last was Ready.
+    took: Duration,
+    /// The operator's requests while converging (until quiet).
+    requests: Counts,
+    /// Per Prometheus, ms from its creation until the simulator wrote its status.
+    simulator_lag: Vec<f64>,
+    /// The operator's memory once converged.
+    memory: Memory,
+}
+
+/// Creates the `cold` stacks and waits until they are Ready and the operator is quiet.
+async fn cold_convergence(bed: &mut Bed, n: usize, cold: &[String]) -> anyhow::Result<ColdRun> {
+    let before = bed.operator()?.counts().await?;
+    let simulator_watch = WatchMap::start(
+        Api::<DynamicObject>::all_with(
+            bed.testbed.cluster("prometheus-1")?.client().clone(),
+            &api_resource(ChildKind::Prometheus),
+        ),
+        status_written,
+        |written: &bool| *written,
+    );
+    say(format!("creating {n} stacks"));
+    let took = bed
+        .converge("bench-cold", cold, "prometheus-1", STEP * 30)
+        .await?;
+    say(format!("{n} stacks Ready in {:.2} s", took.as_secs_f64()));
+    let requests = delta(&before, &bed.wait_quiet(Duration::from_secs(2)).await?);
+    let simulator_lag: Vec<f64> = simulator_watch
+        .all()
+        .iter()
+        .filter(|s| s.value)
+        .map(|s| ms(s.since.saturating_duration_since(s.first_seen)))
+        .collect();
+    drop(simulator_watch);
+    let memory = bed.operator()?.memory()?;
+    Ok(ColdRun {
+        took,
+        requests,
+        simulator_lag,
+        memory,
+    })
+}
+
+/// Section 7: the peak, the empty RSS and the bytes per child.
+fn memory_figures(
+    options: &Options,
+    n: usize,
+    baseline: Memory,
+    after_cold: Memory,
+    at_end: Memory,
+    figures: &mut Vec<Figure>,
+) {
+    // The process that converged the stacks (before any restart), else the current one.
+    let peak = after_cold.peak.max(if options.wants(Section::Idle) {
+        0
+    } else {
+        at_end.peak
+    });
+    let children = (n * 6) as f64;
+    figures.push(Figure::new(
+        S7,
+        &format!("peak RSS at {n} stacks"),
+        mib(peak),
+        "MiB",
+    ));
+    figures.push(Figure::new(
+        S7,
+        "RSS with no stack",
+        mib(baseline.rss),
+        "MiB",
+    ));
+    figures.push(
+        Figure::new(
+            S7,
+            "bytes per child (peak − empty) / children",
+            peak.saturating_sub(baseline.rss) as f64 / children,
+            "B",
+        )
+        .goal(Goal::AtMost(2048.0))
+        .note(format!(
+            "{n} stacks × 6 children; the goal is stated at 10,000 stacks; steady RSS after convergence {:.1} MiB",
+            mib(after_cold.rss)
+        )),
+    );
+}
+
+/// Section 2: the operator stopped, the floor measured, the cold convergence compared to it.
+async fn section_cold(
+    bed: &mut Bed,
+    n: usize,
+    cold: &[String],
+    members: &[stacksmith_core::plan::MemberInfo],
+    converged: &ColdRun,
+    figures: &mut Vec<Figure>,
+) -> anyhow::Result<()> {
+    bed.stop_operator().await?;
+    let budget = write_budget(&converged.requests);
+    let (floor_writes, floor) = measure_floor(bed, n, cold, members, &budget).await?;
+    cold_figures(n, converged, floor_writes, floor, &budget, figures);
+    simulator_lag_figure(&converged.simulator_lag, figures);
+    Ok(())
+}
+
+/// The operator's writes per cluster: what the floor issues.
+fn write_budget(requests: &Counts) -> workload::WriteBudget {
+    let mut budget: BTreeMap<String, u64> = BTreeMap::new();
+    for ((cluster, verb, _), count) in requests {
+        if is_write(verb) {
+            *budget.entry(cluster.clone()).or_insert(0) += count;
+        }
+    }
+    budget
+}
+
+/// Runs the floor for N new stacks with `budget`; returns its writes and how long it took.
+async fn measure_floor(
+    bed: &Bed,
+    n: usize,
+    cold: &[String],
+    members: &[stacksmith_core::plan::MemberInfo],
+    budget: &workload::WriteBudget,
+) -> anyhow::Result<(u64, Duration)> {
+    let status_template = serde_json::to_value(
+        Api::<CustomerStack>::namespaced(bed.hub.clone(), "bench-cold")
+            .get(&cold[0])
+            .await?
+            .status,
+    )?;
+    let mut clients = BTreeMap::new();
+    for cluster in bed.testbed.clusters() {
+        clients.insert(cluster.name().to_owned(), cluster.client().clone());
+    }
+    say("the floor: the same writes from a tight client, operator stopped");
+    let floor_names = workload::names("floor", n);
+    let started = Instant::now();
+    let floor_writes = workload::floor(
+        &clients,
+        &floor_names,
+        "prometheus-1",
+        members,
+        budget,
+        &status_template,
+    )
+    .await?;
+    let floor = started.elapsed();
+    say(format!(
+        "floor: {floor_writes} writes in {:.2} s",
+        floor.as_secs_f64()
+    ));
+    Ok((floor_writes, floor))
+}
+
+/// Section 2's figures: the operator's time, the floor's, their ratio and the throughput.
+fn cold_figures(
+    n: usize,
+    converged: &ColdRun,
+    floor_writes: u64,
+    floor: Duration,
+    budget: &workload::WriteBudget,
+    figures: &mut Vec<Figure>,
+) {
+    let (took, cold_writes) = (converged.took, &converged.requests);
+    let operator_writes = total(cold_writes, None, is_write);
+    figures.push(
+        Figure::new(S2, &format!("operator: {n} stacks Ready"), took.as_secs_f64(), "s")
+            .note(format!(
+                "the operator's requests while converging {n} stacks: {} ({} writes, {} GET/LIST); plus {n} stack creations by the bench",
+                describe(cold_writes),
+                operator_writes,
+                total(cold_writes, None, is_read)
+            )),
+    );
+    figures.push(
+        Figure::new(S2, "floor: the same writes, tight client", floor.as_secs_f64(), "s")
+            .note(format!(
+                "{floor_writes} writes by an admin client, server-side apply of the planned objects ({} stacks at a time), stack creation, finalizer and status patches on the hub; per cluster: {}",
+                workload::FLOOR_CONCURRENCY,
+                budget
+                    .iter()
+                    .map(|(c, b)| format!("{c} {b}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+    );
+    figures.push(
+        Figure::new(
+            S2,
+            "operator / floor",
+            took.as_secs_f64() / floor.as_secs_f64().max(1e-9),
+            "x",
+        )
+        .goal(Goal::AtMost(1.5)),
+    );
+    figures.push(Figure::new(
+        S2,
+        "throughput",
+        n as f64 / took.as_secs_f64().max(1e-9),
+        "stacks/s",
+    ));
+}
+
+/// The simulator's lag (Prometheus created → status written), when there is a sample.
+fn simulator_lag_figure(simulator_lag: &[f64], figures: &mut Vec<Figure>) {
+    if let (Some(p50), Some(p99)) = (
+        percentile(simulator_lag, 50.0),
+        percentile(simulator_lag, 99.0),
+    ) {
+        figures.push(
+            Figure::new(S2, "simulator: Prometheus created → status written, p50", p50, "ms")
+                .note(format!(
+                    "the simulator's lag (one serial worker per cluster); p99 {p99:.1} ms over {} Prometheus objects",
+                    simulator_lag.len()
+                )),
+        );
+    }
 }
 
 /// Whether the simulator (or anyone) wrote a status with conditions for the current generation.
@@ -594,52 +679,15 @@ async fn section_status(
     say(format!("4: {} status flips", options.samples));
     let prometheus = bed.testbed.cluster("prometheus-1")?.client().clone();
     let used: Vec<&String> = cold.iter().take(SAMPLE_STACKS).collect();
-    // The simulator stops writing these Prometheus' status, so it does not fight the flips.
-    let mut objects = Vec::new();
-    for name in &used {
-        let api: Api<DynamicObject> = Api::namespaced_with(
-            prometheus.clone(),
-            &format!("customer-{name}"),
-            &api_resource(ChildKind::Prometheus),
-        );
-        let patch =
-            json!({"metadata": {"annotations": {OUTCOME_ANNOTATION: Outcome::Never.as_str()}}});
-        let object = api
-            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
-        objects.push((api, serde_json::to_value(&object)?));
-    }
+    let objects = stop_simulating(&prometheus, &used).await?;
     let mut degraded = vec![false; used.len()];
     let mut samples = Vec::new();
     for i in 0..options.samples {
         let slot = i % used.len();
         let (api, object) = &objects[slot];
         let to_degraded = !degraded[slot];
-        let outcome = if to_degraded {
-            Outcome::Degraded
-        } else {
-            Outcome::Healthy
-        };
-        let world = World {
-            grafanas: &[],
-            prometheuses: &[],
-            status_for_configuration_resources: true,
-        };
-        let now = k8s_openapi::jiff::Timestamp::now().to_string();
-        let status = simulated_status(ChildKind::Prometheus, object, outcome, &world, &now)
-            .context("no simulated status")?;
-        let started = Instant::now();
-        api.patch_status(
-            used[slot],
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "status": status })),
-        )
-        .await?;
-        let at = bed
-            .stacks
-            .wait_object(&key(used[slot]), STEP, |ready| *ready == Some(!to_degraded))
-            .await?;
-        samples.push(ms(at.saturating_duration_since(started)));
+        let at = flip_status(bed, api, object, used[slot], to_degraded).await?;
+        samples.push(ms(at));
         degraded[slot] = to_degraded;
     }
     push_latencies(
@@ -652,19 +700,7 @@ async fn section_status(
     for (slot, name) in used.iter().enumerate() {
         if degraded[slot] {
             let (api, object) = &objects[slot];
-            let world = World {
-                grafanas: &[],
-                prometheuses: &[],
-                status_for_configuration_resources: true,
-            };
-            let now = k8s_openapi::jiff::Timestamp::now().to_string();
-            if let Some(status) = simulated_status(
-                ChildKind::Prometheus,
-                object,
-                Outcome::Healthy,
-                &world,
-                &now,
-            ) {
+            if let Some(status) = simulated_prometheus_status(object, Outcome::Healthy) {
                 api.patch_status(
                     name,
                     &PatchParams::default(),
@@ -675,6 +711,69 @@ async fn section_status(
         }
     }
     Ok(())
+}
+
+/// Makes the simulator stop writing the status of the Prometheus of each stack in `used` (so it
+/// does not fight the flips); returns each one's API and the object as patched.
+async fn stop_simulating(
+    prometheus: &Client,
+    used: &[&String],
+) -> anyhow::Result<Vec<(Api<DynamicObject>, Value)>> {
+    let mut objects = Vec::new();
+    for name in used {
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            prometheus.clone(),
+            &format!("customer-{name}"),
+            &api_resource(ChildKind::Prometheus),
+        );
+        let patch =
+            json!({"metadata": {"annotations": {OUTCOME_ANNOTATION: Outcome::Never.as_str()}}});
+        let object = api
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        objects.push((api, serde_json::to_value(&object)?));
+    }
+    Ok(objects)
+}
+
+/// Patches the status of the Prometheus `name` to Degraded (or back to Healthy) and waits until
+/// the stack's Ready follows; returns how long that took.
+async fn flip_status(
+    bed: &Bed,
+    api: &Api<DynamicObject>,
+    object: &Value,
+    name: &str,
+    to_degraded: bool,
+) -> anyhow::Result<Duration> {
+    let outcome = if to_degraded {
+        Outcome::Degraded
+    } else {
+        Outcome::Healthy
+    };
+    let status = simulated_prometheus_status(object, outcome).context("no simulated status")?;
+    let started = Instant::now();
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": status })),
+    )
+    .await?;
+    let at = bed
+        .stacks
+        .wait_object(&key(name), STEP, |ready| *ready == Some(!to_degraded))
+        .await?;
+    Ok(at.saturating_duration_since(started))
+}
+
+/// The status the simulator would write now for the Prometheus `object` with `outcome`.
+fn simulated_prometheus_status(object: &Value, outcome: Outcome) -> Option<Value> {
+    let world = World {
+        grafanas: &[],
+        prometheuses: &[],
+        status_for_configuration_resources: true,
+    };
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    simulated_status(ChildKind::Prometheus, object, outcome, &world, &now)
 }
 
 fn push_latencies(figures: &mut Vec<Figure>, section: &str, samples: &[f64], what: &str) {

@@ -142,14 +142,46 @@ pub async fn floor(
             plan_objects(name, prometheus_cluster, members)?,
         ));
     }
+    let (extra, hub_per_stack) = extra_writes(&plans, budget, names.len());
+    stacksmith_testbed::ensure_namespace(&hub, "bench-floor").await?;
+    let stacks: Api<CustomerStack> = Api::namespaced(hub.clone(), "bench-floor");
+    let writes = futures::stream::iter(plans.into_iter().map(|(name, objects)| {
+        let stack = FloorStack {
+            clients,
+            stacks: &stacks,
+            name,
+            objects,
+            prometheus_cluster,
+        };
+        let extra = &extra;
+        async move {
+            let mut writes = stack.create().await?;
+            writes += stack.apply_planned().await?;
+            writes += stack.apply_extra(extra).await?;
+            writes += stack.write_hub(hub_per_stack, status_template).await?;
+            anyhow::Ok(writes)
+        }
+    }))
+    .buffer_unordered(FLOOR_CONCURRENCY)
+    .try_fold(0u64, |sum, w| async move { Ok(sum + w) })
+    .await?;
+    Ok(writes)
+}
+
+/// The writes beyond one per planned object that fill the budget, spread evenly over the
+/// `stacks`: per member cluster and stack, and per stack on the hub (beyond its creation).
+fn extra_writes(
+    plans: &[(String, Vec<DesiredObject>)],
+    budget: &WriteBudget,
+    stacks: usize,
+) -> (BTreeMap<String, u64>, u64) {
     let planned_on = |cluster: &str| -> u64 {
         plans
             .iter()
             .map(|(_, objects)| objects.iter().filter(|o| o.cluster == cluster).count() as u64)
             .sum()
     };
-    // Extra writes per stack and cluster beyond one per object, spread evenly.
-    let n = names.len().max(1) as u64;
+    let n = stacks.max(1) as u64;
     let extra: BTreeMap<String, u64> = budget
         .iter()
         .filter(|(c, _)| *c != "hub")
@@ -161,76 +193,105 @@ pub async fn floor(
         .unwrap_or(0)
         .saturating_sub(n)
         .div_ceil(n);
-    stacksmith_testbed::ensure_namespace(&hub, "bench-floor").await?;
-    let stacks: Api<CustomerStack> = Api::namespaced(hub.clone(), "bench-floor");
-    let writes = futures::stream::iter(plans.into_iter().map(|(name, objects)| {
-        let stacks = stacks.clone();
-        let extra = extra.clone();
-        async move {
-            let mut writes = 0u64;
-            let params = PatchParams::apply(BENCH_MANAGER).force();
-            // The hub: the stack is created, as the bench creates the operator's.
-            let manifest = stack_manifest(&name, prometheus_cluster);
-            stacks
-                .patch(&name, &params, &Patch::Apply(&manifest))
-                .await?;
+    (extra, hub_per_stack)
+}
+
+/// One stack of the floor: what its writes need.
+struct FloorStack<'a> {
+    clients: &'a BTreeMap<String, Client>,
+    stacks: &'a Api<CustomerStack>,
+    name: String,
+    objects: Vec<DesiredObject>,
+    prometheus_cluster: &'a str,
+}
+
+impl FloorStack<'_> {
+    /// The hub: the stack is created, as the bench creates the operator's. One write.
+    async fn create(&self) -> anyhow::Result<u64> {
+        let manifest = stack_manifest(&self.name, self.prometheus_cluster);
+        self.stacks
+            .patch(&self.name, &apply_params(), &Patch::Apply(&manifest))
+            .await?;
+        Ok(1)
+    }
+
+    /// One server-side apply per planned object, in creation order; returns the writes.
+    async fn apply_planned(&self) -> anyhow::Result<u64> {
+        let mut writes = 0u64;
+        let params = apply_params();
+        for object in &self.objects {
+            let client = self.clients.get(&object.cluster).context("no client")?;
+            object_api(client, object)
+                .patch(&object.name, &params, &Patch::Apply(&object.manifest))
+                .await
+                .with_context(|| {
+                    format!("floor apply of {} {}", object.kind.kind(), object.name)
+                })?;
             writes += 1;
-            for object in &objects {
-                let client = clients.get(&object.cluster).context("no client")?;
-                object_api(client, object)
-                    .patch(&object.name, &params, &Patch::Apply(&object.manifest))
-                    .await
-                    .with_context(|| {
-                        format!("floor apply of {} {}", object.kind.kind(), object.name)
-                    })?;
-                writes += 1;
-            }
-            for (cluster, count) in &extra {
-                let client = clients.get(cluster).context("no client")?;
-                let children: Vec<&DesiredObject> = objects
-                    .iter()
-                    .filter(|o| &o.cluster == cluster && o.kind.child().is_some())
-                    .collect();
-                for i in 0..*count as usize {
-                    let Some(object) = children.get(i % children.len().max(1)) else {
-                        break;
-                    };
-                    let mut manifest = object.manifest.clone();
-                    manifest["metadata"]["annotations"] =
-                        json!({"bench.stacksmith.io/extra": i.to_string()});
-                    object_api(client, object)
-                        .patch(&object.name, &params, &Patch::Apply(&manifest))
-                        .await?;
-                    writes += 1;
-                }
-            }
-            // The operator's hub writes of a stack: the finalizer, then status patches.
-            for i in 0..hub_per_stack {
-                let patch = if i == 0 {
-                    Patch::Merge(json!({"metadata": {"finalizers": ["stacksmith.io/cleanup"]}}))
-                } else {
-                    let mut status = if status_template.is_object() {
-                        status_template.clone()
-                    } else {
-                        json!({})
-                    };
-                    status["childrenReady"] = json!(format!("{i}/6"));
-                    Patch::Merge(json!({"status": status}))
-                };
-                if i == 0 {
-                    stacks.patch(&name, &PatchParams::default(), &patch).await?;
-                } else {
-                    stacks
-                        .patch_status(&name, &PatchParams::default(), &patch)
-                        .await?;
-                }
-                writes += 1;
-            }
-            anyhow::Ok(writes)
         }
-    }))
-    .buffer_unordered(FLOOR_CONCURRENCY)
-    .try_fold(0u64, |sum, w| async move { Ok(sum + w) })
-    .await?;
-    Ok(writes)
+        Ok(writes)
+    }
+
+    /// `extra` more applies per member cluster, cycling through the stack's children there (an
+    /// annotation changes each time); returns the writes.
+    async fn apply_extra(&self, extra: &BTreeMap<String, u64>) -> anyhow::Result<u64> {
+        let mut writes = 0u64;
+        let params = apply_params();
+        for (cluster, count) in extra {
+            let client = self.clients.get(cluster).context("no client")?;
+            let children: Vec<&DesiredObject> = self
+                .objects
+                .iter()
+                .filter(|o| &o.cluster == cluster && o.kind.child().is_some())
+                .collect();
+            for i in 0..*count as usize {
+                let Some(object) = children.get(i % children.len().max(1)) else {
+                    break;
+                };
+                let mut manifest = object.manifest.clone();
+                manifest["metadata"]["annotations"] =
+                    json!({"bench.stacksmith.io/extra": i.to_string()});
+                object_api(client, object)
+                    .patch(&object.name, &params, &Patch::Apply(&manifest))
+                    .await?;
+                writes += 1;
+            }
+        }
+        Ok(writes)
+    }
+
+    /// The operator's hub writes of a stack: the finalizer, then status patches (from
+    /// `status_template`), `count` in all; returns the writes.
+    async fn write_hub(&self, count: u64, status_template: &Value) -> anyhow::Result<u64> {
+        let mut writes = 0u64;
+        for i in 0..count {
+            let patch = if i == 0 {
+                Patch::Merge(json!({"metadata": {"finalizers": ["stacksmith.io/cleanup"]}}))
+            } else {
+                let mut status = if status_template.is_object() {
+                    status_template.clone()
+                } else {
+                    json!({})
+                };
+                status["childrenReady"] = json!(format!("{i}/6"));
+                Patch::Merge(json!({"status": status}))
+            };
+            if i == 0 {
+                self.stacks
+                    .patch(&self.name, &PatchParams::default(), &patch)
+                    .await?;
+            } else {
+                self.stacks
+                    .patch_status(&self.name, &PatchParams::default(), &patch)
+                    .await?;
+            }
+            writes += 1;
+        }
+        Ok(writes)
+    }
+}
+
+/// The floor's server-side apply: the bench's field manager, forced.
+fn apply_params() -> PatchParams {
+    PatchParams::apply(BENCH_MANAGER).force()
 }

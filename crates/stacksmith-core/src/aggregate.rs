@@ -255,7 +255,7 @@ pub fn aggregate(input: &AggregateInput<'_>) -> CustomerStackStatus {
     let previous = input.previous;
     let judged = children::judge(input.children, input.paused, previous, input.now);
     let summary = children::summary(&judged);
-    let states = conditions::states(input, &judged, &summary);
+    let (states, root_cause) = conditions::states(input, &judged, &summary);
     let previous_conditions = previous.map_or(&[][..], |p| p.conditions.as_slice());
     if let (Some(_), Some(previous)) = (input.deletion, previous) {
         // While deleting, the children list keeps what was last known of the children.
@@ -267,6 +267,7 @@ pub fn aggregate(input: &AggregateInput<'_>) -> CustomerStackStatus {
                 input.generation,
                 input.now,
             ),
+            root_cause,
             ..previous.clone()
         };
     }
@@ -276,5 +277,6 @@ pub fn aggregate(input: &AggregateInput<'_>) -> CustomerStackStatus {
         children_ready: Some(format!("{}/{}", summary.healthy, summary.total)),
         summary: Some(summary),
         children: judged.into_iter().map(|j| j.status).collect(),
+        root_cause,
     }
 }

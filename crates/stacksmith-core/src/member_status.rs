@@ -94,98 +94,9 @@ pub fn member_status(
     generation: Option<i64>,
     now: &Time,
 ) -> MemberClusterStatus {
-    use condition_type::*;
     let states = match result {
-        ProbeResult::Answered { missing_kinds, .. } => {
-            let crds_ok = missing_kinds.is_empty();
-            let crds_message = if crds_ok {
-                "all child CRDs of the cluster's roles are served".to_owned()
-            } else {
-                format!(
-                    "not served: {} (install the child operator's CRDs)",
-                    missing_kinds.join(", ")
-                )
-            };
-            vec![
-                ConditionState {
-                    type_: READY,
-                    status: ConditionStatus::from_bool(crds_ok),
-                    reason: if crds_ok { "Ready" } else { "ChildCrdsMissing" },
-                    message: if crds_ok {
-                        "the cluster answers and serves the child kinds".to_owned()
-                    } else {
-                        crds_message.clone()
-                    },
-                },
-                ConditionState {
-                    type_: REACHABLE,
-                    status: ConditionStatus::True,
-                    reason: "Reachable",
-                    message: "the API server answered".to_owned(),
-                },
-                ConditionState {
-                    type_: CREDENTIALS_VALID,
-                    status: ConditionStatus::True,
-                    reason: "Accepted",
-                    message: "the API server accepted the credentials".to_owned(),
-                },
-                ConditionState {
-                    type_: CHILD_CRDS_PRESENT,
-                    status: ConditionStatus::from_bool(crds_ok),
-                    reason: if crds_ok {
-                        "Present"
-                    } else {
-                        "ChildCrdsMissing"
-                    },
-                    message: crds_message,
-                },
-            ]
-        }
-        ProbeResult::Failed { failure, message } => {
-            let credentials = failure.is_credentials();
-            let unknown = |type_, why: &str| ConditionState {
-                type_,
-                status: ConditionStatus::Unknown,
-                reason: failure.reason(),
-                message: format!("not checked: {why}"),
-            };
-            vec![
-                ConditionState {
-                    type_: READY,
-                    status: ConditionStatus::False,
-                    reason: failure.reason(),
-                    message: message.clone(),
-                },
-                if credentials && *failure != ProbeFailure::CredentialsRejected {
-                    unknown(REACHABLE, "no usable credentials")
-                } else if credentials {
-                    ConditionState {
-                        type_: REACHABLE,
-                        status: ConditionStatus::True,
-                        reason: "Reachable",
-                        message: "the API server answered".to_owned(),
-                    }
-                } else {
-                    ConditionState {
-                        type_: REACHABLE,
-                        status: ConditionStatus::False,
-                        reason: failure.reason(),
-                        message: message.clone(),
-                    }
-                },
-                if credentials {
-                    ConditionState {
-                        type_: CREDENTIALS_VALID,
-                        status: ConditionStatus::False,
-                        reason: failure.reason(),
-                        message: message.clone(),
-                    }
-                } else {
-                    unknown(CREDENTIALS_VALID, "the cluster did not answer")
-                },
-                unknown(CHILD_CRDS_PRESENT, "the cluster could not be queried"),
-            ]
-        }
+        ProbeResult::Answered { missing_kinds, .. } => answered_states(missing_kinds),
+        ProbeResult::Failed { failure, message } => failed_states(*failure, message),
     };
     let previous_conditions: &[Condition] = previous
         .map(|p| p.conditions.as_slice())
@@ -199,6 +110,106 @@ pub fn member_status(
         conditions: render_conditions(&states, previous_conditions, generation, now),
         server_version,
         last_probe_time: Some(now.clone()),
+    }
+}
+
+/// `Reachable=True`: the API server answered.
+fn reachable_true() -> ConditionState {
+    ConditionState {
+        type_: condition_type::REACHABLE,
+        status: ConditionStatus::True,
+        reason: "Reachable",
+        message: "the API server answered".to_owned(),
+    }
+}
+
+/// The conditions of a cluster that answered, `missing_kinds` being the child kinds it does not
+/// serve.
+fn answered_states(missing_kinds: &[String]) -> Vec<ConditionState> {
+    use condition_type::*;
+    let crds_ok = missing_kinds.is_empty();
+    let crds_message = if crds_ok {
+        "all child CRDs of the cluster's roles are served".to_owned()
+    } else {
+        format!(
+            "not served: {} (install the child operator's CRDs)",
+            missing_kinds.join(", ")
+        )
+    };
+    vec![
+        ConditionState {
+            type_: READY,
+            status: ConditionStatus::from_bool(crds_ok),
+            reason: if crds_ok { "Ready" } else { "ChildCrdsMissing" },
+            message: if crds_ok {
+                "the cluster answers and serves the child kinds".to_owned()
+            } else {
+                crds_message.clone()
+            },
+        },
+        reachable_true(),
+        ConditionState {
+            type_: CREDENTIALS_VALID,
+            status: ConditionStatus::True,
+            reason: "Accepted",
+            message: "the API server accepted the credentials".to_owned(),
+        },
+        ConditionState {
+            type_: CHILD_CRDS_PRESENT,
+            status: ConditionStatus::from_bool(crds_ok),
+            reason: if crds_ok {
+                "Present"
+            } else {
+                "ChildCrdsMissing"
+            },
+            message: crds_message,
+        },
+    ]
+}
+
+/// The conditions of a cluster that could not be used.
+fn failed_states(failure: ProbeFailure, message: &str) -> Vec<ConditionState> {
+    use condition_type::*;
+    let credentials = failure.is_credentials();
+    vec![
+        failed(READY, failure, message),
+        if credentials && failure != ProbeFailure::CredentialsRejected {
+            not_checked(REACHABLE, failure, "no usable credentials")
+        } else if credentials {
+            reachable_true()
+        } else {
+            failed(REACHABLE, failure, message)
+        },
+        if credentials {
+            failed(CREDENTIALS_VALID, failure, message)
+        } else {
+            not_checked(CREDENTIALS_VALID, failure, "the cluster did not answer")
+        },
+        not_checked(
+            CHILD_CRDS_PRESENT,
+            failure,
+            "the cluster could not be queried",
+        ),
+    ]
+}
+
+/// A `False` condition carrying the failure's reason and message.
+fn failed(type_: &'static str, failure: ProbeFailure, message: &str) -> ConditionState {
+    ConditionState {
+        type_,
+        status: ConditionStatus::False,
+        reason: failure.reason(),
+        message: message.to_owned(),
+    }
+}
+
+/// An `Unknown` condition the failure kept from being checked, and `why`.
+fn not_checked(type_: &'static str, failure: ProbeFailure, why: &str) -> ConditionState {
+    ConditionState {
+        type_,
+        status: ConditionStatus::Unknown,
+        reason: failure.reason(),
+        message: format!("not checked: {why}"),
     }
 }
 

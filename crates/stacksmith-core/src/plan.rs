@@ -179,6 +179,16 @@ pub struct StackPlan {
     pub clusters: Vec<String>,
 }
 
+impl StackPlan {
+    /// Whether the plan holds this object: an object of the stack that it does not hold is
+    /// deleted (the prune rule, also what `stacksmith diff` reports as deleted).
+    pub fn holds(&self, cluster: &str, kind: ObjectKind, namespace: &str, name: &str) -> bool {
+        self.objects.iter().any(|o| {
+            o.cluster == cluster && o.kind == kind && o.namespace == namespace && o.name == name
+        })
+    }
+}
+
 /// Plans a stack, or says every problem that prevents it.
 pub fn plan_stack(
     spec: &CustomerStackSpec,

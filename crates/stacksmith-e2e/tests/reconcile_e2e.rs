@@ -281,10 +281,36 @@ async fn degraded_prometheus(tb: &TestBed) -> anyhow::Result<()> {
         "names the cluster: {}",
         ready.message
     );
+    // The same root cause as data, for tools that must not parse the message.
+    let cause = stack
+        .status
+        .as_ref()
+        .and_then(|s| s.root_cause.clone())
+        .context("status.rootCause")?;
+    ensure!(
+        (
+            cause.reason.as_str(),
+            cause.cluster.as_str(),
+            cause.kind.as_str(),
+            cause.namespace.as_str(),
+            cause.name.as_str()
+        ) == (
+            "ChildDegraded",
+            "prometheus-1",
+            "Prometheus",
+            "customer-sick",
+            "sick"
+        ),
+        "rootCause: {cause:?}"
+    );
     // The operator heals: status follows the child without any spec change.
     tb.set_prometheus_healthy("prometheus-1", "customer-sick", "sick", true)
         .await?;
-    wait_ready(&hub, "t-sick", "s").await?;
+    let healed = wait_ready(&hub, "t-sick", "s").await?;
+    ensure!(
+        healed.status.as_ref().is_some_and(|s| s.root_cause.is_none()),
+        "a Ready stack has no rootCause"
+    );
     Ok(())
 }
 

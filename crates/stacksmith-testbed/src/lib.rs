@@ -211,7 +211,17 @@ impl TestBed {
     async fn start_servers(&mut self, options: &TestBedOptions, binaries: &Binaries) -> Result<()> {
         let pki = pki::Pki::generate()?;
         let pki_dir = self.dir.join("pki");
-        std::fs::create_dir_all(&pki_dir).map_err(TestBedError::io("create the pki directory"))?;
+        Self::write_pki(&pki_dir, &pki)?;
+        let etcd_url = self.start_etcd(binaries)?;
+        let plans = self.cluster_plans(options, &etcd_url, &pki_dir, &pki.ca_cert_pem)?;
+        self.start_clusters(plans, binaries).await?;
+        self.detect_kubernetes(binaries).await?;
+        self.start_cluster_companions(options, binaries).await
+    }
+
+    /// Writes the CA, the serving certificate and the service-account keys into `pki_dir`.
+    fn write_pki(pki_dir: &Path, pki: &pki::Pki) -> Result<()> {
+        std::fs::create_dir_all(pki_dir).map_err(TestBedError::io("create the pki directory"))?;
         for (file, content) in [
             ("ca.crt", &pki.ca_cert_pem),
             ("apiserver.crt", &pki.serving_cert_pem),
@@ -221,7 +231,11 @@ impl TestBed {
         ] {
             write_private(&pki_dir.join(file), content)?;
         }
+        Ok(())
+    }
 
+    /// Starts etcd on two free ports; returns its client URL.
+    fn start_etcd(&mut self, binaries: &Binaries) -> Result<String> {
         let etcd_port = process::free_port()?;
         let etcd_peer_port = process::free_port()?;
         let etcd_url = format!("http://127.0.0.1:{etcd_port}");
@@ -247,13 +261,24 @@ impl TestBed {
             log: self.dir.join("etcd.log"),
             env: Vec::new(),
         })?);
+        Ok(etcd_url)
+    }
 
+    /// The plans of the hub and the remotes, in that order; only the remotes (the clusters with
+    /// roles) are reached through the member link.
+    fn cluster_plans(
+        &self,
+        options: &TestBedOptions,
+        etcd_url: &str,
+        pki_dir: &Path,
+        ca_pem: &str,
+    ) -> Result<Vec<ClusterPlan>> {
         let mut specs = vec![ClusterSpec {
             name: HUB.into(),
             roles: Vec::new(),
         }];
         specs.extend(options.remotes.iter().cloned());
-        let plans = specs
+        specs
             .into_iter()
             .map(|spec| {
                 let link = if spec.roles.is_empty() {
@@ -261,17 +286,13 @@ impl TestBed {
                 } else {
                     options.member_link
                 };
-                ClusterPlan::new(
-                    spec,
-                    link,
-                    &self.name,
-                    &self.dir,
-                    &etcd_url,
-                    &pki_dir,
-                    &pki.ca_cert_pem,
-                )
+                ClusterPlan::new(spec, link, &self.name, &self.dir, etcd_url, pki_dir, ca_pem)
             })
-            .collect::<Result<Vec<_>>>()?;
+            .collect()
+    }
+
+    /// Starts every planned cluster at once and keeps them, in plan order.
+    async fn start_clusters(&mut self, plans: Vec<ClusterPlan>, binaries: &Binaries) -> Result<()> {
         let mut starting = Vec::new();
         for plan in plans {
             starting.push(Cluster::start(plan, binaries));
@@ -279,6 +300,12 @@ impl TestBed {
         for cluster in futures::future::join_all(starting).await {
             self.clusters.push(cluster?);
         }
+        Ok(())
+    }
+
+    /// Asks the hub its version: records the Kubernetes version, whether it is current and
+    /// whether pods run.
+    async fn detect_kubernetes(&mut self, binaries: &Binaries) -> Result<()> {
         let hub = self.hub()?;
         let (major, minor) = hub.version().await?;
         self.control_plane.kubernetes_version =
@@ -287,8 +314,18 @@ impl TestBed {
                 .unwrap_or_else(|| format!("v{major}.{minor}"));
         // Kubernetes 1.24 removed the controller-manager's insecure port; CEL came with 1.25.
         self.current = (major, minor) >= (1, 25);
-        let pods = self.current && binaries.runs_pods();
-        self.control_plane.pods = pods;
+        self.control_plane.pods = self.current && binaries.runs_pods();
+        Ok(())
+    }
+
+    /// Starts kube-controller-manager on every cluster (when asked for and installed), then,
+    /// when pods run, kube-scheduler and kwok on the member clusters.
+    async fn start_cluster_companions(
+        &self,
+        options: &TestBedOptions,
+        binaries: &Binaries,
+    ) -> Result<()> {
+        let pods = self.control_plane.pods;
         if options.controller_manager
             && let Some(kcm) = &binaries.kube_controller_manager
         {
@@ -311,65 +348,24 @@ impl TestBed {
         child_crds::install_typed(hub.client(), HUB, &stacksmith_api::crds::all()).await?;
         let mut simulator = Simulator::new();
         for cluster in self.clusters.iter().filter(|c| !c.roles().is_empty()) {
-            let side = options
-                .prometheus_side_of
-                .get(cluster.name())
-                .copied()
-                .unwrap_or(options.prometheus_side);
-            let real_prometheus = match (side, &binaries.prometheus_operator) {
-                (
-                    PrometheusSide::Real {
-                        status_for_configuration_resources,
-                    },
-                    Some(program),
-                ) if self.control_plane.pods => {
-                    Some((program.clone(), status_for_configuration_resources))
-                }
-                _ => None,
-            };
-            for role in cluster.roles() {
-                // The real prometheus-operator watches kinds stacksmith does not write; their
-                // CRDs come with its release.
-                let also = (*role == ClusterRole::Prometheus && real_prometheus.is_some())
-                    .then_some(binaries.operator_crds.as_deref())
-                    .flatten();
-                let (source, docs) = child_crds::crds_for(
-                    *role,
-                    options.upstream_crds.as_deref().or(also),
-                    also,
-                    !self.current,
-                )?;
-                self.crd_source = source;
-                child_crds::install(cluster.client(), cluster.name(), &docs).await?;
-            }
+            let real_prometheus =
+                Self::real_prometheus(options, binaries, cluster.name(), self.control_plane.pods);
+            Self::install_child_crds(
+                cluster,
+                options,
+                binaries,
+                real_prometheus.is_some(),
+                self.current,
+                &mut self.crd_source,
+            )
+            .await?;
             registration::prepare_remote(cluster).await?;
-            let serves_prometheus = cluster.roles().contains(&ClusterRole::Prometheus);
-            if serves_prometheus {
-                let run = match &real_prometheus {
-                    Some((program, gate)) => {
-                        cluster.start_prometheus_operator(program, *gate)?;
-                        PrometheusOperatorRun::Real {
-                            status_for_configuration_resources: *gate,
-                        }
-                    }
-                    None => PrometheusOperatorRun::Simulated,
-                };
+            if cluster.roles().contains(&ClusterRole::Prometheus) {
+                let run = Self::start_prometheus_side(cluster, real_prometheus.as_ref())?;
                 self.prometheus_runs.insert(cluster.name().to_owned(), run);
             }
             if options.simulator {
-                // The simulator plays only the operators that do not run for real.
-                let kinds: Vec<_> = cluster
-                    .roles()
-                    .iter()
-                    .filter(|role| {
-                        !(**role == ClusterRole::Prometheus && real_prometheus.is_some())
-                    })
-                    .flat_map(|r| child_crds::kinds_of(*r))
-                    .copied()
-                    .collect();
-                if !kinds.is_empty() {
-                    simulator.add_cluster(cluster.name(), cluster.client().clone(), &kinds);
-                }
+                Self::simulate_operators(&mut simulator, cluster, real_prometheus.is_some());
             }
         }
         // What the test bed says it runs: the first Prometheus cluster's operator (the others
@@ -389,6 +385,89 @@ impl TestBed {
             self.simulator = Some(simulator);
         }
         Ok(())
+    }
+
+    /// The real prometheus-operator to run on `cluster` and its feature gate, when its side is
+    /// real there, the operator is installed and pods run; `None` when the simulator plays it.
+    fn real_prometheus(
+        options: &TestBedOptions,
+        binaries: &Binaries,
+        cluster: &str,
+        pods: bool,
+    ) -> Option<(PathBuf, bool)> {
+        let side = options
+            .prometheus_side_of
+            .get(cluster)
+            .copied()
+            .unwrap_or(options.prometheus_side);
+        match (side, &binaries.prometheus_operator) {
+            (
+                PrometheusSide::Real {
+                    status_for_configuration_resources,
+                },
+                Some(program),
+            ) if pods => Some((program.clone(), status_for_configuration_resources)),
+            _ => None,
+        }
+    }
+
+    /// Installs the child CRDs of each of the cluster's roles, recording in `crd_source` where
+    /// they came from.
+    async fn install_child_crds(
+        cluster: &Cluster,
+        options: &TestBedOptions,
+        binaries: &Binaries,
+        real_prometheus: bool,
+        current: bool,
+        crd_source: &mut CrdSource,
+    ) -> Result<()> {
+        for role in cluster.roles() {
+            // The real prometheus-operator watches kinds stacksmith does not write; their
+            // CRDs come with its release.
+            let also = (*role == ClusterRole::Prometheus && real_prometheus)
+                .then_some(binaries.operator_crds.as_deref())
+                .flatten();
+            let (source, docs) = child_crds::crds_for(
+                *role,
+                options.upstream_crds.as_deref().or(also),
+                also,
+                !current,
+            )?;
+            *crd_source = source;
+            child_crds::install(cluster.client(), cluster.name(), &docs).await?;
+        }
+        Ok(())
+    }
+
+    /// Starts the real prometheus-operator on `cluster` when there is one to run; says who plays
+    /// it.
+    fn start_prometheus_side(
+        cluster: &Cluster,
+        real_prometheus: Option<&(PathBuf, bool)>,
+    ) -> Result<PrometheusOperatorRun> {
+        Ok(match real_prometheus {
+            Some((program, gate)) => {
+                cluster.start_prometheus_operator(program, *gate)?;
+                PrometheusOperatorRun::Real {
+                    status_for_configuration_resources: *gate,
+                }
+            }
+            None => PrometheusOperatorRun::Simulated,
+        })
+    }
+
+    /// Lets the simulator play the cluster's operators that do not run for real.
+    fn simulate_operators(simulator: &mut Simulator, cluster: &Cluster, real_prometheus: bool) {
+        let kinds: Vec<_> = cluster
+            .roles()
+            .iter()
+            .filter(|role| !(**role == ClusterRole::Prometheus && real_prometheus))
+            .flat_map(|r| child_crds::kinds_of(*r))
+            .copied()
+            .collect();
+        if !kinds.is_empty() {
+            simulator.add_cluster(cluster.name(), cluster.client().clone(), &kinds);
+        }
     }
 
     /// What this test bed runs: the Kubernetes version, whether pods run, who plays

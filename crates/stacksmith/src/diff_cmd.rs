@@ -165,6 +165,21 @@ pub async fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
                     identity.namespace, identity.name
                 )
             })?;
+        // The hub refuses this change at admission (a CEL transition rule): say so here, where
+        // the stored stack is at hand, instead of diffing a plan that can never be applied.
+        if let Some(live) = &live_stack
+            && live.spec.customer != stack.stack.spec.customer
+        {
+            bail!(
+                "{}: CustomerStack {}/{}: spec.customer: {} (stored: {:?}, given: {:?})",
+                stack.manifest.origin,
+                identity.namespace,
+                identity.name,
+                stacksmith_api::validation::cel::CUSTOMER_IMMUTABLE_MESSAGE,
+                live.spec.customer,
+                stack.stack.spec.customer
+            );
+        }
         let known = live_stack.as_ref().and_then(|s| s.uid());
         if let Some(uid) = &known {
             identity.uid.clone_from(uid);
@@ -396,9 +411,7 @@ async fn unplanned(
         for object in timed(timeout, api.list(&params)).await?.items {
             let namespace = object.namespace().unwrap_or_default();
             let name = object.name_any();
-            let planned = plan.objects.iter().any(|o| {
-                o.cluster == cluster && o.kind == kind && o.namespace == namespace && o.name == name
-            });
+            let planned = plan.holds(&cluster, kind, &namespace, &name);
             if !planned && object.metadata.deletion_timestamp.is_none() {
                 deleted.push(ObjectDiff {
                     change: Change::Deleted,

@@ -9,14 +9,18 @@
 //! 1. `metadata`: a name (a DNS-1123 subdomain), a namespace (a DNS-1123 label) for a
 //!    `CustomerStack`, none for the cluster-scoped `MemberCluster`;
 //! 2. the CRD schema generated from the Rust types (`stacksmith_api::crds::all()`), with
-//!    [`crate::schema_check`]: types, required fields, enums, patterns, bounds, `oneOf`, and the
-//!    unknown fields the API server would silently prune;
+//!    [`crate::schema_check`]: types, required fields, enums, patterns, bounds (lengths, item and
+//!    entry counts), `oneOf`, unique names in list maps and unique roles, the CEL rules (by
+//!    their Rust equivalents: `resources` holds `cpu` and `memory` only, a `MemberCluster`
+//!    serving `prometheus` has a `prometheusUrlTemplate`), and the unknown fields the API server
+//!    would silently prune. Transition rules (`spec.customer` cannot change) need the stored
+//!    object and are not checked here: [`not_checked_offline`] says so;
 //! 3. what the controller judges invalid: the stack is planned with the very function the
 //!    reconcile uses (`stacksmith_core::plan::plan_stack`) against the `MemberCluster`s given,
 //!    so an unknown cluster, a cluster without the role, a missing or broken URL template,
 //!    duplicate names or a dashboard with both or neither of `json`/`url` are reported as the
 //!    operator would report them (`InvalidSpec`);
-//! 4. a `MemberCluster` serving `prometheus` needs a usable `prometheusUrlTemplate`.
+//! 4. a `MemberCluster`'s `prometheusUrlTemplate` has only known placeholders.
 //!
 //! Across objects: the same kind, namespace and name twice; two stacks for the same customer
 //! (duplicate tenant); two stacks that would plan the same object (e.g. customers `a` and `a-b`
@@ -39,7 +43,7 @@ use stacksmith_core::plan::{
 };
 
 use crate::manifests::{Loaded, Manifest, Origin};
-use crate::schema_check::{SchemaProblem, check_object};
+use crate::schema_check::{DUPLICATE, SchemaProblem, check_object, transition_rules};
 
 /// The namespace of a `CustomerStack` whose manifest names none (as `kubectl` would apply it
 /// with the default context).
@@ -244,14 +248,21 @@ pub fn check_all(loaded: &[&Loaded]) -> Checked {
             Ok(plan) => Some(plan),
             Err(problems) => {
                 // A field the schema check already faulted (e.g. `spec.customer` against its
-                // pattern) is not reported twice.
+                // pattern, or a name repeated in a list map) is not reported twice.
                 let faulted: Vec<String> = checked
                     .problems
                     .iter()
                     .filter(|p| {
                         p.file == manifest.origin.file && p.document == manifest.origin.document
                     })
-                    .map(|p| p.field.clone())
+                    .flat_map(|p| {
+                        let list = p
+                            .message
+                            .starts_with(DUPLICATE)
+                            .then(|| p.field.rsplit_once('[').map(|(list, _)| list.to_owned()))
+                            .flatten();
+                        std::iter::once(p.field.clone()).chain(list)
+                    })
                     .collect();
                 let new: Vec<Problem> = problems
                     .into_iter()
@@ -401,27 +412,42 @@ fn check_metadata(manifest: &Manifest, kind: OurKind, problems: &mut Vec<Problem
     }
 }
 
+/// What the schema's CEL rules say and the schema check could not check (a missing template is
+/// the CEL rule's, checked with the schema).
 fn check_member(manifest: &Manifest, member: &MemberCluster, problems: &mut Vec<Problem>) {
     if !member.spec.roles.contains(&ClusterRole::Prometheus) {
         return;
     }
-    match member.spec.prometheus_url_template.as_deref() {
-        None => problems.push(Problem::new(
-            manifest,
-            "spec.prometheusUrlTemplate",
-            "required when the cluster serves the prometheus role: Grafana could not reach the Prometheus",
-        )),
-        Some(template) => {
-            let url = render_url_template(template, "customer");
-            if url.contains('{') || url.contains('}') {
-                problems.push(Problem::new(
-                    manifest,
-                    "spec.prometheusUrlTemplate",
-                    "has an unknown placeholder (known: {namespace}, {name}, {customer})",
-                ));
-            }
+    if let Some(template) = member.spec.prometheus_url_template.as_deref() {
+        let url = render_url_template(template, "customer");
+        if url.contains('{') || url.contains('}') {
+            problems.push(Problem::new(
+                manifest,
+                "spec.prometheusUrlTemplate",
+                "has an unknown placeholder (known: {namespace}, {name}, {customer})",
+            ));
         }
     }
+}
+
+/// The rules of a kind that no offline check can apply: transition rules, which compare an
+/// update with the object stored on the hub (each as its message, naming the field).
+pub fn not_checked_offline(kind: &str) -> Vec<String> {
+    crd_schemas()
+        .get(kind)
+        .map(|schema| {
+            transition_rules(schema)
+                .into_iter()
+                .map(|rule| {
+                    if rule.message.contains(&rule.field) {
+                        rule.message
+                    } else {
+                        format!("{}: {}", rule.field, rule.message)
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The identity a stack is planned with: its namespace (default `default`), name and uid

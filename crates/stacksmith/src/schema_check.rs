@@ -3,16 +3,27 @@
 //!
 //! Checked: `type` (with `x-kubernetes-int-or-string` and `nullable`), `required`, `enum`,
 //! `pattern`, `minLength`/`maxLength`, `minimum`/`maximum` (and their exclusive forms),
-//! `minItems`/`maxItems`, `oneOf`/`anyOf`/`allOf`/`not` (as value validations), `properties`,
-//! `additionalProperties` and `items`. Reported as well, although the API server accepts them:
-//! **unknown fields**, which it prunes without a word (unless
+//! `minItems`/`maxItems`, `minProperties`/`maxProperties`, `oneOf`/`anyOf`/`allOf`/`not` (as
+//! value validations), `properties`, `additionalProperties` and `items`; the uniqueness that
+//! `x-kubernetes-list-type: set` (items) and `map` (the `x-kubernetes-list-map-keys`) demand; and
+//! the CEL rules of `x-kubernetes-validations`. Reported as well, although the API server accepts
+//! them: **unknown fields**, which it prunes without a word (unless
 //! `x-kubernetes-preserve-unknown-fields`), and `null` in a field that is not nullable, which it
 //! drops. Formats are not checked. Pure: no I/O.
+//!
+//! CEL rules: there is no CEL interpreter here. Each rule our CRDs carry has an equivalent Rust
+//! check, found by the rule's exact text ([`rule_check`]); a test fails when a rule of the
+//! generated CRDs has none. Transition rules (those that read `oldSelf`, e.g. `spec.customer` is
+//! immutable) need the object as stored: [`check_update`] evaluates `self == oldSelf` against it;
+//! [`check_object`], which has no stored object, skips them and [`transition_rules`] lists them so
+//! that the command can say what it did not check.
 
 use std::fmt::Write as _;
 
 use regex::Regex;
 use serde_json::{Map, Value};
+use stacksmith_api::validation::bounds::RESOURCE_NAMES;
+use stacksmith_api::validation::cel;
 
 /// One thing wrong with an object.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,9 +37,18 @@ pub struct SchemaProblem {
 /// Top-level fields every object has, which a CRD schema does not describe.
 const OBJECT_FIELDS: [&str; 3] = ["apiVersion", "kind", "metadata"];
 
+/// How the messages of duplicates start (`manifest_checks` recognises them by it).
+pub const DUPLICATE: &str = "duplicate";
+
 /// Checks a whole object (with `apiVersion`, `kind` and `metadata`) against a CRD version's
-/// `openAPIV3Schema`.
+/// `openAPIV3Schema`, as on creation: transition rules are not evaluated.
 pub fn check_object(schema: &Value, object: &Value) -> Vec<SchemaProblem> {
+    check_update(schema, object, None)
+}
+
+/// Like [`check_object`], as an update of `old` (the object as stored): transition rules
+/// (`self == oldSelf`) are evaluated where the old object has a value to compare with.
+pub fn check_update(schema: &Value, object: &Value, old: Option<&Value>) -> Vec<SchemaProblem> {
     let mut problems = Vec::new();
     let Value::Object(map) = object else {
         problems.push(SchemaProblem {
@@ -37,12 +57,16 @@ pub fn check_object(schema: &Value, object: &Value) -> Vec<SchemaProblem> {
         });
         return problems;
     };
-    let body: Map<String, Value> = map
-        .iter()
-        .filter(|(k, _)| !OBJECT_FIELDS.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    check(schema, &Value::Object(body), "", true, &mut problems);
+    let body = |map: &Map<String, Value>| -> Value {
+        Value::Object(
+            map.iter()
+                .filter(|(k, _)| !OBJECT_FIELDS.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        )
+    };
+    let old = old.and_then(Value::as_object).map(body);
+    check_with_old(schema, &body(map), old.as_ref(), "", true, &mut problems);
     problems
 }
 
@@ -51,6 +75,18 @@ pub fn check_object(schema: &Value, object: &Value) -> Vec<SchemaProblem> {
 pub fn check(
     schema: &Value,
     value: &Value,
+    path: &str,
+    structural: bool,
+    problems: &mut Vec<SchemaProblem>,
+) {
+    check_with_old(schema, value, None, path, structural, problems);
+}
+
+/// [`check`] with the value the same field had in the stored object, when known.
+fn check_with_old(
+    schema: &Value,
+    value: &Value,
+    old: Option<&Value>,
     path: &str,
     structural: bool,
     problems: &mut Vec<SchemaProblem>,
@@ -106,22 +142,247 @@ pub fn check(
                 "items",
                 &mut push,
             );
+            let old_items = old.and_then(Value::as_array);
             if let Some(item_schema) = schema.get("items") {
                 for (i, item) in items.iter().enumerate() {
-                    check(
+                    let old_item = old_items.and_then(|o| correlated(schema, item, o));
+                    check_with_old(
                         item_schema,
                         item,
+                        old_item,
                         &format!("{path}[{i}]"),
                         structural,
                         problems,
                     );
                 }
             }
+            check_list_type(schema, items, path, problems);
         }
-        Value::Object(map) => check_fields(schema, map, path, structural, problems),
+        Value::Object(map) => {
+            check_count(
+                schema,
+                "minProperties",
+                "maxProperties",
+                map.len(),
+                "entries",
+                &mut push,
+            );
+            check_fields(schema, map, old, path, structural, problems);
+        }
         _ => {}
     }
     check_combinators(schema, value, path, problems);
+    check_rules(schema, value, old, path, problems);
+}
+
+/// The keys of a list map (`x-kubernetes-list-map-keys`), when the list is one.
+fn list_map_keys(schema: &Value) -> Option<Vec<&str>> {
+    if schema.get("x-kubernetes-list-type").and_then(Value::as_str) != Some("map") {
+        return None;
+    }
+    Some(
+        schema
+            .get("x-kubernetes-list-map-keys")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect(),
+    )
+}
+
+/// The key of one entry of a list map: the values of the key fields, or their defaults.
+fn entry_key(schema: &Value, keys: &[&str], item: &Value) -> Vec<Value> {
+    let item_schema = schema.get("items");
+    keys.iter()
+        .map(|key| {
+            item.get(*key)
+                .filter(|v| !v.is_null())
+                .or_else(|| {
+                    item_schema
+                        .and_then(|s| s.get("properties"))
+                        .and_then(|p| p.get(*key))
+                        .and_then(|p| p.get("default"))
+                })
+                .cloned()
+                .unwrap_or(Value::Null)
+        })
+        .collect()
+}
+
+/// The entry of the stored list that `item` updates: the one with the same key in a list map
+/// (the API server correlates those, and only those, for transition rules).
+fn correlated<'o>(schema: &Value, item: &Value, old: &'o [Value]) -> Option<&'o Value> {
+    let keys = list_map_keys(schema)?;
+    let key = entry_key(schema, &keys, item);
+    old.iter().find(|o| entry_key(schema, &keys, o) == key)
+}
+
+/// `x-kubernetes-list-type`: the items of a `set`, and the keys of a `map`, are unique. Each
+/// repeat is reported at its index, as the API server does (`spec.roles[1]: Duplicate value`).
+fn check_list_type(schema: &Value, items: &[Value], path: &str, problems: &mut Vec<SchemaProblem>) {
+    let list_type = schema.get("x-kubernetes-list-type").and_then(Value::as_str);
+    let keys = list_map_keys(schema);
+    let identity = |item: &Value| -> Option<Value> {
+        match (list_type, &keys) {
+            (Some("set"), _) => Some(item.clone()),
+            (Some("map"), Some(keys)) => Some(Value::Array(entry_key(schema, keys, item))),
+            _ => None,
+        }
+    };
+    let mut seen: Vec<(Value, usize)> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let Some(id) = identity(item) else {
+            return;
+        };
+        match seen.iter().find(|(other, _)| *other == id) {
+            Some((_, first)) => {
+                let what = match &keys {
+                    Some(keys) => keys
+                        .iter()
+                        .zip(id.as_array().into_iter().flatten())
+                        .map(|(k, v)| format!("{k} {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    None => format!("value {id}"),
+                };
+                let rule = match &keys {
+                    Some(keys) => format!("{} must be unique in the list", keys.join(", ")),
+                    None => "the items must be unique".to_owned(),
+                };
+                problems.push(SchemaProblem {
+                    field: format!("{path}[{i}]"),
+                    message: format!("{DUPLICATE} {what}, already at [{first}]: {rule}"),
+                });
+            }
+            None => seen.push((id, i)),
+        }
+    }
+}
+
+/// The Rust check equivalent to a CEL rule of our CRDs (a non-transition rule), by its text:
+/// whether `value`, the value the rule is on, passes. `None` for a rule this module does not
+/// know.
+pub fn rule_check(rule: &str) -> Option<fn(&Value) -> bool> {
+    fn only_cpu_and_memory(value: &Value) -> bool {
+        value
+            .as_object()
+            .is_none_or(|map| map.keys().all(|k| RESOURCE_NAMES.contains(&k.as_str())))
+    }
+    fn prometheus_needs_url_template(value: &Value) -> bool {
+        let serves_prometheus = value
+            .get("roles")
+            .and_then(Value::as_array)
+            .is_some_and(|roles| roles.iter().any(|r| r == "prometheus"));
+        !serves_prometheus
+            || value
+                .get("prometheusUrlTemplate")
+                .is_some_and(|t| !t.is_null())
+    }
+    match rule {
+        cel::ONLY_CPU_AND_MEMORY => Some(only_cpu_and_memory),
+        cel::PROMETHEUS_NEEDS_URL_TEMPLATE => Some(prometheus_needs_url_template),
+        _ => None,
+    }
+}
+
+/// Whether a CEL rule is a transition rule (compares with the stored object).
+pub fn is_transition_rule(rule: &str) -> bool {
+    rule.contains("oldSelf")
+}
+
+/// `x-kubernetes-validations` on `value`: the known rules by their Rust equivalent, the
+/// transition rule `self == oldSelf` against the stored value when there is one.
+fn check_rules(
+    schema: &Value,
+    value: &Value,
+    old: Option<&Value>,
+    path: &str,
+    problems: &mut Vec<SchemaProblem>,
+) {
+    for rule in schema
+        .get("x-kubernetes-validations")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(text) = rule.get("rule").and_then(Value::as_str) else {
+            continue;
+        };
+        let passes = if is_transition_rule(text) {
+            match (text, old) {
+                (cel::IMMUTABLE, Some(old)) => value == old,
+                // Unknown transition rules, and creation: nothing to compare with.
+                _ => true,
+            }
+        } else {
+            rule_check(text).is_none_or(|check| check(value))
+        };
+        if passes {
+            continue;
+        }
+        let field = match rule.get("fieldPath").and_then(Value::as_str) {
+            Some(relative) => format!("{path}{relative}"),
+            None => path.to_owned(),
+        };
+        let message = rule
+            .get("message")
+            .and_then(Value::as_str)
+            .map_or_else(|| format!("failed rule: {text}"), str::to_owned);
+        problems.push(SchemaProblem { field, message });
+    }
+}
+
+/// A transition rule of a schema: where it is and what it says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransitionRule {
+    /// The field, e.g. `spec.customer` (`[]` for list items).
+    pub field: String,
+    /// The rule's message (or its text when it has none).
+    pub message: String,
+}
+
+/// Every transition rule of `schema` (the checks [`check_object`] cannot make).
+pub fn transition_rules(schema: &Value) -> Vec<TransitionRule> {
+    let mut found = Vec::new();
+    collect_rules(schema, "", &mut |path, rule| {
+        if let Some(text) = rule.get("rule").and_then(Value::as_str)
+            && is_transition_rule(text)
+        {
+            found.push(TransitionRule {
+                field: path.to_owned(),
+                message: rule
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or(text)
+                    .to_owned(),
+            });
+        }
+    });
+    found
+}
+
+/// Calls `each` with the path and every rule of `x-kubernetes-validations` in `schema`.
+pub fn collect_rules(schema: &Value, path: &str, each: &mut impl FnMut(&str, &Value)) {
+    for rule in schema
+        .get("x-kubernetes-validations")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        each(path, rule);
+    }
+    if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
+        for (key, child) in properties {
+            collect_rules(child, &join(path, key), each);
+        }
+    }
+    if let Some(items) = schema.get("items") {
+        collect_rules(items, &format!("{path}[]"), each);
+    }
+    if let Some(values) = schema.get("additionalProperties").filter(|v| v.is_object()) {
+        collect_rules(values, &format!("{path}{{}}"), each);
+    }
 }
 
 fn check_string(schema: &Value, s: &str, push: &mut impl FnMut(String)) {
@@ -190,6 +451,7 @@ fn check_count(
 fn check_fields(
     schema: &Value,
     map: &Map<String, Value>,
+    old: Option<&Value>,
     path: &str,
     structural: bool,
     problems: &mut Vec<SchemaProblem>,
@@ -202,10 +464,25 @@ fn check_fields(
     for key in keys {
         let Some(child) = map.get(key) else { continue };
         let child_path = join(path, key);
+        let old_child = old.and_then(|o| o.get(key.as_str()));
         if let Some(child_schema) = properties.and_then(|p| p.get(key)) {
-            check(child_schema, child, &child_path, structural, problems);
+            check_with_old(
+                child_schema,
+                child,
+                old_child,
+                &child_path,
+                structural,
+                problems,
+            );
         } else if let Some(additional) = additional.filter(|a| a.is_object()) {
-            check(additional, child, &child_path, structural, problems);
+            check_with_old(
+                additional,
+                child,
+                old_child,
+                &child_path,
+                structural,
+                problems,
+            );
         } else if structural && !preserve && additional != Some(&Value::Bool(true)) {
             problems.push(SchemaProblem {
                 field: child_path,
@@ -482,5 +759,159 @@ mod tests {
             let found = check_object(&schema, &json!({"kind": crd.spec.names.kind}));
             assert_eq!(found.len(), 1, "{found:?}");
         }
+    }
+
+    fn crd_schema(kind: &str) -> Value {
+        let crd = stacksmith_api::crds::all()
+            .into_iter()
+            .find(|c| c.spec.names.kind == kind)
+            .unwrap();
+        serde_json::to_value(
+            crd.spec.versions[0]
+                .schema
+                .as_ref()
+                .and_then(|s| s.open_api_v3_schema.as_ref()),
+        )
+        .unwrap()
+    }
+
+    fn lines(found: Vec<SchemaProblem>) -> Vec<String> {
+        found
+            .into_iter()
+            .map(|p| format!("{}: {}", p.field, p.message))
+            .collect()
+    }
+
+    #[test]
+    fn every_cel_rule_of_our_crds_has_an_offline_check() {
+        let mut rules = Vec::new();
+        for kind in ["CustomerStack", "MemberCluster"] {
+            collect_rules(&crd_schema(kind), "", &mut |path, rule| {
+                rules.push((path.to_owned(), rule["rule"].as_str().unwrap().to_owned()));
+            });
+        }
+        assert!(rules.len() >= 4, "{rules:?}");
+        for (path, rule) in &rules {
+            let known = if is_transition_rule(rule) {
+                rule == cel::IMMUTABLE
+            } else {
+                rule_check(rule).is_some()
+            };
+            assert!(
+                known,
+                "{path}: the CEL rule {rule:?} has no Rust equivalent in schema_check::rule_check"
+            );
+        }
+        assert_eq!(
+            transition_rules(&crd_schema("CustomerStack")),
+            [TransitionRule {
+                field: "spec.customer".into(),
+                message: cel::CUSTOMER_IMMUTABLE_MESSAGE.into(),
+            }]
+        );
+    }
+
+    #[test]
+    fn sets_and_list_maps_are_unique_and_maps_bounded() {
+        let schema = json!({"type": "object", "properties": {
+            "roles": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
+            "entries": {"type": "array", "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["name", "port"],
+                "items": {"type": "object", "properties": {
+                    "name": {"type": "string"}, "port": {"type": "integer", "default": 80}}}},
+            "labels": {"type": "object", "maxProperties": 1,
+                "additionalProperties": {"type": "string"}},
+        }});
+        let mut found = Vec::new();
+        check(
+            &schema,
+            &json!({
+                "roles": ["a", "b", "a", "a"],
+                "entries": [{"name": "x"}, {"name": "x", "port": 81}, {"name": "x", "port": 80}],
+                "labels": {"a": "1", "b": "2"},
+            }),
+            "spec",
+            true,
+            &mut found,
+        );
+        assert_eq!(
+            lines(found),
+            [
+                "spec.entries[2]: duplicate name \"x\", port 80, already at [0]: name, port must be unique in the list",
+                "spec.labels: has 2 entries, at most 1 allowed",
+                "spec.roles[2]: duplicate value \"a\", already at [0]: the items must be unique",
+                "spec.roles[3]: duplicate value \"a\", already at [0]: the items must be unique",
+            ]
+        );
+    }
+
+    #[test]
+    fn cel_rules_of_the_member_cluster_and_the_stack_are_checked_offline() {
+        let member =
+            |spec: Value| json!({"kind": "MemberCluster", "metadata": {"name": "m"}, "spec": spec});
+        let secret = json!({"namespace": "s", "name": "k"});
+        assert_eq!(
+            lines(check_object(
+                &crd_schema("MemberCluster"),
+                &member(
+                    json!({"kubeconfigSecretRef": secret, "roles": ["grafana", "prometheus", "grafana"]})
+                )
+            )),
+            [
+                "spec.roles: has 3 items, at most 2 allowed",
+                "spec.roles[2]: duplicate value \"grafana\", already at [0]: the items must be unique",
+                format!(
+                    "spec.prometheusUrlTemplate: {}",
+                    cel::PROMETHEUS_NEEDS_URL_TEMPLATE_MESSAGE
+                )
+                .as_str(),
+            ]
+        );
+        assert_eq!(
+            lines(check_object(
+                &crd_schema("MemberCluster"),
+                &member(json!({"kubeconfigSecretRef": secret, "roles": ["grafana"]}))
+            )),
+            Vec::<String>::new()
+        );
+
+        let stack = |customer: &str, metrics: Value| {
+            json!({"kind": "CustomerStack", "metadata": {"name": "s"}, "spec": {
+                "customer": customer, "metrics": metrics,
+                "dashboards": {"cluster": "g", "instanceSelector": {}}}})
+        };
+        let metrics = json!({"cluster": "p",
+            "resources": {"requests": {"cpu": "1", "gpu": "1"}, "limits": {"memory": "1Gi"}},
+            "scrape": [
+                {"name": "a", "selector": {}, "endpoints": [{"port": "m"}], "namespaces": ["ok", "Not_OK"]},
+                {"name": "a", "selector": {}, "endpoints": [{"port": "m"}]}]});
+        let schema = crd_schema("CustomerStack");
+        assert_eq!(
+            lines(check_object(&schema, &stack("acme", metrics.clone()))),
+            [
+                format!(
+                    "spec.metrics.resources.requests: {}",
+                    cel::ONLY_CPU_AND_MEMORY_MESSAGE
+                )
+                .as_str(),
+                "spec.metrics.scrape[0].namespaces[1]: \"Not_OK\" does not match ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+                "spec.metrics.scrape[1]: duplicate name \"a\", already at [0]: name must be unique in the list",
+            ]
+        );
+        // The customer is immutable: checked only against a stored object.
+        let stored = stack("acme", json!({"cluster": "p"}));
+        let changed = stack("globex", json!({"cluster": "p"}));
+        assert_eq!(lines(check_object(&schema, &changed)), Vec::<String>::new());
+        assert_eq!(
+            lines(check_update(&schema, &changed, Some(&stored))),
+            [format!(
+                "spec.customer: {}",
+                cel::CUSTOMER_IMMUTABLE_MESSAGE
+            )]
+        );
+        assert_eq!(
+            lines(check_update(&schema, &stored, Some(&stored))),
+            Vec::<String>::new()
+        );
     }
 }

@@ -43,7 +43,7 @@ pub struct StackView {
     pub note: Option<String>,
 }
 
-/// What the stack's `Ready` message names as the root cause.
+/// Where in the tree the stack's root cause (`status.rootCause`) is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RootCause {
     /// Ready, or no status: nothing to point at.
@@ -74,7 +74,7 @@ impl StackView {
         self.stale().is_none() && self.ready_condition().is_some_and(|c| c.status == "True")
     }
 
-    /// The root cause the `Ready` message names.
+    /// Where the stack's root cause is.
     pub fn root_cause(&self) -> RootCause {
         self.status.as_ref().map_or(RootCause::None, root_cause)
     }
@@ -96,45 +96,30 @@ fn subject(child: &ChildStatus) -> String {
     }
 }
 
-/// Where in `message` the child is named as the one at fault, if it is.
-fn named_at(message: &str, child: &ChildStatus) -> Option<usize> {
-    let who = subject(child);
-    if let Some(at) = message.find(&format!("{who} on {}", child.cluster)) {
-        return Some(at);
-    }
-    let rest = message.strip_prefix(&who)?;
-    let bounded = rest.is_empty() || rest.starts_with([':', ' ', ',', ';']);
-    (bounded && message.contains(&format!("(on {})", child.cluster))).then_some(0)
-}
-
-/// The root cause the `Ready` condition of `status` names.
+/// The root cause `status.rootCause` names, located in the status: a child (by its index in
+/// `status.children`), a cluster, or the stack itself. A status without `rootCause` (Ready, or
+/// written by an operator too old to write it) points at nothing.
 pub fn root_cause(status: &CustomerStackStatus) -> RootCause {
-    let Some(ready) = ready_condition(status) else {
+    let ready = ready_condition(status).is_some_and(|c| c.status == "True");
+    let Some(cause) = status.root_cause.as_ref().filter(|_| !ready) else {
         return RootCause::None;
     };
-    if ready.status == "True" {
-        return RootCause::None;
+    if !cause.kind.is_empty() {
+        let child = status.children.iter().position(|c| {
+            c.cluster == cause.cluster
+                && c.kind == cause.kind
+                && c.namespace == cause.namespace
+                && c.name == cause.name
+        });
+        if let Some(index) = child {
+            return RootCause::Child(index);
+        }
     }
-    let message = ready.message.as_str();
-    if ready.reason == reason::CLUSTER_UNREACHABLE {
-        let cluster = message
-            .strip_prefix("cluster ")
-            .and_then(|rest| rest.split_once(" unreachable"))
-            .map(|(cluster, _)| cluster);
-        return match cluster {
-            Some(cluster) if status.children.iter().any(|c| c.cluster == cluster) => {
-                RootCause::Cluster(cluster.to_owned())
-            }
-            _ => RootCause::Stack,
-        };
+    let cluster_listed = status.children.iter().any(|c| c.cluster == cause.cluster);
+    if cause.kind.is_empty() && !cause.cluster.is_empty() && cluster_listed {
+        return RootCause::Cluster(cause.cluster.clone());
     }
-    status
-        .children
-        .iter()
-        .enumerate()
-        .filter_map(|(index, child)| named_at(message, child).map(|at| (at, index)))
-        .min()
-        .map_or(RootCause::Stack, |(_, index)| RootCause::Child(index))
+    RootCause::Stack
 }
 
 /// An age the way kubectl prints one (`45s`, `3m12s`, `2h`, `4d`).

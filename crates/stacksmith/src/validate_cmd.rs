@@ -1,6 +1,9 @@
 //! `stacksmith validate -f PATH...`: offline schema and semantic checks of stacksmith manifests.
 //!
-//! The checks are in [`crate::manifest_checks`]; this is the command around them. Exit codes:
+//! The checks are in [`crate::manifest_checks`]; this is the command around them. What it
+//! cannot check offline, it says: cluster references without `MemberCluster`s, and the rules
+//! that compare an update with the object stored on the hub (`spec.customer` is immutable).
+//! Exit codes:
 //! 0 no problem, 1 problems found (YAML syntax errors included: they are problems of a file),
 //! 2 a path cannot be read or the command line is wrong.
 
@@ -10,7 +13,7 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 use serde_json::json;
 
-use crate::manifest_checks::{Checked, check_all};
+use crate::manifest_checks::{Checked, check_all, not_checked_offline};
 use crate::manifests::{Loaded, load};
 use crate::output::print_stdout;
 
@@ -54,6 +57,10 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
             "note: no MemberCluster given (in the paths or with --clusters): cluster references were not checked"
         );
     }
+    let not_checked = not_checked(&checked);
+    for rule in &not_checked {
+        eprintln!("note: not checked offline (it needs the object stored on the hub): {rule}");
+    }
     if args.verbose {
         print_skipped(&[&loaded, &clusters], &checked);
     }
@@ -78,6 +85,7 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
                     "ignored": checked.ignored.len(),
                     "clusterReferencesChecked": checked.cluster_references_checked,
                 },
+                "notCheckedOffline": not_checked,
             });
             if matches!(args.output, Output::Json) {
                 print_stdout(&format!("{}\n", serde_json::to_string_pretty(&data)?))?;
@@ -91,6 +99,20 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The rules of the kinds that were checked that need the stored object (transition rules).
+fn not_checked(checked: &Checked) -> Vec<String> {
+    let mut rules = Vec::new();
+    for (kind, count) in [
+        ("MemberCluster", checked.member_count),
+        ("CustomerStack", checked.stack_count),
+    ] {
+        if count > 0 {
+            rules.extend(not_checked_offline(kind));
+        }
+    }
+    rules
 }
 
 fn summary(checked: &Checked, files: usize) -> String {

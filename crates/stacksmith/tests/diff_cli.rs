@@ -264,6 +264,20 @@ async fn new_converged_edited(tb: &TestBed) -> anyhow::Result<()> {
         live.get("diffa").await?.data["spec"]["replicas"] == 2,
         "diff wrote nothing"
     );
+
+    // A change the hub refuses at admission (another customer for a stored stack) is said as
+    // such, not diffed as if it could be applied.
+    let moved = original.replace("  customer: diffa", "  customer: other");
+    let file = write_file("diffa-moved.yaml", &moved)?;
+    let out = diff(tb, &file, &[]).await?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        !out.status.success()
+            && out.status.code() != Some(1)
+            && stderr.contains("spec.customer is immutable"),
+        "{}",
+        show(&out)
+    );
     Ok(())
 }
 

@@ -226,6 +226,61 @@ fn validate_cluster_problems() {
     );
 }
 
+/// The CEL rules, list types and bounds of the CRDs, checked offline as the hub would refuse
+/// them (same fields); `spec.customer` being immutable is said not to be checked.
+#[test]
+fn validate_admission_rules() {
+    golden(
+        "validate-admission-rules",
+        &with_clusters(&["validate", "-f", "malformed/admission-rules.yaml"]),
+        1,
+    );
+}
+
+#[test]
+fn validate_admission_rules_as_json() {
+    let (out, code) = run(&with_clusters(&[
+        "validate",
+        "-f",
+        "malformed/admission-rules.yaml",
+        "-o",
+        "json",
+    ]));
+    assert_eq!(code, Some(1), "{out}");
+    let stdout = out
+        .split("--- stdout\n")
+        .nth(1)
+        .and_then(|s| s.split("--- stderr\n").next())
+        .unwrap();
+    let data: serde_json::Value = serde_json::from_str(stdout).unwrap();
+    let fields: Vec<&str> = data["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["field"].as_str().unwrap())
+        .collect();
+    for field in [
+        "spec.roles[2]",
+        "spec.prometheusUrlTemplate",
+        "spec.metrics.resources.requests",
+        "spec.metrics.scrape[1]",
+        "spec.metrics.scrape[0].namespaces[1]",
+        "spec.metrics.alertingRules[1]",
+        "spec.metrics.alertingRules[0].rules[0].labels",
+        "spec.dashboards.dashboards[1]",
+    ] {
+        assert!(fields.contains(&field), "{field} not reported: {fields:?}");
+    }
+    let not_checked = data["notCheckedOffline"].as_array().unwrap();
+    assert!(
+        not_checked.iter().any(|r| r
+            .as_str()
+            .unwrap()
+            .starts_with("spec.customer is immutable")),
+        "{not_checked:?}"
+    );
+}
+
 #[test]
 fn validate_a_directory_across_files() {
     golden(

@@ -78,25 +78,14 @@ fn describe(output: &Output) -> String {
     )
 }
 
-/// A stack for `customer` with one rule group, one scrape target and one dashboard.
+/// A stack for `customer` on `prometheus_cluster` with one replica, one rule group, one scrape
+/// target and one dashboard.
 fn stack_manifest(name: &str, customer: &str, prometheus_cluster: &str) -> Value {
-    json!({
-        "apiVersion": "stacksmith.io/v1alpha1", "kind": "CustomerStack",
-        "metadata": {"name": name},
-        "spec": {
-            "customer": customer,
-            "metrics": {
-                "cluster": prometheus_cluster,
-                "scrape": [{"name": "api", "selector": {"matchLabels": {"app": "api"}}, "endpoints": [{"port": "metrics"}]}],
-                "alertingRules": [{"name": "core", "rules": [{"alert": "Down", "expr": "up == 0"}]}],
-            },
-            "dashboards": {
-                "cluster": "grafana-1",
-                "instanceSelector": {"matchLabels": {"dashboards": "shared"}},
-                "dashboards": [{"name": "overview", "json": "{\"title\": \"overview\"}"}],
-            },
-        },
-    })
+    support::stack_manifest(
+        name,
+        customer,
+        json!({"metrics": {"cluster": prometheus_cluster, "replicas": 1}}),
+    )
 }
 
 async fn apply_stack(hub: &Client, ns: &str, manifest: &Value) -> anyhow::Result<()> {

@@ -1,9 +1,7 @@
 //! The prune stage: the stack's objects that the plan no longer holds are deleted, in every
 //! reachable member.
 
-use std::collections::BTreeSet;
-
-use stacksmith_core::plan::{ObjectKind, StackPlan};
+use stacksmith_core::plan::StackPlan;
 
 use super::Context;
 use crate::apply::{delete_object, owned_objects};
@@ -12,30 +10,14 @@ use crate::member::Reachability;
 /// Deletes the stack's objects that are no longer planned, in every reachable member. A failed
 /// delete is logged and tried again on the next pass.
 pub(super) async fn remove_unplanned(ctx: &Context, plan: &StackPlan, uid: &str) {
-    let planned: BTreeSet<(&str, ObjectKind, &str, &str)> = plan
-        .objects
-        .iter()
-        .map(|o| {
-            (
-                o.cluster.as_str(),
-                o.kind,
-                o.namespace.as_str(),
-                o.name.as_str(),
-            )
-        })
-        .collect();
     for connection in ctx.fleet.connections() {
         if connection.reachability() != Reachability::Reachable {
             continue;
         }
         for object in owned_objects(&connection, uid) {
-            let key = (
-                connection.name.as_str(),
-                object.kind,
-                object.namespace.as_str(),
-                object.name.as_str(),
-            );
-            if object.deleting || planned.contains(&key) {
+            let planned =
+                plan.holds(&connection.name, object.kind, &object.namespace, &object.name);
+            if object.deleting || planned {
                 continue;
             }
             tracing::info!(cluster = %connection.name, kind = object.kind.kind(), namespace = %object.namespace, name = %object.name, "deleting an object no longer planned");

@@ -193,116 +193,150 @@ struct RequestLabels {
 impl Collector for SnapshotCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
         let snapshot = &self.0;
-        family(
-            &mut encoder,
-            "stacksmith_build_info",
-            "The running stacksmith version.",
-            [(
-                VersionLabel {
-                    version: snapshot.version.clone(),
-                },
-                ConstGauge::new(1),
-            )],
-        )?;
-
-        // Counters are named without `_total`: the encoder appends it, to the `# TYPE` line too.
-        let reconciles = &snapshot.reconciles;
-        let failed: u64 = reconciles.failed.values().sum();
-        family(
-            &mut encoder,
-            "stacksmith_reconciles",
-            "Finished reconciles of CustomerStacks by result.",
-            [("success", reconciles.succeeded), ("error", failed)]
-                .map(|(result, count)| (ResultLabel { result }, ConstCounter::new(count))),
-        )?;
-        family(
-            &mut encoder,
-            "stacksmith_reconcile_errors",
-            "Failed reconciles by error category.",
-            reconciles
-                .failed
-                .iter()
-                .map(|(category, count)| (CategoryLabel { category }, ConstCounter::new(*count))),
-        )?;
-        // `prometheus-client` has no const histogram: the snapshot's buckets go to the encoder,
-        // which makes them cumulative and adds `+Inf`, `_sum` and `_count`.
-        let buckets: Vec<(f64, u64)> = DURATION_BUCKETS
-            .into_iter()
-            .zip(reconciles.buckets)
-            .collect();
-        encoder
-            .encode_descriptor(
-                "stacksmith_reconcile_duration_seconds",
-                "How long reconciles of CustomerStacks took.",
-                None,
-                MetricType::Histogram,
-            )?
-            .encode_histogram::<NoLabelSet>(
-                reconciles.duration_sum,
-                reconciles.duration_count,
-                &buckets,
-                None,
-            )?;
-
-        family(
-            &mut encoder,
-            "stacksmith_stacks",
-            "CustomerStacks by the status of their Ready condition.",
-            snapshot.stacks_by_ready.iter().map(|(ready, count)| {
-                (
-                    ReadyLabel {
-                        ready: ready.clone(),
-                    },
-                    ConstGauge::new(*count),
-                )
-            }),
-        )?;
-        family(
-            &mut encoder,
-            "stacksmith_children",
-            "Child objects by kind and health verdict, as the stacks' status reports them.",
-            snapshot.children.iter().map(|((kind, verdict), count)| {
-                (
-                    ChildLabels {
-                        kind: kind.clone(),
-                        verdict: verdict.clone(),
-                    },
-                    ConstGauge::new(*count),
-                )
-            }),
-        )?;
-        family(
-            &mut encoder,
-            "stacksmith_member_cluster_reachable",
-            "Whether a registered member cluster is connected and answers (1) or not (0).",
-            snapshot
-                .member_reachable
-                .iter()
-                .map(|(cluster, reachable)| {
-                    (
-                        ClusterLabel {
-                            cluster: cluster.clone(),
-                        },
-                        ConstGauge::new(u64::from(*reachable)),
-                    )
-                }),
-        )?;
-        family(
-            &mut encoder,
-            "stacksmith_api_requests",
-            "API requests the operator made, counted on every client, by cluster, verb and outcome.",
-            snapshot.api_calls.iter().map(|(key, count)| {
-                (
-                    RequestLabels {
-                        cluster: key.cluster.clone(),
-                        verb: key.verb.as_str(),
-                        outcome: key.outcome.as_str(),
-                    },
-                    ConstCounter::new(*count),
-                )
-            }),
-        )
+        encode_build_info(&mut encoder, &snapshot.version)?;
+        encode_reconciles(&mut encoder, &snapshot.reconciles)?;
+        encode_stacks(&mut encoder, snapshot)?;
+        encode_clusters(&mut encoder, snapshot)
     }
+}
+
+/// `stacksmith_build_info`: the running version.
+fn encode_build_info(encoder: &mut DescriptorEncoder, version: &str) -> Result<(), fmt::Error> {
+    family(
+        encoder,
+        "stacksmith_build_info",
+        "The running stacksmith version.",
+        [(
+            VersionLabel {
+                version: version.to_owned(),
+            },
+            ConstGauge::new(1),
+        )],
+    )
+}
+
+/// The reconcile families: counts by result, errors by category and the duration histogram.
+fn encode_reconciles(
+    encoder: &mut DescriptorEncoder,
+    reconciles: &ReconcileCounts,
+) -> Result<(), fmt::Error> {
+    // Counters are named without `_total`: the encoder appends it, to the `# TYPE` line too.
+    let failed: u64 = reconciles.failed.values().sum();
+    family(
+        encoder,
+        "stacksmith_reconciles",
+        "Finished reconciles of CustomerStacks by result.",
+        [("success", reconciles.succeeded), ("error", failed)]
+            .map(|(result, count)| (ResultLabel { result }, ConstCounter::new(count))),
+    )?;
+    family(
+        encoder,
+        "stacksmith_reconcile_errors",
+        "Failed reconciles by error category.",
+        reconciles
+            .failed
+            .iter()
+            .map(|(category, count)| (CategoryLabel { category }, ConstCounter::new(*count))),
+    )?;
+    encode_reconcile_durations(encoder, reconciles)
+}
+
+/// `stacksmith_reconcile_duration_seconds`, the histogram of reconcile durations.
+fn encode_reconcile_durations(
+    encoder: &mut DescriptorEncoder,
+    reconciles: &ReconcileCounts,
+) -> Result<(), fmt::Error> {
+    // `prometheus-client` has no const histogram: the snapshot's buckets go to the encoder,
+    // which makes them cumulative and adds `+Inf`, `_sum` and `_count`.
+    let buckets: Vec<(f64, u64)> = DURATION_BUCKETS
+        .into_iter()
+        .zip(reconciles.buckets)
+        .collect();
+    encoder
+        .encode_descriptor(
+            "stacksmith_reconcile_duration_seconds",
+            "How long reconciles of CustomerStacks took.",
+            None,
+            MetricType::Histogram,
+        )?
+        .encode_histogram::<NoLabelSet>(
+            reconciles.duration_sum,
+            reconciles.duration_count,
+            &buckets,
+            None,
+        )
+}
+
+/// The stack families: stacks by Ready state and children by kind and verdict.
+fn encode_stacks(
+    encoder: &mut DescriptorEncoder,
+    snapshot: &MetricsSnapshot,
+) -> Result<(), fmt::Error> {
+    family(
+        encoder,
+        "stacksmith_stacks",
+        "CustomerStacks by the status of their Ready condition.",
+        snapshot.stacks_by_ready.iter().map(|(ready, count)| {
+            (
+                ReadyLabel {
+                    ready: ready.clone(),
+                },
+                ConstGauge::new(*count),
+            )
+        }),
+    )?;
+    family(
+        encoder,
+        "stacksmith_children",
+        "Child objects by kind and health verdict, as the stacks' status reports them.",
+        snapshot.children.iter().map(|((kind, verdict), count)| {
+            (
+                ChildLabels {
+                    kind: kind.clone(),
+                    verdict: verdict.clone(),
+                },
+                ConstGauge::new(*count),
+            )
+        }),
+    )
+}
+
+/// The cluster families: member reachability and API requests.
+fn encode_clusters(
+    encoder: &mut DescriptorEncoder,
+    snapshot: &MetricsSnapshot,
+) -> Result<(), fmt::Error> {
+    family(
+        encoder,
+        "stacksmith_member_cluster_reachable",
+        "Whether a registered member cluster is connected and answers (1) or not (0).",
+        snapshot
+            .member_reachable
+            .iter()
+            .map(|(cluster, reachable)| {
+                (
+                    ClusterLabel {
+                        cluster: cluster.clone(),
+                    },
+                    ConstGauge::new(u64::from(*reachable)),
+                )
+            }),
+    )?;
+    family(
+        encoder,
+        "stacksmith_api_requests",
+        "API requests the operator made, counted on every client, by cluster, verb and outcome.",
+        snapshot.api_calls.iter().map(|(key, count)| {
+            (
+                RequestLabels {
+                    cluster: key.cluster.clone(),
+                    verb: key.verb.as_str(),
+                    outcome: key.outcome.as_str(),
+                },
+                ConstCounter::new(*count),
+            )
+        }),
+    )
 }
 
 /// Declares the family `name` (its type is the metrics' type) and encodes its samples, in the

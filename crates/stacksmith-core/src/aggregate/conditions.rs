@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use stacksmith_api::{StackSummary, Verdict};
+use stacksmith_api::{RootCause, StackSummary, Verdict};
 
 use super::children::{Judged, subject};
 use super::{
@@ -13,12 +13,13 @@ use super::{
 use crate::health::ChildKind;
 use crate::status_conditions::{ConditionState, ConditionStatus};
 
-/// The conditions of the stack, in their output order.
+/// The conditions of the stack, in their output order, and the root cause `Ready` names (as
+/// data; `None` while Ready).
 pub(super) fn states(
     input: &AggregateInput<'_>,
     children: &[Judged<'_>],
     summary: &StackSummary,
-) -> Vec<ConditionState> {
+) -> (Vec<ConditionState>, Option<RootCause>) {
     let facts = Facts {
         input,
         children,
@@ -33,7 +34,103 @@ pub(super) fn states(
     if let Some(deletion) = input.deletion {
         states.push(deletion_blocked(deletion));
     }
-    states
+    (states, facts.root_cause())
+}
+
+/// Why `Ready` is not True: the one cause it names, by priority (see [`Facts::not_ready`]).
+enum NotReady<'f> {
+    /// The stack is being deleted.
+    Deleting { remaining: u32 },
+    /// Deletion waits for unreachable clusters.
+    DeletionBlocked { clusters: &'f [String] },
+    /// The first problem of the spec.
+    InvalidSpec(&'f SpecProblem),
+    /// A child of a name someone else owns.
+    ConflictingChild(&'f Judged<'f>),
+    /// A planned object that is not a child (a namespace, RBAC) someone else owns.
+    ForeignObject(&'f ForeignObject),
+    /// The first unreachable cluster, by name.
+    Unreachable { cluster: &'f str, message: &'f str },
+    /// A child whose write failed.
+    FailedChild(&'f Judged<'f>),
+    /// A planned object that is not a child whose write failed.
+    FailedObject(&'f FailedObject),
+    /// The most telling child with this verdict's reason.
+    Child {
+        reason: &'static str,
+        child: &'f Judged<'f>,
+    },
+    /// Nothing is planned.
+    NoChildren,
+}
+
+impl NotReady<'_> {
+    /// The `Ready` reason.
+    fn reason(&self) -> &'static str {
+        match self {
+            NotReady::Deleting { .. } => reason::DELETING,
+            NotReady::DeletionBlocked { .. } => reason::DELETION_BLOCKED,
+            NotReady::InvalidSpec(_) => reason::INVALID_SPEC,
+            NotReady::ConflictingChild(_) | NotReady::ForeignObject(_) => reason::CONFLICT,
+            NotReady::Unreachable { .. } => reason::CLUSTER_UNREACHABLE,
+            NotReady::FailedChild(_) | NotReady::FailedObject(_) => reason::APPLY_FAILED,
+            NotReady::Child { reason, .. } => reason,
+            NotReady::NoChildren => reason::NO_CHILDREN,
+        }
+    }
+
+    /// What the cause points at, as data.
+    fn root_cause(&self) -> RootCause {
+        let cause = RootCause {
+            reason: self.reason().to_owned(),
+            ..RootCause::default()
+        };
+        let child = |judged: &Judged<'_>| RootCause {
+            cluster: judged.observation.cluster.clone(),
+            kind: judged.observation.kind.as_str().to_owned(),
+            namespace: judged.observation.namespace.clone(),
+            name: judged.observation.name.clone(),
+            ..cause.clone()
+        };
+        match self {
+            NotReady::Deleting { .. } | NotReady::NoChildren => cause,
+            NotReady::DeletionBlocked { clusters } => RootCause {
+                cluster: clusters.first().cloned().unwrap_or_default(),
+                ..cause
+            },
+            NotReady::InvalidSpec(problem) => RootCause {
+                field: problem.field.clone(),
+                ..cause
+            },
+            NotReady::ConflictingChild(judged)
+            | NotReady::FailedChild(judged)
+            | NotReady::Child { child: judged, .. } => child(judged),
+            NotReady::ForeignObject(foreign) => {
+                let (namespace, name) = match foreign.name.split_once('/') {
+                    Some((namespace, name)) => (namespace.to_owned(), name.to_owned()),
+                    None => (String::new(), foreign.name.clone()),
+                };
+                RootCause {
+                    cluster: foreign.cluster.clone(),
+                    kind: foreign.kind.clone(),
+                    namespace,
+                    name,
+                    ..cause
+                }
+            }
+            NotReady::Unreachable { cluster, .. } => RootCause {
+                cluster: (*cluster).to_owned(),
+                ..cause
+            },
+            NotReady::FailedObject(failed) => RootCause {
+                cluster: failed.cluster.clone(),
+                kind: failed.kind.clone(),
+                namespace: failed.namespace.clone(),
+                name: failed.name.clone(),
+                ..cause
+            },
+        }
+    }
 }
 
 /// What the conditions are decided from.
@@ -150,61 +247,39 @@ impl Facts<'_, '_> {
             .min_by_key(|c| rank(c.observation.kind))
     }
 
-    /// `Ready`: True only when every child is Healthy and nothing else is wrong; otherwise False
-    /// with the root cause.
-    fn ready(&self) -> ConditionState {
-        let not_ready = |reason, message| {
-            state(
-                condition_type::READY,
-                ConditionStatus::False,
-                reason,
-                message,
-            )
-        };
+    /// Why `Ready` is not True, by priority: deletion, invalid spec, a conflicting object, an
+    /// unreachable cluster, a failed write, then the most telling child that is Degraded,
+    /// Suspended, Unknown or Progressing; `None` when the stack is Ready.
+    fn not_ready(&self) -> Option<NotReady<'_>> {
         if let Some(deletion) = self.input.deletion {
-            return match deletion {
-                DeletionState::InProgress { remaining } => not_ready(
-                    reason::DELETING,
-                    format!("deleting: {remaining} children left"),
-                ),
-                DeletionState::Blocked { clusters } => {
-                    not_ready(reason::DELETION_BLOCKED, deletion_blocked_message(clusters))
-                }
-            };
+            return Some(match deletion {
+                DeletionState::InProgress { remaining } => NotReady::Deleting {
+                    remaining: *remaining,
+                },
+                DeletionState::Blocked { clusters } => NotReady::DeletionBlocked { clusters },
+            });
         }
-        if let Some(message) = spec_problems_message(self.input.spec_problems) {
-            return not_ready(reason::INVALID_SPEC, message);
+        if let Some(first) = self.input.spec_problems.first() {
+            return Some(NotReady::InvalidSpec(first));
         }
         if let Some(child) =
             self.first(|c| matches!(c.observation.state, ObservedState::Conflict { .. }))
         {
-            return not_ready(reason::CONFLICT, child.status.message.clone());
+            return Some(NotReady::ConflictingChild(child));
         }
         if let Some(foreign) = self.input.foreign_objects.first() {
-            let mut text = format!("{}; stacksmith writes nothing into it", foreign.describe());
-            let more = self.input.foreign_objects.len() - 1;
-            if more > 0 {
-                text.push_str(&format!(" (and {more} more)"));
-            }
-            return not_ready(reason::CONFLICT, text);
+            return Some(NotReady::ForeignObject(foreign));
         }
         if let Some((cluster, message)) = self.unreachable.first_key_value() {
-            let mut text = format!(
-                "cluster {cluster} unreachable: {message}; its children's health is unknown"
-            );
-            let others: Vec<&str> = self.unreachable.keys().skip(1).copied().collect();
-            if !others.is_empty() {
-                text.push_str(&format!(" (also unreachable: {})", others.join(", ")));
-            }
-            return not_ready(reason::CLUSTER_UNREACHABLE, text);
+            return Some(NotReady::Unreachable { cluster, message });
         }
         if let Some(child) =
             self.first(|c| matches!(c.observation.state, ObservedState::ApplyFailed { .. }))
         {
-            return not_ready(reason::APPLY_FAILED, child.status.message.clone());
+            return Some(NotReady::FailedChild(child));
         }
         if let Some(failed) = self.input.failed_objects.first() {
-            return not_ready(reason::APPLY_FAILED, failed.describe());
+            return Some(NotReady::FailedObject(failed));
         }
         let by_verdict = [
             (Verdict::Degraded, reason::CHILD_DEGRADED),
@@ -214,18 +289,69 @@ impl Facts<'_, '_> {
         ];
         for (verdict, reason) in by_verdict {
             if let Some(child) = self.most_telling(|c| c.status.verdict == verdict) {
-                return not_ready(reason, self.child_cause(child));
+                return Some(NotReady::Child { reason, child });
             }
         }
-        if self.summary.total == 0 {
-            return not_ready(reason::NO_CHILDREN, "nothing planned".to_owned());
-        }
+        (self.summary.total == 0).then_some(NotReady::NoChildren)
+    }
+
+    /// `Ready`: True only when every child is Healthy and nothing else is wrong; otherwise False
+    /// with the root cause.
+    fn ready(&self) -> ConditionState {
+        let Some(cause) = self.not_ready() else {
+            return state(
+                condition_type::READY,
+                ConditionStatus::True,
+                reason::READY,
+                format!("all {} children are Healthy", self.summary.total),
+            );
+        };
         state(
             condition_type::READY,
-            ConditionStatus::True,
-            reason::READY,
-            format!("all {} children are Healthy", self.summary.total),
+            ConditionStatus::False,
+            cause.reason(),
+            self.ready_message(&cause),
         )
+    }
+
+    /// The `Ready` message for a cause: what is wrong, in one line.
+    fn ready_message(&self, cause: &NotReady<'_>) -> String {
+        match cause {
+            NotReady::Deleting { remaining } => format!("deleting: {remaining} children left"),
+            NotReady::DeletionBlocked { clusters } => deletion_blocked_message(clusters),
+            NotReady::InvalidSpec(_) => {
+                spec_problems_message(self.input.spec_problems).unwrap_or_default()
+            }
+            NotReady::ConflictingChild(child) | NotReady::FailedChild(child) => {
+                child.status.message.clone()
+            }
+            NotReady::ForeignObject(foreign) => {
+                let mut text = format!("{}; stacksmith writes nothing into it", foreign.describe());
+                let more = self.input.foreign_objects.len() - 1;
+                if more > 0 {
+                    text.push_str(&format!(" (and {more} more)"));
+                }
+                text
+            }
+            NotReady::Unreachable { cluster, message } => {
+                let mut text = format!(
+                    "cluster {cluster} unreachable: {message}; its children's health is unknown"
+                );
+                let others: Vec<&str> = self.unreachable.keys().skip(1).copied().collect();
+                if !others.is_empty() {
+                    text.push_str(&format!(" (also unreachable: {})", others.join(", ")));
+                }
+                text
+            }
+            NotReady::FailedObject(failed) => failed.describe(),
+            NotReady::Child { child, .. } => self.child_cause(child),
+            NotReady::NoChildren => "nothing planned".to_owned(),
+        }
+    }
+
+    /// The root cause as data, while the stack is not Ready.
+    fn root_cause(&self) -> Option<RootCause> {
+        self.not_ready().map(|cause| cause.root_cause())
     }
 
     /// `<Kind ns/name> on <cluster>: <message>` (or `<message> (on <cluster>)` when the message
@@ -282,6 +408,26 @@ impl Facts<'_, '_> {
         if let Some(message) = spec_problems_message(self.input.spec_problems) {
             return not_applied(reason::INVALID_SPEC, message);
         }
+        if let Some(message) = self.conflicts_message() {
+            return not_applied(reason::CONFLICT, message);
+        }
+        if let Some(message) = self.apply_failed_message() {
+            return not_applied(reason::APPLY_FAILED, message);
+        }
+        if let Some(message) = self.pending_message() {
+            return not_applied(reason::PENDING, message);
+        }
+        state(
+            condition_type::CHILDREN_APPLIED,
+            ConditionStatus::True,
+            reason::APPLIED,
+            format!("all {} children written", self.summary.total),
+        )
+    }
+
+    /// Every conflicting child (`<Kind ns/name> on <cluster> (owned by <owner>)`) and foreign
+    /// object, joined by `; `; `None` when there is none.
+    fn conflicts_message(&self) -> Option<String> {
         let conflicts: Vec<String> = self
             .children
             .iter()
@@ -304,9 +450,12 @@ impl Facts<'_, '_> {
                     .map(ForeignObject::describe),
             )
             .collect();
-        if !conflicts.is_empty() {
-            return not_applied(reason::CONFLICT, conflicts.join("; "));
-        }
+        (!conflicts.is_empty()).then(|| conflicts.join("; "))
+    }
+
+    /// The first failed write (children, then other objects) and how many more there are; `None`
+    /// when every write succeeded.
+    fn apply_failed_message(&self) -> Option<String> {
         let failed: Vec<String> = self
             .children
             .iter()
@@ -314,13 +463,17 @@ impl Facts<'_, '_> {
             .map(|c| c.status.message.clone())
             .chain(self.input.failed_objects.iter().map(FailedObject::describe))
             .collect();
-        if let Some((first, rest)) = failed.split_first() {
-            let mut message = first.clone();
-            if !rest.is_empty() {
-                message.push_str(&format!(" (and {} more)", rest.len()));
-            }
-            return not_applied(reason::APPLY_FAILED, message);
+        let (first, rest) = failed.split_first()?;
+        let mut message = first.clone();
+        if !rest.is_empty() {
+            message.push_str(&format!(" (and {} more)", rest.len()));
         }
+        Some(message)
+    }
+
+    /// What could not be written yet: missing children and unreachable clusters; `None` when
+    /// nothing is pending.
+    fn pending_message(&self) -> Option<String> {
         let missing = self
             .children
             .iter()
@@ -334,21 +487,12 @@ impl Facts<'_, '_> {
             let clusters: Vec<&str> = self.unreachable.keys().copied().collect();
             pending.push(format!("cluster(s) {} unreachable", clusters.join(", ")));
         }
-        if !pending.is_empty() {
-            return not_applied(
-                reason::PENDING,
-                format!(
-                    "not everything could be written yet: {}",
-                    pending.join("; ")
-                ),
-            );
-        }
-        state(
-            condition_type::CHILDREN_APPLIED,
-            ConditionStatus::True,
-            reason::APPLIED,
-            format!("all {} children written", self.summary.total),
-        )
+        (!pending.is_empty()).then(|| {
+            format!(
+                "not everything could be written yet: {}",
+                pending.join("; ")
+            )
+        })
     }
 
     /// `ClustersReachable`: whether every member cluster the stack uses answers.

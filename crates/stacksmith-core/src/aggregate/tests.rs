@@ -1,6 +1,6 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
-use stacksmith_api::{ChildStatus, StackSummary, Verdict};
+use stacksmith_api::{ChildStatus, RootCause, StackSummary, Verdict};
 
 use super::*;
 use crate::health::HealthReason;
@@ -1072,4 +1072,69 @@ fn the_datasource_is_named_before_the_folder_and_dashboards() {
     assert_eq!(reason, "ChildDegraded");
     assert!(message.starts_with("GrafanaDatasource "), "{message}");
     assert!(message.ends_with("(+2 more not Healthy)"), "{message}");
+}
+
+#[test]
+fn the_root_cause_is_written_as_data_beside_the_message() {
+    let now = at(0);
+    let ready = Scenario::acme().run(None, &now);
+    assert_eq!(ready.root_cause, None, "a Ready stack has no root cause");
+
+    let degraded = Scenario::acme()
+        .with(
+            ChildKind::GrafanaDatasource,
+            "acme-prometheus",
+            ObservedState::Live(ChildHealth::new(
+                Verdict::Degraded,
+                HealthReason::NoMatchingInstance,
+                "no Grafana",
+            )),
+        )
+        .run(None, &now);
+    assert_eq!(
+        degraded.root_cause,
+        Some(RootCause {
+            reason: reason::CHILD_DEGRADED.into(),
+            cluster: GRAF.into(),
+            kind: "GrafanaDatasource".into(),
+            namespace: "customer-acme".into(),
+            name: "acme-prometheus".into(),
+            field: String::new(),
+        })
+    );
+    assert_eq!(condition(&degraded, condition_type::READY).reason, reason::CHILD_DEGRADED);
+
+    let unreachable = Scenario::acme()
+        .unreachable(PROM, "connection refused")
+        .run(None, &now);
+    let cause = unreachable.root_cause.unwrap();
+    assert_eq!(
+        (cause.reason.as_str(), cause.cluster.as_str(), cause.kind.as_str()),
+        (reason::CLUSTER_UNREACHABLE, PROM, ""),
+        "a whole cluster, no one object"
+    );
+
+    let mut invalid = Scenario::acme();
+    invalid.spec_problems = vec![SpecProblem {
+        field: "spec.metrics.cluster".into(),
+        message: "no MemberCluster named prom-9".into(),
+    }];
+    let cause = invalid.run(None, &now).root_cause.unwrap();
+    assert_eq!(
+        (cause.reason.as_str(), cause.field.as_str()),
+        (reason::INVALID_SPEC, "spec.metrics.cluster")
+    );
+
+    let mut foreign = Scenario::acme();
+    foreign.foreign_objects = vec![ForeignObject {
+        cluster: PROM.into(),
+        kind: "ServiceAccount".into(),
+        name: "customer-acme/prometheus-acme".into(),
+        owner: "an owner that is not stacksmith".into(),
+    }];
+    let cause = foreign.run(None, &now).root_cause.unwrap();
+    assert_eq!(
+        (cause.kind.as_str(), cause.namespace.as_str(), cause.name.as_str()),
+        ("ServiceAccount", "customer-acme", "prometheus-acme")
+    );
 }

@@ -220,24 +220,14 @@ impl Worker {
     }
 
     /// The status write `key` needs, if any (decided now, sent by the caller).
-    fn status_write(
-        &mut self,
-        key: Key,
-    ) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> {
+    fn status_write(&mut self, key: Key) -> Option<StatusWrite> {
         let store = self.stores.get(&key.kind)?;
         let reference = reflector::ObjectRef::new_with(&key.name, api_resource(key.kind))
             .within(&key.namespace);
         let object = store.get(&reference)?;
         let object = serde_json::to_value(object.as_ref()).ok()?;
         let scenario = self.scenario.borrow().clone();
-        let annotation = object
-            .pointer(&format!(
-                "/metadata/annotations/{}",
-                OUTCOME_ANNOTATION.replace('/', "~1")
-            ))
-            .and_then(Value::as_str);
-        let outcome =
-            scenario.outcome_for(key.kind.as_str(), &key.namespace, &key.name, annotation);
+        let outcome = outcome_of(&scenario, &key, &object);
         let generation = object
             .pointer("/metadata/generation")
             .and_then(Value::as_i64)
@@ -245,8 +235,25 @@ impl Worker {
         if outcome == Outcome::Slow && self.still_slow(&key, generation, scenario.slow_delay_ms) {
             return None;
         }
-        // Only what the kind's status depends on: Grafana resources match instances anywhere;
-        // rules and monitors bind to the Prometheus of their own namespace.
+        let (grafanas, prometheuses) = self.world_objects(&key);
+        let world = World {
+            grafanas: &grafanas,
+            prometheuses: &prometheuses,
+            status_for_configuration_resources: scenario.status_for_configuration_resources,
+        };
+        let now = now_to_the_second();
+        let desired = simulated_status(key.kind, &object, outcome, &world, &now)?;
+        let current = object.get("status");
+        if !differs(current, &desired) {
+            return None;
+        }
+        Some(self.patch_status(key, merge_patch(current, desired)))
+    }
+
+    /// The `Grafana` and `Prometheus` objects the status of `key` depends on, only what its kind
+    /// needs: Grafana resources match instances anywhere; rules and monitors bind to the
+    /// Prometheus of their own namespace.
+    fn world_objects(&self, key: &Key) -> (Vec<Value>, Vec<Value>) {
         let grafanas = match key.kind {
             ChildKind::GrafanaFolder
             | ChildKind::GrafanaDatasource
@@ -259,36 +266,17 @@ impl Worker {
             }
             _ => Vec::new(),
         };
-        let world = World {
-            grafanas: &grafanas,
-            prometheuses: &prometheuses,
-            status_for_configuration_resources: scenario.status_for_configuration_resources,
-        };
-        let now = Timestamp::now()
-            .round(Unit::Second)
-            .unwrap_or_else(|_| Timestamp::now())
-            .to_string();
-        let desired = simulated_status(key.kind, &object, outcome, &world, &now)?;
-        let current = object.get("status");
-        if !differs(current, &desired) {
-            return None;
-        }
-        let mut patch = desired.clone();
-        if let (Some(Value::Object(current)), Value::Object(patch)) = (current, &mut patch) {
-            for gone in current
-                .keys()
-                .filter(|k| !patch.contains_key(*k))
-                .cloned()
-                .collect::<Vec<_>>()
-            {
-                patch.insert(gone, Value::Null);
-            }
-        }
+        (grafanas, prometheuses)
+    }
+
+    /// The write of `patch` into the status of `key`; on failure, `key` is queued again after
+    /// half a second.
+    fn patch_status(&self, key: Key, patch: Value) -> StatusWrite {
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.client.clone(), &key.namespace, &api_resource(key.kind));
         let cluster = self.cluster.clone();
         let requeue = self.requeue.clone();
-        Some(Box::pin(async move {
+        Box::pin(async move {
             let result = api
                 .patch_status(
                     &key.name,
@@ -303,7 +291,7 @@ impl Worker {
                     let _ = requeue.send(Work::Object(key));
                 });
             }
-        }))
+        })
     }
 
     /// For `slow`: whether the object's generation was first seen less than `delay_ms` ago (then
@@ -326,6 +314,45 @@ impl Worker {
         });
         true
     }
+}
+
+/// A pending status write.
+type StatusWrite = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// The outcome the scenario chooses for `key`, given the object's outcome annotation.
+fn outcome_of(scenario: &Scenario, key: &Key, object: &Value) -> Outcome {
+    let annotation = object
+        .pointer(&format!(
+            "/metadata/annotations/{}",
+            OUTCOME_ANNOTATION.replace('/', "~1")
+        ))
+        .and_then(Value::as_str);
+    scenario.outcome_for(key.kind.as_str(), &key.namespace, &key.name, annotation)
+}
+
+/// Now in RFC 3339, to the second.
+fn now_to_the_second() -> String {
+    Timestamp::now()
+        .round(Unit::Second)
+        .unwrap_or_else(|_| Timestamp::now())
+        .to_string()
+}
+
+/// The merge patch that turns `current` into `desired`: `desired`, with `null` for every
+/// top-level field of `current` that `desired` lacks.
+fn merge_patch(current: Option<&Value>, desired: Value) -> Value {
+    let mut patch = desired;
+    if let (Some(Value::Object(current)), Value::Object(patch)) = (current, &mut patch) {
+        for gone in current
+            .keys()
+            .filter(|k| !patch.contains_key(*k))
+            .cloned()
+            .collect::<Vec<_>>()
+        {
+            patch.insert(gone, Value::Null);
+        }
+    }
+    patch
 }
 
 /// Chooses the simulated outcome of one child object (its outcome annotation), as a test does to

@@ -112,46 +112,66 @@ fn prometheus_status(object: &Value, outcome: Outcome) -> Value {
         .and_then(Value::as_i64)
         .unwrap_or(1)
         .max(0);
-    let pod_reasons = |available: i64| -> String {
-        (available..replicas)
-            .map(|i| format!("pod prometheus-{name}-{i}: containers with unready status: [prometheus config-reloader]"))
-            .collect::<Vec<_>>()
-            .join("\n")
+    let rollout = prometheus_rollout(outcome, name, replicas, generation);
+    prometheus_status_value(name, replicas, rollout)
+}
+
+/// What an outcome makes of a `Prometheus`'s pods: how many are updated and available, its
+/// `Available` and `Reconciled` conditions, and whether it is paused.
+struct PrometheusRollout {
+    updated: i64,
+    available: i64,
+    available_condition: Value,
+    reconciled_condition: Value,
+    paused: bool,
+}
+
+fn prometheus_rollout(
+    outcome: Outcome,
+    name: &str,
+    replicas: i64,
+    generation: i64,
+) -> PrometheusRollout {
+    let available_true = || condition("Available", "True", "", "", generation);
+    let reconciled_true = || condition("Reconciled", "True", "", "", generation);
+    let all_available = |reconciled_condition, paused| PrometheusRollout {
+        updated: replicas,
+        available: replicas,
+        available_condition: available_true(),
+        reconciled_condition,
+        paused,
     };
-    let (updated, available, available_condition, reconciled_condition, paused) = match outcome {
-        Outcome::Degraded => (
-            replicas,
-            0,
-            condition(
+    match outcome {
+        Outcome::Degraded => PrometheusRollout {
+            updated: replicas,
+            available: 0,
+            available_condition: condition(
                 "Available",
                 "False",
                 "NoPodReady",
-                &pod_reasons(0),
+                &unready_pods(name, 0, replicas),
                 generation,
             ),
-            condition("Reconciled", "True", "", "", generation),
-            false,
-        ),
+            reconciled_condition: reconciled_true(),
+            paused: false,
+        },
         Outcome::Rolling => {
             let updated = (replicas - 1).max(0);
-            (
+            PrometheusRollout {
                 updated,
-                updated,
-                condition(
+                available: updated,
+                available_condition: condition(
                     "Available",
                     "Degraded",
                     "SomePodsNotReady",
-                    &pod_reasons(updated),
+                    &unready_pods(name, updated, replicas),
                     generation,
                 ),
-                condition("Reconciled", "True", "", "", generation),
-                false,
-            )
+                reconciled_condition: reconciled_true(),
+                paused: false,
+            }
         }
-        Outcome::InvalidSpec => (
-            replicas,
-            replicas,
-            condition("Available", "True", "", "", generation),
+        Outcome::InvalidSpec => all_available(
             condition(
                 "Reconciled",
                 "False",
@@ -161,21 +181,28 @@ fn prometheus_status(object: &Value, outcome: Outcome) -> Value {
             ),
             false,
         ),
-        Outcome::Suspended => (
-            replicas,
-            replicas,
-            condition("Available", "True", "", "", generation),
-            condition("Reconciled", "True", "", "", generation),
-            true,
-        ),
-        _ => (
-            replicas,
-            replicas,
-            condition("Available", "True", "", "", generation),
-            condition("Reconciled", "True", "", "", generation),
-            false,
-        ),
-    };
+        Outcome::Suspended => all_available(reconciled_true(), true),
+        _ => all_available(reconciled_true(), false),
+    }
+}
+
+/// One line per pod from `available` up to `replicas` saying it is not ready.
+fn unready_pods(name: &str, available: i64, replicas: i64) -> String {
+    (available..replicas)
+        .map(|i| format!("pod prometheus-{name}-{i}: containers with unready status: [prometheus config-reloader]"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The `Prometheus` status object, with its single shard.
+fn prometheus_status_value(name: &str, replicas: i64, rollout: PrometheusRollout) -> Value {
+    let PrometheusRollout {
+        updated,
+        available,
+        available_condition,
+        reconciled_condition,
+        paused,
+    } = rollout;
     json!({
         "paused": paused,
         "replicas": replicas,
@@ -316,77 +343,31 @@ fn grafana_resource_status(
         .and_then(Value::as_bool)
         .unwrap_or(false);
     let matching = matching_instances(object, world.grafanas);
-    let instance_list = matching
-        .iter()
-        .map(|g| format!("{}/{}", namespace(g), name(g)))
-        .collect::<Vec<_>>()
-        .join(", ");
     let mut status = Map::new();
-    let conditions = if suspended || outcome == Outcome::Suspended {
-        vec![condition(
+    let status_condition = if suspended || outcome == Outcome::Suspended {
+        condition(
             "Suspended",
             "True",
             "ApplySuspended",
             "Resource changes are suspended",
             generation,
-        )]
+        )
     } else if outcome == Outcome::NoMatchingInstance || matching.is_empty() {
         status.insert("NoMatchingInstances".into(), json!(true));
-        vec![condition(
+        condition(
             "NoMatchingInstance",
             "True",
             "EmptyAPIReply",
             "None of the available Grafana instances matched the selector, skipping reconciliation",
             generation,
-        )]
+        )
     } else if outcome == Outcome::InvalidSpec {
-        let reason = if kind == ChildKind::GrafanaDashboard {
-            "InvalidModel"
-        } else {
-            "InvalidSpec"
-        };
-        vec![condition(
-            "InvalidSpec",
-            "True",
-            reason,
-            "invalid JSON model: unexpected end of JSON input",
-            generation,
-        )]
+        invalid_model_condition(kind, generation)
     } else if outcome == Outcome::Degraded {
-        vec![condition(
-            synchronized_type(kind),
-            "False",
-            "ApplyFailed",
-            &format!(
-                "Failed to apply to {} instances: {instance_list}: status 500: internal server error",
-                matching.len()
-            ),
-            generation,
-        )]
+        apply_failed_condition(kind, &matching, generation)
     } else {
-        status.insert(
-            "hash".into(),
-            json!(format!(
-                "{:016x}",
-                fnv1a(
-                    &object
-                        .get("spec")
-                        .cloned()
-                        .unwrap_or(Value::Null)
-                        .to_string()
-                )
-            )),
-        );
-        if kind != ChildKind::GrafanaFolder {
-            let uid = object
-                .pointer("/spec/uid")
-                .or_else(|| object.pointer("/metadata/uid"))
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            status.insert("uid".into(), json!(uid));
-        }
-        status.insert("lastResync".into(), Value::Null);
-        vec![condition(
+        insert_synchronized_fields(&mut status, kind, object);
+        condition(
             synchronized_type(kind),
             "True",
             "ApplySuccessful",
@@ -396,10 +377,72 @@ fn grafana_resource_status(
                 matching.len()
             ),
             generation,
-        )]
+        )
     };
-    status.insert("conditions".into(), Value::Array(conditions));
+    status.insert("conditions".into(), Value::Array(vec![status_condition]));
     Value::Object(status)
+}
+
+/// `InvalidSpec`: the resource's model (a dashboard's) or spec is invalid.
+fn invalid_model_condition(kind: ChildKind, generation: i64) -> Value {
+    let reason = if kind == ChildKind::GrafanaDashboard {
+        "InvalidModel"
+    } else {
+        "InvalidSpec"
+    };
+    condition(
+        "InvalidSpec",
+        "True",
+        reason,
+        "invalid JSON model: unexpected end of JSON input",
+        generation,
+    )
+}
+
+/// `<Kind>Synchronized=False`: applying to the `matching` instances failed.
+fn apply_failed_condition(kind: ChildKind, matching: &[&Value], generation: i64) -> Value {
+    let instance_list = matching
+        .iter()
+        .map(|g| format!("{}/{}", namespace(g), name(g)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    condition(
+        synchronized_type(kind),
+        "False",
+        "ApplyFailed",
+        &format!(
+            "Failed to apply to {} instances: {instance_list}: status 500: internal server error",
+            matching.len()
+        ),
+        generation,
+    )
+}
+
+/// What a synchronized resource's status holds besides its condition: the spec's `hash`, the
+/// `uid` (not for folders) and a `lastResync` placeholder.
+fn insert_synchronized_fields(status: &mut Map<String, Value>, kind: ChildKind, object: &Value) {
+    status.insert(
+        "hash".into(),
+        json!(format!(
+            "{:016x}",
+            fnv1a(
+                &object
+                    .get("spec")
+                    .cloned()
+                    .unwrap_or(Value::Null)
+                    .to_string()
+            )
+        )),
+    );
+    if kind != ChildKind::GrafanaFolder {
+        let uid = object
+            .pointer("/spec/uid")
+            .or_else(|| object.pointer("/metadata/uid"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        status.insert("uid".into(), json!(uid));
+    }
+    status.insert("lastResync".into(), Value::Null);
 }
 
 /// A stable 64-bit FNV-1a hash (the simulated `status.hash`).
