@@ -9,6 +9,7 @@ use kube::{Api, Client};
 use serde_json::{Value, json};
 use stacksmith_api::{ClusterRole, CustomerStack, MemberCluster};
 use stacksmith_core::ChildKind;
+use stacksmith_core::member_status;
 use stacksmith_testbed::simulator::status::{World, simulated_status};
 use stacksmith_testbed::simulator::{OUTCOME_ANNOTATION, Outcome, api_resource};
 use stacksmith_testbed::{ClusterSpec, PrometheusSide, TestBed, TestBedOptions};
@@ -165,9 +166,9 @@ impl Bed {
             let list = members.list(&Default::default()).await?;
             let ready = list.items.iter().all(|m| {
                 m.status.as_ref().is_some_and(|s| {
-                    s.conditions
-                        .iter()
-                        .any(|c| c.type_ == "Ready" && c.status == "True")
+                    s.conditions.iter().any(|c| {
+                        c.type_ == member_status::condition_type::READY && c.status == "True"
+                    })
                 })
             });
             if ready && !list.items.is_empty() {

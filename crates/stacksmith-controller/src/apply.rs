@@ -11,7 +11,7 @@ use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::reflector::ObjectRef;
 use serde_json::Value;
 use stacksmith_api::labels::PLANNED_HASH;
-use stacksmith_core::observe::{Ownership, WriteOutcome};
+use stacksmith_core::observe::{Ownership, WriteOutcome, immutable_change};
 use stacksmith_core::plan::{DesiredObject, ObjectKind};
 
 use crate::FIELD_MANAGER;
@@ -127,6 +127,9 @@ pub async fn apply_object(
                     recent.forget(desired);
                     return WriteOutcome::Unchanged(Box::new(live));
                 }
+                if let Some(field) = immutable_change(desired.kind, &live, &desired.manifest) {
+                    return replace(connection, desired, existing, field).await;
+                }
                 false
             }
         },
@@ -156,6 +159,38 @@ pub async fn apply_object(
         }
         Err(err) => WriteOutcome::Failed {
             message: err.to_string(),
+        },
+    }
+}
+
+/// Deletes an object of ours whose immutable `field` the plan changed, so the next pass creates
+/// it from the plan (the API server would refuse the write); nothing while it is going away.
+async fn replace(
+    connection: &MemberConnection,
+    desired: &DesiredObject,
+    existing: &CachedObject,
+    field: &'static str,
+) -> WriteOutcome {
+    if existing.metadata.deletion_timestamp.is_some() {
+        return WriteOutcome::Replacing {
+            field,
+            deleted_now: false,
+        };
+    }
+    let object = OwnedObject {
+        kind: desired.kind,
+        namespace: desired.namespace.clone(),
+        name: desired.name.clone(),
+        deleting: false,
+    };
+    tracing::info!(cluster = %connection.name, kind = desired.kind.kind(), namespace = %desired.namespace, name = %desired.name, field, "re-creating: an immutable field changed");
+    match delete_object(connection, &object).await {
+        Ok(()) => WriteOutcome::Replacing {
+            field,
+            deleted_now: true,
+        },
+        Err(err) => WriteOutcome::Failed {
+            message: format!("deleting it to change {field}: {err}"),
         },
     }
 }

@@ -22,6 +22,8 @@ pub mod event_reason {
     pub const CHILD_RECREATED: &str = "ChildRecreated";
     /// An object of a planned name belongs to someone else.
     pub const CONFLICT: &str = super::reason::CONFLICT;
+    /// A child was deleted to be created again: a field its CRD makes immutable changed.
+    pub const CHILD_REPLACED: &str = "ChildReplaced";
     /// The stack recovered (the `Ready` reason).
     pub const READY: &str = super::reason::READY;
 }
@@ -139,6 +141,14 @@ pub fn stack_events(input: &EventInput<'_>) -> Vec<StackEvent> {
                     format!("re-created {what}: it was deleted outside stacksmith"),
                 ));
             }
+            WriteOutcome::Replacing {
+                field,
+                deleted_now: true,
+            } => events.push(event(
+                EventSeverity::Normal,
+                event_reason::CHILD_REPLACED,
+                format!("deleted {what} to create it again: {field} cannot change in place"),
+            )),
             // Once per conflict episode: while the stack already reports a conflict, say nothing.
             WriteOutcome::Conflict { owner } if !was_conflict => events.push(event(
                 EventSeverity::Warning,

@@ -92,6 +92,15 @@ pub enum WriteOutcome {
         /// How long the cache is still given to catch up.
         left: Duration,
     },
+    /// A field the object's CRD makes immutable differs from the plan (e.g. a Grafana resource's
+    /// `spec.instanceSelector`): the object is deleted, to be created again from the plan once it
+    /// is gone, instead of a write the API server would refuse.
+    Replacing {
+        /// The immutable field that changed, e.g. `spec.instanceSelector`.
+        field: &'static str,
+        /// Whether this pass issued the delete (false: it is still going away).
+        deleted_now: bool,
+    },
     /// Not written.
     NotWritten {
         /// The object as the cache shows it (as JSON), if it exists and belongs to the stack.
@@ -106,9 +115,34 @@ impl WriteOutcome {
     pub fn wrote(&self) -> bool {
         matches!(
             self,
-            WriteOutcome::Created | WriteOutcome::Updated | WriteOutcome::AwaitingCache { .. }
+            WriteOutcome::Created
+                | WriteOutcome::Updated
+                | WriteOutcome::AwaitingCache { .. }
+                | WriteOutcome::Replacing { .. }
         )
     }
+}
+
+/// The fields a child's CRD makes immutable (a CEL `self == oldSelf` rule upstream), by JSON
+/// pointer and name: grafana-operator's folders, datasources and dashboards cannot change
+/// `spec.instanceSelector` in place.
+pub fn immutable_fields(kind: ObjectKind) -> &'static [(&'static str, &'static str)] {
+    match kind {
+        ObjectKind::Child(
+            ChildKind::GrafanaFolder | ChildKind::GrafanaDatasource | ChildKind::GrafanaDashboard,
+        ) => &[("/spec/instanceSelector", "spec.instanceSelector")],
+        _ => &[],
+    }
+}
+
+/// The first immutable field whose live value differs from the planned one: the object must be
+/// re-created rather than written. A field absent on either side counts as changed only when
+/// the other side has it (the API server defaults nothing there).
+pub fn immutable_change(kind: ObjectKind, live: &Value, planned: &Value) -> Option<&'static str> {
+    immutable_fields(kind)
+        .iter()
+        .find(|(pointer, _)| live.pointer(pointer) != planned.pointer(pointer))
+        .map(|(_, field)| *field)
 }
 
 /// One cluster's part of a pass: whether it could be written to, and what happened to each of
@@ -216,9 +250,10 @@ pub fn observed_state(
             existing: Some(object),
             ..
         } => ObservedState::Live(judge(kind, object)),
-        WriteOutcome::Created | WriteOutcome::Updated | WriteOutcome::AwaitingCache { .. } => {
-            ObservedState::Applying
-        }
+        WriteOutcome::Created
+        | WriteOutcome::Updated
+        | WriteOutcome::AwaitingCache { .. }
+        | WriteOutcome::Replacing { .. } => ObservedState::Applying,
         WriteOutcome::Conflict { owner } => ObservedState::Conflict {
             owner: owner.clone(),
         },

@@ -90,6 +90,10 @@ fn main() -> ExitCode {
             test("member_without_child_crds_is_named_by_its_stacks", |tb| {
                 Box::pin(boxed(missing_crds(tb)))
             }),
+            test(
+                "changed_instance_selector_re_creates_the_grafana_children",
+                |tb| Box::pin(boxed(instance_selector_change(tb))),
+            ),
             test("invalid_spec_names_the_field", |tb| {
                 Box::pin(boxed(invalid_spec(tb)))
             }),
@@ -308,7 +312,10 @@ async fn degraded_prometheus(tb: &TestBed) -> anyhow::Result<()> {
         .await?;
     let healed = wait_ready(&hub, "t-sick", "s").await?;
     ensure!(
-        healed.status.as_ref().is_some_and(|s| s.root_cause.is_none()),
+        healed
+            .status
+            .as_ref()
+            .is_some_and(|s| s.root_cause.is_none()),
         "a Ready stack has no rootCause"
     );
     Ok(())
@@ -698,6 +705,80 @@ async fn drift(tb: &TestBed) -> anyhow::Result<()> {
     .await?;
     wait_event(&hub, "t-drift", "s", "ChildRecreated").await?;
     wait_ready(&hub, "t-drift", "s").await?;
+    Ok(())
+}
+
+/// grafana-operator's CRDs (installed as they ship, CEL rules included) refuse a changed
+/// `spec.instanceSelector`: the stack's Grafana children are deleted and created again from the
+/// plan, with one `ChildReplaced` Event each, and the stack gets Ready with the new selector.
+async fn instance_selector_change(tb: &TestBed) -> anyhow::Result<()> {
+    let (hub, _, graf) = clients(tb)?;
+    apply_stack(
+        &hub,
+        "t-selector",
+        &stack_manifest("s", "selector", json!({})),
+    )
+    .await?;
+    wait_ready(&hub, "t-selector", "s").await?;
+    let datasource = || {
+        get_child(
+            &graf,
+            ChildKind::GrafanaDatasource,
+            "customer-selector",
+            "selector-prometheus",
+        )
+    };
+    let before = datasource().await?.context("the datasource")?;
+    // The same Grafana instance, selected by an expression instead of a label map.
+    let by_expression = json!({"dashboards": {"instanceSelector": {"matchExpressions": [
+        {"key": "dashboards", "operator": "In", "values": ["shared"]}]}}});
+    apply_stack(
+        &hub,
+        "t-selector",
+        &stack_manifest("s", "selector", by_expression),
+    )
+    .await?;
+    let note = wait_event(&hub, "t-selector", "s", "ChildReplaced").await?;
+    ensure!(
+        note.contains("spec.instanceSelector cannot change in place"),
+        "Event: {note}"
+    );
+    wait_child(
+        &graf,
+        ChildKind::GrafanaDatasource,
+        "customer-selector",
+        "selector-prometheus",
+        "re-created with the new selector",
+        |o| {
+            o.and_then(|o| serde_json::to_value(o).ok())
+                .is_some_and(|v| {
+                    v["spec"]["instanceSelector"]["matchExpressions"][0]["key"] == "dashboards"
+                })
+        },
+    )
+    .await?;
+    let after = datasource().await?.context("the datasource")?;
+    ensure!(
+        after.metadata.uid != before.metadata.uid,
+        "a new object, not an update"
+    );
+    let stack = wait_stack(
+        &hub,
+        "t-selector",
+        "s",
+        "Ready at the new generation",
+        |s| {
+            s.status.as_ref().and_then(|st| st.observed_generation) == s.metadata.generation
+                && condition(s, "Ready").is_some_and(|c| c.status == "True")
+        },
+    )
+    .await?;
+    let failed = stack
+        .status
+        .iter()
+        .flat_map(|s| s.children.iter())
+        .any(|c| c.reason == "ApplyFailed");
+    ensure!(!failed, "no refused write on the way");
     Ok(())
 }
 

@@ -28,6 +28,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 use stacksmith_api::CustomerStack;
+use stacksmith_core::aggregate::condition_type;
 
 use super::api_calls::CallKey;
 
@@ -111,7 +112,11 @@ impl MetricsSnapshot {
         for stack in stacks {
             let status = stack.status.as_ref();
             let ready = status
-                .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+                .and_then(|s| {
+                    s.conditions
+                        .iter()
+                        .find(|c| c.type_ == condition_type::READY)
+                })
                 .map(|c| c.status.as_str())
                 .filter(|s| matches!(*s, "True" | "False"))
                 .unwrap_or("Unknown");

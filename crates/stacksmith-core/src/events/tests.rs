@@ -107,11 +107,17 @@ fn writes_that_repair_outside_changes_are_published_only_when_the_spec_did_not_c
     let created = (rule(), WriteOutcome::Created);
     assert_eq!(
         events(Some(&ready), &ready, 1, &[&updated]),
-        [(EventSeverity::Warning, event_reason::DRIFT_CORRECTED.to_owned())]
+        [(
+            EventSeverity::Warning,
+            event_reason::DRIFT_CORRECTED.to_owned()
+        )]
     );
     assert_eq!(
         events(Some(&ready), &ready, 1, &[&created]),
-        [(EventSeverity::Warning, event_reason::CHILD_RECREATED.to_owned())]
+        [(
+            EventSeverity::Warning,
+            event_reason::CHILD_RECREATED.to_owned()
+        )]
     );
     assert!(
         events(Some(&ready), &ready, 2, &[&updated, &created]).is_empty(),
@@ -149,4 +155,34 @@ fn a_conflict_is_published_once_per_episode() {
         "PrometheusRule customer-acme/acme-core on prom-1 belongs to CustomerStack team-b/globex; not overwritten"
     );
     assert!(events(Some(&conflict), &conflict, 1, &[&outcome]).is_empty());
+}
+
+#[test]
+fn a_replaced_child_is_published_once_when_it_is_deleted() {
+    let ready = status("True", reason::READY, 1);
+    let deleted = (
+        rule(),
+        WriteOutcome::Replacing {
+            field: "spec.instanceSelector",
+            deleted_now: true,
+        },
+    );
+    let going = (
+        rule(),
+        WriteOutcome::Replacing {
+            field: "spec.instanceSelector",
+            deleted_now: false,
+        },
+    );
+    assert_eq!(
+        events(Some(&ready), &ready, 2, &[&deleted]),
+        [(
+            EventSeverity::Normal,
+            event_reason::CHILD_REPLACED.to_owned()
+        )]
+    );
+    assert!(
+        events(Some(&ready), &ready, 2, &[&going]).is_empty(),
+        "not again while it goes away"
+    );
 }

@@ -69,13 +69,19 @@ fn each_write_outcome_reads_as_one_observation() {
         },
     ] {
         assert!(wrote.wrote());
-        assert_eq!(observed_state(kind, &wrote, healthy), ObservedState::Applying);
+        assert_eq!(
+            observed_state(kind, &wrote, healthy),
+            ObservedState::Applying
+        );
     }
     let paused = WriteOutcome::NotWritten {
         existing: None,
         reason: NotWrittenReason::Paused,
     };
-    assert_eq!(observed_state(kind, &paused, healthy), ObservedState::Missing);
+    assert_eq!(
+        observed_state(kind, &paused, healthy),
+        ObservedState::Missing
+    );
     let blocked = WriteOutcome::NotWritten {
         existing: None,
         reason: NotWrittenReason::NamespaceUnavailable("namespace x belongs to y".into()),
@@ -102,10 +108,7 @@ fn each_write_outcome_reads_as_one_observation() {
 
 #[test]
 fn an_unreachable_cluster_makes_its_children_unreachable_and_skips_the_rest() {
-    let planned = [
-        desired(ObjectKind::Namespace, "", "customer-acme"),
-        rule(),
-    ];
+    let planned = [desired(ObjectKind::Namespace, "", "customer-acme"), rule()];
     let writes = ClusterWrites::unavailable("prom-1", &planned, "connecting");
     let children = child_observations(&writes, healthy);
     assert_eq!(children.len(), 1, "the namespace is not a child");
@@ -137,7 +140,10 @@ fn a_foreign_or_failed_namespace_blocks_what_is_planned_inside_it() {
     assert!(why.ends_with("could not be written: 403 Forbidden"));
     assert!(foreign.is_none());
     assert!(namespace_unavailable(&namespace, &WriteOutcome::Created).is_none());
-    assert!(namespace_unavailable(&rule(), &failed).is_none(), "only a namespace blocks");
+    assert!(
+        namespace_unavailable(&rule(), &failed).is_none(),
+        "only a namespace blocks"
+    );
 }
 
 #[test]
@@ -162,7 +168,12 @@ fn problems_of_objects_that_are_not_children_are_reported_once() {
             desired(ObjectKind::ServiceAccount, "customer-acme", "sa"),
             WriteOutcome::Conflict { owner: "y".into() },
         ),
-        (rule(), WriteOutcome::Failed { message: "child failures are not listed here".into() }),
+        (
+            rule(),
+            WriteOutcome::Failed {
+                message: "child failures are not listed here".into(),
+            },
+        ),
     ];
     let (failed, foreign) = non_child_problems(&outcomes, std::slice::from_ref(&already));
     assert_eq!(failed.len(), 1);
@@ -175,13 +186,48 @@ fn problems_of_objects_that_are_not_children_are_reported_once() {
 fn a_read_object_is_missing_foreign_or_judged() {
     let kind = ChildKind::GrafanaDatasource;
     let object = json!({});
-    assert_eq!(observed_from_read(kind, None, healthy), ObservedState::Missing);
     assert_eq!(
-        observed_from_read(kind, Some((&object, Ownership::Foreign("o".into()))), healthy),
+        observed_from_read(kind, None, healthy),
+        ObservedState::Missing
+    );
+    assert_eq!(
+        observed_from_read(
+            kind,
+            Some((&object, Ownership::Foreign("o".into()))),
+            healthy
+        ),
         ObservedState::Conflict { owner: "o".into() }
     );
     assert!(matches!(
         observed_from_read(kind, Some((&object, Ownership::Ours)), healthy),
         ObservedState::Live(_)
     ));
+}
+
+#[test]
+fn a_changed_instance_selector_means_re_creating_the_grafana_child() {
+    let datasource = ObjectKind::Child(ChildKind::GrafanaDatasource);
+    let live =
+        json!({"spec": {"instanceSelector": {"matchLabels": {"dashboards": "shared"}}, "x": 1}});
+    let same = json!({"spec": {"instanceSelector": {"matchLabels": {"dashboards": "shared"}}}});
+    let moved = json!({"spec": {"instanceSelector": {"matchLabels": {"dashboards": "acme"}}}});
+    assert_eq!(immutable_change(datasource, &live, &same), None);
+    assert_eq!(
+        immutable_change(datasource, &live, &moved),
+        Some("spec.instanceSelector")
+    );
+    assert_eq!(
+        immutable_change(ObjectKind::Child(ChildKind::Prometheus), &live, &moved),
+        None,
+        "a Prometheus has no immutable field of ours"
+    );
+    let replacing = WriteOutcome::Replacing {
+        field: "spec.instanceSelector",
+        deleted_now: true,
+    };
+    assert!(replacing.wrote());
+    assert_eq!(
+        observed_state(ChildKind::GrafanaDatasource, &replacing, healthy),
+        ObservedState::Applying
+    );
 }
