@@ -34,9 +34,11 @@ use stacksmith_controller::{
     FIELD_MANAGER, HUB_TIMEOUT, Ownership, api_error_summary, api_resource, call,
     member_client_from_secret, member_info, object_api, ownership,
 };
-use stacksmith_core::plan::{DesiredObject, ObjectKind, StackIdentity, StackPlan, plan_stack};
+use stacksmith_core::plan::{
+    DesiredObject, MemberInfo, ObjectKind, StackIdentity, StackPlan, plan_stack,
+};
 
-use crate::manifest_checks::{PLACEHOLDER_UID, check_all};
+use crate::manifest_checks::{Checked, CheckedStack, PLACEHOLDER_UID, check_all};
 use crate::manifests::load;
 use crate::output::print_stdout;
 
@@ -128,7 +130,30 @@ pub struct ClusterDiff {
 
 /// Runs `stacksmith diff`.
 pub async fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
-    let loaded = load(&args.paths)?;
+    let checked = checked_stacks(&args.paths)?;
+    let hub = hub_client(args.kubeconfig.as_deref()).await?;
+    let members = list_members(&hub).await?;
+    let infos: Vec<_> = members.iter().map(member_info).collect();
+    let counter = ApiCallCounter::new();
+
+    let mut diffs = Vec::new();
+    for stack in &checked.stacks {
+        let (plan, identity, stack_exists) = plan_against_hub(&hub, stack, &infos).await?;
+        for cluster in &plan.clusters_in_plan_order() {
+            let Some(member) = members.iter().find(|m| &m.name_any() == cluster) else {
+                continue;
+            };
+            diffs.push(diff_cluster(&hub, member, &counter, &plan, &identity, stack_exists).await);
+        }
+    }
+
+    print_diffs(args.output, &diffs)?;
+    Ok(exit_code(&diffs))
+}
+
+/// The stacks in `paths`, checked offline: an error when they have problems or there is none.
+fn checked_stacks(paths: &[PathBuf]) -> anyhow::Result<Checked> {
+    let loaded = load(paths)?;
     let checked = check_all(&[&loaded]);
     if !checked.problems.is_empty() {
         for problem in &checked.problems {
@@ -142,106 +167,135 @@ pub async fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
     if checked.stacks.is_empty() {
         bail!("no CustomerStack found in the paths given with -f");
     }
-    let hub = hub_client(args.kubeconfig.as_deref()).await?;
-    let members: Vec<MemberCluster> = timed(
+    Ok(checked)
+}
+
+async fn list_members(hub: &Client) -> anyhow::Result<Vec<MemberCluster>> {
+    Ok(timed(
         HUB_TIMEOUT,
         Api::<MemberCluster>::all(hub.clone()).list(&ListParams::default()),
     )
     .await
     .context("listing the MemberClusters on the hub")?
-    .items;
-    let infos: Vec<_> = members.iter().map(member_info).collect();
-    let counter = ApiCallCounter::new();
+    .items)
+}
 
-    let mut diffs = Vec::new();
-    for stack in &checked.stacks {
-        let mut identity = stack.identity.clone();
-        let stacks: Api<CustomerStack> = Api::namespaced(hub.clone(), &identity.namespace);
-        let live_stack = timed(HUB_TIMEOUT, stacks.get_opt(&identity.name))
-            .await
-            .with_context(|| {
-                format!(
-                    "reading CustomerStack {}/{} on the hub",
-                    identity.namespace, identity.name
-                )
-            })?;
-        // The hub refuses this change at admission (a CEL transition rule): say so here, where
-        // the stored stack is at hand, instead of diffing a plan that can never be applied.
-        if let Some(live) = &live_stack
-            && live.spec.customer != stack.stack.spec.customer
-        {
-            bail!(
-                "{}: CustomerStack {}/{}: spec.customer: {} (stored: {:?}, given: {:?})",
-                stack.manifest.origin,
-                identity.namespace,
-                identity.name,
-                stacksmith_api::validation::cel::CUSTOMER_IMMUTABLE_MESSAGE,
-                live.spec.customer,
-                stack.stack.spec.customer
-            );
-        }
-        let known = live_stack.as_ref().and_then(|s| s.uid());
-        if let Some(uid) = &known {
-            identity.uid.clone_from(uid);
-        }
-        let plan = match plan_stack(&stack.stack.spec, &identity, &infos) {
-            Ok(plan) => plan,
-            Err(problems) => {
-                for problem in &problems {
-                    eprintln!(
-                        "{}: CustomerStack {}/{}: {}: {}",
-                        stack.manifest.origin,
-                        identity.namespace,
-                        identity.name,
-                        problem.field,
-                        problem.message
-                    );
-                }
-                bail!("the stack is invalid against the hub's MemberClusters: nothing compared");
-            }
-        };
-        if stack.stack.spec.paused {
-            eprintln!(
-                "note: CustomerStack {}/{} is paused: the operator would write none of this",
-                identity.namespace, identity.name
-            );
-        }
-        if known.is_none() {
-            eprintln!(
-                "note: CustomerStack {}/{} is not on the hub yet (uid {PLACEHOLDER_UID} planned)",
-                identity.namespace, identity.name
-            );
-        }
-        for cluster in &plan.clusters_in_plan_order() {
-            let Some(member) = members.iter().find(|m| &m.name_any() == cluster) else {
-                continue;
-            };
-            diffs.push(
-                diff_cluster(&hub, member, &counter, &plan, &identity, known.is_some()).await,
-            );
-        }
+/// Plans a stack as the operator would against the hub: with the stored stack's uid when it
+/// exists, against the hub's `MemberCluster`s. Returns the plan, the identity planned with and
+/// whether the stack is stored on the hub.
+async fn plan_against_hub(
+    hub: &Client,
+    stack: &CheckedStack,
+    infos: &[MemberInfo],
+) -> anyhow::Result<(StackPlan, StackIdentity, bool)> {
+    let mut identity = stack.identity.clone();
+    let live_stack = stored_stack(hub, &identity).await?;
+    if let Some(live) = &live_stack {
+        check_customer_unchanged(stack, &identity, live)?;
     }
+    let known = live_stack.as_ref().and_then(|s| s.uid());
+    if let Some(uid) = &known {
+        identity.uid.clone_from(uid);
+    }
+    let plan = match plan_stack(&stack.stack.spec, &identity, infos) {
+        Ok(plan) => plan,
+        Err(problems) => {
+            for problem in &problems {
+                eprintln!(
+                    "{}: CustomerStack {}/{}: {}: {}",
+                    stack.manifest.origin,
+                    identity.namespace,
+                    identity.name,
+                    problem.field,
+                    problem.message
+                );
+            }
+            bail!("the stack is invalid against the hub's MemberClusters: nothing compared");
+        }
+    };
+    print_notes(stack, &identity, known.is_some());
+    Ok((plan, identity, known.is_some()))
+}
 
-    match args.output {
-        Output::Text => print_stdout(&text(&diffs))?,
+/// The stack as stored on the hub, if it is.
+async fn stored_stack(
+    hub: &Client,
+    identity: &StackIdentity,
+) -> anyhow::Result<Option<CustomerStack>> {
+    let stacks: Api<CustomerStack> = Api::namespaced(hub.clone(), &identity.namespace);
+    timed(HUB_TIMEOUT, stacks.get_opt(&identity.name))
+        .await
+        .with_context(|| {
+            format!(
+                "reading CustomerStack {}/{} on the hub",
+                identity.namespace, identity.name
+            )
+        })
+}
+
+/// The hub refuses a change of `spec.customer` at admission (a CEL transition rule): say so
+/// here, where the stored stack is at hand, instead of diffing a plan that can never be applied.
+fn check_customer_unchanged(
+    stack: &CheckedStack,
+    identity: &StackIdentity,
+    live: &CustomerStack,
+) -> anyhow::Result<()> {
+    if live.spec.customer != stack.stack.spec.customer {
+        bail!(
+            "{}: CustomerStack {}/{}: spec.customer: {} (stored: {:?}, given: {:?})",
+            stack.manifest.origin,
+            identity.namespace,
+            identity.name,
+            stacksmith_api::validation::cel::CUSTOMER_IMMUTABLE_MESSAGE,
+            live.spec.customer,
+            stack.stack.spec.customer
+        );
+    }
+    Ok(())
+}
+
+/// Notes on standard error: a paused stack, a stack not on the hub yet.
+fn print_notes(stack: &CheckedStack, identity: &StackIdentity, stack_exists: bool) {
+    if stack.stack.spec.paused {
+        eprintln!(
+            "note: CustomerStack {}/{} is paused: the operator would write none of this",
+            identity.namespace, identity.name
+        );
+    }
+    if !stack_exists {
+        eprintln!(
+            "note: CustomerStack {}/{} is not on the hub yet (uid {PLACEHOLDER_UID} planned)",
+            identity.namespace, identity.name
+        );
+    }
+}
+
+fn print_diffs(output: Output, diffs: &[ClusterDiff]) -> anyhow::Result<()> {
+    match output {
+        Output::Text => print_stdout(&text(diffs))?,
         Output::Json => print_stdout(&format!(
             "{}\n",
             serde_json::to_string_pretty(&serde_json::json!({"clusters": diffs}))?
         ))?,
     }
+    Ok(())
+}
+
+/// 2 when a cluster or a dry run failed, else 1 when something would change, else 0.
+fn exit_code(diffs: &[ClusterDiff]) -> ExitCode {
     let error = diffs
         .iter()
         .any(|d| d.error.is_some() || d.objects.iter().any(|o| o.change == Change::Error));
     let changed = diffs
         .iter()
         .any(|d| d.objects.iter().any(|o| o.change != Change::Unchanged));
-    Ok(ExitCode::from(if error {
+    ExitCode::from(if error {
         2
     } else if changed {
         1
     } else {
         0
-    }))
+    })
 }
 
 trait PlanOrder {

@@ -39,10 +39,10 @@ use serde_json::Value;
 use stacksmith_api::validation::{DNS1123_SUBDOMAIN, is_dns1123_label};
 use stacksmith_api::{ClusterRole, CustomerStack, GROUP, MemberCluster, VERSION};
 use stacksmith_core::plan::{
-    MemberInfo, StackIdentity, StackPlan, plan_stack, render_url_template,
+    MemberInfo, SpecProblem, StackIdentity, StackPlan, plan_stack, render_url_template,
 };
 
-use crate::manifests::{Loaded, Manifest, Origin};
+use crate::manifests::{Loaded, Manifest, Origin, SyntaxProblem};
 use crate::schema_check::{DUPLICATE, SchemaProblem, check_object, transition_rules};
 
 /// The namespace of a `CustomerStack` whose manifest names none (as `kubectl` would apply it
@@ -175,18 +175,24 @@ pub struct Checked {
 /// Checks everything that was loaded (`stacks` and `clusters` alike: both may hold either kind).
 pub fn check_all(loaded: &[&Loaded]) -> Checked {
     let mut checked = Checked::default();
+    let ours = sort_out(loaded, &mut checked);
+    let stacks = check_ours(ours, &mut checked);
+    plan_stacks(stacks, &mut checked);
+    check_duplicates(loaded, &mut checked.problems);
+    check_tenants(&checked.stacks, &mut checked.problems);
+    checked
+        .problems
+        .sort_by(|a, b| (&a.file, a.document).cmp(&(&b.file, b.document)));
+    checked
+}
+
+/// Records the syntax problems and the objects of other groups; returns the objects of ours.
+fn sort_out<'a>(loaded: &[&'a Loaded], checked: &mut Checked) -> Vec<(&'a Manifest, OurKind)> {
     let mut ours = Vec::new();
     for l in loaded {
-        for syntax in &l.problems {
-            checked.problems.push(Problem {
-                file: syntax.origin.file.clone(),
-                line: syntax.origin.line,
-                document: syntax.origin.document,
-                object: None,
-                field: String::new(),
-                message: syntax.message.clone(),
-            });
-        }
+        checked
+            .problems
+            .extend(l.problems.iter().map(syntax_problem));
         for manifest in &l.manifests {
             match classify(manifest) {
                 Class::Ours(kind) => ours.push((manifest, kind)),
@@ -195,47 +201,87 @@ pub fn check_all(loaded: &[&Loaded]) -> Checked {
             }
         }
     }
+    ours
+}
 
+fn syntax_problem(syntax: &SyntaxProblem) -> Problem {
+    Problem {
+        file: syntax.origin.file.clone(),
+        line: syntax.origin.line,
+        document: syntax.origin.document,
+        object: None,
+        field: String::new(),
+        message: syntax.message.clone(),
+    }
+}
+
+/// Checks each object of ours alone (metadata, schema, member templates), counts them and keeps
+/// the members; returns the stacks that could be read.
+fn check_ours<'a>(
+    ours: Vec<(&'a Manifest, OurKind)>,
+    checked: &mut Checked,
+) -> Vec<(&'a Manifest, CustomerStack)> {
     let schemas = crd_schemas();
-    let mut stacks = Vec::new();
     checked.stack_count = ours
         .iter()
         .filter(|(_, k)| *k == OurKind::CustomerStack)
         .count();
     checked.member_count = ours.len() - checked.stack_count;
-    for (manifest, kind) in ours {
-        check_metadata(manifest, kind, &mut checked.problems);
-        let schema_problems = schemas
-            .get(kind.as_str())
-            .map(|schema| check_object(schema, &manifest.value))
-            .unwrap_or_default();
-        let schema_clean = schema_problems.is_empty();
-        checked.problems.extend(
-            schema_problems
-                .into_iter()
-                .map(|p| from_schema(manifest, p)),
-        );
-        let typed = match kind {
-            OurKind::CustomerStack => {
-                serde_json::from_value::<CustomerStack>(manifest.value.clone())
-                    .map(|stack| stacks.push((manifest, stack)))
+    ours.into_iter()
+        .filter_map(|(manifest, kind)| {
+            check_one(manifest, kind, &schemas, checked).map(|stack| (manifest, stack))
+        })
+        .collect()
+}
+
+/// Checks one object of ours; a `MemberCluster` that can be read is added to
+/// `checked.members`, a `CustomerStack` that can be read is returned.
+fn check_one(
+    manifest: &Manifest,
+    kind: OurKind,
+    schemas: &BTreeMap<String, Value>,
+    checked: &mut Checked,
+) -> Option<CustomerStack> {
+    check_metadata(manifest, kind, &mut checked.problems);
+    let schema_problems = schemas
+        .get(kind.as_str())
+        .map(|schema| check_object(schema, &manifest.value))
+        .unwrap_or_default();
+    let schema_clean = schema_problems.is_empty();
+    checked.problems.extend(
+        schema_problems
+            .into_iter()
+            .map(|p| from_schema(manifest, p)),
+    );
+    let typed = match kind {
+        OurKind::CustomerStack => {
+            serde_json::from_value::<CustomerStack>(manifest.value.clone()).map(Some)
+        }
+        OurKind::MemberCluster => serde_json::from_value::<MemberCluster>(manifest.value.clone())
+            .map(|member| {
+                check_member(manifest, &member, &mut checked.problems);
+                checked.members.push(member);
+                None
+            }),
+    };
+    match typed {
+        Ok(stack) => stack,
+        Err(err) => {
+            if schema_clean {
+                checked.problems.push(Problem::new(
+                    manifest,
+                    "",
+                    format!("cannot be read as a {}: {err}", kind.as_str()),
+                ));
             }
-            OurKind::MemberCluster => {
-                serde_json::from_value::<MemberCluster>(manifest.value.clone()).map(|member| {
-                    check_member(manifest, &member, &mut checked.problems);
-                    checked.members.push(member);
-                })
-            }
-        };
-        if let (Err(err), true) = (typed, schema_clean) {
-            checked.problems.push(Problem::new(
-                manifest,
-                "",
-                format!("cannot be read as a {}: {err}", kind.as_str()),
-            ));
+            None
         }
     }
+}
 
+/// Plans each stack against the members given, as the controller would; what planning finds is
+/// added to the problems, the stacks (planned or not) to `checked.stacks`.
+fn plan_stacks(stacks: Vec<(&Manifest, CustomerStack)>, checked: &mut Checked) {
     let members: Vec<MemberInfo> = checked
         .members
         .iter()
@@ -247,35 +293,7 @@ pub fn check_all(loaded: &[&Loaded]) -> Checked {
         let plan = match plan_stack(&stack.spec, &identity, &members) {
             Ok(plan) => Some(plan),
             Err(problems) => {
-                // A field the schema check already faulted (e.g. `spec.customer` against its
-                // pattern, or a name repeated in a list map) is not reported twice.
-                let faulted: Vec<String> = checked
-                    .problems
-                    .iter()
-                    .filter(|p| {
-                        p.file == manifest.origin.file && p.document == manifest.origin.document
-                    })
-                    .flat_map(|p| {
-                        let list = p
-                            .message
-                            .starts_with(DUPLICATE)
-                            .then(|| p.field.rsplit_once('[').map(|(list, _)| list.to_owned()))
-                            .flatten();
-                        std::iter::once(p.field.clone()).chain(list)
-                    })
-                    .collect();
-                let new: Vec<Problem> = problems
-                    .into_iter()
-                    .filter(|p| {
-                        checked.cluster_references_checked
-                            || !matches!(
-                                p.field.as_str(),
-                                "spec.metrics.cluster" | "spec.dashboards.cluster"
-                            )
-                    })
-                    .filter(|p| !faulted.contains(&p.field))
-                    .map(|p| Problem::new(manifest, p.field, p.message))
-                    .collect();
+                let new = planning_problems(manifest, problems, checked);
                 checked.problems.extend(new);
                 None
             }
@@ -287,12 +305,46 @@ pub fn check_all(loaded: &[&Loaded]) -> Checked {
             plan,
         });
     }
-    check_duplicates(loaded, &mut checked.problems);
-    check_tenants(&checked.stacks, &mut checked.problems);
-    checked
-        .problems
-        .sort_by(|a, b| (&a.file, a.document).cmp(&(&b.file, b.document)));
-    checked
+}
+
+/// The planner's problems with a stack that are still to be reported: not those about cluster
+/// references when they cannot be checked, nor those about a field already faulted.
+fn planning_problems(
+    manifest: &Manifest,
+    problems: Vec<SpecProblem>,
+    checked: &Checked,
+) -> Vec<Problem> {
+    let faulted = faulted_fields(manifest, &checked.problems);
+    problems
+        .into_iter()
+        .filter(|p| {
+            checked.cluster_references_checked
+                || !matches!(
+                    p.field.as_str(),
+                    "spec.metrics.cluster" | "spec.dashboards.cluster"
+                )
+        })
+        .filter(|p| !faulted.contains(&p.field))
+        .map(|p| Problem::new(manifest, p.field, p.message))
+        .collect()
+}
+
+/// The fields of `manifest` the schema check already faulted (e.g. `spec.customer` against its
+/// pattern, or a name repeated in a list map: then the list too), so that planning does not
+/// report them twice.
+fn faulted_fields(manifest: &Manifest, problems: &[Problem]) -> Vec<String> {
+    problems
+        .iter()
+        .filter(|p| p.file == manifest.origin.file && p.document == manifest.origin.document)
+        .flat_map(|p| {
+            let list = p
+                .message
+                .starts_with(DUPLICATE)
+                .then(|| p.field.rsplit_once('[').map(|(list, _)| list.to_owned()))
+                .flatten();
+            std::iter::once(p.field.clone()).chain(list)
+        })
+        .collect()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

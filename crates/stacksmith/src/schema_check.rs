@@ -91,35 +91,76 @@ fn check_with_old(
     structural: bool,
     problems: &mut Vec<SchemaProblem>,
 ) {
-    let mut push = |message: String| {
-        problems.push(SchemaProblem {
-            field: path.to_owned(),
-            message,
-        })
-    };
+    if !check_value(schema, value, structural, &mut pusher(path, problems)) {
+        return;
+    }
+    match value {
+        Value::Array(items) => check_array(schema, items, old, path, structural, problems),
+        Value::Object(map) => check_map(schema, map, old, path, structural, problems),
+        _ => {}
+    }
+    check_combinators(schema, value, path, problems);
+    check_rules(schema, value, old, path, problems);
+}
+
+/// `null`, the type, `enum` and the bounds of a string or number. False when the value is null
+/// or of another type: there is nothing more to check.
+fn check_value(
+    schema: &Value,
+    value: &Value,
+    structural: bool,
+    push: &mut impl FnMut(String),
+) -> bool {
     if value.is_null() {
         if !flag(schema, "nullable") && structural {
             push("null is not a value here (the API server drops the field)".to_owned());
         }
-        return;
+        return false;
     }
     if !type_matches(schema, value) {
-        let expected = if flag(schema, "x-kubernetes-int-or-string") {
-            "an integer or a string"
-        } else {
-            match schema.get("type").and_then(Value::as_str) {
-                Some("object") => "an object",
-                Some("array") => "an array",
-                Some("string") => "a string",
-                Some("integer") => "an integer",
-                Some("number") => "a number",
-                Some("boolean") => "a boolean",
-                _ => "something else",
-            }
-        };
-        push(format!("expected {expected}, got {}", describe(value)));
-        return;
+        push(format!(
+            "expected {}, got {}",
+            expected_type(schema),
+            describe(value)
+        ));
+        return false;
     }
+    check_enum(schema, value, push);
+    match value {
+        Value::String(s) => check_string(schema, s, push),
+        Value::Number(n) => check_number(schema, n.as_f64().unwrap_or_default(), push),
+        _ => {}
+    }
+    true
+}
+
+/// A function that records a problem of the field at `path`.
+fn pusher<'a>(path: &'a str, problems: &'a mut Vec<SchemaProblem>) -> impl FnMut(String) + 'a {
+    move |message: String| {
+        problems.push(SchemaProblem {
+            field: path.to_owned(),
+            message,
+        })
+    }
+}
+
+/// What the schema's type asks for, for messages ("an integer", "an object", ...).
+fn expected_type(schema: &Value) -> &'static str {
+    if flag(schema, "x-kubernetes-int-or-string") {
+        return "an integer or a string";
+    }
+    match schema.get("type").and_then(Value::as_str) {
+        Some("object") => "an object",
+        Some("array") => "an array",
+        Some("string") => "a string",
+        Some("integer") => "an integer",
+        Some("number") => "a number",
+        Some("boolean") => "a boolean",
+        _ => "something else",
+    }
+}
+
+fn check_enum(schema: &Value, value: &Value, push: &mut impl FnMut(String)) {
     if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
         && !allowed.contains(value)
     {
@@ -130,49 +171,61 @@ fn check_with_old(
             list.join(", ")
         ));
     }
-    match value {
-        Value::String(s) => check_string(schema, s, &mut push),
-        Value::Number(n) => check_number(schema, n.as_f64().unwrap_or_default(), &mut push),
-        Value::Array(items) => {
-            check_count(
-                schema,
-                "minItems",
-                "maxItems",
-                items.len(),
-                "items",
-                &mut push,
+}
+
+/// An array: its item count, each item (with the stored item it correlates with) and the
+/// uniqueness its list type demands.
+fn check_array(
+    schema: &Value,
+    items: &[Value],
+    old: Option<&Value>,
+    path: &str,
+    structural: bool,
+    problems: &mut Vec<SchemaProblem>,
+) {
+    check_count(
+        schema,
+        "minItems",
+        "maxItems",
+        items.len(),
+        "items",
+        &mut pusher(path, problems),
+    );
+    let old_items = old.and_then(Value::as_array);
+    if let Some(item_schema) = schema.get("items") {
+        for (i, item) in items.iter().enumerate() {
+            let old_item = old_items.and_then(|o| correlated(schema, item, o));
+            check_with_old(
+                item_schema,
+                item,
+                old_item,
+                &format!("{path}[{i}]"),
+                structural,
+                problems,
             );
-            let old_items = old.and_then(Value::as_array);
-            if let Some(item_schema) = schema.get("items") {
-                for (i, item) in items.iter().enumerate() {
-                    let old_item = old_items.and_then(|o| correlated(schema, item, o));
-                    check_with_old(
-                        item_schema,
-                        item,
-                        old_item,
-                        &format!("{path}[{i}]"),
-                        structural,
-                        problems,
-                    );
-                }
-            }
-            check_list_type(schema, items, path, problems);
         }
-        Value::Object(map) => {
-            check_count(
-                schema,
-                "minProperties",
-                "maxProperties",
-                map.len(),
-                "entries",
-                &mut push,
-            );
-            check_fields(schema, map, old, path, structural, problems);
-        }
-        _ => {}
     }
-    check_combinators(schema, value, path, problems);
-    check_rules(schema, value, old, path, problems);
+    check_list_type(schema, items, path, problems);
+}
+
+/// An object: its entry count and its fields.
+fn check_map(
+    schema: &Value,
+    map: &Map<String, Value>,
+    old: Option<&Value>,
+    path: &str,
+    structural: bool,
+    problems: &mut Vec<SchemaProblem>,
+) {
+    check_count(
+        schema,
+        "minProperties",
+        "maxProperties",
+        map.len(),
+        "entries",
+        &mut pusher(path, problems),
+    );
+    check_fields(schema, map, old, path, structural, problems);
 }
 
 /// The keys of a list map (`x-kubernetes-list-map-keys`), when the list is one.

@@ -305,19 +305,35 @@ fn stack_lines(stack: &StackView, now: &Time, lines: &mut Vec<Line>) {
     let root = stack.root_cause();
     let label = format!("{}/{}", stack.namespace, stack.name);
     let Some(status) = stack.status.as_ref() else {
-        lines.push(Line::Row(Row {
-            tree: String::new(),
-            label,
-            verdict: "Unknown".to_owned(),
-            verdict_paint: Some(Paint::Magenta),
-            reason: "NoStatus".to_owned(),
-            age: "-".to_owned(),
-            message: "no status yet: the operator has not reconciled this stack".to_owned(),
-            root_cause: false,
-        }));
+        lines.push(Line::Row(no_status_row(label)));
         push_notes(stack, lines);
         return;
     };
+    lines.push(Line::Row(stack_row(status, label, &root, now)));
+    push_notes(stack, lines);
+    let clusters = clusters_in_order(status);
+    for (c, cluster) in clusters.iter().enumerate() {
+        let last_cluster = c + 1 == clusters.len();
+        cluster_lines(status, cluster, last_cluster, &root, now, lines);
+    }
+}
+
+/// The line of a stack the operator has not reconciled yet.
+fn no_status_row(label: String) -> Row {
+    Row {
+        tree: String::new(),
+        label,
+        verdict: "Unknown".to_owned(),
+        verdict_paint: Some(Paint::Magenta),
+        reason: "NoStatus".to_owned(),
+        age: "-".to_owned(),
+        message: "no status yet: the operator has not reconciled this stack".to_owned(),
+        root_cause: false,
+    }
+}
+
+/// The stack's own line: its `Ready` condition, with the children's counts after its label.
+fn stack_row(status: &CustomerStackStatus, label: String, root: &RootCause, now: &Time) -> Row {
     let ready = ready_condition(status);
     let (verdict, paint) = match ready.map(|c| c.status.as_str()) {
         Some("True") => ("Ready", Paint::Green),
@@ -328,7 +344,7 @@ fn stack_lines(stack: &StackView, now: &Time, lines: &mut Vec<Line>) {
         Some(counts) => format!("{label} ({counts})"),
         None => label,
     };
-    lines.push(Line::Row(Row {
+    Row {
         tree: String::new(),
         label,
         verdict: verdict.to_owned(),
@@ -336,77 +352,110 @@ fn stack_lines(stack: &StackView, now: &Time, lines: &mut Vec<Line>) {
         reason: ready.map(|c| c.reason.clone()).unwrap_or_default(),
         age: age(ready.map(|c| &c.last_transition_time), now),
         message: ready.map(|c| c.message.clone()).unwrap_or_default(),
-        root_cause: root == RootCause::Stack,
-    }));
-    push_notes(stack, lines);
+        root_cause: *root == RootCause::Stack,
+    }
+}
+
+/// The clusters of the children, in the order they first appear.
+fn clusters_in_order(status: &CustomerStackStatus) -> Vec<&str> {
     let mut clusters: Vec<&str> = Vec::new();
     for child in &status.children {
         if !clusters.contains(&child.cluster.as_str()) {
             clusters.push(&child.cluster);
         }
     }
-    for (c, cluster) in clusters.iter().enumerate() {
-        let last_cluster = c + 1 == clusters.len();
-        let children: Vec<(usize, &ChildStatus)> = status
-            .children
-            .iter()
-            .enumerate()
-            .filter(|(_, child)| child.cluster == *cluster)
-            .collect();
-        let unreachable = children
-            .iter()
-            .all(|(_, child)| child.reason == reason::CLUSTER_UNREACHABLE);
-        let healthy = children
-            .iter()
-            .filter(|(_, child)| child.verdict == Verdict::Healthy)
-            .count();
-        lines.push(Line::Row(Row {
-            tree: if last_cluster { "└─ " } else { "├─ " }.to_owned(),
-            label: (*cluster).to_owned(),
-            verdict: if unreachable {
-                "Unreachable"
-            } else {
-                "Reachable"
-            }
-            .to_owned(),
-            verdict_paint: Some(if unreachable {
-                Paint::Magenta
-            } else {
-                Paint::Green
-            }),
-            reason: if unreachable {
-                reason::CLUSTER_UNREACHABLE.to_owned()
-            } else {
-                String::new()
-            },
-            age: String::new(),
-            message: format!("{healthy}/{} children Healthy", children.len()),
-            root_cause: root == RootCause::Cluster((*cluster).to_owned()),
-        }));
-        for (k, (index, child)) in children.iter().enumerate() {
-            let last_child = k + 1 == children.len();
-            let tree = format!(
-                "{}{}",
-                if last_cluster { "   " } else { "│  " },
-                if last_child { "└─ " } else { "├─ " }
-            );
-            let verdict = match child.last_known_verdict {
-                Some(known) if child.verdict == Verdict::Unknown => {
-                    format!("Unknown (was {})", known.as_str())
-                }
-                _ => child.verdict.as_str().to_owned(),
-            };
-            lines.push(Line::Row(Row {
-                tree,
-                label: subject(child),
-                verdict,
-                verdict_paint: Some(verdict_paint(child.verdict)),
-                reason: child.reason.clone(),
-                age: age(child.last_observed.as_ref(), now),
-                message: child.message.clone(),
-                root_cause: root == RootCause::Child(*index),
-            }));
+    clusters
+}
+
+/// A cluster's line, then the lines of its children.
+fn cluster_lines(
+    status: &CustomerStackStatus,
+    cluster: &str,
+    last_cluster: bool,
+    root: &RootCause,
+    now: &Time,
+    lines: &mut Vec<Line>,
+) {
+    let children: Vec<(usize, &ChildStatus)> = status
+        .children
+        .iter()
+        .enumerate()
+        .filter(|(_, child)| child.cluster == cluster)
+        .collect();
+    lines.push(Line::Row(cluster_row(
+        cluster,
+        &children,
+        last_cluster,
+        root,
+    )));
+    for (k, (index, child)) in children.iter().enumerate() {
+        let last_child = k + 1 == children.len();
+        let tree = format!(
+            "{}{}",
+            if last_cluster { "   " } else { "│  " },
+            if last_child { "└─ " } else { "├─ " }
+        );
+        let root_cause = *root == RootCause::Child(*index);
+        lines.push(Line::Row(child_row(child, tree, root_cause, now)));
+    }
+}
+
+/// A cluster's line: reachable or not, and how many of its children are healthy.
+fn cluster_row(
+    cluster: &str,
+    children: &[(usize, &ChildStatus)],
+    last_cluster: bool,
+    root: &RootCause,
+) -> Row {
+    let unreachable = children
+        .iter()
+        .all(|(_, child)| child.reason == reason::CLUSTER_UNREACHABLE);
+    let healthy = children
+        .iter()
+        .filter(|(_, child)| child.verdict == Verdict::Healthy)
+        .count();
+    Row {
+        tree: if last_cluster { "└─ " } else { "├─ " }.to_owned(),
+        label: cluster.to_owned(),
+        verdict: if unreachable {
+            "Unreachable"
+        } else {
+            "Reachable"
         }
+        .to_owned(),
+        verdict_paint: Some(if unreachable {
+            Paint::Magenta
+        } else {
+            Paint::Green
+        }),
+        reason: if unreachable {
+            reason::CLUSTER_UNREACHABLE.to_owned()
+        } else {
+            String::new()
+        },
+        age: String::new(),
+        message: format!("{healthy}/{} children Healthy", children.len()),
+        root_cause: *root == RootCause::Cluster(cluster.to_owned()),
+    }
+}
+
+/// A child's line; an `Unknown` verdict says what it was last known to be.
+fn child_row(child: &ChildStatus, tree: String, root_cause: bool, now: &Time) -> Row {
+    let verdict = match child.last_known_verdict {
+        Some(known) if child.verdict == Verdict::Unknown => {
+            format!("Unknown (was {})", known.as_str())
+        }
+        _ => child.verdict.as_str().to_owned(),
+    };
+    Row {
+        tree,
+        label: subject(child),
+        verdict,
+        verdict_paint: Some(verdict_paint(child.verdict)),
+        reason: child.reason.clone(),
+        age: age(child.last_observed.as_ref(), now),
+        message: child.message.clone(),
+        root_cause,
     }
 }
 
