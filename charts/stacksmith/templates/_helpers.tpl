@@ -41,3 +41,18 @@ app.kubernetes.io/component: operator
 {{ . }}
 {{- end }}
 {{- end }}
+
+{{/*
+The operator's log filter: logLevel with `kube_client=off` appended, so the Kubernetes client
+library's own lines (which can show request details) stay off whatever logLevel says. The most
+specific directive for a target wins, and nothing is more specific for the client's lines than
+`kube_client` unless logLevel names `kube_client` itself or holds a span directive (`[...]`,
+which enables every line inside the span): both are refused here and by values.schema.json.
+*/}}
+{{- define "stacksmith.logFilter" -}}
+{{- $level := .Values.logLevel | trim | trimSuffix "," }}
+{{- if or (contains "kube_client" $level) (contains "[" $level) }}
+{{- fail (printf "logLevel %q: may name neither kube_client nor a span ([...]); the chart keeps kube_client=off" .Values.logLevel) }}
+{{- end }}
+{{- printf "%s,kube_client=off" $level }}
+{{- end }}
