@@ -39,8 +39,11 @@ pub const FINALIZER: &str = "stacksmith.io/cleanup";
 pub const RECONCILE_TIMEOUT: Duration = Duration::from_secs(120);
 /// How often a stack is looked at with nothing happening (a safety net; watches drive the rest).
 pub const RESYNC: Duration = Duration::from_secs(300);
-/// How soon a stack with a failed write or an unreachable cluster is looked at again.
+/// How soon a stack with an unreachable cluster is looked at again (its watches also tell when
+/// it answers), and the first retry after a failed write.
 const RETRY: Duration = Duration::from_secs(15);
+/// The longest wait between retries of a write that keeps failing.
+const RETRY_CAP: Duration = Duration::from_secs(300);
 /// After a (re)start, the longest reconciles wait for the member clusters to be connected (or
 /// known unusable) and their caches filled; see `Fleet::wait_settled`.
 pub const STARTUP_SETTLE_CAP: Duration = Duration::from_secs(30);
@@ -59,6 +62,8 @@ pub struct Context {
     recent_writes: RecentWrites,
     /// Stacks whose status write is held for their children's first reports.
     status_holds: StatusHolds,
+    /// How many passes in a row failed a write, per stack uid (the retry backs off).
+    failed_passes: std::sync::Mutex<std::collections::HashMap<String, u32>>,
 }
 
 impl Context {
@@ -74,6 +79,7 @@ impl Context {
             fleet,
             metrics: ReconcileMetrics::default(),
             status_holds: StatusHolds::default(),
+            failed_passes: std::sync::Mutex::default(),
             recent_writes: RecentWrites::default(),
         }
     }
@@ -228,13 +234,41 @@ async fn converge(stack: &CustomerStack, ctx: &Context) -> Result<Action, Reconc
         .status_holds
         .deadline(stack, &identity.uid, pass.wrote && !pass.failed && !pass.unreachable);
     let held = status::record(stack, ctx, &findings, hold).await?;
-    let next = if pass.failed || pass.unreachable { RETRY } else { RESYNC };
+    let next = match ctx.count_failed_pass(&identity.uid, pass.failed) {
+        Some(failed_passes) => retry_after(failed_passes),
+        None if pass.unreachable => RETRY,
+        None => RESYNC,
+    };
     let soonest = [held, pass.awaiting_cache, Some(next)]
         .into_iter()
         .flatten()
         .min()
         .unwrap_or(next);
     Ok(Action::requeue(soonest))
+}
+
+impl Context {
+    /// Counts a pass of the stack `uid`: how many passes in a row failed a write, including this
+    /// one (`None` when this one did not, which ends the streak).
+    fn count_failed_pass(&self, uid: &str, failed: bool) -> Option<u32> {
+        let mut counts = crate::locks::lock(&self.failed_passes);
+        if !failed {
+            counts.remove(uid);
+            return None;
+        }
+        let count = counts.entry(uid.to_owned()).or_insert(0);
+        *count = count.saturating_add(1);
+        Some(*count)
+    }
+}
+
+/// How long to wait before the next pass after `failed_passes` passes in a row failed a write:
+/// 15 s, doubling up to 5 min. A write the API server refuses (an invalid object, a policy) is
+/// reported in the status and by one Event when `Ready` turns `ApplyFailed`, and is not retried
+/// every few seconds; a transient failure clears on its first retry.
+fn retry_after(failed_passes: u32) -> Duration {
+    let doublings = failed_passes.saturating_sub(1).min(5);
+    RETRY.saturating_mul(1 << doublings).min(RETRY_CAP)
 }
 
 /// The spec cannot be planned: only the status says so.
@@ -369,6 +403,13 @@ mod tests {
         };
         let summary = PassSummary::of(&findings);
         assert!(summary.failed && summary.unreachable && !summary.wrote);
+    }
+
+    #[test]
+    fn a_failing_write_is_retried_less_and_less_often() {
+        let waits: Vec<u64> = (1..=8).map(|n| retry_after(n).as_secs()).collect();
+        assert_eq!(waits, [15, 30, 60, 120, 240, 300, 300, 300]);
+        assert_eq!(retry_after(u32::MAX), RETRY_CAP);
     }
 
     #[test]

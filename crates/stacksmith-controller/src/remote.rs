@@ -145,9 +145,21 @@ pub fn classify_watch_error(err: &kube::runtime::watcher::Error) -> String {
     }
 }
 
-/// A one-line description of an API error (status code and reason, never a body).
+/// A one-line description of an API error: status code and reason, never a body; for a request
+/// refused as invalid (400, 422) also the API server's first line about the fields at fault,
+/// which is what a human needs to fix the object.
 pub fn api_error_summary(err: &kube::Error) -> String {
     match err {
+        kube::Error::Api(status)
+            if matches!(status.code, 400 | 422) && !status.message.is_empty() =>
+        {
+            format!(
+                "{} {}: {}",
+                status.code,
+                status.reason,
+                first_line_clipped(&status.message, 400)
+            )
+        }
         kube::Error::Api(status) => format!("{} {}", status.code, status.reason),
         other => redacted_reason(&other.to_string()),
     }
@@ -156,8 +168,13 @@ pub fn api_error_summary(err: &kube::Error) -> String {
 /// Keeps only the first line of a message and cuts it short: parser and transport messages name
 /// positions and types, but a long one could echo input.
 pub fn redacted_reason(message: &str) -> String {
+    first_line_clipped(message, 160)
+}
+
+/// The first line of `message`, at most `limit` characters (an ellipsis marks a cut).
+fn first_line_clipped(message: &str, limit: usize) -> String {
     let first_line = message.lines().next().unwrap_or_default();
-    let mut out: String = first_line.chars().take(160).collect();
+    let mut out: String = first_line.chars().take(limit).collect();
     if out.len() < first_line.len() {
         out.push('…');
     }
@@ -175,6 +192,32 @@ mod tests {
         assert!(cut.ends_with('…'));
         assert!(!cut.contains("second line"));
         assert_eq!(cut.chars().count(), 161);
+    }
+
+    #[test]
+    fn a_refusal_as_invalid_says_what_is_wrong_and_nothing_else_does() {
+        let status = |code: u16, reason: &str, message: &str| {
+            kube::Error::Api(
+                kube::core::Status {
+                    code,
+                    reason: reason.to_owned(),
+                    message: message.to_owned(),
+                    ..kube::core::Status::default()
+                }
+                .boxed(),
+            )
+        };
+        let invalid = status(
+            422,
+            "Invalid",
+            "Prometheus.monitoring.coreos.com \"acme\" is invalid: spec.replicas: Invalid value: 3\nmore",
+        );
+        assert_eq!(
+            api_error_summary(&invalid),
+            "422 Invalid: Prometheus.monitoring.coreos.com \"acme\" is invalid: spec.replicas: Invalid value: 3"
+        );
+        let forbidden = status(403, "Forbidden", "user \"x\" cannot patch; token abc");
+        assert_eq!(api_error_summary(&forbidden), "403 Forbidden");
     }
 
     #[test]

@@ -94,6 +94,10 @@ fn main() -> ExitCode {
                 "changed_instance_selector_re_creates_the_grafana_children",
                 |tb| Box::pin(boxed(instance_selector_change(tb))),
             ),
+            test(
+                "a_refused_write_is_reported_once_and_retried_with_backoff",
+                |tb| Box::pin(boxed(refused_write(tb))),
+            ),
             test("invalid_spec_names_the_field", |tb| {
                 Box::pin(boxed(invalid_spec(tb)))
             }),
@@ -779,6 +783,132 @@ async fn instance_selector_change(tb: &TestBed) -> anyhow::Result<()> {
         .flat_map(|s| s.children.iter())
         .any(|c| c.reason == "ApplyFailed");
     ensure!(!failed, "no refused write on the way");
+    Ok(())
+}
+
+/// A member's own admission policy (a ValidatingAdmissionPolicy, as a platform team would have)
+/// refuses the stack's Prometheus: the stack says `ApplyFailed` with the API server's message,
+/// one Warning Event says so, and the write is retried less and less often instead of every
+/// 15 s; fixing the spec makes it Ready at once.
+async fn refused_write(tb: &TestBed) -> anyhow::Result<()> {
+    use stacksmith_controller::api_calls::{CallOutcome, Verb, delta, total};
+    let (hub, prom, _) = clients(tb)?;
+    let policy_api = |kind: &str, plural: &str| {
+        let resource = kube::api::ApiResource {
+            group: "admissionregistration.k8s.io".into(),
+            version: "v1".into(),
+            api_version: "admissionregistration.k8s.io/v1".into(),
+            kind: kind.into(),
+            plural: plural.into(),
+        };
+        Api::<DynamicObject>::all_with(prom.clone(), &resource)
+    };
+    let policy: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": "no-seven-replicas"},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": [{"apiGroups": ["monitoring.coreos.com"],
+                "apiVersions": ["*"], "operations": ["CREATE", "UPDATE"], "resources": ["prometheuses"]}]},
+            "validations": [{"expression": "object.spec.replicas != 7",
+                "message": "this platform allows no Prometheus with 7 replicas"}],
+        },
+    }))?;
+    let binding: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": "no-seven-replicas"},
+        "spec": {"policyName": "no-seven-replicas", "validationActions": ["Deny"]},
+    }))?;
+    let ssa = PatchParams::apply("e2e-tests").force();
+    policy_api("ValidatingAdmissionPolicy", "validatingadmissionpolicies")
+        .patch("no-seven-replicas", &ssa, &Patch::Apply(&policy))
+        .await?;
+    policy_api(
+        "ValidatingAdmissionPolicyBinding",
+        "validatingadmissionpolicybindings",
+    )
+    .patch("no-seven-replicas", &ssa, &Patch::Apply(&binding))
+    .await?;
+    // The policy takes effect once the API server has loaded it: probe with a dry run.
+    let probe: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "monitoring.coreos.com/v1", "kind": "Prometheus",
+        "metadata": {"name": "probe", "namespace": "default"}, "spec": {"replicas": 7},
+    }))?;
+    let prometheuses = child_api(&prom, ChildKind::Prometheus, "default");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while prometheuses
+        .create(
+            &kube::api::PostParams {
+                dry_run: true,
+                ..Default::default()
+            },
+            &probe,
+        )
+        .await
+        .is_ok()
+    {
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the policy never took effect"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let calls = OPERATOR_CALLS.get().context("the operator's counter")?;
+    let refused_patches = |counts: &_| {
+        total(counts, |k| {
+            k.cluster == "prometheus-1"
+                && k.verb == Verb::Patch
+                && k.outcome == CallOutcome::ClientError
+        })
+    };
+    let before = calls.snapshot();
+    let seven = json!({"metrics": {"replicas": 7}});
+    apply_stack(&hub, "t-refused", &stack_manifest("s", "refused", seven)).await?;
+    let stack = wait_stack(&hub, "t-refused", "s", "ApplyFailed", |s| {
+        condition(s, "Ready").is_some_and(|c| c.reason == "ApplyFailed")
+    })
+    .await?;
+    let ready = condition(&stack, "Ready").context("Ready")?;
+    ensure!(
+        ready
+            .message
+            .contains("this platform allows no Prometheus with 7 replicas"),
+        "the API server's message: {}",
+        ready.message
+    );
+    // 70 s: with a retry every 15 s that would be 5 more refused writes or so; with the backoff
+    // (15 s, 30 s, 60 s, ...) at most 4 in all, counting the write that triggered the status.
+    tokio::time::sleep(Duration::from_secs(70)).await;
+    let refused = refused_patches(&delta(&before, &calls.snapshot()));
+    ensure!(
+        (1..=4).contains(&refused),
+        "{refused} refused writes of the Prometheus in 70 s"
+    );
+    let events = stack_events(&hub, "t-refused", "s").await?;
+    let warnings = events.iter().filter(|(r, _)| r == "ApplyFailed").count();
+    ensure!(
+        warnings == 1,
+        "one ApplyFailed Event, not one per retry: {events:?}"
+    );
+
+    // Fixed in the spec: written at once, whatever the backoff says.
+    apply_stack(
+        &hub,
+        "t-refused",
+        &stack_manifest("s", "refused", json!({})),
+    )
+    .await?;
+    wait_ready(&hub, "t-refused", "s").await?;
+    policy_api(
+        "ValidatingAdmissionPolicyBinding",
+        "validatingadmissionpolicybindings",
+    )
+    .delete("no-seven-replicas", &DeleteParams::default())
+    .await?;
+    policy_api("ValidatingAdmissionPolicy", "validatingadmissionpolicies")
+        .delete("no-seven-replicas", &DeleteParams::default())
+        .await?;
     Ok(())
 }
 
