@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 
 use anyhow::Context as _;
 use futures::{StreamExt as _, TryStreamExt as _};
-use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 use stacksmith_api::{CustomerStack, MemberCluster};
-use stacksmith_core::plan::{DesiredObject, MemberInfo, ObjectKind, StackIdentity, plan_stack};
+use stacksmith_core::plan::{DesiredObject, MemberInfo, StackIdentity, plan_stack};
 
 /// Field manager of the bench's own writes.
 pub const BENCH_MANAGER: &str = "stacksmith-bench";
@@ -106,16 +106,6 @@ pub fn plan_objects(
     plan_stack(&spec.spec, &identity, members)
         .map_err(|problems| anyhow::anyhow!("the planner refused {name}: {problems:?}"))
         .map(|plan| plan.objects)
-}
-
-fn object_api(client: &Client, object: &DesiredObject) -> Api<DynamicObject> {
-    let kind = object.kind;
-    let resource = kind.info().api_resource();
-    if kind == ObjectKind::Namespace {
-        Api::all_with(client.clone(), &resource)
-    } else {
-        Api::namespaced_with(client.clone(), &object.namespace, &resource)
-    }
 }
 
 /// How many writes the floor issues per cluster (`hub` included).
@@ -221,7 +211,7 @@ impl FloorStack<'_> {
         let params = apply_params();
         for object in &self.objects {
             let client = self.clients.get(&object.cluster).context("no client")?;
-            object_api(client, object)
+            stacksmith_controller::object_api(client, object.kind, &object.namespace)
                 .patch(&object.name, &params, &Patch::Apply(&object.manifest))
                 .await
                 .with_context(|| {
@@ -251,7 +241,7 @@ impl FloorStack<'_> {
                 let mut manifest = object.manifest.clone();
                 manifest["metadata"]["annotations"] =
                     json!({"bench.stacksmith.io/extra": i.to_string()});
-                object_api(client, object)
+                stacksmith_controller::object_api(client, object.kind, &object.namespace)
                     .patch(&object.name, &params, &Patch::Apply(&manifest))
                     .await?;
                 writes += 1;
