@@ -10,13 +10,12 @@ use futures::StreamExt as _;
 use kube::client::ClientBuilder;
 use kube::runtime::{Controller, WatchStreamExt as _, controller, reflector, watcher};
 use kube::{Api, Config, ResourceExt as _};
-use stacksmith_api::CustomerStack;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use crate::member::Fleet;
-use crate::reconcile::{Context, error_policy, reconcile};
+use crate::reconcile::{Context, GuardedStack, error_policy_guarded, reconcile_guarded};
 use crate::telemetry::api_calls::{ApiCallCounter, CallKey};
 use crate::telemetry::endpoints::{self, EndpointState};
 use crate::telemetry::metrics::{self, MetricsSnapshot};
@@ -68,7 +67,7 @@ pub async fn run_with(
     let hub = ClientBuilder::try_from(hub)?
         .with_layer(&counter.layer("hub"))
         .build();
-    let stacks: Api<CustomerStack> = Api::all(hub.clone());
+    let stacks: Api<GuardedStack> = Api::all(hub.clone());
     let (wake_tx, wake_rx) = mpsc::unbounded_channel();
     let (store, writer) = reflector::store();
     let stack_events = watcher(stacks, watcher::Config::default())
@@ -100,7 +99,13 @@ pub async fn run_with(
                     api_calls: counter.snapshot(),
                     ..MetricsSnapshot::default()
                 };
-                snapshot.count_stacks(store.state().iter().map(AsRef::as_ref));
+                let stacks = store.state();
+                snapshot.count_stacks(stacks.iter().filter_map(|g| g.0.as_ref().ok()));
+                let invalid = stacks.iter().filter(|g| g.0.is_err()).count();
+                snapshot.invalid_objects = BTreeMap::from([
+                    ("CustomerStack".to_owned(), u64::try_from(invalid).unwrap_or(u64::MAX)),
+                    ("MemberCluster".to_owned(), fleet.invalid_members()),
+                ]);
                 metrics::render(&snapshot)
             }
         };
@@ -116,7 +121,7 @@ pub async fn run_with(
         .with_config(controller::Config::default().concurrency(options.concurrent_reconciles))
         .reconcile_on(UnboundedReceiverStream::new(wake_rx))
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, context)
+        .run(reconcile_guarded, error_policy_guarded, context)
         .for_each(|result| async move {
             if let Err(err) = result {
                 tracing::debug!(%err, "reconcile");

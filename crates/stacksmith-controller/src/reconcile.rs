@@ -21,6 +21,7 @@ use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer::{self, Event as FinalizerEvent};
+use kube::core::DeserializeGuard;
 use kube::{Client, ResourceExt as _};
 use stacksmith_api::CustomerStack;
 use stacksmith_core::aggregate::{ClusterState, SpecProblem};
@@ -131,6 +132,39 @@ impl ReconcileError {
             ReconcileError::HubTimeout { .. } => "timeout",
             ReconcileError::Finalizer(_) => "finalizer",
         }
+    }
+}
+
+/// A `CustomerStack` as the hub watch holds it: one that does not deserialize into our types (a
+/// newer or hand-edited schema) is kept as an `InvalidObject`, so it cannot stop the watch and
+/// with it every other stack.
+pub type GuardedStack = DeserializeGuard<CustomerStack>;
+
+/// The controller's entry point: a stack that deserialized is reconciled; one that did not is
+/// reported (a Warning Event on it, the `stacksmith_invalid_objects` metric) and left alone until
+/// it changes.
+pub async fn reconcile_guarded(
+    guarded: Arc<GuardedStack>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
+    match &guarded.0 {
+        Ok(stack) => reconcile(Arc::new(stack.clone()), ctx).await,
+        Err(invalid) => {
+            status::report_invalid(&ctx, invalid).await;
+            Ok(Action::await_change())
+        }
+    }
+}
+
+/// What to do after a failed reconcile of a guarded stack.
+pub fn error_policy_guarded(
+    guarded: Arc<GuardedStack>,
+    error: &ReconcileError,
+    ctx: Arc<Context>,
+) -> Action {
+    match &guarded.0 {
+        Ok(stack) => error_policy(Arc::new(stack.clone()), error, ctx),
+        Err(_) => Action::await_change(),
     }
 }
 

@@ -58,6 +58,10 @@ fn main() -> ExitCode {
             test("rotated_kubeconfig_secret_is_used_without_restart", |tb| {
                 Box::pin(boxed(rotation(tb)))
             }),
+            test(
+                "a_stack_that_does_not_deserialize_is_reported_and_the_rest_reconciled",
+                |tb| Box::pin(boxed(unreadable_stack(tb))),
+            ),
         ],
     )
 }
@@ -296,8 +300,7 @@ async fn counted(tb: &TestBed) -> anyhow::Result<()> {
     // A restarted operator (a second one, started now on the settled hub) writes nothing: it
     // waits for its members before judging stacks, and finds every object as planned — the
     // built-in kinds it lists come without apiVersion/kind and are not mistaken for drift.
-    let restarted =
-        stacksmith_controller::RunningOperator::spawn(tb.hub()?.admin_config().await?);
+    let restarted = stacksmith_controller::RunningOperator::spawn(tb.hub()?.admin_config().await?);
     let restarted_calls = restarted.counter();
     tokio::time::sleep(Duration::from_secs(2)).await;
     wait_quiet(&restarted_calls).await?;
@@ -400,3 +403,65 @@ async fn wait_quiet(
         );
     }
 }
+
+/// A `CustomerStack` stored under a looser schema (a newer CRD, a hand edit) that stacksmith's
+/// types cannot read gets a Warning Event and is left alone; it does not stop the hub watch, so
+/// a stack applied after it is reconciled as usual.
+async fn unreadable_stack(tb: &TestBed) -> anyhow::Result<()> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{DeleteParams, PostParams};
+
+    let hub = tb.hub()?.client().clone();
+    let crds: Api<CustomResourceDefinition> = Api::all(hub.clone());
+    let name = "customerstacks.stacksmith.io";
+    let original = crds.get(name).await?;
+    // A looser schema: any spec.
+    let mut loose = serde_json::to_value(&original)?;
+    loose["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"] =
+        json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true});
+    let loose: CustomResourceDefinition = serde_json::from_value(loose)?;
+    crds.replace(name, &PostParams::default(), &loose).await?;
+    create_namespace(&hub, "t-unreadable").await?;
+    let raw: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        hub.clone(),
+        "t-unreadable",
+        &kube::api::ApiResource::erase::<stacksmith_api::CustomerStack>(&()),
+    );
+    let unreadable: kube::api::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "stacksmith.io/v1alpha1", "kind": "CustomerStack",
+        "metadata": {"name": "unreadable"},
+        "spec": {"customer": "unreadable", "metrics": "not an object"},
+    }))?;
+    // The API server takes the new schema a moment after the update.
+    let deadline = Instant::now() + WAIT;
+    let created = loop {
+        match raw.create(&PostParams::default(), &unreadable).await {
+            Ok(created) => break Ok(created),
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(err) => break Err(err),
+        }
+    };
+    // The schema as it ships, whatever happened.
+    let mut restored = crds.get(name).await?;
+    restored.spec = original.spec.clone();
+    crds.replace(name, &PostParams::default(), &restored)
+        .await?;
+    created.context("storing a stack under the looser schema")?;
+
+    let note = wait_event(&hub, "t-unreadable", "unreadable", "InvalidObject").await?;
+    ensure!(note.contains("cannot read"), "Event: {note}");
+    apply_stack(
+        &hub,
+        "t-readable",
+        &stack_manifest("s", "readable", json!({})),
+    )
+    .await?;
+    wait_ready(&hub, "t-readable", "s").await?;
+    raw.delete("unreadable", &DeleteParams::default()).await?;
+    delete_stack(&hub, "t-readable", "s").await?;
+    wait_stack_gone(&hub, "t-readable", "s").await?;
+    Ok(())
+}
+

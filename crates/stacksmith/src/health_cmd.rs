@@ -1,4 +1,6 @@
-//! `stacksmith health -f FILE`: the verdict stacksmith gives a child object, offline.
+//! `stacksmith health -f FILE`: the verdict stacksmith gives a child object, offline, and the
+//! shape of the status it read it from (current conditions, or an older operator release's
+//! shape; see `stacksmith_core::health::StatusShape`).
 //!
 //! The input stands for what is known of the cluster: when it holds `Prometheus` objects or
 //! Events, a `PrometheusRule` or `ServiceMonitor` without a status is judged from them as the
@@ -14,7 +16,7 @@ use clap::{Args, ValueEnum};
 use serde::Deserialize as _;
 use serde_json::Value;
 use stacksmith_core::{
-    ChildKind, ConfigEvidence, Rejection, Verdict, assess, assess_with_evidence,
+    ChildHealth, ChildKind, ConfigEvidence, Rejection, Verdict, assess, assess_with_evidence,
 };
 
 use crate::output::print_stdout;
@@ -35,9 +37,11 @@ pub struct HealthArgs {
 /// Output formats.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum Output {
-    /// One line per object: verdict, reason, message.
+    /// One line per object: verdict, reason, message, and the shape of the status it was read
+    /// from (`Conditions`, `LegacyGrafanaSync`, `LegacyGrafanaStage`, `LegacyPrometheusReplicas`
+    /// or `None`), tab-separated.
     Text,
-    /// One JSON object per line: `{"verdict", "reason", "message"}`.
+    /// One JSON object per line: `{"verdict", "reason", "message", "shape"}`.
     Json,
 }
 
@@ -76,24 +80,35 @@ pub fn run(args: &HealthArgs) -> anyhow::Result<ExitCode> {
             None => assess(kind, &object),
         };
         all_healthy &= health.verdict == Verdict::Healthy;
-        match args.output {
-            Output::Text => print_stdout(&format!(
-                "{:?}\t{}\t{}\n",
-                health.verdict,
-                health.reason.as_str(),
-                health.message
-            ))?,
-            Output::Json => print_stdout(&format!(
-                "{}\n",
-                serde_json::json!({"verdict": health.verdict, "reason": health.reason.as_str(), "message": health.message})
-            ))?,
-        }
+        print_stdout(&render(&health, args.output))?;
     }
     Ok(if all_healthy {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// One line of output (with its newline) for a judged object.
+fn render(health: &ChildHealth, output: Output) -> String {
+    match output {
+        Output::Text => format!(
+            "{:?}\t{}\t{}\t{}\n",
+            health.verdict,
+            health.reason.as_str(),
+            health.message,
+            health.shape.as_str()
+        ),
+        Output::Json => format!(
+            "{}\n",
+            serde_json::json!({
+                "verdict": health.verdict,
+                "reason": health.reason.as_str(),
+                "message": health.message,
+                "shape": health.shape.as_str(),
+            })
+        ),
+    }
 }
 
 /// Kinds read as evidence about configuration resources, not judged.
@@ -184,4 +199,70 @@ fn parse_objects(text: &str) -> anyhow::Result<Vec<Value>> {
         }
     }
     Ok(objects)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use stacksmith_core::health::StatusShape;
+    use stacksmith_core::{ChildKind, HealthReason, Verdict, assess};
+
+    use super::{Output, parse_objects, render};
+
+    /// A `GrafanaDatasource` synchronized by a grafana-operator release before conditions.
+    const LEGACY_DATASOURCE: &str = r#"
+apiVersion: grafana.integreatly.org/v1beta1
+kind: GrafanaDatasource
+metadata: {name: acme-prometheus, namespace: customer-acme, generation: 1}
+spec: {instanceSelector: {}, datasource: {name: x}}
+status:
+  hash: 3f1c0e2a
+  lastResync: "2024-05-01T10:00:00Z"
+  uid: d2c1b8b7-6a0e-4c47-9b55-0f1e0f0b0f01
+"#;
+
+    #[test]
+    fn text_lines_end_with_the_status_shape() {
+        let objects = parse_objects(LEGACY_DATASOURCE).unwrap();
+        let health = assess(ChildKind::GrafanaDatasource, &objects[0]);
+        assert_eq!(health.shape, StatusShape::LegacyGrafanaSync);
+        let line = render(&health, Output::Text);
+        let columns = line.trim_end_matches('\n').split('\t').collect::<Vec<_>>();
+        assert_eq!(columns[..2], ["Healthy", "Synchronized"]);
+        assert!(columns[2].starts_with("GrafanaDatasource customer-acme/acme-prometheus: "));
+        assert_eq!(columns[3], "LegacyGrafanaSync");
+        assert_eq!(columns.len(), 4);
+    }
+
+    #[test]
+    fn json_lines_carry_the_status_shape() {
+        let health = stacksmith_core::ChildHealth::new(
+            Verdict::Degraded,
+            HealthReason::NoPodReady,
+            "Prometheus a/b: 0 of 2 replicas available",
+        )
+        .with_shape(StatusShape::Conditions);
+        let line = render(&health, Output::Json);
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            value,
+            json!({
+                "verdict": "Degraded",
+                "reason": "NoPodReady",
+                "message": "Prometheus a/b: 0 of 2 replicas available",
+                "shape": "Conditions",
+            })
+        );
+        assert!(line.ends_with('\n') && !line.trim_end().contains('\n'));
+    }
+
+    #[test]
+    fn no_status_reads_as_shape_none() {
+        let objects = parse_objects(
+            "apiVersion: monitoring.coreos.com/v1\nkind: Prometheus\nmetadata: {name: a, namespace: b}\n",
+        )
+        .unwrap();
+        let health = assess(ChildKind::Prometheus, &objects[0]);
+        assert!(render(&health, Output::Text).ends_with("\tNone\n"));
+    }
 }

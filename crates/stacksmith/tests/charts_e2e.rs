@@ -46,6 +46,7 @@ const METRIC_FAMILIES: &[&str] = &[
     "stacksmith_member_cluster_reachable",
     "stacksmith_api_requests_total",
     "stacksmith_build_info",
+    "stacksmith_invalid_objects",
 ];
 
 fn charts() -> PathBuf {

@@ -13,10 +13,11 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use kube::api::Api;
+use kube::core::DeserializeGuard;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, ResourceExt as _};
-use stacksmith_api::{CustomerStack, MemberCluster, MemberClusterStatus};
+use stacksmith_api::{MemberCluster, MemberClusterStatus};
 use stacksmith_core::member_status::ProbeResult;
 use stacksmith_core::plan::MemberInfo;
 use tokio::sync::{Notify, mpsc, watch};
@@ -28,6 +29,7 @@ use super::probe::probe_with_client;
 use super::secret_watch::secret_version_change;
 use super::status::record_status;
 use super::wake::Waker;
+use crate::reconcile::GuardedStack;
 use crate::remote::failure_message;
 use crate::telemetry::api_calls::ApiCallCounter;
 
@@ -79,14 +81,16 @@ struct FleetInner {
     settled: AtomicBool,
     /// Notified whenever the list of members or the state of one changes.
     changes: Notify,
+    /// `MemberCluster`s on the hub that do not deserialize, by name.
+    invalid: RwLock<BTreeSet<String>>,
 }
 
 impl Fleet {
     /// A fleet that wakes stacks through `wake` and finds them in `stacks`.
     pub fn new(
         hub: Client,
-        stacks: Store<CustomerStack>,
-        wake: mpsc::UnboundedSender<ObjectRef<CustomerStack>>,
+        stacks: Store<GuardedStack>,
+        wake: mpsc::UnboundedSender<ObjectRef<GuardedStack>>,
         counter: ApiCallCounter,
     ) -> Self {
         Fleet {
@@ -98,6 +102,7 @@ impl Fleet {
                 members_listed: AtomicBool::new(false),
                 settled: AtomicBool::new(false),
                 changes: Notify::new(),
+                invalid: RwLock::new(BTreeSet::new()),
             }),
         }
     }
@@ -231,7 +236,9 @@ impl Fleet {
     /// Watches the `MemberCluster`s on the hub and keeps one supervisor per member. Runs until
     /// the task is dropped.
     pub async fn run(self) {
-        let api: Api<MemberCluster> = Api::all(self.inner.hub.clone());
+        // A MemberCluster that does not deserialize is kept as an `InvalidObject`, so it cannot
+        // stop the watch (and with it every other member).
+        let api: Api<DeserializeGuard<MemberCluster>> = Api::all(self.inner.hub.clone());
         let stream = watcher(api, watcher::Config::default()).default_backoff();
         futures::pin_mut!(stream);
         // Names seen in the current (re)list: a member deleted while the watch was down is not
@@ -239,10 +246,13 @@ impl Fleet {
         let mut listed = BTreeSet::new();
         while let Some(event) = stream.next().await {
             match event {
-                Ok(watcher::Event::Init) => listed.clear(),
+                Ok(watcher::Event::Init) => {
+                    listed.clear();
+                    crate::locks::write(&self.inner.invalid).clear();
+                }
                 Ok(watcher::Event::InitApply(member)) => {
                     listed.insert(member.name_any());
-                    self.upsert(member);
+                    self.upsert_guarded(member);
                 }
                 Ok(watcher::Event::InitDone) => {
                     let gone: Vec<String> =
@@ -251,9 +261,33 @@ impl Fleet {
                     self.inner.members_listed.store(true, Ordering::Release);
                     self.inner.changes.notify_waiters();
                 }
-                Ok(watcher::Event::Apply(member)) => self.upsert(member),
-                Ok(watcher::Event::Delete(member)) => self.remove(&member.name_any()),
+                Ok(watcher::Event::Apply(member)) => self.upsert_guarded(member),
+                Ok(watcher::Event::Delete(member)) => {
+                    crate::locks::write(&self.inner.invalid).remove(&member.name_any());
+                    self.remove(&member.name_any());
+                }
                 Err(err) => tracing::warn!(%err, "watching MemberClusters on the hub"),
+            }
+        }
+    }
+
+    /// How many `MemberCluster`s on the hub do not deserialize.
+    pub fn invalid_members(&self) -> u64 {
+        u64::try_from(crate::locks::read(&self.inner.invalid).len()).unwrap_or(u64::MAX)
+    }
+
+    /// Registers a member that deserialized; one that did not is reported and left as it was
+    /// (a registered member keeps its last readable spec, so its stacks are not cut off).
+    fn upsert_guarded(&self, guarded: DeserializeGuard<MemberCluster>) {
+        let name = guarded.name_any();
+        match guarded.0 {
+            Ok(member) => {
+                crate::locks::write(&self.inner.invalid).remove(&name);
+                self.upsert(member);
+            }
+            Err(invalid) => {
+                tracing::warn!(member = %name, error = %invalid.error, "a MemberCluster that does not deserialize: left alone");
+                crate::locks::write(&self.inner.invalid).insert(name);
             }
         }
     }

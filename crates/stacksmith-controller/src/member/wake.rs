@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use kube::ResourceExt as _;
 use kube::runtime::reflector::{ObjectRef, Store};
-use stacksmith_api::CustomerStack;
+use crate::reconcile::GuardedStack;
 use stacksmith_api::labels::{MANAGED_BY, MANAGED_BY_VALUE, STACK_NAME, STACK_NAMESPACE};
 use stacksmith_core::plan::ObjectKind;
 use tokio::sync::mpsc;
@@ -19,22 +19,26 @@ use crate::remote::api_resource;
 /// trigger channel.
 #[derive(Clone)]
 pub struct Waker {
-    stacks: Store<CustomerStack>,
-    wake: mpsc::UnboundedSender<ObjectRef<CustomerStack>>,
+    stacks: Store<GuardedStack>,
+    wake: mpsc::UnboundedSender<ObjectRef<GuardedStack>>,
 }
 
 impl Waker {
     /// A waker that finds stacks in `stacks` and wakes them through `wake`.
     pub fn new(
-        stacks: Store<CustomerStack>,
-        wake: mpsc::UnboundedSender<ObjectRef<CustomerStack>>,
+        stacks: Store<GuardedStack>,
+        wake: mpsc::UnboundedSender<ObjectRef<GuardedStack>>,
     ) -> Self {
         Waker { stacks, wake }
     }
 
-    /// Wakes every stack that uses (or used) member `member`, and every stack being deleted.
+    /// Wakes every stack that uses (or used) member `member`, and every stack being deleted
+    /// (a stack that does not deserialize uses nothing).
     pub fn users_of(&self, member: &str) {
-        for stack in self.stacks.state() {
+        for guarded in self.stacks.state() {
+            let Ok(stack) = &guarded.0 else {
+                continue;
+            };
             let uses = stack.spec.metrics.cluster == member
                 || stack.spec.dashboards.cluster == member
                 || stack
@@ -43,7 +47,7 @@ impl Waker {
                     .is_some_and(|s| s.children.iter().any(|c| c.cluster == member))
                 || stack.metadata.deletion_timestamp.is_some();
             if uses {
-                let _ = self.wake.send(ObjectRef::from_obj(stack.as_ref()));
+                let _ = self.wake.send(ObjectRef::from_obj(guarded.as_ref()));
             }
         }
     }
@@ -117,8 +121,8 @@ mod tests {
         .unwrap();
         writer.apply_watcher_event(&watcher::Event::Apply(labelled));
         let stores = BTreeMap::from([(rule, writer.as_reader())]);
-        let mut stacks = reflector::store::Writer::<CustomerStack>::default();
-        let stack: CustomerStack = serde_json::from_value(serde_json::json!({
+        let mut stacks = reflector::store::Writer::<GuardedStack>::default();
+        let stack: GuardedStack = serde_json::from_value(serde_json::json!({
             "apiVersion": "stacksmith.io/v1alpha1", "kind": "CustomerStack",
             "metadata": {"name": "acme", "namespace": "team-a"},
             "spec": {"customer": "acme", "metrics": {"cluster": "prom-1"},
@@ -154,7 +158,7 @@ mod tests {
 
     #[test]
     fn an_unmanaged_object_wakes_no_stack() {
-        let stacks = reflector::store::Writer::<CustomerStack>::default();
+        let stacks = reflector::store::Writer::<GuardedStack>::default();
         let (tx, mut rx) = mpsc::unbounded_channel();
         let waker = Waker::new(stacks.as_reader(), tx);
         let foreign: CachedObject = serde_json::from_value(serde_json::json!({

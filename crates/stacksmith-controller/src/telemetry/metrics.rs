@@ -100,6 +100,9 @@ pub struct MetricsSnapshot {
     pub member_reachable: BTreeMap<String, bool>,
     /// API requests by cluster, verb and outcome.
     pub api_calls: BTreeMap<CallKey, u64>,
+    /// Objects on the hub that do not deserialize into stacksmith's types, by kind
+    /// (`CustomerStack`, `MemberCluster`); every kind is present, at 0 when none.
+    pub invalid_objects: BTreeMap<String, u64>,
 }
 
 impl MetricsSnapshot {
@@ -186,6 +189,11 @@ struct ChildLabels {
 #[derive(EncodeLabelSet)]
 struct ClusterLabel {
     cluster: String,
+}
+
+#[derive(EncodeLabelSet)]
+struct KindLabel {
+    kind: String,
 }
 
 #[derive(EncodeLabelSet)]
@@ -306,7 +314,7 @@ fn encode_stacks(
     )
 }
 
-/// The cluster families: member reachability and API requests.
+/// The cluster families: member reachability, API requests and unreadable hub objects.
 fn encode_clusters(
     encoder: &mut DescriptorEncoder,
     snapshot: &MetricsSnapshot,
@@ -340,6 +348,14 @@ fn encode_clusters(
                 },
                 ConstCounter::new(*count),
             )
+        }),
+    )?;
+    family(
+        encoder,
+        "stacksmith_invalid_objects",
+        "Objects on the hub that do not deserialize into stacksmith's types, by kind: they are left alone (see their Events).",
+        snapshot.invalid_objects.iter().map(|(kind, count)| {
+            (KindLabel { kind: kind.clone() }, ConstGauge::new(*count))
         }),
     )
 }
@@ -450,6 +466,10 @@ mod tests {
                     1,
                 ),
             ]),
+            invalid_objects: BTreeMap::from([
+                ("CustomerStack".to_owned(), 1),
+                ("MemberCluster".to_owned(), 0),
+            ]),
             ..MetricsSnapshot::default()
         };
         snapshot.count_stacks(&[
@@ -510,6 +530,10 @@ mod tests {
             "# TYPE stacksmith_api_requests_total counter\n",
             "stacksmith_api_requests_total{cluster=\"hub\",verb=\"watch\",outcome=\"success\"} 4\n",
             "stacksmith_api_requests_total{cluster=\"p1\",verb=\"patch\",outcome=\"client_error\"} 1\n",
+            "# HELP stacksmith_invalid_objects Objects on the hub that do not deserialize into stacksmith's types, by kind: they are left alone (see their Events).\n",
+            "# TYPE stacksmith_invalid_objects gauge\n",
+            "stacksmith_invalid_objects{kind=\"CustomerStack\"} 1\n",
+            "stacksmith_invalid_objects{kind=\"MemberCluster\"} 0\n",
         ]
         .concat();
         assert_eq!(render(&full_snapshot()), expected);
@@ -659,6 +683,7 @@ mod tests {
             ("stacksmith_children", "gauge"),
             ("stacksmith_member_cluster_reachable", "gauge"),
             ("stacksmith_api_requests_total", "counter"),
+            ("stacksmith_invalid_objects", "gauge"),
         ]
         .into_iter()
         .map(|(name, kind)| (name.to_owned(), kind.to_owned()))

@@ -15,6 +15,12 @@
 //! - a status the operator has not written yet, or one that describes an older generation, is
 //!   [`Verdict::Progressing`], even when it says all is well;
 //! - only a current, positive report is [`Verdict::Healthy`].
+//!
+//! Operators in the field are not all current: besides the conditions current releases write,
+//! the older status shapes of grafana-operator (a sync recorded as `hash`/`uid`/`lastResync`,
+//! `NoMatchingInstances`; a `Grafana` instance's stages without conditions) and a `Prometheus`
+//! status of replica counts without conditions are read too. [`ChildHealth::shape`] says which
+//! [`StatusShape`] a verdict was read from.
 
 pub mod acceptance;
 mod conditions;
@@ -252,6 +258,66 @@ impl fmt::Display for HealthReason {
     }
 }
 
+/// The shape of the status a verdict was read from: the condition-based report of current
+/// operator releases, or one of the older shapes that releases still common in the field write
+/// (see `docs/child-health.md` for the releases of each). [`StatusShape::as_str`] gives the name
+/// `stacksmith health` prints.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum StatusShape {
+    /// No status was read: the object has none (yet), the verdict comes from its spec
+    /// (`spec.suspend`, `spec.paused`) or from other evidence (a `PrometheusRule` or
+    /// `ServiceMonitor` without a status), or the object or its status could not be read.
+    #[default]
+    None,
+    /// Conditions as current releases write them: `Available`/`Reconciled` on a `Prometheus`,
+    /// the `Accepted` conditions of `status.bindings` on a `PrometheusRule`/`ServiceMonitor`,
+    /// `*Synchronized` and the problem conditions on a folder, datasource or dashboard, and a
+    /// `Grafana` instance's stages next to its `GrafanaReady` condition.
+    Conditions,
+    /// A folder, datasource or dashboard as grafana-operator releases before conditions report
+    /// it: a sync recorded by `status.hash`, `status.uid` (datasources, dashboards) and
+    /// `status.lastResync`, a failure by `status.NoMatchingInstances` or `status.lastMessage`;
+    /// no generation is recorded.
+    LegacyGrafanaSync,
+    /// A `Grafana` instance's `status.stage`/`status.stageStatus` without conditions, as
+    /// grafana-operator releases before the `GrafanaReady` condition report it.
+    LegacyGrafanaStage,
+    /// A `Prometheus` status with replica counts (`replicas`, `updatedReplicas`,
+    /// `availableReplicas`, `unavailableReplicas`, `paused`) and no conditions: reconciliation
+    /// is not reported and no generation is recorded.
+    LegacyPrometheusReplicas,
+}
+
+impl StatusShape {
+    /// The CamelCase name, e.g. `LegacyGrafanaSync`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusShape::None => "None",
+            StatusShape::Conditions => "Conditions",
+            StatusShape::LegacyGrafanaSync => "LegacyGrafanaSync",
+            StatusShape::LegacyGrafanaStage => "LegacyGrafanaStage",
+            StatusShape::LegacyPrometheusReplicas => "LegacyPrometheusReplicas",
+        }
+    }
+
+    /// Whether this is one of the older shapes (written by an operator release that predates
+    /// the conditions stacksmith reads first).
+    pub fn is_legacy(self) -> bool {
+        matches!(
+            self,
+            StatusShape::LegacyGrafanaSync
+                | StatusShape::LegacyGrafanaStage
+                | StatusShape::LegacyPrometheusReplicas
+        )
+    }
+}
+
+impl fmt::Display for StatusShape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The health of one child object.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChildHealth {
@@ -261,16 +327,28 @@ pub struct ChildHealth {
     pub reason: HealthReason,
     /// One line for a human: the object, what is wrong, and the operator's own words.
     pub message: String,
+    /// The shape of the status the verdict was read from ([`StatusShape::None`] when it was
+    /// read from none; see [`ChildHealth::with_shape`]).
+    pub shape: StatusShape,
 }
 
 impl ChildHealth {
-    /// A health with its message made one line and clipped to [`MAX_MESSAGE_CHARS`].
+    /// A health with its message made one line and clipped to [`MAX_MESSAGE_CHARS`], read from
+    /// no status ([`StatusShape::None`]; see [`ChildHealth::with_shape`]).
     pub fn new(verdict: Verdict, reason: HealthReason, message: impl AsRef<str>) -> Self {
         Self {
             verdict,
             reason,
             message: clip_to(&flatten(message.as_ref()), MAX_MESSAGE_CHARS),
+            shape: StatusShape::None,
         }
+    }
+
+    /// This health, read from a status of the given shape.
+    #[must_use]
+    pub fn with_shape(mut self, shape: StatusShape) -> Self {
+        self.shape = shape;
+        self
     }
 }
 
@@ -281,6 +359,7 @@ impl ChildHealth {
 ///
 /// ```
 /// use serde_json::json;
+/// use stacksmith_core::health::StatusShape;
 /// use stacksmith_core::{ChildKind, HealthReason, Verdict, assess};
 ///
 /// let prometheus = json!({
@@ -294,6 +373,7 @@ impl ChildHealth {
 /// });
 /// let health = assess(ChildKind::Prometheus, &prometheus);
 /// assert_eq!((health.verdict, health.reason), (Verdict::Degraded, HealthReason::NoPodReady));
+/// assert_eq!(health.shape, StatusShape::Conditions);
 /// assert_eq!(
 ///     health.message,
 ///     "Prometheus acme/acme: 0 of 2 replicas available (NoPodReady): pod prometheus-acme-0: containers not ready",
@@ -517,7 +597,7 @@ fn clip_to(text: &str, max: usize) -> String {
 mod test_support {
     use serde_json::Value;
 
-    use super::{ChildHealth, ChildKind, HealthReason, Verdict, assess};
+    use super::{ChildHealth, ChildKind, HealthReason, StatusShape, Verdict, assess};
 
     /// Parses a YAML fixture into JSON.
     pub fn yaml(text: &str) -> Value {
@@ -577,6 +657,16 @@ mod test_support {
         pub reason: HealthReason,
         /// Parts the message must contain.
         pub fragments: &'static [&'static str],
+        /// The status shape the verdict must be read from, when checked.
+        pub shape: Option<StatusShape>,
+    }
+
+    impl Case {
+        /// This case, also checking the status shape the verdict is read from.
+        pub fn shape(mut self, shape: StatusShape) -> Self {
+            self.shape = Some(shape);
+            self
+        }
     }
 
     /// A [`Case`].
@@ -593,6 +683,7 @@ mod test_support {
             verdict,
             reason,
             fragments,
+            shape: None,
         }
     }
 
@@ -606,13 +697,21 @@ mod test_support {
                 .unwrap_or_else(|| {
                     panic!("case {:?}: the object is of no kind of ours", case.name)
                 });
+            let health = assess(kind, &case.object);
             expect_in(
                 case.name,
-                &assess(kind, &case.object),
+                &health,
                 case.verdict,
                 case.reason,
                 case.fragments,
             );
+            if let Some(shape) = case.shape {
+                assert_eq!(
+                    health.shape, shape,
+                    "case {:?}: status shape (message: {})",
+                    case.name, health.message
+                );
+            }
         }
     }
 

@@ -1,9 +1,13 @@
 //! prometheus-operator (v0.93, `monitoring.coreos.com/v1`): `Prometheus`, and the configuration
 //! resources `PrometheusRule` and `ServiceMonitor`.
+//!
+//! A `Prometheus` status of replica counts without conditions
+//! ([`StatusShape::LegacyPrometheusReplicas`]) is judged from the counts against the spec: it
+//! reports neither reconciliation nor a generation.
 
 use super::conditions::{Condition, ConditionStatus, find, parse_conditions};
 use super::fields::{Fields, Invalid, element};
-use super::{ChildHealth, ConfigEvidence, HealthReason, ObjectView, Verdict};
+use super::{ChildHealth, ConfigEvidence, HealthReason, ObjectView, StatusShape, Verdict};
 
 /// The `Prometheus` condition that says whether its pods are ready.
 const AVAILABLE: &str = "Available";
@@ -12,21 +16,26 @@ pub(super) const RECONCILED: &str = "Reconciled";
 /// The per-binding condition of a configuration resource.
 const ACCEPTED: &str = "Accepted";
 
-/// Judges a `Prometheus` by its `Available` and `Reconciled` conditions.
+/// Judges a `Prometheus` by its `Available` and `Reconciled` conditions, or by its replica
+/// counts when it has no conditions.
 pub(super) fn assess_prometheus(view: &ObjectView<'_>) -> Result<ChildHealth, Invalid> {
     if let Some(health) = paused(view)? {
         return Ok(health);
     }
     let conditions = parse_conditions(&view.status)?;
+    let replicas = Replicas::read(&view.status)?;
     if conditions.is_empty() {
+        if status_shape(&view.status) == StatusShape::LegacyPrometheusReplicas {
+            return legacy_replicas(view, &replicas);
+        }
         let detail = "prometheus-operator has not reported status yet";
         return Ok(view.health(Verdict::Progressing, HealthReason::NotObservedYet, detail));
     }
-    let replicas = Replicas::read(&view.status)?;
     let available = find(&conditions, AVAILABLE);
     let reconciled = find(&conditions, RECONCILED);
+    let by_conditions = |health: ChildHealth| health.with_shape(StatusShape::Conditions);
     if let Some(health) = current_failure(view, available, reconciled, &replicas) {
-        return Ok(health);
+        return Ok(by_conditions(health));
     }
     check_statuses(available, reconciled)?;
     let (Some(available), Some(reconciled)) = (available, reconciled) else {
@@ -36,10 +45,16 @@ pub(super) fn assess_prometheus(view: &ObjectView<'_>) -> Result<ChildHealth, In
             RECONCILED
         };
         let detail = format!("prometheus-operator has not reported the {missing} condition yet");
-        return Ok(view.health(Verdict::Progressing, HealthReason::NotObservedYet, detail));
+        return Ok(by_conditions(view.health(
+            Verdict::Progressing,
+            HealthReason::NotObservedYet,
+            detail,
+        )));
     };
-    Ok(not_yet_healthy(view, [available, reconciled])
-        .unwrap_or_else(|| healthy(view, reconciled, &replicas)))
+    Ok(by_conditions(
+        not_yet_healthy(view, [available, reconciled])
+            .unwrap_or_else(|| healthy(view, reconciled, &replicas)),
+    ))
 }
 
 /// `Suspended` when `spec.paused` or `status.paused` is true.
@@ -48,11 +63,102 @@ fn paused(view: &ObjectView<'_>) -> Result<Option<ChildHealth>, Invalid> {
         return Ok(None);
     };
     let detail = format!("reconciliation is paused ({field} is true)");
-    Ok(Some(view.health(
-        Verdict::Suspended,
-        HealthReason::OperatorPaused,
-        detail,
-    )))
+    let health = view.health(Verdict::Suspended, HealthReason::OperatorPaused, detail);
+    let shape = if field == "status.paused" {
+        status_shape(&view.status)
+    } else {
+        StatusShape::None
+    };
+    Ok(Some(health.with_shape(shape)))
+}
+
+/// The shape of a `Prometheus` status by the fields present, without reading their values.
+fn status_shape(status: &Fields<'_>) -> StatusShape {
+    let has_conditions = status
+        .raw("conditions")
+        .and_then(serde_json::Value::as_array)
+        .is_some_and(|c| !c.is_empty());
+    if has_conditions {
+        StatusShape::Conditions
+    } else if REPLICA_FIELDS.iter().any(|key| status.raw(key).is_some()) {
+        StatusShape::LegacyPrometheusReplicas
+    } else {
+        StatusShape::None
+    }
+}
+
+/// The replica counts of a `Prometheus` status (all four are always written with `paused`).
+const REPLICA_FIELDS: [&str; 4] = [
+    "replicas",
+    "updatedReplicas",
+    "availableReplicas",
+    "unavailableReplicas",
+];
+
+/// What a legacy status adds to every message: it reports no reconciliation and no generation.
+const LEGACY_REPLICAS_NOTE: &str = "legacy status without conditions, reconciliation not reported";
+
+/// Judges a `Prometheus` status of replica counts without conditions. The counts are compared
+/// with the replicas the spec asks for (`spec.replicas` × `spec.shards`, 1 each by default): a
+/// total that differs describes an earlier spec (or a scale under way). Then, as the
+/// `Available` condition would say it: no replica available is `NoPodReady`, some is
+/// `SomePodsNotReady` unless a rolling update is under way, all is `Available`.
+fn legacy_replicas(view: &ObjectView<'_>, replicas: &Replicas) -> Result<ChildHealth, Invalid> {
+    let legacy = |verdict, reason, detail: String| {
+        view.health(
+            verdict,
+            reason,
+            format!("{detail} ({LEGACY_REPLICAS_NOTE})"),
+        )
+        .with_shape(StatusShape::LegacyPrometheusReplicas)
+    };
+    let expected = view
+        .spec
+        .i64("replicas")?
+        .unwrap_or(1)
+        .saturating_mul(view.spec.i64("shards")?.unwrap_or(1));
+    let Some(total) = replicas.replicas else {
+        let detail = "prometheus-operator has not reported status.replicas yet".to_owned();
+        return Ok(legacy(
+            Verdict::Progressing,
+            HealthReason::NotObservedYet,
+            detail,
+        ));
+    };
+    if total != expected {
+        let detail = format!(
+            "status.replicas is {total}, the spec asks for {expected}: the counts describe an \
+             earlier spec or a scale under way"
+        );
+        return Ok(legacy(
+            Verdict::Progressing,
+            HealthReason::StaleStatus,
+            detail,
+        ));
+    }
+    let available = replicas.available.unwrap_or(0);
+    Ok(if available >= total {
+        legacy(
+            Verdict::Healthy,
+            HealthReason::Available,
+            replicas.availability(),
+        )
+    } else if available <= 0 {
+        legacy(
+            Verdict::Degraded,
+            HealthReason::NoPodReady,
+            replicas.availability(),
+        )
+    } else if replicas.is_rolling() {
+        let detail = format!("rolling update, {}", replicas.rollout());
+        legacy(Verdict::Progressing, HealthReason::RollingUpdate, detail)
+    } else {
+        legacy(
+            Verdict::Degraded,
+            HealthReason::SomePodsNotReady,
+            replicas.availability(),
+        )
+    })
 }
 
 /// The field that says a `Prometheus` is paused (`spec.paused` or `status.paused` true), if
@@ -228,6 +334,11 @@ pub(super) fn assess_config_resource(
                       resources only when the StatusForConfigurationResources feature gate is enabled";
         return Ok(view.health(Verdict::Unknown, HealthReason::StatusNotReported, detail));
     };
+    Ok(by_bindings(view, items)?.with_shape(StatusShape::Conditions))
+}
+
+/// Judges a `PrometheusRule` or `ServiceMonitor` by its `status.bindings`.
+fn by_bindings(view: &ObjectView<'_>, items: &[serde_json::Value]) -> Result<ChildHealth, Invalid> {
     if items.is_empty() {
         let detail = "not bound, no Prometheus selects it (status.bindings is empty)";
         return Ok(view.health(Verdict::Unknown, HealthReason::NotBound, detail));

@@ -1,8 +1,11 @@
-//! Tests of what is shared by every kind (kinds, reasons, malformed objects, message bounds);
-//! the judgements of each operator's kinds are in `tests/prometheus.rs` and `tests/grafana.rs`.
+//! Tests of what is shared by every kind (kinds, reasons, status shapes, malformed objects,
+//! message bounds); the judgements of each operator's kinds are in `tests/prometheus.rs` and
+//! `tests/grafana.rs`, the older status shapes (and the shape of the current ones) in
+//! `tests/shapes.rs`.
 
 mod grafana;
 mod prometheus;
+mod shapes;
 
 use serde_json::json;
 
@@ -45,6 +48,36 @@ fn reasons_are_camel_case() {
         "FolderUIDMismatch"
     );
     assert_eq!(HealthReason::NoPodReady.to_string(), "NoPodReady");
+}
+
+#[test]
+fn status_shapes_are_named_and_default_to_none() {
+    let shapes = [
+        (StatusShape::None, "None", false),
+        (StatusShape::Conditions, "Conditions", false),
+        (StatusShape::LegacyGrafanaSync, "LegacyGrafanaSync", true),
+        (StatusShape::LegacyGrafanaStage, "LegacyGrafanaStage", true),
+        (
+            StatusShape::LegacyPrometheusReplicas,
+            "LegacyPrometheusReplicas",
+            true,
+        ),
+    ];
+    for (shape, name, legacy) in shapes {
+        assert_eq!((shape.as_str(), shape.is_legacy()), (name, legacy));
+        assert_eq!(shape.to_string(), name);
+    }
+    assert_eq!(StatusShape::default(), StatusShape::None);
+    let health = ChildHealth::new(Verdict::Healthy, HealthReason::Available, "fine");
+    assert_eq!(health.shape, StatusShape::None);
+    let shaped = health
+        .clone()
+        .with_shape(StatusShape::LegacyPrometheusReplicas);
+    assert_eq!(shaped.shape, StatusShape::LegacyPrometheusReplicas);
+    assert_eq!(
+        (shaped.verdict, shaped.reason, shaped.message),
+        (health.verdict, health.reason, health.message)
+    );
 }
 
 #[test]
