@@ -4,9 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::{
-    demo, diff_cmd, health_cmd, operator_cmd, render_cmd, status_cmd, testbed_cmd, validate_cmd,
-};
+use crate::commands::{demo, diff, health, operator, render, status, testbed, validate};
 
 /// stacksmith: one CustomerStack per client, its monitoring stack spread over member clusters.
 #[derive(Parser, Debug)]
@@ -45,26 +43,26 @@ pub enum Command {
     /// Run, inspect or stop a local multi-cluster test bed.
     Testbed {
         #[command(subcommand)]
-        command: testbed_cmd::TestbedCommand,
+        command: testbed::TestbedCommand,
     },
     /// Run the whole product locally: test bed, operator, an example stack and its status.
     Demo(demo::DemoArgs),
     /// Run the operator against a hub cluster.
-    Operator(operator_cmd::OperatorArgs),
+    Operator(operator::OperatorArgs),
     /// Judge the health of child objects offline (exit 0 Healthy, 1 not Healthy, 2 bad input).
-    Health(health_cmd::HealthArgs),
+    Health(health::HealthArgs),
     /// Show stacks' aggregated status as a tree: stack → cluster → child, root cause marked
     /// (exit 0 all Ready, 1 some not Ready, 2 usage or connection error).
-    Status(status_cmd::StatusArgs),
+    Status(status::StatusArgs),
     /// Print the objects the operator would apply for a stack, per member cluster, offline
     /// (exit 0 rendered, 1 the stack has problems, 2 usage error or unreadable path).
-    Render(render_cmd::RenderArgs),
+    Render(render::RenderArgs),
     /// Check stacksmith manifests offline: schema, what the operator would refuse, clashes
     /// between stacks (exit 0 no problem, 1 problems found, 2 usage error or unreadable path).
-    Validate(validate_cmd::ValidateArgs),
+    Validate(validate::ValidateArgs),
     /// Show what applying a stack would change in each member cluster (server-side apply dry
     /// runs; exit 0 no change, 1 changes, 2 errors).
-    Diff(diff_cmd::DiffArgs),
+    Diff(diff::DiffArgs),
 }
 
 /// Runs a parsed command line. Exit codes: 0 ok, 1 problems found, 2 usage or environment error.
@@ -78,13 +76,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::output::print_stdout(&stacksmith_api::crd_reference::render()?)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Testbed { command } => testbed_cmd::run(command).await,
+        Command::Testbed { command } => testbed::run(command).await,
         Command::Demo(args) => demo::run(args).await,
-        Command::Operator(args) => operator_cmd::run(args).await,
-        Command::Health(args) => health_cmd::run(&args),
-        Command::Status(args) => status_cmd::run(args).await,
-        Command::Render(args) => render_cmd::run(&args),
-        Command::Validate(args) => validate_cmd::run(&args),
-        Command::Diff(args) => diff_cmd::run(&args).await,
+        Command::Operator(args) => operator::run(args).await,
+        Command::Health(args) => health::run(&args),
+        Command::Status(args) => status::run(args).await,
+        Command::Render(args) => render::run(&args),
+        Command::Validate(args) => validate::run(&args),
+        Command::Diff(args) => diff::run(&args).await,
     }
 }

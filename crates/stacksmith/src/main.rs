@@ -1,19 +1,9 @@
 //! The `stacksmith` command.
 
 mod cli;
-mod demo;
-mod diff_cmd;
-mod health_cmd;
-mod manifest_checks;
+mod commands;
 mod manifests;
-mod operator_cmd;
 mod output;
-mod render_cmd;
-mod schema_check;
-mod status_cmd;
-mod status_tree;
-mod testbed_cmd;
-mod validate_cmd;
 
 use std::process::ExitCode;
 

@@ -4,6 +4,8 @@
 //! Exit codes: 0 every stack shown is Ready (at its current generation) or there is none, 1 some
 //! stack is not Ready, 2 usage or environment error (no hub, a named stack not found).
 
+pub mod tree;
+
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,8 +20,7 @@ use stacksmith_api::{CustomerStack, MemberCluster};
 use stacksmith_controller::{HUB_TIMEOUT, api_error_summary, live_status, now};
 
 use crate::output::print_stdout;
-use crate::status_tree::{self, Source, StackView};
-
+use tree::{Source, StackView};
 
 /// Options of `stacksmith status`.
 #[derive(Args, Debug)]
@@ -121,14 +122,14 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             };
             print_stdout(&format!(
                 "{header}{}",
-                status_tree::render_tree(&views, &now, args.color.enabled())
+                tree::render_tree(&views, &now, args.color.enabled())
             ))?;
         }
         Output::Json => print_stdout(&format!(
             "{}\n",
-            serde_json::to_string_pretty(&status_tree::data(&views))?
+            serde_json::to_string_pretty(&tree::data(&views))?
         ))?,
-        Output::Yaml => print_stdout(&serde_yaml::to_string(&status_tree::data(&views))?)?,
+        Output::Yaml => print_stdout(&serde_yaml::to_string(&tree::data(&views))?)?,
     }
     Ok(if views.iter().all(StackView::is_ready) {
         ExitCode::SUCCESS

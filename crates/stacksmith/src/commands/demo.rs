@@ -23,31 +23,31 @@ use stacksmith_core::ChildKind;
 use stacksmith_testbed::simulator::{OUTCOME_ANNOTATION, api_resource};
 use stacksmith_testbed::{TestBed, TestBedOptions};
 
-use crate::testbed_cmd::wait_for_stop_signal;
+use crate::commands::testbed::wait_for_stop_signal;
 
 /// The customer stacks of the GitOps example: (path, content).
 const EXAMPLE_STACKS: [(&str, &str); 2] = [
     (
         "examples/gitops/customers/acme/customerstack.yaml",
-        include_str!("../../../examples/gitops/customers/acme/customerstack.yaml"),
+        include_str!("../../../../examples/gitops/customers/acme/customerstack.yaml"),
     ),
     (
         "examples/gitops/customers/globex/customerstack.yaml",
-        include_str!("../../../examples/gitops/customers/globex/customerstack.yaml"),
+        include_str!("../../../../examples/gitops/customers/globex/customerstack.yaml"),
     ),
 ];
 /// The member cluster registrations of the GitOps example: (path, content).
 const EXAMPLE_REGISTRATIONS: [(&str, &str); 2] = [
     (
         "examples/gitops/clusters/prometheus-1.yaml",
-        include_str!("../../../examples/gitops/clusters/prometheus-1.yaml"),
+        include_str!("../../../../examples/gitops/clusters/prometheus-1.yaml"),
     ),
     (
         "examples/gitops/clusters/grafana-1.yaml",
-        include_str!("../../../examples/gitops/clusters/grafana-1.yaml"),
+        include_str!("../../../../examples/gitops/clusters/grafana-1.yaml"),
     ),
 ];
-const EXAMPLE_GRAFANA: &str = include_str!("../../../examples/grafana-instance.yaml");
+const EXAMPLE_GRAFANA: &str = include_str!("../../../../examples/grafana-instance.yaml");
 const WAIT: Duration = Duration::from_secs(60);
 
 /// Options of `stacksmith demo`.

@@ -38,7 +38,7 @@ use stacksmith_core::plan::{
     DesiredObject, MemberInfo, ObjectKind, StackIdentity, StackPlan, plan_stack,
 };
 
-use crate::manifest_checks::{Checked, CheckedStack, PLACEHOLDER_UID, check_all};
+use crate::manifests::check::{Checked, CheckedStack, PLACEHOLDER_UID, check_all};
 use crate::manifests::load;
 use crate::output::print_stdout;
 

@@ -18,7 +18,7 @@ use clap::{Args, ValueEnum};
 use serde_json::{Map, Value};
 use stacksmith_core::plan::DesiredObject;
 
-use crate::manifest_checks::check_all;
+use crate::manifests::check::check_all;
 use crate::manifests::load;
 use crate::output::print_stdout;
 

@@ -9,7 +9,7 @@
 //! 1. `metadata`: a name (a DNS-1123 subdomain), a namespace (a DNS-1123 label) for a
 //!    `CustomerStack`, none for the cluster-scoped `MemberCluster`;
 //! 2. the CRD schema generated from the Rust types (`stacksmith_api::crds::all()`), with
-//!    [`crate::schema_check`]: types, required fields, enums, patterns, bounds (lengths, item and
+//!    [`crate::manifests::schema`]: types, required fields, enums, patterns, bounds (lengths, item and
 //!    entry counts), `oneOf`, unique names in list maps and unique roles, the CEL rules (by
 //!    their Rust equivalents: `resources` holds `cpu` and `memory` only, a `MemberCluster`
 //!    serving `prometheus` has a `prometheusUrlTemplate`), and the unknown fields the API server
@@ -42,8 +42,8 @@ use stacksmith_core::plan::{
     MemberInfo, SpecProblem, StackIdentity, StackPlan, plan_stack, render_url_template,
 };
 
+use crate::manifests::schema::{DUPLICATE, SchemaProblem, check_object, transition_rules};
 use crate::manifests::{Loaded, Manifest, Origin, SyntaxProblem};
-use crate::schema_check::{DUPLICATE, SchemaProblem, check_object, transition_rules};
 
 /// The namespace of a `CustomerStack` whose manifest names none (as `kubectl` would apply it
 /// with the default context).

@@ -1,6 +1,6 @@
 //! `stacksmith validate -f PATH...`: offline schema and semantic checks of stacksmith manifests.
 //!
-//! The checks are in [`crate::manifest_checks`]; this is the command around them. What it
+//! The checks are in [`crate::manifests::check`]; this is the command around them. What it
 //! cannot check offline, it says: cluster references without `MemberCluster`s, and the rules
 //! that compare an update with the object stored on the hub (`spec.customer` is immutable).
 //! Exit codes:
@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 use serde_json::json;
 
-use crate::manifest_checks::{Checked, check_all, not_checked_offline};
+use crate::manifests::check::{Checked, check_all, not_checked_offline};
 use crate::manifests::{Loaded, load};
 use crate::output::print_stdout;
 

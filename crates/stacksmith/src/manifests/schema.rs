@@ -37,7 +37,7 @@ pub struct SchemaProblem {
 /// Top-level fields every object has, which a CRD schema does not describe.
 const OBJECT_FIELDS: [&str; 3] = ["apiVersion", "kind", "metadata"];
 
-/// How the messages of duplicates start (`manifest_checks` recognises them by it).
+/// How the messages of duplicates start (`manifests::check` recognises them by it).
 pub const DUPLICATE: &str = "duplicate";
 
 /// Checks a whole object (with `apiVersion`, `kind` and `metadata`) against a CRD version's
@@ -852,7 +852,7 @@ mod tests {
             };
             assert!(
                 known,
-                "{path}: the CEL rule {rule:?} has no Rust equivalent in schema_check::rule_check"
+                "{path}: the CEL rule {rule:?} has no Rust equivalent in manifests::schema::rule_check"
             );
         }
         assert_eq!(

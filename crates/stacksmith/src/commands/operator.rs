@@ -7,7 +7,7 @@ use clap::Args;
 use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-use crate::testbed_cmd::wait_for_stop_signal;
+use crate::commands::testbed::wait_for_stop_signal;
 
 /// Options of `stacksmith operator`.
 #[derive(Args, Debug)]
