@@ -18,10 +18,10 @@ pub use customer_stack::{
     DashboardSource, DashboardSpec, DashboardsSpec, DatasourceSpec, DeletionPolicy, FolderSpec,
     MetricsSpec, ScrapeEndpoint, ScrapeTarget, StackSummary, Verdict,
 };
-pub use root_cause::RootCause;
 pub use member_cluster::{
     ClusterRole, MemberCluster, MemberClusterSpec, MemberClusterStatus, SecretKeyReference,
 };
+pub use root_cause::RootCause;
 
 /// The API group of every stacksmith resource.
 pub const GROUP: &str = "stacksmith.io";

@@ -36,13 +36,9 @@ pub async fn run_child(kubeconfig: &Path) -> anyhow::Result<()> {
     let config = kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default()).await?;
     let counter = ApiCallCounter::new();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let operator = tokio::spawn(stacksmith_controller::run(
-        config,
-        counter.clone(),
-        async {
-            let _ = stop_rx.await;
-        },
-    ));
+    let operator = tokio::spawn(stacksmith_controller::run(config, counter.clone(), async {
+        let _ = stop_rx.await;
+    }));
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut stdout = tokio::io::stdout();
     while let Ok(Some(line)) = lines.next_line().await {

@@ -148,7 +148,12 @@ pub async fn apply_object(
     );
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let patch = Patch::Apply(&desired.manifest);
-    match call(connection.timeout, api.patch(&desired.name, &params, &patch)).await {
+    match call(
+        connection.timeout,
+        api.patch(&desired.name, &params, &patch),
+    )
+    .await
+    {
         Ok(_) => {
             recent.record(desired);
             if created {
@@ -275,7 +280,12 @@ pub async fn delete_object(
     object: &OwnedObject,
 ) -> Result<(), RemoteError> {
     let api = object_api(&connection.client, object.kind, &object.namespace);
-    match call(connection.timeout, api.delete(&object.name, &DeleteParams::background())).await {
+    match call(
+        connection.timeout,
+        api.delete(&object.name, &DeleteParams::background()),
+    )
+    .await
+    {
         Ok(_) => Ok(()),
         Err(err) if err.is_not_found() => Ok(()),
         Err(err) => Err(err),

@@ -272,10 +272,12 @@ async fn read(
     timeout: Duration,
 ) -> Result<Option<DynamicObject>, String> {
     let api = object_api(client, desired.kind, &desired.namespace);
-    call(timeout, api.get_opt(&desired.name)).await.map_err(|err| {
-        let (failure, message) = err.classify();
-        failure_message(failure, &message)
-    })
+    call(timeout, api.get_opt(&desired.name))
+        .await
+        .map_err(|err| {
+            let (failure, message) = err.classify();
+            failure_message(failure, &message)
+        })
 }
 
 /// What the member shows about the rules and monitors of `namespace` (see

@@ -103,7 +103,10 @@ pub async fn run_with(
                 snapshot.count_stacks(stacks.iter().filter_map(|g| g.0.as_ref().ok()));
                 let invalid = stacks.iter().filter(|g| g.0.is_err()).count();
                 snapshot.invalid_objects = BTreeMap::from([
-                    ("CustomerStack".to_owned(), u64::try_from(invalid).unwrap_or(u64::MAX)),
+                    (
+                        "CustomerStack".to_owned(),
+                        u64::try_from(invalid).unwrap_or(u64::MAX),
+                    ),
                     ("MemberCluster".to_owned(), fleet.invalid_members()),
                 ]);
                 metrics::render(&snapshot)

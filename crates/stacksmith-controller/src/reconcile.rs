@@ -18,10 +18,10 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use kube::api::Api;
+use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer::{self, Event as FinalizerEvent};
-use kube::core::DeserializeGuard;
 use kube::{Client, ResourceExt as _};
 use stacksmith_api::CustomerStack;
 use stacksmith_core::aggregate::{ClusterState, SpecProblem};
@@ -248,7 +248,6 @@ pub(crate) fn identity(stack: &CustomerStack) -> Result<StackIdentity, Reconcile
     })
 }
 
-
 async fn converge(stack: &CustomerStack, ctx: &Context) -> Result<Action, ReconcileError> {
     let identity = identity(stack)?;
     let plan = match plan_stack(&stack.spec, &identity, &ctx.fleet.member_infos()) {
@@ -264,9 +263,11 @@ async fn converge(stack: &CustomerStack, ctx: &Context) -> Result<Action, Reconc
     }
     let findings = observe(&writes);
     let pass = PassSummary::of(&findings);
-    let hold = ctx
-        .status_holds
-        .deadline(stack, &identity.uid, pass.wrote && !pass.failed && !pass.unreachable);
+    let hold = ctx.status_holds.deadline(
+        stack,
+        &identity.uid,
+        pass.wrote && !pass.failed && !pass.unreachable,
+    );
     let held = status::record(stack, ctx, &findings, hold).await?;
     let next = match ctx.count_failed_pass(&identity.uid, pass.failed) {
         Some(failed_passes) => retry_after(failed_passes),

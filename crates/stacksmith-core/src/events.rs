@@ -7,8 +7,8 @@
 //! stacksmith (drift, a deleted child) and, once per episode, when an object of a planned name
 //! belongs to someone else.
 
-use stacksmith_api::CustomerStackStatus;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use stacksmith_api::CustomerStackStatus;
 
 use crate::aggregate::{condition_type, reason};
 use crate::observe::{WriteOutcome, display_name};
@@ -111,8 +111,7 @@ pub fn stack_events(input: &EventInput<'_>) -> Vec<StackEvent> {
     if input.ready_events {
         events.extend(ready_event(input.previous, input.status));
     }
-    let spec_unchanged =
-        input.previous.and_then(|p| p.observed_generation) == input.generation;
+    let spec_unchanged = input.previous.and_then(|p| p.observed_generation) == input.generation;
     let was_conflict =
         ready_condition(input.previous).is_some_and(|c| c.reason == reason::CONFLICT);
     for (desired, outcome) in input.outcomes {

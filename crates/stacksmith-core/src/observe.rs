@@ -12,11 +12,12 @@ use std::fmt;
 use std::time::Duration;
 
 use serde_json::Value;
-use stacksmith_api::labels::{MANAGED_BY, MANAGED_BY_VALUE, STACK_NAME, STACK_NAMESPACE, STACK_UID};
+use stacksmith_api::labels::{
+    MANAGED_BY, MANAGED_BY_VALUE, STACK_NAME, STACK_NAMESPACE, STACK_UID,
+};
 
 use crate::aggregate::{
-    ChildObservation, ClusterObservation, ClusterState, FailedObject, ForeignObject,
-    ObservedState,
+    ChildObservation, ClusterObservation, ClusterState, FailedObject, ForeignObject, ObservedState,
 };
 use crate::grafana_instances::explain_unmatched;
 use crate::health::{ChildHealth, ChildKind, HealthReason};
@@ -207,10 +208,7 @@ pub fn namespace_unavailable(
             }),
         )),
         WriteOutcome::Failed { message } => Some((
-            format!(
-                "namespace {} could not be written: {message}",
-                desired.name
-            ),
+            format!("namespace {} could not be written: {message}", desired.name),
             None,
         )),
         _ => None,
@@ -304,11 +302,7 @@ pub fn unreachable_children<'a>(
 
 /// Adds to a `NoMatchingInstance` verdict why none of the cluster's `Grafana` instances matches
 /// (`grafanas` as JSON); leaves every other verdict alone.
-pub fn explain_no_matching_instance(
-    health: &mut ChildHealth,
-    object: &Value,
-    grafanas: &[Value],
-) {
+pub fn explain_no_matching_instance(health: &mut ChildHealth, object: &Value, grafanas: &[Value]) {
     if health.reason == HealthReason::NoMatchingInstance {
         let why = explain_unmatched(object, grafanas);
         health.message = format!("{}; {why}", health.message);

@@ -464,4 +464,3 @@ async fn unreadable_stack(tb: &TestBed) -> anyhow::Result<()> {
     wait_stack_gone(&hub, "t-readable", "s").await?;
     Ok(())
 }
-

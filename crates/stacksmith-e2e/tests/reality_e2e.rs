@@ -129,7 +129,6 @@ fn main() -> ExitCode {
     )
 }
 
-
 // --- 1. CEL rules are enforced -----------------------------------------------------------------
 
 /// grafana-operator's CRDs declare `spec.instanceSelector` immutable with a CEL transition rule

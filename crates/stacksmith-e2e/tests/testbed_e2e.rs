@@ -69,7 +69,6 @@ fn main() -> ExitCode {
     )
 }
 
-
 async fn clusters_answer_with_verified_tls_only(tb: &TestBed) -> anyhow::Result<()> {
     ensure!(
         tb.clusters().len() == 3,

@@ -58,7 +58,6 @@ fn sample(metrics: &str, series: &str) -> Option<f64> {
     })
 }
 
-
 #[test]
 fn operator_serves_metrics_health_and_json_logs() {
     let runtime = tokio::runtime::Runtime::new().unwrap();

@@ -47,7 +47,6 @@ fn testbed_up(name: &str, extra: &[&str]) -> KillOnDrop {
     up
 }
 
-
 #[test]
 fn up_env_down_and_nothing_survives_a_killed_owner() {
     let name = format!("cli-{}", std::process::id());

@@ -177,7 +177,8 @@ pub async fn client_from_kubeconfig(
     timeout: Duration,
     counting: &CountingLayer,
 ) -> Result<Client, KubeconfigRefused> {
-    let refused = |err: &dyn std::fmt::Display| KubeconfigRefused(redacted_reason(&err.to_string()));
+    let refused =
+        |err: &dyn std::fmt::Display| KubeconfigRefused(redacted_reason(&err.to_string()));
     let kubeconfig = Kubeconfig::from_yaml(yaml).map_err(|err| refused(&err))?;
     refuse_unsafe_kubeconfig(&kubeconfig)?;
     let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())

@@ -221,20 +221,29 @@ pub(super) fn start_connection(
         tasks.push(task);
     }
     let grafanas = member.spec.roles.contains(&ClusterRole::Grafana).then(|| {
-        let (store, task) = watch_kind(&client, None, stacksmith_api::kinds::GRAFANA.api_resource(), shared.clone());
+        let (store, task) = watch_kind(
+            &client,
+            None,
+            stacksmith_api::kinds::GRAFANA.api_resource(),
+            shared.clone(),
+        );
         tasks.push(task);
         store
     });
-    let rejections = member.spec.roles.contains(&ClusterRole::Prometheus).then(|| {
-        let index = Arc::new(RejectionIndex::default());
-        tasks.push(tokio::spawn(config_evidence::watch_rejections(
-            client.clone(),
-            Arc::clone(&index),
-            name.clone(),
-            waker.for_rejections(&stores, &name),
-        )));
-        index
-    });
+    let rejections = member
+        .spec
+        .roles
+        .contains(&ClusterRole::Prometheus)
+        .then(|| {
+            let index = Arc::new(RejectionIndex::default());
+            tasks.push(tokio::spawn(config_evidence::watch_rejections(
+                client.clone(),
+                Arc::clone(&index),
+                name.clone(),
+                waker.for_rejections(&stores, &name),
+            )));
+            index
+        });
     MemberConnection {
         name,
         timeout: Duration::from_secs(u64::from(member.spec.request_timeout_seconds)),
@@ -300,7 +309,8 @@ fn on_watch_event(
         shared.reachability_changed.notify_one();
     }
     match (kind, event) {
-        (Some(_), Ok(watcher::Event::Apply(obj))) | (Some(_), Ok(watcher::Event::InitApply(obj))) => {
+        (Some(_), Ok(watcher::Event::Apply(obj)))
+        | (Some(_), Ok(watcher::Event::InitApply(obj))) => {
             shared.waker.owner_of(obj);
         }
         (Some(_), Ok(watcher::Event::Delete(obj))) => {

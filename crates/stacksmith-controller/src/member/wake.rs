@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::reconcile::GuardedStack;
 use kube::ResourceExt as _;
 use kube::runtime::reflector::{ObjectRef, Store};
-use crate::reconcile::GuardedStack;
 use stacksmith_api::labels::{MANAGED_BY, MANAGED_BY_VALUE, STACK_NAME, STACK_NAMESPACE};
 use stacksmith_core::plan::ObjectKind;
 use tokio::sync::mpsc;

@@ -16,7 +16,10 @@ use crate::apply::{delete_object, owned_objects};
 use crate::member::{MemberConnection, Reachability};
 
 /// Deletes the children in every cluster; done when none is left.
-pub(super) async fn clean_up(stack: &CustomerStack, ctx: &Context) -> Result<Action, ReconcileError> {
+pub(super) async fn clean_up(
+    stack: &CustomerStack,
+    ctx: &Context,
+) -> Result<Action, ReconcileError> {
     if stack.spec.deletion_policy == DeletionPolicy::Orphan {
         tracing::info!(stack = %stack_key(stack), "deletionPolicy Orphan: leaving the children in place");
         return Ok(Action::await_change());

@@ -15,8 +15,12 @@ pub(super) async fn remove_unplanned(ctx: &Context, plan: &StackPlan, uid: &str)
             continue;
         }
         for object in owned_objects(&connection, uid) {
-            let planned =
-                plan.holds(&connection.name, object.kind, &object.namespace, &object.name);
+            let planned = plan.holds(
+                &connection.name,
+                object.kind,
+                &object.namespace,
+                &object.name,
+            );
             if object.deleting || planned {
                 continue;
             }

@@ -65,7 +65,12 @@ impl StatusHolds {
         let now = Instant::now();
         let mut holds = crate::locks::lock(&self.holds);
         holds.retain(|_, (_, until)| *until > now);
-        let decided = hold_until(holds.get(uid).copied(), generation, wrote_new && !shown, now);
+        let decided = hold_until(
+            holds.get(uid).copied(),
+            generation,
+            wrote_new && !shown,
+            now,
+        );
         if let Some(until) = decided {
             holds.insert(uid.to_owned(), (generation, until));
         }
@@ -189,7 +194,10 @@ async fn write_status(
 
 /// Reports a `CustomerStack` that does not deserialize: a Warning Event on it (the hub's Events
 /// deduplicate repeats) and a log line; the metric counts it from the hub watch's cache.
-pub(super) async fn report_invalid(ctx: &Context, invalid: &kube::core::error_boundary::InvalidObject) {
+pub(super) async fn report_invalid(
+    ctx: &Context,
+    invalid: &kube::core::error_boundary::InvalidObject,
+) {
     let metadata = &invalid.metadata;
     let key = format!(
         "{}/{}",

@@ -354,9 +354,10 @@ fn encode_clusters(
         encoder,
         "stacksmith_invalid_objects",
         "Objects on the hub that do not deserialize into stacksmith's types, by kind: they are left alone (see their Events).",
-        snapshot.invalid_objects.iter().map(|(kind, count)| {
-            (KindLabel { kind: kind.clone() }, ConstGauge::new(*count))
-        }),
+        snapshot
+            .invalid_objects
+            .iter()
+            .map(|(kind, count)| (KindLabel { kind: kind.clone() }, ConstGauge::new(*count))),
     )
 }
 

@@ -1102,14 +1102,21 @@ fn the_root_cause_is_written_as_data_beside_the_message() {
             field: String::new(),
         })
     );
-    assert_eq!(condition(&degraded, condition_type::READY).reason, reason::CHILD_DEGRADED);
+    assert_eq!(
+        condition(&degraded, condition_type::READY).reason,
+        reason::CHILD_DEGRADED
+    );
 
     let unreachable = Scenario::acme()
         .unreachable(PROM, "connection refused")
         .run(None, &now);
     let cause = unreachable.root_cause.unwrap();
     assert_eq!(
-        (cause.reason.as_str(), cause.cluster.as_str(), cause.kind.as_str()),
+        (
+            cause.reason.as_str(),
+            cause.cluster.as_str(),
+            cause.kind.as_str()
+        ),
         (reason::CLUSTER_UNREACHABLE, PROM, ""),
         "a whole cluster, no one object"
     );
@@ -1134,7 +1141,11 @@ fn the_root_cause_is_written_as_data_beside_the_message() {
     }];
     let cause = foreign.run(None, &now).root_cause.unwrap();
     assert_eq!(
-        (cause.kind.as_str(), cause.namespace.as_str(), cause.name.as_str()),
+        (
+            cause.kind.as_str(),
+            cause.namespace.as_str(),
+            cause.name.as_str()
+        ),
         ("ServiceAccount", "customer-acme", "prometheus-acme")
     );
 }
