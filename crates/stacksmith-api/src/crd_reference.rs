@@ -295,79 +295,11 @@ fn constraints(schema: &Value) -> Vec<String> {
     out
 }
 
+/// The constraints a schema node states itself, one line each, in a fixed order.
 fn own_constraints(schema: &Value) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Some(values) = schema.get("enum").and_then(Value::as_array) {
-        let values: Vec<String> = values.iter().map(|v| code(&scalar_text(v))).collect();
-        out.push(format!("one of {}", values.join(", ")));
-    }
-    if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
-        out.push(format!("pattern {}", code(pattern)));
-    }
-    if let Some(range) = range(schema, "minLength", "maxLength") {
-        out.push(format!("length {range}"));
-    }
-    let numbers = range(schema, "minimum", "maximum").map(|range| {
-        let exclusive = |key| schema.get(key).and_then(Value::as_bool) == Some(true);
-        match (exclusive("exclusiveMinimum"), exclusive("exclusiveMaximum")) {
-            (false, false) => range,
-            (min, max) => format!(
-                "{range} ({} excluded)",
-                match (min, max) {
-                    (true, true) => "both bounds",
-                    (true, false) => "minimum",
-                    _ => "maximum",
-                }
-            ),
-        }
-    });
-    if let Some(range) = numbers {
-        out.push(format!("value {range}"));
-    }
-    if let Some(range) = range(schema, "minItems", "maxItems") {
-        out.push(format!("items {range}"));
-    }
-    if let Some(range) = range(schema, "minProperties", "maxProperties") {
-        out.push(format!("entries {range}"));
-    }
-    if schema.get("uniqueItems").and_then(Value::as_bool) == Some(true) {
-        out.push("unique items".to_owned());
-    }
-    match schema.get("x-kubernetes-list-type").and_then(Value::as_str) {
-        Some("set") => out.push("unique items (list type `set`)".to_owned()),
-        Some("map") => {
-            let keys: Vec<String> = schema
-                .get("x-kubernetes-list-map-keys")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .map(code)
-                .collect();
-            out.push(format!(
-                "unique {} (list map: server-side apply merges items by {})",
-                keys.join(" + "),
-                keys.join(" + ")
-            ));
-        }
-        _ => {}
-    }
-    for rule in schema
-        .get("x-kubernetes-validations")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let text = rule.get("rule").and_then(Value::as_str).unwrap_or_default();
-        let mut line = format!("CEL {}", code(text));
-        if let Some(field) = rule.get("fieldPath").and_then(Value::as_str) {
-            let _ = write!(line, " (reported at {})", code(field));
-        }
-        if let Some(message) = rule.get("message").and_then(Value::as_str) {
-            let _ = write!(line, ": {message}");
-        }
-        out.push(line);
-    }
+    let mut out = value_constraints(schema);
+    out.extend(list_type_constraint(schema));
+    out.extend(cel_rules(schema));
     for (key, what) in [("oneOf", "exactly one of"), ("anyOf", "at least one of")] {
         if let Some(alternatives) = schema.get(key).and_then(Value::as_array) {
             out.push(alternatives_text(what, key, alternatives));
@@ -384,6 +316,96 @@ fn own_constraints(schema: &Value) -> Vec<String> {
         out.push("unknown fields kept".to_owned());
     }
     out
+}
+
+/// Enum, pattern, lengths, numeric range, item and entry counts, unique items.
+fn value_constraints(schema: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(values) = schema.get("enum").and_then(Value::as_array) {
+        let values: Vec<String> = values.iter().map(|v| code(&scalar_text(v))).collect();
+        out.push(format!("one of {}", values.join(", ")));
+    }
+    if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
+        out.push(format!("pattern {}", code(pattern)));
+    }
+    if let Some(range) = range(schema, "minLength", "maxLength") {
+        out.push(format!("length {range}"));
+    }
+    if let Some(range) = number_range(schema) {
+        out.push(format!("value {range}"));
+    }
+    if let Some(range) = range(schema, "minItems", "maxItems") {
+        out.push(format!("items {range}"));
+    }
+    if let Some(range) = range(schema, "minProperties", "maxProperties") {
+        out.push(format!("entries {range}"));
+    }
+    if schema.get("uniqueItems").and_then(Value::as_bool) == Some(true) {
+        out.push("unique items".to_owned());
+    }
+    out
+}
+
+/// `minimum`/`maximum`, saying which bound is excluded.
+fn number_range(schema: &Value) -> Option<String> {
+    range(schema, "minimum", "maximum").map(|range| {
+        let exclusive = |key| schema.get(key).and_then(Value::as_bool) == Some(true);
+        match (exclusive("exclusiveMinimum"), exclusive("exclusiveMaximum")) {
+            (false, false) => range,
+            (min, max) => format!(
+                "{range} ({} excluded)",
+                match (min, max) {
+                    (true, true) => "both bounds",
+                    (true, false) => "minimum",
+                    _ => "maximum",
+                }
+            ),
+        }
+    })
+}
+
+/// `x-kubernetes-list-type` `set` or `map` (with its keys).
+fn list_type_constraint(schema: &Value) -> Option<String> {
+    match schema.get("x-kubernetes-list-type").and_then(Value::as_str) {
+        Some("set") => Some("unique items (list type `set`)".to_owned()),
+        Some("map") => {
+            let keys: Vec<String> = schema
+                .get("x-kubernetes-list-map-keys")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(code)
+                .collect();
+            Some(format!(
+                "unique {} (list map: server-side apply merges items by {})",
+                keys.join(" + "),
+                keys.join(" + ")
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// Every `x-kubernetes-validations` rule: `CEL <rule> (reported at <field>): <message>`.
+fn cel_rules(schema: &Value) -> Vec<String> {
+    schema
+        .get("x-kubernetes-validations")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|rule| {
+            let text = rule.get("rule").and_then(Value::as_str).unwrap_or_default();
+            let mut line = format!("CEL {}", code(text));
+            if let Some(field) = rule.get("fieldPath").and_then(Value::as_str) {
+                let _ = write!(line, " (reported at {})", code(field));
+            }
+            if let Some(message) = rule.get("message").and_then(Value::as_str) {
+                let _ = write!(line, ": {message}");
+            }
+            line
+        })
+        .collect()
 }
 
 /// `oneOf`/`anyOf` whose alternatives each only require fields read as "exactly one of `a`,

@@ -79,47 +79,9 @@ pub async fn run_with(
     let fleet = Fleet::new(hub.clone(), store.clone(), wake_tx, counter.clone());
     let fleet_task = tokio::spawn(fleet.clone().run());
     let context = Arc::new(Context::new(hub, fleet.clone()));
-    let endpoints_task = options.endpoints.map(|listener| {
-        let ready = Arc::new(AtomicBool::new(false));
-        let readiness = {
-            let (store, ready) = (store.clone(), Arc::clone(&ready));
-            async move {
-                if store.wait_until_ready().await.is_ok() {
-                    ready.store(true, Ordering::Relaxed);
-                }
-            }
-        };
-        let metrics = {
-            let (fleet, reconciles) = (fleet.clone(), context.metrics.clone());
-            move || {
-                let mut snapshot = MetricsSnapshot {
-                    version: env!("CARGO_PKG_VERSION").to_owned(),
-                    reconciles: reconciles.snapshot(),
-                    member_reachable: fleet.member_reachability(),
-                    api_calls: counter.snapshot(),
-                    ..MetricsSnapshot::default()
-                };
-                let stacks = store.state();
-                snapshot.count_stacks(stacks.iter().filter_map(|g| g.0.as_ref().ok()));
-                let invalid = stacks.iter().filter(|g| g.0.is_err()).count();
-                snapshot.invalid_objects = BTreeMap::from([
-                    (
-                        "CustomerStack".to_owned(),
-                        u64::try_from(invalid).unwrap_or(u64::MAX),
-                    ),
-                    ("MemberCluster".to_owned(), fleet.invalid_members()),
-                ]);
-                metrics::render(&snapshot)
-            }
-        };
-        let state = Arc::new(EndpointState {
-            metrics: Box::new(metrics),
-            ready,
-        });
-        tokio::spawn(async move {
-            tokio::join!(readiness, endpoints::serve(listener, state));
-        })
-    });
+    let endpoints_task = options
+        .endpoints
+        .map(|listener| serve_endpoints(listener, store.clone(), fleet.clone(), &context, counter));
     controller
         .with_config(controller::Config::default().concurrency(options.concurrent_reconciles))
         .reconcile_on(UnboundedReceiverStream::new(wake_rx))
@@ -137,6 +99,54 @@ pub async fn run_with(
     fleet_task.abort();
     fleet.shutdown();
     Ok(())
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` on `listener`: ready once the hub's stacks have
+/// been listed; the metrics read the stack cache, the fleet and the counters at each scrape.
+fn serve_endpoints(
+    listener: TcpListener,
+    store: reflector::Store<GuardedStack>,
+    fleet: Fleet,
+    context: &Context,
+    counter: ApiCallCounter,
+) -> tokio::task::JoinHandle<()> {
+    let ready = Arc::new(AtomicBool::new(false));
+    let readiness = {
+        let (store, ready) = (store.clone(), Arc::clone(&ready));
+        async move {
+            if store.wait_until_ready().await.is_ok() {
+                ready.store(true, Ordering::Relaxed);
+            }
+        }
+    };
+    let reconciles = context.metrics.clone();
+    let metrics = move || {
+        let mut snapshot = MetricsSnapshot {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            reconciles: reconciles.snapshot(),
+            member_reachable: fleet.member_reachability(),
+            api_calls: counter.snapshot(),
+            ..MetricsSnapshot::default()
+        };
+        let stacks = store.state();
+        snapshot.count_stacks(stacks.iter().filter_map(|g| g.0.as_ref().ok()));
+        let invalid = stacks.iter().filter(|g| g.0.is_err()).count();
+        snapshot.invalid_objects = BTreeMap::from([
+            (
+                "CustomerStack".to_owned(),
+                u64::try_from(invalid).unwrap_or(u64::MAX),
+            ),
+            ("MemberCluster".to_owned(), fleet.invalid_members()),
+        ]);
+        metrics::render(&snapshot)
+    };
+    let state = Arc::new(EndpointState {
+        metrics: Box::new(metrics),
+        ready,
+    });
+    tokio::spawn(async move {
+        tokio::join!(readiness, endpoints::serve(listener, state));
+    })
 }
 
 /// An operator running on the current runtime; stops when dropped or [`RunningOperator::stop`]ped.

@@ -258,10 +258,13 @@ async fn converge(stack: &CustomerStack, ctx: &Context) -> Result<Action, Reconc
         write::write_cluster(ctx, &plan, cluster, &identity.uid, stack.spec.paused)
     }))
     .await;
-    if !stack.spec.paused {
-        prune::remove_unplanned(ctx, &plan, &identity.uid).await;
-    }
-    let findings = observe(&writes);
+    let failed_deletes = if stack.spec.paused {
+        Vec::new()
+    } else {
+        prune::remove_unplanned(ctx, &plan, &identity.uid).await
+    };
+    let mut findings = observe(&writes);
+    findings.failed_deletes = failed_deletes;
     let pass = PassSummary::of(&findings);
     let hold = ctx.status_holds.deadline(
         stack,
@@ -352,7 +355,8 @@ impl PassSummary {
         let outcomes = || findings.outcomes.iter().map(|(_, outcome)| outcome);
         PassSummary {
             wrote: outcomes().any(WriteOutcome::wrote),
-            failed: outcomes().any(|o| matches!(o, WriteOutcome::Failed { .. })),
+            failed: outcomes().any(|o| matches!(o, WriteOutcome::Failed { .. }))
+                || !findings.failed_deletes.is_empty(),
             unreachable: findings
                 .clusters
                 .iter()

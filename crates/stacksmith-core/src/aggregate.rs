@@ -185,10 +185,23 @@ pub struct FailedObject {
     pub name: String,
     /// Why the write failed (no credentials).
     pub message: String,
+    /// What failed: writing the object, or deleting it.
+    pub operation: FailedOperation,
+}
+
+/// What stacksmith failed to do to an object in a member.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FailedOperation {
+    /// Writing it (server-side apply).
+    #[default]
+    Write,
+    /// Deleting it: the stack no longer plans it (it stays behind until a retry succeeds).
+    Delete,
 }
 
 impl FailedObject {
-    /// `<Kind> <namespace/name> on <cluster>: <message>`.
+    /// `writing <Kind> <namespace/name> on <cluster> failed: <message>` (`deleting ...` for a
+    /// failed delete).
     pub fn describe(&self) -> String {
         let object = if self.namespace.is_empty() {
             self.name.clone()
@@ -196,8 +209,14 @@ impl FailedObject {
             format!("{}/{}", self.namespace, self.name)
         };
         format!(
-            "writing {} {object} on {} failed: {}",
-            self.kind, self.cluster, self.message
+            "{} {} {object} on {} failed: {}",
+            match self.operation {
+                FailedOperation::Write => "writing",
+                FailedOperation::Delete => "deleting",
+            },
+            self.kind,
+            self.cluster,
+            self.message
         )
     }
 }

@@ -17,7 +17,8 @@ use stacksmith_api::labels::{
 };
 
 use crate::aggregate::{
-    ChildObservation, ClusterObservation, ClusterState, FailedObject, ForeignObject, ObservedState,
+    ChildObservation, ClusterObservation, ClusterState, FailedObject, FailedOperation,
+    ForeignObject, ObservedState,
 };
 use crate::grafana_instances::explain_unmatched;
 use crate::health::{ChildHealth, ChildKind, HealthReason};
@@ -330,6 +331,7 @@ pub fn non_child_problems<'a>(
                 namespace: desired.namespace.clone(),
                 name: desired.name.clone(),
                 message: message.clone(),
+                operation: FailedOperation::Write,
             }),
             WriteOutcome::Conflict { owner } => {
                 let name = display_name(desired);

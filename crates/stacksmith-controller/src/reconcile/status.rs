@@ -12,8 +12,8 @@ use kube::{Resource as _, ResourceExt as _};
 use serde_json::json;
 use stacksmith_api::{CustomerStack, CustomerStackStatus};
 use stacksmith_core::aggregate::{
-    AggregateInput, ChildObservation, ClusterObservation, DeletionState, ForeignObject,
-    SpecProblem, aggregate,
+    AggregateInput, ChildObservation, ClusterObservation, DeletionState, FailedObject,
+    ForeignObject, SpecProblem, aggregate,
 };
 use stacksmith_core::events::{
     EventInput, EventSeverity, StackEvent, only_progressing, ready_condition, stack_events,
@@ -39,6 +39,8 @@ pub(super) struct Findings<'a> {
     pub(super) foreign: Vec<ForeignObject>,
     pub(super) deletion: Option<DeletionState>,
     pub(super) outcomes: Vec<&'a (DesiredObject, WriteOutcome)>,
+    /// Objects no longer planned whose delete failed.
+    pub(super) failed_deletes: Vec<FailedObject>,
 }
 
 /// A held status write: the generation it was held for, and until when.
@@ -116,8 +118,9 @@ pub(super) async fn record(
     hold: Option<Instant>,
 ) -> Result<Option<Duration>, ReconcileError> {
     let previous = stack.status.as_ref();
-    let (failed_objects, foreign_objects) =
+    let (mut failed_objects, foreign_objects) =
         non_child_problems(findings.outcomes.iter().copied(), &findings.foreign);
+    failed_objects.extend(findings.failed_deletes.iter().cloned());
     let status = aggregate(&AggregateInput {
         generation: stack.metadata.generation,
         paused: stack.spec.paused,

@@ -1046,6 +1046,7 @@ fn a_failed_write_of_a_non_child_object_keeps_the_stack_from_ready() {
             namespace: "customer-acme".into(),
             name: "prometheus-acme".into(),
             message: "403 Forbidden".into(),
+            operation: FailedOperation::Write,
         }],
         ..Scenario::acme()
     };
@@ -1147,5 +1148,32 @@ fn the_root_cause_is_written_as_data_beside_the_message() {
             cause.name.as_str()
         ),
         ("ServiceAccount", "customer-acme", "prometheus-acme")
+    );
+}
+
+#[test]
+fn a_failed_delete_of_an_unplanned_object_keeps_the_stack_from_ready() {
+    let failed = FailedObject {
+        cluster: GRAF.into(),
+        kind: "GrafanaDashboard".into(),
+        namespace: "customer-acme".into(),
+        name: "acme-old".into(),
+        message: "403 Forbidden".into(),
+        operation: FailedOperation::Delete,
+    };
+    let status = Scenario {
+        failed_objects: vec![failed.clone()],
+        ..Scenario::acme()
+    }
+    .run(None, &at(0));
+    let ready = condition(&status, condition_type::READY);
+    assert_eq!(ready.reason, reason::APPLY_FAILED);
+    assert_eq!(
+        ready.message,
+        "deleting GrafanaDashboard customer-acme/acme-old on graf-1 failed: 403 Forbidden"
+    );
+    assert_eq!(
+        status.root_cause.map(|c| (c.kind, c.name)),
+        Some(("GrafanaDashboard".to_owned(), "acme-old".to_owned()))
     );
 }
