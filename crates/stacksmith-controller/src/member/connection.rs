@@ -313,12 +313,15 @@ fn on_watch_event(
         | (Some(_), Ok(watcher::Event::InitApply(obj))) => {
             shared.waker.owner_of(obj);
         }
-        (Some(_), Ok(watcher::Event::Delete(obj))) => {
+        (Some(kind), Ok(watcher::Event::Delete(obj))) => {
             shared.waker.owner_of(obj);
-            // An object stacksmith does not own went away: a stack may have been in conflict
-            // with it.
+            // An object stacksmith does not own went away: a stack in conflict with it may
+            // write now; no other stack is concerned.
             if !is_managed(obj) {
-                shared.waker.users_of(&shared.member);
+                let namespace = obj.namespace().unwrap_or_default();
+                shared
+                    .waker
+                    .blocked_by(&shared.member, kind.kind(), &namespace, &obj.name_any());
             }
         }
         // A Grafana instance changed: the stacks on this member may explain their

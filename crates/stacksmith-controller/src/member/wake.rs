@@ -52,6 +52,34 @@ impl Waker {
         }
     }
 
+    /// Wakes the stacks that reported the object `kind namespace/name` on `member` as someone
+    /// else's (a child listed in their status, or their root cause): its deletion may free them.
+    /// No other stack is concerned by an object stacksmith does not manage going away.
+    pub fn blocked_by(&self, member: &str, kind: &str, namespace: &str, name: &str) {
+        let names = |cluster: &str, k: &str, ns: &str, n: &str| {
+            cluster == member && k == kind && ns == namespace && n == name
+        };
+        for guarded in self.stacks.state() {
+            let Ok(stack) = &guarded.0 else {
+                continue;
+            };
+            let Some(status) = &stack.status else {
+                continue;
+            };
+            let listed = status
+                .children
+                .iter()
+                .any(|c| names(&c.cluster, &c.kind, &c.namespace, &c.name));
+            let cause = status
+                .root_cause
+                .as_ref()
+                .is_some_and(|c| names(&c.cluster, &c.kind, &c.namespace, &c.name));
+            if listed || cause {
+                let _ = self.wake.send(ObjectRef::from_obj(guarded.as_ref()));
+            }
+        }
+    }
+
     /// Wakes the stack a child belongs to (from its labels); nothing for an object stacksmith
     /// does not manage.
     pub fn owner_of(&self, object: &CachedObject) {
@@ -154,6 +182,46 @@ mod tests {
             readability: true,
         });
         assert_eq!(rx.try_recv().unwrap().name, "acme");
+    }
+
+    #[test]
+    fn a_deleted_foreign_object_wakes_only_the_stacks_it_blocked() {
+        let mut stacks = reflector::store::Writer::<GuardedStack>::default();
+        let stack = |name: &str, root_cause: serde_json::Value| -> GuardedStack {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "stacksmith.io/v1alpha1", "kind": "CustomerStack",
+                "metadata": {"name": name, "namespace": "team-a"},
+                "spec": {"customer": name, "metrics": {"cluster": "prom-1"},
+                         "dashboards": {"cluster": "graf-1", "instanceSelector": {}}},
+                "status": {"rootCause": root_cause},
+            }))
+            .unwrap()
+        };
+        let blocked = stack(
+            "acme",
+            serde_json::json!({"reason": "Conflict", "cluster": "prom-1", "kind": "Namespace", "name": "customer-acme"}),
+        );
+        let unrelated = stack(
+            "globex",
+            serde_json::json!({"reason": "ChildProgressing", "cluster": "prom-1", "kind": "Prometheus", "namespace": "customer-globex", "name": "globex"}),
+        );
+        stacks.apply_watcher_event(&watcher::Event::Apply(blocked));
+        stacks.apply_watcher_event(&watcher::Event::Apply(unrelated));
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let waker = Waker::new(stacks.as_reader(), tx);
+        waker.blocked_by("prom-1", "ConfigMap", "default", "kube-root-ca.crt");
+        assert!(
+            rx.try_recv().is_err(),
+            "an unrelated deletion wakes no stack"
+        );
+        waker.blocked_by("graf-1", "Namespace", "", "customer-acme");
+        assert!(
+            rx.try_recv().is_err(),
+            "the same name on another member is another object"
+        );
+        waker.blocked_by("prom-1", "Namespace", "", "customer-acme");
+        assert_eq!(rx.try_recv().unwrap().name, "acme");
+        assert!(rx.try_recv().is_err(), "only the stack it blocked");
     }
 
     #[test]
