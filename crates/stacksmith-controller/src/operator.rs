@@ -18,6 +18,7 @@ use crate::member::Fleet;
 use crate::reconcile::{Context, GuardedStack, error_policy_guarded, reconcile_guarded};
 use crate::telemetry::api_calls::{ApiCallCounter, CallKey};
 use crate::telemetry::endpoints::{self, EndpointState};
+use crate::telemetry::liveness::Liveness;
 use crate::telemetry::metrics::{self, MetricsSnapshot};
 
 /// How many stacks are reconciled at once by default.
@@ -76,12 +77,26 @@ pub async fn run_with(
         .reflect(writer)
         .applied_objects();
     let controller = Controller::for_stream(stack_events, store.clone());
-    let fleet = Fleet::new(hub.clone(), store.clone(), wake_tx, counter.clone());
+    let liveness = Liveness::default();
+    let fleet = Fleet::new(
+        hub.clone(),
+        store.clone(),
+        wake_tx,
+        counter.clone(),
+        liveness.clone(),
+    );
     let fleet_task = tokio::spawn(fleet.clone().run());
-    let context = Arc::new(Context::new(hub, fleet.clone()));
-    let endpoints_task = options
-        .endpoints
-        .map(|listener| serve_endpoints(listener, store.clone(), fleet.clone(), &context, counter));
+    let context = Arc::new(Context::new(hub, fleet.clone(), liveness.clone()));
+    let endpoints_task = options.endpoints.map(|listener| {
+        serve_endpoints(
+            listener,
+            store.clone(),
+            fleet.clone(),
+            &context,
+            counter,
+            liveness,
+        )
+    });
     controller
         .with_config(controller::Config::default().concurrency(options.concurrent_reconciles))
         .reconcile_on(UnboundedReceiverStream::new(wake_rx))
@@ -109,6 +124,7 @@ fn serve_endpoints(
     fleet: Fleet,
     context: &Context,
     counter: ApiCallCounter,
+    liveness: Liveness,
 ) -> tokio::task::JoinHandle<()> {
     let ready = Arc::new(AtomicBool::new(false));
     let readiness = {
@@ -143,6 +159,7 @@ fn serve_endpoints(
     let state = Arc::new(EndpointState {
         metrics: Box::new(metrics),
         ready,
+        liveness,
     });
     tokio::spawn(async move {
         tokio::join!(readiness, endpoints::serve(listener, state));

@@ -31,6 +31,7 @@ use tracing::Instrument as _;
 
 use crate::apply::RecentWrites;
 use crate::member::Fleet;
+use crate::telemetry::liveness::Liveness;
 use crate::telemetry::metrics::ReconcileMetrics;
 use status::{Findings, StatusHolds};
 
@@ -63,13 +64,15 @@ pub struct Context {
     recent_writes: RecentWrites,
     /// Stacks whose status write is held for their children's first reports.
     status_holds: StatusHolds,
+    /// Whether reconciles make progress (for `/healthz`).
+    liveness: Liveness,
     /// How many passes in a row failed a write, per stack uid (the retry backs off).
     failed_passes: std::sync::Mutex<std::collections::HashMap<String, u32>>,
 }
 
 impl Context {
     /// A context for a hub and a fleet.
-    pub fn new(hub: Client, fleet: Fleet) -> Self {
+    pub fn new(hub: Client, fleet: Fleet, liveness: Liveness) -> Self {
         let reporter = Reporter {
             controller: "stacksmith".into(),
             instance: std::env::var("POD_NAME").ok(),
@@ -80,6 +83,7 @@ impl Context {
             fleet,
             metrics: ReconcileMetrics::default(),
             status_holds: StatusHolds::default(),
+            liveness,
             failed_passes: std::sync::Mutex::default(),
             recent_writes: RecentWrites::default(),
         }
@@ -177,6 +181,7 @@ pub async fn reconcile(
     // After a (re)start, stacks are judged only once the fleet knows its members.
     ctx.fleet.wait_settled(STARTUP_SETTLE_CAP).await;
     let started = std::time::Instant::now();
+    let _running = ctx.liveness.reconcile_started(&stack_key(&stack));
     let span = tracing::info_span!("reconcile", stack = %stack_key(&stack));
     let result = reconcile_stack(stack, Arc::clone(&ctx))
         .instrument(span)

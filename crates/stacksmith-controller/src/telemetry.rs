@@ -3,4 +3,5 @@
 
 pub mod api_calls;
 pub mod endpoints;
+pub mod liveness;
 pub mod metrics;

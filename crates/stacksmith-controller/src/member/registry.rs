@@ -32,6 +32,7 @@ use super::wake::Waker;
 use crate::reconcile::GuardedStack;
 use crate::remote::failure_message;
 use crate::telemetry::api_calls::ApiCallCounter;
+use crate::telemetry::liveness::Liveness;
 
 /// How often a connected member is probed again with nothing happening (status is written only
 /// when it changed). The member's watches tell at once when it stops or starts answering, and
@@ -83,6 +84,8 @@ struct FleetInner {
     changes: Notify,
     /// `MemberCluster`s on the hub that do not deserialize, by name.
     invalid: RwLock<BTreeSet<String>>,
+    /// Where the supervisors say they made a turn (for `/healthz`).
+    liveness: Liveness,
 }
 
 impl Fleet {
@@ -92,6 +95,7 @@ impl Fleet {
         stacks: Store<GuardedStack>,
         wake: mpsc::UnboundedSender<ObjectRef<GuardedStack>>,
         counter: ApiCallCounter,
+        liveness: Liveness,
     ) -> Self {
         Fleet {
             inner: Arc::new(FleetInner {
@@ -103,6 +107,7 @@ impl Fleet {
                 settled: AtomicBool::new(false),
                 changes: Notify::new(),
                 invalid: RwLock::new(BTreeSet::new()),
+                liveness,
             }),
         }
     }
@@ -326,6 +331,7 @@ impl Fleet {
 
     fn remove(&self, name: &str) {
         self.write(|members| members.remove(name));
+        self.inner.liveness.supervisor_ended(name);
         self.wake_stacks_of(name);
     }
 
@@ -335,6 +341,8 @@ impl Fleet {
         let mut recorded: Option<MemberClusterStatus> = None;
         loop {
             let member = spec_rx.borrow_and_update().clone();
+            let allowed = quiet_allowed(&member);
+            self.inner.liveness.supervisor_turned(&name, allowed);
             if recorded.is_none() {
                 recorded = member.status.clone();
             }
@@ -350,6 +358,7 @@ impl Fleet {
             let secret_changed = secret_version_change(self.inner.hub.clone(), &member, version);
             futures::pin_mut!(secret_changed);
             loop {
+                self.inner.liveness.supervisor_turned(&name, allowed);
                 let wait = if connected {
                     PROBE_INTERVAL
                 } else {
@@ -461,6 +470,16 @@ impl Fleet {
             }
         }
     }
+}
+
+/// How long a supervisor of `member` may go without a turn of its loop before `/healthz` calls it
+/// stalled: its longest wait ([`PROBE_INTERVAL`]) plus every request a connection or a re-probe
+/// makes (the Secret and the status on the hub; the version and one discovery per child kind on
+/// the member, each bounded by its `requestTimeoutSeconds`), twice over.
+fn quiet_allowed(member: &MemberCluster) -> Duration {
+    let member_timeout = Duration::from_secs(u64::from(member.spec.request_timeout_seconds));
+    let requests = crate::remote::HUB_TIMEOUT * 2 + member_timeout * 5;
+    PROBE_INTERVAL + requests * 2
 }
 
 /// Resolves when `notify` is notified; never without one.

@@ -1,6 +1,8 @@
 //! The operator's HTTP endpoints: `/metrics`, `/healthz`, `/readyz`.
 //!
-//! `/healthz` answers 200 while the process serves requests; `/readyz` answers 200 once the hub
+//! `/healthz` answers 200 while the operator makes progress, 503 naming what is stuck (a
+//! reconcile far past its timeout, a member supervisor that stopped going round; see
+//! [`super::liveness`]); `/readyz` answers 200 once the hub
 //! watch of `CustomerStack`s has had its first full list (before that the operator would judge
 //! stacks it has not seen yet), 503 before. Anything else is 404; only GET and HEAD are served.
 
@@ -23,6 +25,8 @@ pub struct EndpointState {
     pub metrics: Box<dyn Fn() -> String + Send + Sync>,
     /// Set once the operator is ready.
     pub ready: Arc<AtomicBool>,
+    /// Whether the controller and the member supervisors make progress.
+    pub liveness: super::liveness::Liveness,
 }
 
 /// Serves the endpoints on `listener` until the task is dropped; one task per connection.
@@ -67,7 +71,19 @@ fn respond(request: &Request<Incoming>, state: &EndpointState) -> Response<Full<
             );
             response
         }
-        "/healthz" | "/livez" => plain(StatusCode::OK, "ok\n"),
+        "/healthz" | "/livez" => match state.liveness.stalled(std::time::Instant::now()) {
+            None => plain(StatusCode::OK, "ok\n"),
+            Some(stuck) => {
+                let mut response =
+                    Response::new(Full::new(Bytes::from(format!("stalled: {stuck}\n"))));
+                *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
+                response
+            }
+        },
         "/readyz" if state.ready.load(Ordering::Relaxed) => plain(StatusCode::OK, "ok\n"),
         "/readyz" => plain(
             StatusCode::SERVICE_UNAVAILABLE,
