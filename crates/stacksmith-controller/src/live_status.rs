@@ -20,7 +20,8 @@ use kube::api::{Api, DynamicObject, ListParams};
 use kube::{Client, ResourceExt as _};
 use stacksmith_api::{CustomerStack, CustomerStackStatus, MemberCluster};
 use stacksmith_core::aggregate::{
-    AggregateInput, ChildObservation, ClusterObservation, ClusterState, ForeignObject, aggregate,
+    AggregateInput, ChildObservation, ClusterObservation, ClusterState, ForeignObject,
+    ObservedState, aggregate,
 };
 use stacksmith_core::observe::{
     Ownership, explain_no_matching_instance, observed_from_read, unreachable_children,
@@ -173,16 +174,12 @@ async fn observe_cluster(
             continue;
         };
         let value = object.as_ref().and_then(|o| serde_json::to_value(o).ok());
-        let health = match (&value, &owner) {
+        let state = match (value, owner) {
             (Some(value), Some(Ownership::Ours)) => {
-                Some(evidence.judge(kind, value, &desired.namespace).await)
+                ObservedState::Live(evidence.judge(kind, &value, &desired.namespace).await)
             }
-            _ => None,
+            (value, owner) => observed_from_read(kind, value.as_ref().zip(owner), assess),
         };
-        let found = value.as_ref().zip(owner);
-        let state = observed_from_read(kind, found, |kind, object| {
-            health.clone().unwrap_or_else(|| assess(kind, object))
-        });
         children.push(ChildObservation {
             cluster: cluster.to_owned(),
             kind,

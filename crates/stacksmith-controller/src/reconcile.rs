@@ -13,7 +13,8 @@ mod prune;
 mod status;
 mod write;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -67,7 +68,7 @@ pub struct Context {
     /// Whether reconciles make progress (for `/healthz`).
     liveness: Liveness,
     /// How many passes in a row failed a write, per stack uid (the retry backs off).
-    failed_passes: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+    failed_passes: Mutex<HashMap<String, u32>>,
 }
 
 impl Context {
@@ -84,7 +85,7 @@ impl Context {
             metrics: ReconcileMetrics::default(),
             status_holds: StatusHolds::default(),
             liveness,
-            failed_passes: std::sync::Mutex::default(),
+            failed_passes: Mutex::default(),
             recent_writes: RecentWrites::default(),
         }
     }
@@ -160,15 +161,23 @@ pub async fn reconcile_guarded(
     }
 }
 
-/// What to do after a failed reconcile of a guarded stack.
+/// What to do after a failed reconcile (only a stack that deserialized can fail one).
 pub fn error_policy_guarded(
     guarded: Arc<GuardedStack>,
     error: &ReconcileError,
-    ctx: Arc<Context>,
+    _ctx: Arc<Context>,
 ) -> Action {
-    match &guarded.0 {
-        Ok(stack) => error_policy(Arc::new(stack.clone()), error, ctx),
-        Err(_) => Action::await_change(),
+    match error {
+        ReconcileError::DeletionPending { .. } => Action::requeue(Duration::from_secs(2)),
+        other => {
+            let stack = format!(
+                "{}/{}",
+                guarded.namespace().unwrap_or_default(),
+                guarded.name_any()
+            );
+            tracing::warn!(%stack, category = other.category(), error = %other, "reconcile failed");
+            Action::requeue(Duration::from_secs(10))
+        }
     }
 }
 
@@ -217,21 +226,6 @@ async fn reconcile_stack(
             stack: key,
             what: "the reconcile",
         }),
-    }
-}
-
-/// What to do after a failed reconcile.
-pub fn error_policy(
-    stack: Arc<CustomerStack>,
-    error: &ReconcileError,
-    _ctx: Arc<Context>,
-) -> Action {
-    match error {
-        ReconcileError::DeletionPending { .. } => Action::requeue(Duration::from_secs(2)),
-        other => {
-            tracing::warn!(stack = %stack_key(&stack), category = other.category(), error = %other, "reconcile failed");
-            Action::requeue(Duration::from_secs(10))
-        }
     }
 }
 

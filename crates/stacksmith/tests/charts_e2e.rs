@@ -837,24 +837,8 @@ async fn operator_converges_as_the_charts_service_accounts(tb: &TestBed) -> anyh
 
     ensure_namespace(&hub, "team-a").await?;
     let stacks: Api<CustomerStack> = Api::namespaced(hub.clone(), "team-a");
-    let manifest = json!({
-        "apiVersion": "stacksmith.io/v1alpha1", "kind": "CustomerStack",
-        "metadata": {"name": "acme"},
-        "spec": {
-            "customer": "acme",
-            "metrics": {
-                "cluster": "prometheus-1",
-                "replicas": 1,
-                "scrape": [{"name": "api", "selector": {"matchLabels": {"app": "api"}}, "endpoints": [{"port": "metrics"}]}],
-                "alertingRules": [{"name": "core", "rules": [{"alert": "Down", "expr": "up == 0", "for": "5m"}]}],
-            },
-            "dashboards": {
-                "cluster": "grafana-1",
-                "instanceSelector": {"matchLabels": {"dashboards": "shared"}},
-                "dashboards": [{"name": "overview", "json": "{\"title\": \"overview\"}"}],
-            },
-        },
-    });
+    let manifest =
+        stacksmith_e2e::stack_manifest("acme", "acme", json!({"metrics": {"replicas": 1}}));
     stacks
         .patch(
             "acme",

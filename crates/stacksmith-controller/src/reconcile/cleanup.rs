@@ -20,11 +20,13 @@ pub(super) async fn clean_up(
     stack: &CustomerStack,
     ctx: &Context,
 ) -> Result<Action, ReconcileError> {
+    let uid = identity(stack)?.uid;
+    // A stack being deleted no longer converges: its streak of failed writes ends here.
+    ctx.count_failed_pass(&uid, false);
     if stack.spec.deletion_policy == DeletionPolicy::Orphan {
         tracing::info!(stack = %stack_key(stack), "deletionPolicy Orphan: leaving the children in place");
         return Ok(Action::await_change());
     }
-    let uid = identity(stack)?.uid;
     let mut used: BTreeSet<String> = [
         stack.spec.metrics.cluster.clone(),
         stack.spec.dashboards.cluster.clone(),
