@@ -382,6 +382,27 @@ pub struct CustomerStackStatus {
     /// cluster or spec field to look at first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root_cause: Option<crate::RootCause>,
+    /// Every object stacksmith wrote for this stack, with the uid the member cluster gave it:
+    /// the only objects it will ever delete (and only while the uid still matches).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inventory: Vec<InventoryEntry>,
+}
+
+/// One object stacksmith wrote into a member cluster for a stack.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InventoryEntry {
+    /// The `MemberCluster` it was written through.
+    pub cluster: String,
+    /// Its kind, e.g. `Namespace` or `Prometheus`.
+    pub kind: String,
+    /// Its namespace (empty for a Namespace).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// Its `metadata.uid` in the member cluster.
+    pub uid: String,
 }
 
 /// The health of one child object in one member cluster.

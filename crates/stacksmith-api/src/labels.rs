@@ -18,3 +18,25 @@ pub const CUSTOMER: &str = "stacksmith.io/customer";
 pub const PLANNED_HASH: &str = "stacksmith.io/planned-hash";
 /// On a kubeconfig Secret: the `MemberCluster` it registers (informational).
 pub const MEMBER_CLUSTER: &str = "stacksmith.io/member-cluster";
+/// On every object stacksmith writes into a member cluster: the `MemberCluster` it was written
+/// through. A member ignores objects written through another registration, so one physical
+/// cluster reached through two `MemberCluster`s never has its objects pruned through the other.
+pub const WRITTEN_THROUGH: &str = "stacksmith.io/written-through";
+
+/// On a `CustomerStack`, value `"true"`: a change of `spec.metrics.cluster`,
+/// `spec.dashboards.cluster` or `spec.dashboards.namespace` is a move the stack's author asked
+/// for. Without it such a change is refused (`Ready=False`, reason `MoveRefused`) and nothing is
+/// written or deleted. A move writes the new objects first and deletes the old ones only once
+/// the new children are Healthy.
+pub const ALLOW_MOVE: &str = "stacksmith.io/allow-move";
+/// On a `CustomerStack`: the name of another `CustomerStack` in the same namespace (a GitOps
+/// rename) or of one deleted with `deletionPolicy: Orphan`, whose objects this stack may take
+/// over. Only objects at this stack's planned names that carry the named stack's labels and the
+/// same customer are taken over; a stack being deleted whose objects another stack adopts
+/// leaves them in place.
+pub const ADOPT_FROM: &str = "stacksmith.io/adopt-from";
+
+/// On a `MemberCluster`: held while a `CustomerStack` uses it (plans children there or still has
+/// objects there in its inventory). Deleting such a `MemberCluster` waits, with its `Ready`
+/// condition naming the stacks, until they have moved or are gone.
+pub const MEMBER_IN_USE_FINALIZER: &str = "stacksmith.io/member-in-use";

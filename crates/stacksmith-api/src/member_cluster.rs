@@ -123,4 +123,9 @@ pub struct MemberClusterStatus {
     /// an idle operator issues no writes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_probe_time: Option<Time>,
+    /// The identity of the cluster behind this registration: the uid of its `kube-system`
+    /// namespace. Two `MemberCluster`s with the same identity reach one physical cluster; the
+    /// later one is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_identity: Option<String>,
 }

@@ -97,6 +97,10 @@ pub async fn live_status(
         deletion: None,
         previous: stack.status.as_ref(),
         now,
+        inventory: stack
+            .status
+            .as_ref()
+            .map_or(&[][..], |s| s.inventory.as_slice()),
     }))
 }
 

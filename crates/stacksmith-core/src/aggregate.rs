@@ -20,7 +20,7 @@ mod conditions;
 mod tests;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use stacksmith_api::CustomerStackStatus;
+use stacksmith_api::{CustomerStackStatus, InventoryEntry};
 
 use crate::health::{ChildHealth, ChildKind};
 use crate::status_conditions::render_conditions;
@@ -260,6 +260,8 @@ pub struct AggregateInput<'a> {
     pub previous: Option<&'a CustomerStackStatus>,
     /// Now, to the second.
     pub now: &'a Time,
+    /// What stacksmith wrote for the stack (recorded in the status as it is).
+    pub inventory: &'a [InventoryEntry],
 }
 
 /// The stack's status for this pass.
@@ -287,6 +289,7 @@ pub fn aggregate(input: &AggregateInput<'_>) -> CustomerStackStatus {
                 input.now,
             ),
             root_cause,
+            inventory: input.inventory.to_vec(),
             ..previous.clone()
         };
     }
@@ -297,5 +300,6 @@ pub fn aggregate(input: &AggregateInput<'_>) -> CustomerStackStatus {
         summary: Some(summary),
         children: judged.into_iter().map(|j| j.status).collect(),
         root_cause,
+        inventory: input.inventory.to_vec(),
     }
 }

@@ -110,6 +110,7 @@ pub fn member_status(
         conditions: render_conditions(&states, previous_conditions, generation, now),
         server_version,
         last_probe_time: Some(now.clone()),
+        cluster_identity: previous.and_then(|p| p.cluster_identity.clone()),
     }
 }
 

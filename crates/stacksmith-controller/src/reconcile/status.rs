@@ -10,7 +10,7 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event as KubeEvent, EventType};
 use kube::{Resource as _, ResourceExt as _};
 use serde_json::json;
-use stacksmith_api::{CustomerStack, CustomerStackStatus};
+use stacksmith_api::{CustomerStack, CustomerStackStatus, InventoryEntry};
 use stacksmith_core::aggregate::{
     AggregateInput, ChildObservation, ClusterObservation, DeletionState, FailedObject,
     ForeignObject, SpecProblem, aggregate,
@@ -41,6 +41,8 @@ pub(super) struct Findings<'a> {
     pub(super) outcomes: Vec<&'a (DesiredObject, WriteOutcome)>,
     /// Objects no longer planned whose delete failed.
     pub(super) failed_deletes: Vec<FailedObject>,
+    /// What stacksmith wrote for the stack, after this pass.
+    pub(super) inventory: Vec<InventoryEntry>,
 }
 
 /// A held status write: the generation it was held for, and until when.
@@ -132,6 +134,7 @@ pub(super) async fn record(
         deletion: findings.deletion.as_ref(),
         previous,
         now: &now(),
+        inventory: &findings.inventory,
     });
     let held = held_for(&status, hold);
     let events = stack_events(&EventInput {

@@ -145,6 +145,7 @@ impl Scenario {
             deletion: self.deletion.as_ref(),
             previous,
             now,
+            inventory: &[],
         })
     }
 }

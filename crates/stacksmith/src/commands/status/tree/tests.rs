@@ -63,6 +63,7 @@ fn status_with(
         deletion: None,
         previous,
         now: &at(now),
+        inventory: &[],
     })
 }
 
@@ -279,6 +280,7 @@ fn invalid_spec_marks_the_stack() {
         deletion: None,
         previous: None,
         now: &at(0),
+        inventory: &[],
     });
     assert_eq!(root_cause(&status), RootCause::Stack);
     let tree = render_tree(&[view(status)], &at(0), false);
