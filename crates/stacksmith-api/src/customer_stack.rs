@@ -389,7 +389,9 @@ pub struct CustomerStackStatus {
 }
 
 /// One object stacksmith wrote into a member cluster for a stack.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct InventoryEntry {
     /// The `MemberCluster` it was written through.

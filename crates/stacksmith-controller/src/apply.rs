@@ -1,17 +1,18 @@
 //! Writing planned objects into a member cluster: server-side apply when an object is missing
 //! or drifted, nothing when the watch cache already shows it as planned, never over an object
-//! another owner holds. Deleting what a stack no longer plans.
+//! another owner holds. Deleting an inventoried object, only while its uid still matches.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kube::ResourceExt as _;
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::reflector::ObjectRef;
 use serde_json::Value;
 use stacksmith_api::labels::PLANNED_HASH;
-use stacksmith_core::observe::{Ownership, WriteOutcome, immutable_change};
+use stacksmith_core::inventory::InventoriedObject;
+use stacksmith_core::observe::{AdoptFrom, Ownership, WriteOutcome, adoptable, immutable_change};
 use stacksmith_core::plan::{DesiredObject, ObjectKind};
 
 use crate::FIELD_MANAGER;
@@ -19,9 +20,37 @@ use crate::member::MemberConnection;
 use crate::member::cached_object::CachedObject;
 use crate::remote::{RemoteError, api_resource, call, object_api};
 
-/// Whether `object` belongs to the stack with uid `stack_uid` (from its labels).
-pub fn ownership(object: &impl kube::Resource, stack_uid: &str) -> Ownership {
-    stacksmith_core::observe::ownership(object.labels(), stack_uid)
+/// Whether `object`, seen through the `MemberCluster` `member`, belongs to the stack with uid
+/// `stack_uid` (from its labels).
+pub fn ownership(object: &impl kube::Resource, stack_uid: &str, member: &str) -> Ownership {
+    stacksmith_core::observe::ownership(object.labels(), stack_uid, member)
+}
+
+/// Who is writing: the stack, and the stack whose objects it may take over.
+#[derive(Clone, Debug)]
+pub struct Claimant {
+    /// The stack's uid.
+    pub stack_uid: String,
+    /// `stacksmith.io/adopt-from`, when the named stack is gone or going.
+    pub adopt: Option<AdoptFrom>,
+}
+
+impl Claimant {
+    /// Whether an existing object is the stack's to write through `member`: its own, or one of
+    /// the stack it adopts from.
+    pub fn ownership(&self, object: &impl kube::Resource, member: &str) -> Ownership {
+        match ownership(object, &self.stack_uid, member) {
+            Ownership::Foreign(_)
+                if self
+                    .adopt
+                    .as_ref()
+                    .is_some_and(|adopt| adoptable(object.labels(), adopt, member)) =>
+            {
+                Ownership::Ours
+            }
+            other => other,
+        }
+    }
 }
 
 /// The cached object of a planned object, if any.
@@ -109,33 +138,35 @@ fn planned_hash(desired: &DesiredObject) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Brings one object to its planned state.
+/// Brings one object to its planned state. Returns the outcome and the object's uid when it is
+/// now the stack's (for the inventory).
 pub async fn apply_object(
     connection: &MemberConnection,
     desired: &DesiredObject,
-    stack_uid: &str,
+    claimant: &Claimant,
     recent: &RecentWrites,
-) -> WriteOutcome {
+) -> (WriteOutcome, Option<String>) {
     let existing = cached(connection, desired.kind, &desired.namespace, &desired.name);
     let created = match &existing {
         None => true,
-        Some(existing) => match ownership(existing.as_ref(), stack_uid) {
-            Ownership::Foreign(owner) => return WriteOutcome::Conflict { owner },
+        Some(existing) => match claimant.ownership(existing.as_ref(), &connection.name) {
+            Ownership::Foreign(owner) => return (WriteOutcome::Conflict { owner }, None),
             Ownership::Ours => {
                 let live = existing.to_value();
+                let uid = existing.metadata.uid.clone();
                 if is_as_planned(&live, &desired.manifest) {
                     recent.forget(desired);
-                    return WriteOutcome::Unchanged(Box::new(live));
+                    return (WriteOutcome::Unchanged(Box::new(live)), uid);
                 }
                 if let Some(field) = immutable_change(desired.kind, &live, &desired.manifest) {
-                    return replace(connection, desired, existing, field).await;
+                    return (replace(connection, desired, existing, field).await, None);
                 }
                 false
             }
         },
     };
     if let Some(left) = recent.awaiting(desired) {
-        return WriteOutcome::AwaitingCache { left };
+        return (WriteOutcome::AwaitingCache { left }, None);
     }
     let api = object_api(&connection.client, desired.kind, &desired.namespace);
     tracing::debug!(
@@ -154,22 +185,27 @@ pub async fn apply_object(
     )
     .await
     {
-        Ok(_) => {
+        Ok(written) => {
             recent.record(desired);
-            if created {
+            let outcome = if created {
                 WriteOutcome::Created
             } else {
                 WriteOutcome::Updated
-            }
+            };
+            (outcome, written.metadata.uid)
         }
-        Err(err) => WriteOutcome::Failed {
-            message: err.to_string(),
-        },
+        Err(err) => (
+            WriteOutcome::Failed {
+                message: err.to_string(),
+            },
+            None,
+        ),
     }
 }
 
 /// Deletes an object of ours whose immutable `field` the plan changed, so the next pass creates
 /// it from the plan (the API server would refuse the write); nothing while it is going away.
+/// The delete carries the cached uid as a precondition.
 async fn replace(
     connection: &MemberConnection,
     desired: &DesiredObject,
@@ -182,15 +218,23 @@ async fn replace(
             deleted_now: false,
         };
     }
-    let object = OwnedObject {
-        kind: desired.kind,
-        namespace: desired.namespace.clone(),
-        name: desired.name.clone(),
-        deleting: false,
+    let Some(uid) = existing.metadata.uid.clone() else {
+        return WriteOutcome::Failed {
+            message: format!("cannot change {field}: the cached object has no uid"),
+        };
+    };
+    let object = InventoriedObject {
+        key: stacksmith_core::inventory::ObjectKey {
+            cluster: connection.name.clone(),
+            kind: desired.kind,
+            namespace: desired.namespace.clone(),
+            name: desired.name.clone(),
+        },
+        uid,
     };
     tracing::info!(cluster = %connection.name, kind = desired.kind.kind(), namespace = %desired.namespace, name = %desired.name, field, "re-creating: an immutable field changed");
-    match delete_object(connection, &object).await {
-        Ok(()) => WriteOutcome::Replacing {
+    match delete_inventoried(connection, &object).await {
+        Ok(_) => WriteOutcome::Replacing {
             field,
             deleted_now: true,
         },
@@ -229,65 +273,37 @@ pub fn contains(live: &Value, desired: &Value) -> bool {
     }
 }
 
-/// A stack's object found in a member cluster.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OwnedObject {
-    /// Its kind.
-    pub kind: ObjectKind,
-    /// Its namespace (empty for a Namespace).
-    pub namespace: String,
-    /// Its name.
-    pub name: String,
-    /// Whether its deletion has started.
-    pub deleting: bool,
+/// What a delete of an inventoried object found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deleted {
+    /// It is gone (deleted now, or already).
+    Gone,
+    /// Its deletion has started and it still exists (finalizers, a terminating namespace).
+    Going,
+    /// An object of that name exists with another uid: not the one stacksmith wrote, so it was
+    /// not deleted.
+    NotOurs,
 }
 
-/// Every object of the stack with uid `stack_uid` in a member's caches, children first and the
-/// namespaces last (the order to delete them in).
-pub fn owned_objects(connection: &MemberConnection, stack_uid: &str) -> Vec<OwnedObject> {
-    let mut found = Vec::new();
-    for (kind, namespace, name) in connection.labelled_for(stack_uid) {
-        let Some(store) = connection.store(kind) else {
-            continue;
-        };
-        let mut reference = ObjectRef::new_with(&name, api_resource(kind));
-        if kind.namespaced() {
-            reference = reference.within(&namespace);
-        }
-        if let Some(object) = store.get(&reference)
-            && ownership(object.as_ref(), stack_uid) == Ownership::Ours
-        {
-            found.push(OwnedObject {
-                kind,
-                namespace,
-                name,
-                deleting: object.metadata.deletion_timestamp.is_some(),
-            });
-        }
-    }
-    found.sort_by(|a, b| {
-        b.kind
-            .cmp(&a.kind)
-            .then_with(|| a.namespace.cmp(&b.namespace))
-            .then_with(|| a.name.cmp(&b.name))
-    });
-    found
-}
-
-/// Deletes one object; `Ok` when it is gone or going.
-pub async fn delete_object(
+/// Deletes one inventoried object, only if its uid is still the inventoried one (a delete
+/// precondition: the API server refuses it otherwise).
+pub async fn delete_inventoried(
     connection: &MemberConnection,
-    object: &OwnedObject,
-) -> Result<(), RemoteError> {
-    let api = object_api(&connection.client, object.kind, &object.namespace);
-    match call(
-        connection.timeout,
-        api.delete(&object.name, &DeleteParams::background()),
-    )
-    .await
-    {
-        Ok(_) => Ok(()),
-        Err(err) if err.is_not_found() => Ok(()),
+    object: &InventoriedObject,
+) -> Result<Deleted, RemoteError> {
+    let key = &object.key;
+    let api = object_api(&connection.client, key.kind, &key.namespace);
+    let mut params = DeleteParams::background();
+    params.preconditions = Some(Preconditions {
+        uid: Some(object.uid.clone()),
+        resource_version: None,
+    });
+    match call(connection.timeout, api.delete(&key.name, &params)).await {
+        // The object back: it still exists, being deleted; a Status: it is gone.
+        Ok(answer) if answer.is_left() => Ok(Deleted::Going),
+        Ok(_) => Ok(Deleted::Gone),
+        Err(err) if err.is_not_found() => Ok(Deleted::Gone),
+        Err(err) if err.is_conflict() => Ok(Deleted::NotOurs),
         Err(err) => Err(err),
     }
 }

@@ -30,6 +30,7 @@ pub use member::client::{
     KubeconfigRefused, MemberClientError, client_from_kubeconfig, member_client_from_secret,
 };
 pub use member::member_info;
+pub use member::namespace_contents::{NamespaceContentsError, namespace_contents};
 pub use operator::{
     DEFAULT_CONCURRENT_RECONCILES, OperatorOptions, RunningOperator, run, run_with,
 };

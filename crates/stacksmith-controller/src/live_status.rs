@@ -101,6 +101,7 @@ pub async fn live_status(
             .status
             .as_ref()
             .map_or(&[][..], |s| s.inventory.as_slice()),
+        refused_move: None,
     }))
 }
 
@@ -165,7 +166,7 @@ async fn observe_cluster(
     let mut children = Vec::new();
     let mut foreign = Vec::new();
     for (desired, object) in &found {
-        let owner = object.as_ref().map(|o| ownership(o, uid));
+        let owner = object.as_ref().map(|o| ownership(o, uid, cluster));
         let Some(kind) = desired.kind.child() else {
             if let Some(Ownership::Foreign(owner)) = owner {
                 foreign.push(ForeignObject {

@@ -86,7 +86,12 @@ pub async fn run_with(
         liveness.clone(),
     );
     let fleet_task = tokio::spawn(fleet.clone().run());
-    let context = Arc::new(Context::new(hub, fleet.clone(), liveness.clone()));
+    let context = Arc::new(Context::new(
+        hub,
+        fleet.clone(),
+        liveness.clone(),
+        store.clone(),
+    ));
     let endpoints_task = options.endpoints.map(|listener| {
         serve_endpoints(
             listener,

@@ -9,6 +9,7 @@
 //! releases at once.
 
 mod cleanup;
+mod inventory;
 mod prune;
 mod status;
 mod write;
@@ -23,14 +24,18 @@ use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer::{self, Event as FinalizerEvent};
-use kube::{Client, ResourceExt as _};
+use kube::runtime::reflector::Store;
+use kube::{Client, Resource as _, ResourceExt as _};
 use stacksmith_api::CustomerStack;
+use stacksmith_api::labels::{ADOPT_FROM as ALLOW_ADOPT, ALLOW_MOVE};
 use stacksmith_core::aggregate::{ClusterState, SpecProblem};
-use stacksmith_core::observe::{WriteOutcome, child_observations};
-use stacksmith_core::plan::{StackIdentity, plan_stack};
+use stacksmith_core::events::{EventAction, EventSeverity, StackEvent, event_reason};
+use stacksmith_core::inventory::{InventoriedObject, Inventory, moved_objects, refused_move};
+use stacksmith_core::observe::{AdoptFrom, WriteOutcome, child_observations};
+use stacksmith_core::plan::{StackIdentity, StackPlan, plan_stack};
 use tracing::Instrument as _;
 
-use crate::apply::RecentWrites;
+use crate::apply::{Claimant, RecentWrites};
 use crate::member::Fleet;
 use crate::telemetry::liveness::Liveness;
 use crate::telemetry::metrics::ReconcileMetrics;
@@ -69,11 +74,15 @@ pub struct Context {
     liveness: Liveness,
     /// How many passes in a row failed a write, per stack uid (the retry backs off).
     failed_passes: Mutex<HashMap<String, u32>>,
+    /// What each stack wrote (see [`inventory`]).
+    inventories: inventory::Inventories,
+    /// The hub's stacks (who adopts whom).
+    stacks: Store<GuardedStack>,
 }
 
 impl Context {
     /// A context for a hub and a fleet.
-    pub fn new(hub: Client, fleet: Fleet, liveness: Liveness) -> Self {
+    pub fn new(hub: Client, fleet: Fleet, liveness: Liveness, stacks: Store<GuardedStack>) -> Self {
         let reporter = Reporter {
             controller: "stacksmith".into(),
             instance: std::env::var("POD_NAME").ok(),
@@ -87,6 +96,8 @@ impl Context {
             liveness,
             failed_passes: Mutex::default(),
             recent_writes: RecentWrites::default(),
+            inventories: inventory::Inventories::default(),
+            stacks,
         }
     }
 }
@@ -253,35 +264,141 @@ async fn converge(stack: &CustomerStack, ctx: &Context) -> Result<Action, Reconc
         Ok(plan) => plan,
         Err(problems) => return invalid_spec(stack, ctx, problems).await,
     };
-    let writes = join_all(plan.clusters.iter().map(|cluster| {
-        write::write_cluster(ctx, &plan, cluster, &identity.uid, stack.spec.paused)
-    }))
-    .await;
-    let failed_deletes = if stack.spec.paused {
-        Vec::new()
-    } else {
-        prune::remove_unplanned(ctx, &plan, &identity.uid).await
+    let mut inventory = ctx.inventories.of(stack, &identity.uid);
+    let moved = moved_objects(&inventory, &plan);
+    if !moved.is_empty() && !annotated(stack, ALLOW_MOVE, "true") {
+        return refuse_move(stack, ctx, &plan, &moved, &inventory).await;
+    }
+    let claimant = Claimant {
+        stack_uid: identity.uid.clone(),
+        adopt: ctx.adopt_from(stack),
     };
+    // The stack it adopts from still lives: look again soon (it hands over when deleted).
+    let awaiting_adoption =
+        stack.annotations().contains_key(ALLOW_ADOPT) && claimant.adopt.is_none();
+    let writes =
+        join_all(plan.clusters.iter().map(|cluster| {
+            write::write_cluster(ctx, &plan, cluster, &claimant, stack.spec.paused)
+        }))
+        .await;
+    for (key, uid) in writes.iter().flat_map(|pass| &pass.inventory_changes) {
+        match uid {
+            Some(uid) => inventory.record(key.clone(), uid.clone()),
+            None => inventory.forget(key),
+        }
+    }
+    let mut removal = prune::Removal::default();
+    if !stack.spec.paused {
+        let dropped = inventory
+            .unplanned(&plan)
+            .into_iter()
+            .filter(|object| !moved.iter().any(|m| m.key == object.key))
+            .collect();
+        removal = prune::remove(ctx, dropped, &mut inventory).await;
+    }
+    ctx.inventories.keep(&identity.uid, &inventory);
+    status::publish(stack, ctx, removal.events).await;
     let mut findings = observe(&writes);
-    findings.failed_deletes = failed_deletes;
+    findings.failed_deletes = removal.failed;
+    findings.inventory = inventory.entries();
     let pass = PassSummary::of(&findings);
     let hold = ctx.status_holds.deadline(
         stack,
         &identity.uid,
         pass.wrote && !pass.failed && !pass.unreachable,
     );
-    let held = status::record(stack, ctx, &findings, hold).await?;
+    let recorded = status::record(stack, ctx, &findings, hold).await?;
+    if !moved.is_empty() && recorded.ready && !stack.spec.paused {
+        // The stack is Ready where it moved to: the old place's objects can go.
+        return finish_move(stack, ctx, moved, &mut inventory, &identity.uid).await;
+    }
     let next = match ctx.count_failed_pass(&identity.uid, pass.failed) {
         Some(failed_passes) => retry_after(failed_passes),
-        None if pass.unreachable => RETRY,
+        None if pass.unreachable || !moved.is_empty() || awaiting_adoption => RETRY,
         None => RESYNC,
     };
-    let soonest = [held, pass.awaiting_cache, Some(next)]
+    let soonest = [recorded.held, pass.awaiting_cache, Some(next)]
         .into_iter()
         .flatten()
         .min()
         .unwrap_or(next);
     Ok(Action::requeue(soonest))
+}
+
+/// Whether the stack carries annotation `key` with `value`.
+fn annotated(stack: &CustomerStack, key: &str, value: &str) -> bool {
+    stack.annotations().get(key).is_some_and(|v| v == value)
+}
+
+/// A move the stack does not allow: nothing is written or deleted, and the status names the
+/// field and the annotation that allows it.
+async fn refuse_move(
+    stack: &CustomerStack,
+    ctx: &Context,
+    plan: &StackPlan,
+    moved: &[InventoriedObject],
+    inventory: &Inventory,
+) -> Result<Action, ReconcileError> {
+    let problem = refused_move(
+        moved,
+        plan,
+        stack.spec.dashboards.namespace.is_some(),
+        ALLOW_MOVE,
+    );
+    let findings = Findings {
+        refused_move: problem,
+        inventory: inventory.entries(),
+        ..Findings::default()
+    };
+    status::record(stack, ctx, &findings, None).await?;
+    Ok(Action::requeue(RESYNC))
+}
+
+/// Deletes what a finished move left in the old cluster or namespace, and records it.
+async fn finish_move(
+    stack: &CustomerStack,
+    ctx: &Context,
+    moved: Vec<InventoriedObject>,
+    inventory: &mut Inventory,
+    uid: &str,
+) -> Result<Action, ReconcileError> {
+    let count = moved.len();
+    let removal = prune::remove(ctx, moved, inventory).await;
+    ctx.inventories.keep(uid, inventory);
+    let mut events = removal.events;
+    if removal.failed.is_empty() && removal.blocked.is_empty() {
+        events.push(StackEvent {
+            severity: EventSeverity::Normal,
+            reason: event_reason::MOVED.to_owned(),
+            note: format!("moved: {count} objects of the old cluster or namespace deleted"),
+            action: EventAction::Delete,
+        });
+    }
+    status::publish(stack, ctx, events).await;
+    // The next pass records the smaller inventory.
+    Ok(Action::requeue(Duration::from_secs(1)))
+}
+
+impl Context {
+    /// `stacksmith.io/adopt-from` of the stack, when the stack it names is gone or going (a
+    /// live stack keeps its objects).
+    fn adopt_from(&self, stack: &CustomerStack) -> Option<AdoptFrom> {
+        let from = stack.annotations().get(ALLOW_ADOPT)?;
+        let namespace = stack.namespace()?;
+        if *from == stack.name_any() {
+            return None;
+        }
+        let live = self.stacks.state().iter().any(|guarded| {
+            guarded.namespace().as_deref() == Some(namespace.as_str())
+                && guarded.name_any() == *from
+                && guarded.meta().deletion_timestamp.is_none()
+        });
+        (!live).then(|| AdoptFrom {
+            namespace,
+            name: from.clone(),
+            customer: stack.spec.customer.clone(),
+        })
+    }
 }
 
 impl Context {
@@ -314,8 +431,14 @@ async fn invalid_spec(
     ctx: &Context,
     problems: Vec<SpecProblem>,
 ) -> Result<Action, ReconcileError> {
+    // Nothing is written or deleted, and the inventory is kept as it is.
+    let inventory = match identity(stack) {
+        Ok(identity) => ctx.inventories.of(stack, &identity.uid).entries(),
+        Err(_) => Vec::new(),
+    };
     let findings = Findings {
         problems,
+        inventory,
         ..Findings::default()
     };
     status::record(stack, ctx, &findings, None).await?;
@@ -456,6 +579,7 @@ mod tests {
         let pass = write::ClusterPass {
             writes: ClusterWrites::unavailable("prom-1", &objects, "connecting"),
             connection: None,
+            inventory_changes: Vec::new(),
         };
         let findings = observe(std::slice::from_ref(&pass));
         assert!(findings.children.is_empty(), "a namespace is not a child");

@@ -33,6 +33,12 @@ impl RemoteError {
         matches!(self, RemoteError::Failed(kube::Error::Api(status)) if status.code == 404)
     }
 
+    /// Whether the API server answered 409 Conflict (for a delete with a uid precondition: the
+    /// object of that name has another uid).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, RemoteError::Failed(kube::Error::Api(status)) if status.code == 409)
+    }
+
     /// The probe failure this amounts to, with a message that holds no credential.
     pub fn classify(&self) -> (ProbeFailure, String) {
         match self {

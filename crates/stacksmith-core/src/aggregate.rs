@@ -53,6 +53,9 @@ pub mod reason {
     pub const DELETION_BLOCKED: &str = "DeletionBlocked";
     /// `Ready`/`ChildrenApplied` are False: the spec could not be planned.
     pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// `Ready`/`ChildrenApplied` are False: a changed spec would move the stack's objects to
+    /// another cluster or namespace, and the stack does not carry `stacksmith.io/allow-move`.
+    pub const MOVE_REFUSED: &str = "MoveRefused";
     /// An object of a child's name exists and is not this stack's (conditions and children).
     pub const CONFLICT: &str = "Conflict";
     /// A member cluster does not answer (conditions and children).
@@ -262,6 +265,8 @@ pub struct AggregateInput<'a> {
     pub now: &'a Time,
     /// What stacksmith wrote for the stack (recorded in the status as it is).
     pub inventory: &'a [InventoryEntry],
+    /// A move the spec asks for that is refused (nothing is written or deleted).
+    pub refused_move: Option<&'a SpecProblem>,
 }
 
 /// The stack's status for this pass.

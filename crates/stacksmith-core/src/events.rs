@@ -26,6 +26,16 @@ pub mod event_reason {
     pub const CHILD_REPLACED: &str = "ChildReplaced";
     /// The stack recovered (the `Ready` reason).
     pub const READY: &str = super::reason::READY;
+    /// A tenant namespace was left in place: it holds objects stacksmith did not write (or
+    /// that it could not list).
+    pub const NAMESPACE_KEPT: &str = "NamespaceKept";
+    /// Inventoried objects were forgotten without a delete: their `MemberCluster` is no longer
+    /// registered.
+    pub const OBJECTS_LEFT_BEHIND: &str = "ObjectsLeftBehind";
+    /// A stack being deleted left its objects to the stack that adopts them.
+    pub const HANDED_OVER: &str = "HandedOver";
+    /// The objects of a stack's old cluster or namespace were deleted after a move.
+    pub const MOVED: &str = "Moved";
 }
 
 /// Normal or Warning, as Kubernetes Events are.
@@ -44,6 +54,8 @@ pub enum EventAction {
     Aggregate,
     /// A write to a member.
     Apply,
+    /// A delete in a member (or a decision not to delete).
+    Delete,
 }
 
 impl EventAction {
@@ -52,6 +64,7 @@ impl EventAction {
         match self {
             EventAction::Aggregate => "Aggregate",
             EventAction::Apply => "Apply",
+            EventAction::Delete => "Delete",
         }
     }
 }

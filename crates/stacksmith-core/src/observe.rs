@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use stacksmith_api::labels::{
-    MANAGED_BY, MANAGED_BY_VALUE, STACK_NAME, STACK_NAMESPACE, STACK_UID,
+    CUSTOMER, MANAGED_BY, MANAGED_BY_VALUE, STACK_NAME, STACK_NAMESPACE, STACK_UID, WRITTEN_THROUGH,
 };
 
 use crate::aggregate::{
@@ -33,19 +33,54 @@ pub enum Ownership {
     Foreign(String),
 }
 
-/// Whether an object with these labels belongs to the stack with uid `stack_uid`.
-pub fn ownership(labels: &BTreeMap<String, String>, stack_uid: &str) -> Ownership {
+/// Whether an object with these labels belongs to the stack with uid `stack_uid`, as seen
+/// through the `MemberCluster` `member`: an object written through another registration of the
+/// same cluster is that registration's, never this one's.
+pub fn ownership(labels: &BTreeMap<String, String>, stack_uid: &str, member: &str) -> Ownership {
     if labels.get(MANAGED_BY).map(String::as_str) != Some(MANAGED_BY_VALUE) {
         return Ownership::Foreign("an owner that is not stacksmith".to_owned());
-    }
-    if labels.get(STACK_UID).map(String::as_str) == Some(stack_uid) {
-        return Ownership::Ours;
     }
     let owner = match (labels.get(STACK_NAMESPACE), labels.get(STACK_NAME)) {
         (Some(ns), Some(name)) => format!("CustomerStack {ns}/{name}"),
         _ => "another CustomerStack".to_owned(),
     };
+    if let Some(through) = labels.get(WRITTEN_THROUGH)
+        && through != member
+    {
+        return Ownership::Foreign(format!("{owner} through MemberCluster {through}"));
+    }
+    if labels.get(STACK_UID).map(String::as_str) == Some(stack_uid) {
+        return Ownership::Ours;
+    }
     Ownership::Foreign(owner)
+}
+
+/// The stack whose objects a stack may take over (annotation `stacksmith.io/adopt-from`): a
+/// stack of another name in the same hub namespace, for the same customer, that no longer
+/// exists or is being deleted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdoptFrom {
+    /// The hub namespace of both stacks.
+    pub namespace: String,
+    /// The name of the stack whose objects are taken over.
+    pub name: String,
+    /// The customer id of both stacks.
+    pub customer: String,
+}
+
+/// Whether an object with these labels, found at a planned name in `member`, may be taken over
+/// from the stack named by `adopt`: it was written by stacksmith for that stack (by namespace
+/// and name) and the same customer, through this member (or before objects named their
+/// member).
+pub fn adoptable(labels: &BTreeMap<String, String>, adopt: &AdoptFrom, member: &str) -> bool {
+    let is = |key: &str, value: &str| labels.get(key).map(String::as_str) == Some(value);
+    is(MANAGED_BY, MANAGED_BY_VALUE)
+        && is(STACK_NAMESPACE, &adopt.namespace)
+        && is(STACK_NAME, &adopt.name)
+        && is(CUSTOMER, &adopt.customer)
+        && labels
+            .get(WRITTEN_THROUGH)
+            .is_none_or(|through| through == member)
 }
 
 /// Why a planned object was not written in this pass.

@@ -56,7 +56,8 @@ pub(crate) async fn prepare_remote(cluster: &Cluster) -> Result<()> {
 }
 
 /// What stacksmith may do on a remote cluster: manage tenant namespaces, the RBAC a Prometheus
-/// needs, and the child kinds; read Grafanas (to explain `NoMatchingInstance`) and CRDs.
+/// needs, and the child kinds; read Grafanas (to explain `NoMatchingInstance`) and CRDs; list
+/// every kind (to prove a tenant namespace empty before deleting it).
 fn operator_cluster_role() -> RbacClusterRole {
     let rule = |groups: &[&str], resources: &[&str], verbs: &[&str]| PolicyRule {
         api_groups: Some(groups.iter().map(|s| s.to_string()).collect()),
@@ -101,6 +102,10 @@ fn operator_cluster_role() -> RbacClusterRole {
                 &["customresourcedefinitions"],
                 &read,
             ),
+            // As the remote chart with `tenantNamespaceDeletion: true`: listing every kind in a
+            // tenant namespace (stacksmith asks for metadata only) is how it proves the
+            // namespace holds nothing of anyone else's before deleting it.
+            rule(&["*"], &["*"], &["list"]),
         ]),
         aggregation_rule: None,
     }

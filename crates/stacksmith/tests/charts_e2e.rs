@@ -614,6 +614,8 @@ fn hub_rbac_is_least_privilege(tb: &TestBed) -> anyhow::Result<()> {
             ],
             &["list", "memberclusters.stacksmith.io"],
             &["watch", "memberclusters.stacksmith.io"],
+            // Its finalizer stacksmith.io/member-in-use.
+            &["patch", "memberclusters.stacksmith.io"],
             &[
                 "patch",
                 "memberclusters.stacksmith.io",
@@ -635,7 +637,6 @@ fn hub_rbac_is_least_privilege(tb: &TestBed) -> anyhow::Result<()> {
             &["update", "customerstacks.stacksmith.io", "-n", "team-a"],
             &["create", "memberclusters.stacksmith.io"],
             &["delete", "memberclusters.stacksmith.io"],
-            &["patch", "memberclusters.stacksmith.io"],
             &["delete", "events.events.k8s.io", "-n", "team-a"],
             &["get", "configmaps", "-n", HUB_NAMESPACE],
             &["create", "pods", "-n", HUB_NAMESPACE],

@@ -7,7 +7,7 @@
 //! rejection Events ([`super::config_evidence`]): evidence for judging rules and monitors
 //! without a status, whose failure only leaves that evidence out.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use kube::api::{Api, ApiResource};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, ResourceExt as _};
-use stacksmith_api::labels::{MANAGED_BY, MANAGED_BY_VALUE, STACK_UID};
+use stacksmith_api::labels::{MANAGED_BY, MANAGED_BY_VALUE};
 use stacksmith_api::{ClusterRole, MemberCluster};
 use stacksmith_core::ChildKind;
 use stacksmith_core::plan::ObjectKind;
@@ -53,8 +53,6 @@ pub struct MemberConnection {
     /// rules and monitors that have no status.
     rejections: Option<Arc<RejectionIndex>>,
     pub(super) reachability: Arc<RwLock<Reachability>>,
-    /// Which cached objects each stack owns (by the `stack-uid` label), kept by the watches.
-    owners: Arc<RwLock<OwnerIndex>>,
     /// Notified when a watch finds the member's reachability changed (the supervisor re-probes).
     pub(super) reachability_changed: Arc<Notify>,
     tasks: Vec<JoinHandle<()>>,
@@ -100,16 +98,6 @@ impl MemberConnection {
         }
     }
 
-    /// The cached objects labelled as belonging to the stack with uid `stack_uid` (kind,
-    /// namespace, name), without scanning the caches.
-    pub fn labelled_for(&self, stack_uid: &str) -> Vec<(ObjectKind, String, String)> {
-        let index = crate::locks::read(&self.owners);
-        index
-            .get(stack_uid)
-            .map(|objects| objects.iter().cloned().collect())
-            .unwrap_or_default()
-    }
-
     /// Whether the member answers right now (as far as its watches tell).
     pub fn reachability(&self) -> Reachability {
         self.reachability
@@ -124,48 +112,6 @@ impl MemberConnection {
         tokio::time::timeout(timeout, futures::future::join_all(waits))
             .await
             .is_ok()
-    }
-}
-
-/// Stack uid → the cached objects labelled with it.
-type OwnerIndex = HashMap<String, BTreeSet<(ObjectKind, String, String)>>;
-
-/// Keeps the owner index of one kind in step with its watch.
-fn index_owner(index: &RwLock<OwnerIndex>, kind: ObjectKind, event: &watcher::Event<CachedObject>) {
-    let mut index = crate::locks::write(index);
-    let entry = |object: &CachedObject| {
-        let uid = object.labels().get(STACK_UID).cloned()?;
-        Some((
-            uid,
-            (
-                kind,
-                object.namespace().unwrap_or_default(),
-                object.name_any(),
-            ),
-        ))
-    };
-    match event {
-        // A (re)list starts: what this kind had is listed again.
-        watcher::Event::Init => index.retain(|_, objects| {
-            objects.retain(|(k, _, _)| *k != kind);
-            !objects.is_empty()
-        }),
-        watcher::Event::InitApply(object) | watcher::Event::Apply(object) => {
-            if let Some((uid, key)) = entry(object) {
-                index.entry(uid).or_default().insert(key);
-            }
-        }
-        watcher::Event::Delete(object) => {
-            if let Some((uid, key)) = entry(object)
-                && let Some(objects) = index.get_mut(&uid)
-            {
-                objects.remove(&key);
-                if objects.is_empty() {
-                    index.remove(&uid);
-                }
-            }
-        }
-        watcher::Event::InitDone => {}
     }
 }
 
@@ -187,7 +133,6 @@ struct WatchShared {
     member: String,
     reachability: Arc<RwLock<Reachability>>,
     reachability_changed: Arc<Notify>,
-    owners: Arc<RwLock<OwnerIndex>>,
     waker: Waker,
 }
 
@@ -210,7 +155,6 @@ pub(super) fn start_connection(
         member: name.clone(),
         reachability: Arc::new(RwLock::new(Reachability::Reachable)),
         reachability_changed: Arc::new(Notify::new()),
-        owners: Arc::new(RwLock::new(OwnerIndex::new())),
         waker: waker.clone(),
     };
     let mut stores = BTreeMap::new();
@@ -252,7 +196,6 @@ pub(super) fn start_connection(
         grafanas,
         rejections,
         reachability: shared.reachability,
-        owners: shared.owners,
         reachability_changed: shared.reachability_changed,
         tasks,
     }
@@ -280,16 +223,13 @@ fn watch_kind(
     (store, task)
 }
 
-/// What one watch event means for the connection: the owner index, the member's reachability
-/// and the stacks to wake.
+/// What one watch event means for the connection: the member's reachability and the stacks to
+/// wake.
 fn on_watch_event(
     kind: Option<ObjectKind>,
     event: &Result<watcher::Event<CachedObject>, watcher::Error>,
     shared: &WatchShared,
 ) {
-    if let (Some(kind), Ok(event)) = (kind, event) {
-        index_owner(&shared.owners, kind, event);
-    }
     let now_reachable = match event {
         Ok(_) => Reachability::Reachable,
         Err(err) => Reachability::Unreachable(classify_watch_error(err)),
@@ -330,62 +270,5 @@ fn on_watch_event(
             shared.waker.users_of(&shared.member);
         }
         _ => {}
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use stacksmith_core::ChildKind;
-
-    use super::*;
-
-    fn object(name: &str, uid: Option<&str>) -> CachedObject {
-        let labels = uid.map_or(
-            serde_json::json!({}),
-            |uid| serde_json::json!({STACK_UID: uid}),
-        );
-        serde_json::from_value(serde_json::json!({
-            "metadata": {"name": name, "namespace": "customer-acme", "labels": labels},
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn the_owner_index_follows_the_watch() {
-        let index = RwLock::new(OwnerIndex::new());
-        let prometheus = ObjectKind::Child(ChildKind::Prometheus);
-        let rule = ObjectKind::Child(ChildKind::PrometheusRule);
-        index_owner(
-            &index,
-            prometheus,
-            &watcher::Event::InitApply(object("acme", Some("u1"))),
-        );
-        index_owner(
-            &index,
-            rule,
-            &watcher::Event::Apply(object("acme-core", Some("u1"))),
-        );
-        index_owner(
-            &index,
-            rule,
-            &watcher::Event::Apply(object("foreign", None)),
-        );
-        let owned = |index: &RwLock<OwnerIndex>| index.read().unwrap().get("u1").cloned();
-        assert_eq!(owned(&index).map(|o| o.len()), Some(2));
-        index_owner(
-            &index,
-            rule,
-            &watcher::Event::Delete(object("acme-core", Some("u1"))),
-        );
-        assert_eq!(owned(&index).map(|o| o.len()), Some(1));
-        // A relist of the Prometheus kind forgets its entries until they are listed again.
-        index_owner(&index, prometheus, &watcher::Event::Init);
-        assert_eq!(owned(&index), None);
-        index_owner(
-            &index,
-            prometheus,
-            &watcher::Event::InitApply(object("acme", Some("u1"))),
-        );
-        assert_eq!(owned(&index).map(|o| o.len()), Some(1));
     }
 }

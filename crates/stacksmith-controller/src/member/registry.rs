@@ -5,6 +5,11 @@
 //! ([`super::client`]), probes the cluster ([`super::probe`]), records the result in the
 //! `MemberCluster`'s status ([`super::status`]) and connects ([`super::connection`]). A rotated
 //! Secret or a changed spec rebuilds the connection without a restart.
+//!
+//! Two registrations of one cluster (the same `kube-system` namespace uid) are never both
+//! used: the older keeps working, the newer is refused and not connected, so nothing is written
+//! or deleted through it. Every registration carries the in-use finalizer; a `MemberCluster`
+//! being deleted stays, connected, while stacks still use it, and is released when none does.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,25 +17,30 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use kube::api::Api;
+use kube::api::{Api, Patch, PatchParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, ResourceExt as _};
+use serde_json::json;
+use stacksmith_api::labels::MEMBER_IN_USE_FINALIZER;
 use stacksmith_api::{MemberCluster, MemberClusterStatus};
-use stacksmith_core::member_status::ProbeResult;
+use stacksmith_core::member_status::{
+    FinalizerAction, MemberLifecycle, MemberObservation, ProbeResult, Registration,
+    duplicated_registration, identity_after_probe, in_use_decision, reason,
+};
 use stacksmith_core::plan::MemberInfo;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::client::member_client_from_secret;
 use super::connection::{MemberConnection, Reachability, start_connection};
-use super::probe::probe_with_client;
+use super::probe::{Probe, probe_with_client};
 use super::secret_watch::secret_version_change;
 use super::status::record_status;
 use super::wake::Waker;
 use crate::reconcile::GuardedStack;
-use crate::remote::failure_message;
+use crate::remote::{HUB_TIMEOUT, failure_message};
 use crate::telemetry::api_calls::ApiCallCounter;
 use crate::telemetry::liveness::Liveness;
 
@@ -40,23 +50,57 @@ use crate::telemetry::liveness::Liveness;
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(300);
 /// How soon an unusable member is tried again.
 const RETRY_INTERVAL: Duration = Duration::from_secs(5);
+/// How often the stacks holding the deletion of a `MemberCluster` being deleted are counted
+/// again, from the hub's stack cache (no request): the check that releases it once none uses it.
+const HOLD_RECHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The state of one registered member as the fleet knows it.
 #[derive(Clone)]
 pub enum MemberState {
     /// Not connected yet.
     Connecting,
-    /// No usable connection (bad Secret, unreachable at connect time, missing CRDs...).
+    /// No usable connection (bad Secret, unreachable at connect time, missing CRDs, a second
+    /// registration of a cluster already registered...).
     Unusable(String),
     /// Connected.
     Connected(Arc<MemberConnection>),
 }
 
 struct Registered {
+    /// The `MemberCluster` as last seen on the hub.
     member: Arc<MemberCluster>,
     state: MemberState,
+    /// The identity of the cluster as last known: read by this operator's probes, or, before
+    /// the first, as recorded in the status by an earlier one (so the decision about two
+    /// registrations of one cluster survives a restart).
+    identity: Option<String>,
     spec_tx: watch::Sender<Arc<MemberCluster>>,
+    /// Asks the supervisor to look again: the `MemberCluster`'s deletion or finalizers changed,
+    /// or another registration came, went or learned its identity.
+    nudge: Arc<Notify>,
     supervisor: JoinHandle<()>,
+}
+
+/// What a supervisor knows of its member between turns.
+#[derive(Default)]
+struct Supervision {
+    /// The status last written (or found on the `MemberCluster`).
+    recorded: Option<MemberClusterStatus>,
+    /// What the last probe found.
+    probe: Option<ProbeResult>,
+    /// While this registration is refused: the older registration of the same cluster.
+    duplicate_of: Option<String>,
+    /// The stacks holding the `MemberCluster`'s deletion.
+    held_by: Vec<String>,
+}
+
+/// What the supervisor does after looking again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Next {
+    /// Carry on with the connection (or the absence of one) as it is.
+    Stay,
+    /// Connect again: whether this registration is refused may have changed.
+    Reconnect,
 }
 
 impl Drop for Registered {
@@ -300,30 +344,49 @@ impl Fleet {
     fn upsert(&self, member: MemberCluster) {
         let name = member.name_any();
         let member = Arc::new(member);
-        let spec_changed = self.write(|members| match members.get_mut(&name) {
+        let (spec_changed, added) = self.write(|members| match members.get_mut(&name) {
             Some(r) => {
                 let changed = r.member.spec != member.spec;
+                let lifecycle_changed = r.member.metadata.deletion_timestamp
+                    != member.metadata.deletion_timestamp
+                    || r.member.metadata.finalizers != member.metadata.finalizers;
                 r.member = Arc::clone(&member);
                 if changed {
                     let _ = r.spec_tx.send(Arc::clone(&member));
                 }
-                changed
+                if lifecycle_changed {
+                    r.nudge.notify_one();
+                }
+                (changed, false)
             }
             None => {
                 let (spec_tx, spec_rx) = watch::channel(Arc::clone(&member));
-                let supervisor = tokio::spawn(self.clone().supervise(name.clone(), spec_rx));
+                let nudge = Arc::new(Notify::new());
+                let supervisor = tokio::spawn(self.clone().supervise(
+                    name.clone(),
+                    spec_rx,
+                    Arc::clone(&nudge),
+                ));
                 members.insert(
                     name.clone(),
                     Registered {
+                        identity: member
+                            .status
+                            .as_ref()
+                            .and_then(|s| s.cluster_identity.clone()),
                         member,
                         state: MemberState::Connecting,
                         spec_tx,
+                        nudge,
                         supervisor,
                     },
                 );
-                true
+                (true, true)
             }
         });
+        if added {
+            self.nudge_others(&name);
+        }
         if spec_changed {
             self.wake_stacks_of(&name);
         }
@@ -332,54 +395,170 @@ impl Fleet {
     fn remove(&self, name: &str) {
         self.write(|members| members.remove(name));
         self.inner.liveness.supervisor_ended(name);
+        // A registration refused as a second one of this cluster may be the one to use now.
+        self.nudge_others(name);
         self.wake_stacks_of(name);
     }
 
+    /// Asks the supervisor of every member but `name` to look again.
+    fn nudge_others(&self, name: &str) {
+        self.read(|members| {
+            members
+                .iter()
+                .filter(|(other, _)| other.as_str() != name)
+                .for_each(|(_, r)| r.nudge.notify_one());
+        });
+    }
+
+    /// The `MemberCluster` `name` as last seen on the hub.
+    fn current(&self, name: &str) -> Option<Arc<MemberCluster>> {
+        self.read(|members| members.get(name).map(|r| Arc::clone(&r.member)))
+    }
+
+    /// Whether the deletion of `MemberCluster` `name` has started.
+    fn deleting(&self, name: &str) -> bool {
+        self.current(name)
+            .is_some_and(|m| m.metadata.deletion_timestamp.is_some())
+    }
+
+    /// The identity of member `name` as last known.
+    fn identity(&self, name: &str) -> Option<String> {
+        self.read(|members| members.get(name).and_then(|r| r.identity.clone()))
+    }
+
+    /// Records what `probe` found out about the identity of member `name` and returns the
+    /// identity now known; the other members look again when it changed.
+    fn learn_identity(&self, name: &str, probe: &Probe) -> Option<String> {
+        let (identity, changed) = self.write(|members| {
+            let Some(r) = members.get_mut(name) else {
+                return (None, false);
+            };
+            let identity = identity_after_probe(
+                &probe.result,
+                probe.identity.as_deref(),
+                r.identity.as_deref(),
+            );
+            let changed = identity != r.identity;
+            r.identity = identity.clone();
+            (identity, changed)
+        });
+        if changed {
+            tracing::info!(member = %name, identity = identity.as_deref().unwrap_or("unknown"), "member cluster identity");
+            self.nudge_others(name);
+        }
+        identity
+    }
+
+    /// The older registration of the same cluster that member `name`, of identity `identity`,
+    /// duplicates (see [`duplicated_registration`]), judged from every registration's identity
+    /// as last known.
+    fn duplicate_of(&self, name: &str, identity: Option<&str>) -> Option<String> {
+        self.read(|members| {
+            let me = members.get(name)?;
+            let candidate = Registration {
+                name,
+                created: me.member.metadata.creation_timestamp.as_ref(),
+                identity,
+            };
+            let others: Vec<Registration<'_>> = members
+                .iter()
+                .filter(|(other, _)| other.as_str() != name)
+                .map(|(other, r)| Registration {
+                    name: other,
+                    created: r.member.metadata.creation_timestamp.as_ref(),
+                    identity: r.identity.as_deref(),
+                })
+                .collect();
+            duplicated_registration(&candidate, &others).map(str::to_owned)
+        })
+    }
+
+    /// Waits until the `MemberCluster`s have been listed once: whether a registration is a
+    /// second one of a cluster is judged against all of them.
+    async fn wait_listed(&self) {
+        loop {
+            let changed = self.inner.changes.notified();
+            futures::pin_mut!(changed);
+            changed.as_mut().enable();
+            if self.inner.members_listed.load(Ordering::Acquire) {
+                return;
+            }
+            changed.await;
+        }
+    }
+
     /// Keeps one member connected: connect, probe, record, watch; reconnect when the spec or the
-    /// Secret changes; probe again every [`PROBE_INTERVAL`].
-    async fn supervise(self, name: String, mut spec_rx: watch::Receiver<Arc<MemberCluster>>) {
-        let mut recorded: Option<MemberClusterStatus> = None;
+    /// Secret changes, or when whether it is refused may have changed; probe again every
+    /// [`PROBE_INTERVAL`]; keep the in-use finalizer and the deletion hold.
+    async fn supervise(
+        self,
+        name: String,
+        mut spec_rx: watch::Receiver<Arc<MemberCluster>>,
+        nudge: Arc<Notify>,
+    ) {
+        let mut seen = Supervision::default();
+        self.wait_listed().await;
         loop {
             let member = spec_rx.borrow_and_update().clone();
             let allowed = quiet_allowed(&member);
             self.inner.liveness.supervisor_turned(&name, allowed);
-            if recorded.is_none() {
-                recorded = member.status.clone();
+            if seen.recorded.is_none() {
+                seen.recorded = member.status.clone();
             }
             // At most one connection attempt per second, whatever wakes the loop.
             let attempt = tokio::time::Instant::now();
-            let (state, version) = self.connect(&member, &mut recorded).await;
+            let (state, version) = self.connect(&member, &mut seen).await;
             let reachability_changed = match &state {
                 MemberState::Connected(c) => Some(Arc::clone(&c.reachability_changed)),
                 MemberState::Connecting | MemberState::Unusable(_) => None,
             };
             let connected = reachability_changed.is_some();
+            // A refused registration is not retried every few seconds: it waits until another
+            // registration comes, goes or learns its identity (a nudge), or the next probe.
+            let refused = seen.duplicate_of.is_some();
             self.set_state(&name, state);
+            self.keep_finalizer(&name, &member, &mut seen).await;
             let secret_changed = secret_version_change(self.inner.hub.clone(), &member, version);
             futures::pin_mut!(secret_changed);
+            let wait = if connected || refused {
+                PROBE_INTERVAL
+            } else {
+                RETRY_INTERVAL
+            };
+            // A deadline, not a sleep per turn: nudges and hold checks do not postpone it.
+            let mut next_probe = tokio::time::Instant::now() + wait;
             loop {
                 self.inner.liveness.supervisor_turned(&name, allowed);
-                let wait = if connected {
-                    PROBE_INTERVAL
-                } else {
-                    RETRY_INTERVAL
-                };
-                tokio::select! {
+                let deleting = self.deleting(&name);
+                let next = tokio::select! {
                     changed = spec_rx.changed() => {
                         if changed.is_err() { return; }
-                        break;
+                        Next::Reconnect
                     }
                     () = &mut secret_changed => {
                         tracing::info!(member = %name, "kubeconfig Secret changed: reconnecting");
-                        break;
+                        Next::Reconnect
                     }
-                    () = tokio::time::sleep(wait) => {
-                        if !connected { break; }
-                        self.reprobe(&name, &member, &mut recorded).await;
+                    () = tokio::time::sleep_until(next_probe) => {
+                        next_probe = tokio::time::Instant::now() + wait;
+                        if connected {
+                            self.reprobe(&name, &member, &mut seen).await
+                        } else {
+                            Next::Reconnect
+                        }
                     }
                     () = notified(reachability_changed.as_deref()) => {
-                        self.reprobe(&name, &member, &mut recorded).await;
+                        next_probe = tokio::time::Instant::now() + wait;
+                        self.reprobe(&name, &member, &mut seen).await
                     }
+                    () = nudge.notified() => self.look_again(&name, &member, &mut seen).await,
+                    () = tokio::time::sleep(HOLD_RECHECK_INTERVAL), if deleting => {
+                        self.keep_finalizer(&name, &member, &mut seen).await;
+                        Next::Stay
+                    }
+                };
+                if next == Next::Reconnect {
+                    break;
                 }
             }
             tokio::time::sleep_until(attempt + Duration::from_secs(1)).await;
@@ -389,58 +568,78 @@ impl Fleet {
     async fn connect(
         &self,
         member: &MemberCluster,
-        recorded: &mut Option<MemberClusterStatus>,
+        seen: &mut Supervision,
     ) -> (MemberState, Option<String>) {
         let name = member.name_any();
-        let (result, connection, version) =
+        let (probe, client, version) =
             match member_client_from_secret(&self.inner.hub, member, &self.inner.counter).await {
                 Err(err) => (
-                    ProbeResult::Failed {
-                        failure: err.probe_failure(),
-                        message: err.to_string(),
+                    Probe {
+                        result: ProbeResult::Failed {
+                            failure: err.probe_failure(),
+                            message: err.to_string(),
+                        },
+                        identity: None,
                     },
                     None,
                     err.secret_version(),
                 ),
                 Ok((client, version)) => {
-                    let result = probe_with_client(&client, member).await;
-                    // Watches on kinds the cluster does not serve would only fail: a member
-                    // without its child CRDs stays unusable (and is retried) until they appear.
-                    let connection = match &result {
-                        ProbeResult::Answered { missing_kinds, .. } if missing_kinds.is_empty() => {
-                            Some(start_connection(member, client, &self.inner.waker))
-                        }
-                        ProbeResult::Answered { .. } | ProbeResult::Failed { .. } => None,
-                    };
-                    (result, connection, version)
+                    let probe = probe_with_client(&client, member).await;
+                    (probe, Some(client), version)
                 }
             };
-        self.record(member, &result, recorded).await;
-        let state = match (connection, &result) {
-            (Some(c), _) => MemberState::Connected(Arc::new(c)),
-            (None, ProbeResult::Failed { failure, message }) => {
+        let identity = self.learn_identity(&name, &probe);
+        // Only a cluster that answered is judged: a refusal rests on what it says it is.
+        let duplicate_of = match &probe.result {
+            ProbeResult::Answered { .. } => self.duplicate_of(&name, identity.as_deref()),
+            ProbeResult::Failed { .. } => None,
+        };
+        // Watches on kinds the cluster does not serve would only fail: a member without its
+        // child CRDs stays unusable (and is retried) until they appear. A second registration
+        // of a cluster is never connected: nothing can be written or deleted through it.
+        let connection = match (&probe.result, client, &duplicate_of) {
+            (ProbeResult::Answered { missing_kinds, .. }, Some(client), None)
+                if missing_kinds.is_empty() =>
+            {
+                Some(start_connection(member, client, &self.inner.waker))
+            }
+            _ => None,
+        };
+        seen.probe = Some(probe.result.clone());
+        seen.duplicate_of.clone_from(&duplicate_of);
+        self.record(member, seen).await;
+        let state = match (connection, &probe.result, duplicate_of) {
+            (Some(c), _, _) => MemberState::Connected(Arc::new(c)),
+            (None, _, Some(older)) => refused(&older),
+            (None, ProbeResult::Failed { failure, message }, None) => {
                 MemberState::Unusable(failure_message(*failure, message))
             }
-            (None, ProbeResult::Answered { missing_kinds, .. }) => MemberState::Unusable(format!(
-                "ChildCrdsMissing: the cluster does not serve {} (install the child operator's CRDs)",
-                missing_kinds.join(", ")
-            )),
+            (None, ProbeResult::Answered { missing_kinds, .. }, None) => {
+                MemberState::Unusable(format!(
+                    "ChildCrdsMissing: the cluster does not serve {} (install the child operator's CRDs)",
+                    missing_kinds.join(", ")
+                ))
+            }
         };
         tracing::info!(member = %name, state = %describe(&state), "member cluster");
         (state, version)
     }
 
-    async fn reprobe(
-        &self,
-        name: &str,
-        member: &MemberCluster,
-        recorded: &mut Option<MemberClusterStatus>,
-    ) {
+    async fn reprobe(&self, name: &str, member: &MemberCluster, seen: &mut Supervision) -> Next {
         let Some(MemberState::Connected(connection)) = self.state(name) else {
-            return;
+            return Next::Stay;
         };
-        let result = probe_with_client(&connection.client, member).await;
-        let reachability = match &result {
+        let probe = probe_with_client(&connection.client, member).await;
+        let identity = self.learn_identity(name, &probe);
+        if matches!(probe.result, ProbeResult::Answered { .. })
+            && let Some(older) = self.duplicate_of(name, identity.as_deref())
+        {
+            drop(connection);
+            self.disconnect_duplicate(name, &older);
+            return Next::Reconnect;
+        }
+        let reachability = match &probe.result {
             ProbeResult::Answered { .. } => Reachability::Reachable,
             ProbeResult::Failed { failure, message } => {
                 Reachability::Unreachable(failure_message(*failure, message))
@@ -451,20 +650,169 @@ impl Fleet {
             .write()
             .map(|mut r| std::mem::replace(&mut *r, reachability.clone()) != reachability)
             .unwrap_or(false);
-        self.record(member, &result, recorded).await;
+        seen.probe = Some(probe.result);
+        self.record(member, seen).await;
         if changed {
             self.wake_stacks_of(name);
         }
+        Next::Stay
     }
 
-    async fn record(
-        &self,
-        member: &MemberCluster,
-        result: &ProbeResult,
-        recorded: &mut Option<MemberClusterStatus>,
-    ) {
-        match record_status(&self.inner.hub, member, result, recorded.as_ref()).await {
-            Ok(status) => *recorded = Some(status),
+    /// Drops the connection of member `name` at once, now that it turned out to reach the same
+    /// cluster as the older registration `older` (the reconnection that follows records why).
+    fn disconnect_duplicate(&self, name: &str, older: &str) {
+        if matches!(self.state(name), Some(MemberState::Connected(_))) {
+            tracing::warn!(member = %name, older = %older, "a second registration of a cluster already registered: disconnecting");
+            self.set_state(name, refused(older));
+        }
+    }
+
+    /// What a nudge asks: is this registration still rightly refused (or rightly used), and
+    /// what about the finalizer and the deletion hold.
+    async fn look_again(&self, name: &str, member: &MemberCluster, seen: &mut Supervision) -> Next {
+        if matches!(seen.probe, Some(ProbeResult::Answered { .. })) {
+            let identity = self.identity(name);
+            let duplicate_of = self.duplicate_of(name, identity.as_deref());
+            if duplicate_of != seen.duplicate_of {
+                tracing::info!(member = %name, duplicate_of = duplicate_of.as_deref().unwrap_or("none"), "whether the registration is refused changed: reconnecting");
+                if let Some(older) = &duplicate_of {
+                    self.disconnect_duplicate(name, older);
+                }
+                return Next::Reconnect;
+            }
+        }
+        self.keep_finalizer(name, member, seen).await;
+        Next::Stay
+    }
+
+    /// Adds the in-use finalizer to a `MemberCluster` that lacks it; on one being deleted,
+    /// holds it (naming the stacks in the status) while stacks use it, and removes it when none
+    /// does.
+    async fn keep_finalizer(&self, name: &str, member: &MemberCluster, seen: &mut Supervision) {
+        let Some(current) = self.current(name) else {
+            return;
+        };
+        let lifecycle = MemberLifecycle {
+            deleting: current.metadata.deletion_timestamp.is_some(),
+            has_finalizer: current
+                .finalizers()
+                .iter()
+                .any(|f| f == MEMBER_IN_USE_FINALIZER),
+            refused: seen.duplicate_of.is_some(),
+        };
+        let users = if lifecycle.deleting {
+            let Some(users) = self.inner.waker.stacks_using(name) else {
+                // The hub's stacks are not listed yet (the operator just started): looked at
+                // again in a moment, never released on an empty cache.
+                return;
+            };
+            users
+        } else {
+            Vec::new()
+        };
+        let decision = in_use_decision(lifecycle, users);
+        match decision.finalizer {
+            FinalizerAction::Keep => {}
+            FinalizerAction::Add => self.patch_finalizers(&current, FinalizerAction::Add).await,
+            FinalizerAction::Remove => {
+                tracing::info!(member = %name, refused = lifecycle.refused, "the MemberCluster being deleted holds nothing (no stack uses it, or it is a refused second registration): releasing it");
+                self.patch_finalizers(&current, FinalizerAction::Remove)
+                    .await;
+                return;
+            }
+        }
+        if decision.held_by != seen.held_by {
+            if !decision.held_by.is_empty() {
+                tracing::info!(member = %name, stacks = %decision.held_by.join(", "), "deletion held while stacks use the member");
+            }
+            seen.held_by = decision.held_by;
+            self.record(member, seen).await;
+        }
+    }
+
+    /// Adds or removes the in-use finalizer with a JSON patch that tests the list first, so a
+    /// finalizer someone else added or removed meanwhile is never lost. A failure is logged and
+    /// tried again on the next look.
+    async fn patch_finalizers(&self, member: &MemberCluster, action: FinalizerAction) {
+        let finalizers = member.finalizers();
+        let operations = match action {
+            FinalizerAction::Keep => return,
+            FinalizerAction::Add if finalizers.is_empty() => json!([
+                {"op": "test", "path": "/metadata/finalizers", "value": null},
+                {"op": "add", "path": "/metadata/finalizers", "value": [MEMBER_IN_USE_FINALIZER]},
+            ]),
+            FinalizerAction::Add => json!([
+                {"op": "test", "path": "/metadata/finalizers", "value": finalizers},
+                {"op": "add", "path": "/metadata/finalizers/-", "value": MEMBER_IN_USE_FINALIZER},
+            ]),
+            FinalizerAction::Remove => {
+                let Some(index) = finalizers.iter().position(|f| f == MEMBER_IN_USE_FINALIZER)
+                else {
+                    return;
+                };
+                let path = format!("/metadata/finalizers/{index}");
+                json!([
+                    {"op": "test", "path": path, "value": MEMBER_IN_USE_FINALIZER},
+                    {"op": "remove", "path": path},
+                ])
+            }
+        };
+        let name = member.name_any();
+        let patch = match serde_json::from_value(operations) {
+            Ok(operations) => Patch::<()>::Json(operations),
+            Err(err) => {
+                tracing::warn!(member = %name, %err, "building the finalizer patch");
+                return;
+            }
+        };
+        let api: Api<MemberCluster> = Api::all(self.inner.hub.clone());
+        let outcome = tokio::time::timeout(
+            HUB_TIMEOUT,
+            api.patch(&name, &PatchParams::default(), &patch),
+        )
+        .await;
+        match outcome {
+            Ok(Ok(_)) => {}
+            // Gone already: nothing left to hold.
+            Ok(Err(kube::Error::Api(status))) if status.code == 404 => {}
+            // The finalizers changed meanwhile (the test operation failed): the change comes
+            // through the watch, and the next look tries again.
+            Ok(Err(kube::Error::Api(status))) if matches!(status.code, 409 | 422) => {
+                tracing::debug!(member = %name, action = ?action, code = status.code, "the finalizers changed meanwhile")
+            }
+            Ok(Err(err)) => {
+                tracing::warn!(member = %name, action = ?action, %err, "patching the MemberCluster's finalizers")
+            }
+            Err(_) => {
+                tracing::warn!(member = %name, action = ?action, timeout_s = HUB_TIMEOUT.as_secs(), "patching the MemberCluster's finalizers: no answer")
+            }
+        }
+    }
+
+    /// Writes the member's status for what the supervisor knows (only when it changed).
+    async fn record(&self, member: &MemberCluster, seen: &mut Supervision) {
+        let Some(probe) = &seen.probe else {
+            return;
+        };
+        // The latest object: its generation moves when its deletion starts.
+        let current = self.current(&member.name_any());
+        let member = current.as_deref().unwrap_or(member);
+        let identity = self.identity(&member.name_any());
+        let observation = MemberObservation {
+            probe,
+            identity: identity.as_deref(),
+            duplicate_of: seen.duplicate_of.as_deref(),
+            held_by: &seen.held_by,
+        };
+        match record_status(
+            &self.inner.hub,
+            member,
+            &observation,
+            seen.recorded.as_ref(),
+        )
+        .await
+        {
+            Ok(status) => seen.recorded = Some(status),
             Err(err) => {
                 tracing::warn!(member = %member.name_any(), %err, "writing MemberCluster status")
             }
@@ -474,11 +822,12 @@ impl Fleet {
 
 /// How long a supervisor of `member` may go without a turn of its loop before `/healthz` calls it
 /// stalled: its longest wait ([`PROBE_INTERVAL`]) plus every request a connection or a re-probe
-/// makes (the Secret and the status on the hub; the version and one discovery per child kind on
-/// the member, each bounded by its `requestTimeoutSeconds`), twice over.
+/// makes (the Secret, the status and the finalizer on the hub; the version, the identity and one
+/// discovery per child kind on the member, each bounded by its `requestTimeoutSeconds`), twice
+/// over.
 fn quiet_allowed(member: &MemberCluster) -> Duration {
     let member_timeout = Duration::from_secs(u64::from(member.spec.request_timeout_seconds));
-    let requests = crate::remote::HUB_TIMEOUT * 2 + member_timeout * 5;
+    let requests = crate::remote::HUB_TIMEOUT * 4 + member_timeout * 6;
     PROBE_INTERVAL + requests * 2
 }
 
@@ -488,6 +837,14 @@ async fn notified(notify: Option<&Notify>) {
         Some(notify) => notify.notified().await,
         None => std::future::pending().await,
     }
+}
+
+/// The state of a registration refused as a second one of the cluster `older` reaches.
+fn refused(older: &str) -> MemberState {
+    MemberState::Unusable(format!(
+        "{}: the same cluster as MemberCluster {older}",
+        reason::DUPLICATE_CLUSTER
+    ))
 }
 
 fn describe(state: &MemberState) -> String {

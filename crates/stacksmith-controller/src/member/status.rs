@@ -1,10 +1,12 @@
-//! Recording what a probe found in the `MemberCluster`'s status (written only when it changed).
+//! Recording what the supervisor of a member knows in the `MemberCluster`'s status (written only
+//! when it changed): what the last probe found, the cluster's identity, a refused second
+//! registration and a held deletion. The supervisor is the only writer of this status.
 
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, ResourceExt as _};
 use serde_json::json;
 use stacksmith_api::{MemberCluster, MemberClusterStatus};
-use stacksmith_core::member_status::{ProbeResult, member_status};
+use stacksmith_core::member_status::{MemberObservation, member_status_of};
 
 use crate::FIELD_MANAGER;
 use crate::remote::{HUB_TIMEOUT, now};
@@ -20,19 +22,20 @@ pub enum RecordError {
     Timeout,
 }
 
-/// Writes the status for a probe result unless it equals `previous` (apart from
+/// Writes the status for `observation` unless it equals `previous` (apart from
 /// `lastProbeTime`). Returns the status now in force.
 pub async fn record_status(
     hub: &Client,
     member: &MemberCluster,
-    result: &ProbeResult,
+    observation: &MemberObservation<'_>,
     previous: Option<&MemberClusterStatus>,
 ) -> Result<MemberClusterStatus, RecordError> {
-    let status = member_status(result, previous, member.metadata.generation, &now());
+    let status = member_status_of(observation, previous, member.metadata.generation, &now());
     let unchanged = previous.is_some_and(|old| {
         old.conditions == status.conditions
             && old.server_version == status.server_version
             && old.observed_generation == status.observed_generation
+            && old.cluster_identity == status.cluster_identity
     });
     if unchanged {
         return Ok(previous.cloned().unwrap_or(status));

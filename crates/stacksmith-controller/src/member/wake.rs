@@ -1,13 +1,15 @@
 //! Which stacks a change in a member wakes: the owner of a changed child (from its labels),
 //! every stack on a member whose state changed, and the owners of objects prometheus-operator
-//! rejected.
+//! rejected; and which stacks hold a member's deletion.
 
 use std::collections::BTreeMap;
 
 use crate::reconcile::GuardedStack;
+use futures::FutureExt as _;
 use kube::ResourceExt as _;
 use kube::runtime::reflector::{ObjectRef, Store};
 use stacksmith_api::labels::{MANAGED_BY, MANAGED_BY_VALUE, STACK_NAME, STACK_NAMESPACE};
+use stacksmith_core::member_status::stacks_using;
 use stacksmith_core::plan::ObjectKind;
 use tokio::sync::mpsc;
 
@@ -41,15 +43,28 @@ impl Waker {
             };
             let uses = stack.spec.metrics.cluster == member
                 || stack.spec.dashboards.cluster == member
-                || stack
-                    .status
-                    .as_ref()
-                    .is_some_and(|s| s.children.iter().any(|c| c.cluster == member))
+                || stack.status.as_ref().is_some_and(|s| {
+                    s.children.iter().any(|c| c.cluster == member)
+                        || s.inventory.iter().any(|e| e.cluster == member)
+                })
                 || stack.metadata.deletion_timestamp.is_some();
             if uses {
                 let _ = self.wake.send(ObjectRef::from_obj(guarded.as_ref()));
             }
         }
+    }
+
+    /// The stacks that use member `member` and so hold its deletion, as sorted `namespace/name`
+    /// (see [`stacks_using`]; a stack that does not deserialize is left out), from the hub's
+    /// stack cache; `None` until that cache has been filled by its first list (an empty cache
+    /// then says nothing about who uses the member).
+    pub fn stacks_using(&self, member: &str) -> Option<Vec<String>> {
+        self.stacks.wait_until_ready().now_or_never()?.ok()?;
+        let stacks = self.stacks.state();
+        Some(stacks_using(
+            member,
+            stacks.iter().filter_map(|g| g.0.as_ref().ok()),
+        ))
     }
 
     /// Wakes the stacks that reported the object `kind namespace/name` on `member` as someone
@@ -236,5 +251,58 @@ mod tests {
         .unwrap();
         waker.owner_of(&foreign);
         assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn the_stacks_holding_a_member_come_from_the_cache_and_skip_unreadable_ones() {
+        let mut stacks = reflector::store::Writer::<GuardedStack>::default();
+        let stack = |name: &str, metrics: &str, inventory: serde_json::Value| -> GuardedStack {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "stacksmith.io/v1alpha1", "kind": "CustomerStack",
+                "metadata": {"name": name, "namespace": "team-a"},
+                "spec": {"customer": name, "metrics": {"cluster": metrics},
+                         "dashboards": {"cluster": "graf-1", "instanceSelector": {}}},
+                "status": {"inventory": inventory},
+            }))
+            .unwrap()
+        };
+        let moved_away = serde_json::json!([{"cluster": "prom-1", "kind": "Namespace",
+            "name": "customer-b", "uid": "u"}]);
+        let unreadable: GuardedStack = serde_json::from_value(serde_json::json!({
+            "apiVersion": "stacksmith.io/v1alpha1", "kind": "CustomerStack",
+            "metadata": {"name": "broken", "namespace": "team-a"},
+            "spec": {"customer": 7},
+        }))
+        .unwrap();
+        assert!(unreadable.0.is_err());
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let waker = Waker::new(stacks.as_reader(), tx);
+        stacks.apply_watcher_event(&watcher::Event::Init);
+        for guarded in [
+            stack("a", "prom-1", serde_json::json!([])),
+            stack("b", "prom-2", moved_away),
+            stack("c", "prom-2", serde_json::json!([])),
+            unreadable,
+        ] {
+            stacks.apply_watcher_event(&watcher::Event::InitApply(guarded));
+        }
+        assert_eq!(
+            waker.stacks_using("prom-1"),
+            None,
+            "nothing is known before the first list is complete"
+        );
+        stacks.apply_watcher_event(&watcher::Event::InitDone);
+        assert_eq!(
+            waker.stacks_using("prom-1"),
+            Some(vec!["team-a/a".to_owned(), "team-a/b".to_owned()])
+        );
+        assert_eq!(waker.stacks_using("prom-9"), Some(vec![]));
+        // A stack with objects left on a member is woken when that member changes.
+        waker.users_of("prom-1");
+        let mut woken: Vec<String> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|r| r.name)
+            .collect();
+        woken.sort();
+        assert_eq!(woken, ["a", "b"]);
     }
 }

@@ -1,81 +1,104 @@
-//! Clean-up behind the finalizer: every child of a deleted stack is deleted in every cluster,
-//! and the stack is released only when none is left. An unreachable cluster that still holds
-//! children (or whose caches cannot tell) holds the deletion; `deletionPolicy: Orphan` releases
-//! at once.
+//! Clean-up behind the finalizer: every object in the stack's inventory is deleted (only while
+//! its uid matches), and the stack is released only when the inventory is empty: when each
+//! object is known gone, not when a cache shows nothing. A cluster that cannot be reached holds
+//! the deletion. `deletionPolicy: Orphan`, or another stack adopting the objects
+//! (`stacksmith.io/adopt-from`), releases at once and deletes nothing.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
-
+use kube::ResourceExt as _;
 use kube::runtime::controller::Action;
 use stacksmith_api::{CustomerStack, DeletionPolicy};
 use stacksmith_core::aggregate::DeletionState;
+use stacksmith_core::events::{EventAction, EventSeverity, StackEvent, event_reason};
+use stacksmith_core::plan::plan_stack;
 
 use super::status::{self, Findings};
-use super::{Context, ReconcileError, identity, stack_key};
-use crate::apply::{delete_object, owned_objects};
-use crate::member::{MemberConnection, Reachability};
+use super::write::{Unavailable, usable_connection};
+use super::{Context, ReconcileError, identity, prune, stack_key};
+use crate::apply::cached;
 
-/// Deletes the children in every cluster; done when none is left.
+/// Deletes the stack's inventoried objects in every cluster; done when none is left.
 pub(super) async fn clean_up(
     stack: &CustomerStack,
     ctx: &Context,
 ) -> Result<Action, ReconcileError> {
-    let uid = identity(stack)?.uid;
+    let identity = identity(stack)?;
+    let uid = identity.uid.clone();
     // A stack being deleted no longer converges: its streak of failed writes ends here.
     ctx.count_failed_pass(&uid, false);
     if stack.spec.deletion_policy == DeletionPolicy::Orphan {
         tracing::info!(stack = %stack_key(stack), "deletionPolicy Orphan: leaving the children in place");
+        ctx.inventories.release(&uid);
         return Ok(Action::await_change());
     }
-    let mut used: BTreeSet<String> = [
-        stack.spec.metrics.cluster.clone(),
-        stack.spec.dashboards.cluster.clone(),
-    ]
-    .into();
-    used.extend(
-        stack
-            .status
-            .iter()
-            .flat_map(|s| s.children.iter().map(|c| c.cluster.clone())),
-    );
-    let mut remaining = 0u32;
-    let mut blocked = Vec::new();
-    let connected: Vec<Arc<MemberConnection>> = ctx.fleet.connections();
-    for cluster in &used {
-        let Some(connection) = connected.iter().find(|c| &c.name == cluster) else {
-            if ctx.fleet.state(cluster).is_some() {
-                blocked.push(cluster.clone());
-            }
-            continue;
+    if let Some(heir) = ctx.adopting_stack(stack) {
+        tracing::info!(stack = %stack_key(stack), %heir, "leaving the objects to the stack that adopts them");
+        let event = StackEvent {
+            severity: EventSeverity::Normal,
+            reason: event_reason::HANDED_OVER.to_owned(),
+            note: format!("the objects are left to CustomerStack {heir}, which adopts them"),
+            action: EventAction::Delete,
         };
-        let owned = owned_objects(connection, &uid);
-        if connection.reachability() != Reachability::Reachable {
-            if !owned.is_empty() {
-                blocked.push(cluster.clone());
-            }
-            continue;
-        }
-        remaining += u32::try_from(owned.len()).unwrap_or(u32::MAX);
-        for object in owned.iter().filter(|o| !o.deleting) {
-            if let Err(err) = delete_object(connection, object).await {
-                tracing::warn!(cluster = %cluster, kind = object.kind.kind(), name = %object.name, %err, "delete failed");
-            }
-        }
-    }
-    if remaining == 0 && blocked.is_empty() {
-        tracing::info!(stack = %stack_key(stack), "all children deleted");
+        status::publish(stack, ctx, vec![event]).await;
+        ctx.inventories.release(&uid);
         return Ok(Action::await_change());
     }
+    let mut inventory = ctx.inventories.of(stack, &uid);
+    let mut blocked = std::collections::BTreeSet::new();
+    // Objects written moments before a restart may not have reached the inventory: the planned
+    // objects that carry exactly this stack's labels (written through that member) are taken in.
+    if let Ok(plan) = plan_stack(&stack.spec, &identity, &ctx.fleet.member_infos()) {
+        for desired in &plan.objects {
+            let key = stacksmith_core::inventory::ObjectKey {
+                cluster: desired.cluster.clone(),
+                kind: desired.kind,
+                namespace: desired.namespace.clone(),
+                name: desired.name.clone(),
+            };
+            if inventory.uid(&key).is_some() {
+                continue;
+            }
+            match usable_connection(ctx, &desired.cluster).await {
+                Ok(connection) => {
+                    let found =
+                        cached(&connection, desired.kind, &desired.namespace, &desired.name);
+                    if let Some(object) = found
+                        && crate::apply::ownership(object.as_ref(), &uid, &connection.name)
+                            == stacksmith_core::observe::Ownership::Ours
+                        && let Some(object_uid) = object.metadata.uid.clone()
+                    {
+                        inventory.record(key, object_uid);
+                    }
+                }
+                // Never connected since the operator started, or stopped answering: what is
+                // there cannot be known, so the deletion waits.
+                Err(Unavailable::Connecting | Unavailable::Unreachable(_)) => {
+                    blocked.insert(desired.cluster.clone());
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    let removal = prune::remove(ctx, inventory.in_delete_order(), &mut inventory).await;
+    status::publish(stack, ctx, removal.events).await;
+    blocked.extend(removal.blocked);
+    ctx.inventories.keep(&uid, &inventory);
+    if inventory.is_empty() && blocked.is_empty() {
+        tracing::info!(stack = %stack_key(stack), "every inventoried object is gone");
+        ctx.inventories.release(&uid);
+        return Ok(Action::await_change());
+    }
+    let remaining = u32::try_from(inventory.len()).unwrap_or(u32::MAX);
     let deletion = if blocked.is_empty() {
         DeletionState::InProgress { remaining }
     } else {
-        blocked.sort();
         DeletionState::Blocked {
-            clusters: blocked.clone(),
+            clusters: blocked.iter().cloned().collect(),
         }
     };
     let findings = Findings {
         deletion: Some(deletion),
+        inventory: inventory.entries(),
+        failed_deletes: removal.failed,
         ..Findings::default()
     };
     status::record(stack, ctx, &findings, None).await?;
@@ -84,7 +107,32 @@ pub(super) async fn clean_up(
         detail: if blocked.is_empty() {
             format!("{remaining} objects left")
         } else {
-            format!("clusters unreachable: {}", blocked.join(", "))
+            format!(
+                "clusters unreachable: {}",
+                blocked.into_iter().collect::<Vec<_>>().join(", ")
+            )
         },
     })
+}
+
+impl Context {
+    /// The stack (namespace/name) that adopts the objects of `stack` (its
+    /// `stacksmith.io/adopt-from` names it), if one exists and is not being deleted.
+    pub(super) fn adopting_stack(&self, stack: &CustomerStack) -> Option<String> {
+        let namespace = stack.namespace()?;
+        let name = stack.name_any();
+        self.stacks.state().iter().find_map(|guarded| {
+            let other = guarded.0.as_ref().ok()?;
+            let adopts = other
+                .annotations()
+                .get(stacksmith_api::labels::ADOPT_FROM)
+                .is_some_and(|from| *from == name);
+            (adopts
+                && other.namespace().as_deref() == Some(namespace.as_str())
+                && other.name_any() != name
+                && other.metadata.deletion_timestamp.is_none()
+                && other.spec.customer == stack.spec.customer)
+                .then(|| format!("{namespace}/{}", other.name_any()))
+        })
+    }
 }

@@ -43,6 +43,16 @@ pub(super) struct Findings<'a> {
     pub(super) failed_deletes: Vec<FailedObject>,
     /// What stacksmith wrote for the stack, after this pass.
     pub(super) inventory: Vec<InventoryEntry>,
+    /// A move the stack asks for and does not allow.
+    pub(super) refused_move: Option<SpecProblem>,
+}
+
+/// What the record stage did: how long the status write is held, and whether the stack is
+/// Ready.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Recorded {
+    pub(super) held: Option<Duration>,
+    pub(super) ready: bool,
 }
 
 /// A held status write: the generation it was held for, and until when.
@@ -118,7 +128,7 @@ pub(super) async fn record(
     ctx: &Context,
     findings: &Findings<'_>,
     hold: Option<Instant>,
-) -> Result<Option<Duration>, ReconcileError> {
+) -> Result<Recorded, ReconcileError> {
     let previous = stack.status.as_ref();
     let (mut failed_objects, foreign_objects) =
         non_child_problems(findings.outcomes.iter().copied(), &findings.foreign);
@@ -135,6 +145,7 @@ pub(super) async fn record(
         previous,
         now: &now(),
         inventory: &findings.inventory,
+        refused_move: findings.refused_move.as_ref(),
     });
     let held = held_for(&status, hold);
     let events = stack_events(&EventInput {
@@ -145,8 +156,9 @@ pub(super) async fn record(
         ready_events: held.is_none(),
     });
     publish(stack, ctx, events).await;
+    let ready = ready_condition(Some(&status)).is_some_and(|c| c.status == "True");
     if held.is_some() {
-        return Ok(held);
+        return Ok(Recorded { held, ready });
     }
     if let Some(uid) = stack.uid() {
         ctx.status_holds.release(&uid);
@@ -154,7 +166,7 @@ pub(super) async fn record(
     if previous != Some(&status) {
         write_status(stack, ctx, &status).await?;
     }
-    Ok(None)
+    Ok(Recorded { held: None, ready })
 }
 
 /// Writes the stack's status (server-side apply, forced, with stacksmith's field manager).
@@ -241,7 +253,7 @@ pub(super) async fn report_invalid(
 }
 
 /// Publishes Events on the stack; a failure is logged, never fails the pass.
-async fn publish(stack: &CustomerStack, ctx: &Context, events: Vec<StackEvent>) {
+pub(super) async fn publish(stack: &CustomerStack, ctx: &Context, events: Vec<StackEvent>) {
     if events.is_empty() {
         return;
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use stacksmith_core::aggregate::{ClusterObservation, ClusterState};
+use stacksmith_core::inventory::ObjectKey;
 use stacksmith_core::observe::{
     ClusterWrites, NotWrittenReason, Ownership, WriteOutcome, explain_no_matching_instance,
     namespace_unavailable,
@@ -15,7 +16,7 @@ use stacksmith_core::plan::{DesiredObject, StackPlan};
 use stacksmith_core::{ChildHealth, ChildKind, assess, assess_with_evidence};
 
 use super::Context;
-use crate::apply::{apply_object, cached, ownership};
+use crate::apply::{Claimant, apply_object, cached};
 use crate::member::config_evidence::needs_config_evidence;
 use crate::member::{MemberConnection, MemberState, Reachability};
 use crate::remote::HUB_TIMEOUT;
@@ -25,6 +26,9 @@ use crate::remote::HUB_TIMEOUT;
 pub(super) struct ClusterPass {
     pub(super) writes: ClusterWrites,
     pub(super) connection: Option<Arc<MemberConnection>>,
+    /// For the inventory: objects now the stack's, with their uid, and objects deleted to be
+    /// re-created (`None`).
+    pub(super) inventory_changes: Vec<(ObjectKey, Option<String>)>,
 }
 
 /// Why a member cannot be written to now.
@@ -84,7 +88,7 @@ pub(super) async fn write_cluster(
     ctx: &Context,
     plan: &StackPlan,
     cluster: &str,
-    uid: &str,
+    claimant: &Claimant,
     paused: bool,
 ) -> ClusterPass {
     let planned = plan.objects.iter().filter(|o| o.cluster == cluster);
@@ -94,22 +98,35 @@ pub(super) async fn write_cluster(
             return ClusterPass {
                 writes: ClusterWrites::unavailable(cluster, planned, &why.to_string()),
                 connection: None,
+                inventory_changes: Vec::new(),
             };
         }
     };
     let mut outcomes = Vec::new();
     let mut foreign = Vec::new();
     let mut unavailable_namespaces: Vec<(String, String)> = Vec::new();
+    let mut inventory_changes = Vec::new();
     for desired in planned {
         let blocked = unavailable_namespaces
             .iter()
             .find(|(ns, _)| *ns == desired.namespace)
             .map(|(_, why)| NotWrittenReason::NamespaceUnavailable(why.clone()));
-        let outcome = match blocked {
-            Some(reason) => not_written(&connection, desired, uid, reason),
-            None if paused => not_written(&connection, desired, uid, NotWrittenReason::Paused),
-            None => apply_object(&connection, desired, uid, &ctx.recent_writes).await,
+        let (outcome, uid) = match blocked {
+            Some(reason) => not_written(&connection, desired, claimant, reason),
+            None if paused => not_written(&connection, desired, claimant, NotWrittenReason::Paused),
+            None => apply_object(&connection, desired, claimant, &ctx.recent_writes).await,
         };
+        let key = ObjectKey {
+            cluster: cluster.to_owned(),
+            kind: desired.kind,
+            namespace: desired.namespace.clone(),
+            name: desired.name.clone(),
+        };
+        if uid.is_some() {
+            inventory_changes.push((key, uid));
+        } else if matches!(outcome, WriteOutcome::Replacing { .. }) {
+            inventory_changes.push((key, None));
+        }
         if let Some((why, owner)) = namespace_unavailable(desired, &outcome) {
             foreign.extend(owner);
             unavailable_namespaces.push((desired.name.clone(), why));
@@ -126,27 +143,39 @@ pub(super) async fn write_cluster(
             foreign,
         },
         connection: Some(connection),
+        inventory_changes,
     }
 }
 
-/// The outcome of an object left unwritten: what the cache shows of it, when it is the stack's.
+/// The outcome of an object left unwritten: what the cache shows of it, when it is the stack's
+/// (with its uid).
 fn not_written(
     connection: &MemberConnection,
     desired: &DesiredObject,
-    uid: &str,
+    claimant: &Claimant,
     reason: NotWrittenReason,
-) -> WriteOutcome {
+) -> (WriteOutcome, Option<String>) {
     let existing = cached(connection, desired.kind, &desired.namespace, &desired.name);
-    match existing.as_ref().map(|e| ownership(e.as_ref(), uid)) {
-        Some(Ownership::Foreign(owner)) => WriteOutcome::Conflict { owner },
-        Some(Ownership::Ours) => WriteOutcome::NotWritten {
-            existing: existing.map(|e| Box::new(e.to_value())),
-            reason,
-        },
-        None => WriteOutcome::NotWritten {
-            existing: None,
-            reason,
-        },
+    match existing
+        .as_ref()
+        .map(|e| claimant.ownership(e.as_ref(), &connection.name))
+    {
+        Some(Ownership::Foreign(owner)) => (WriteOutcome::Conflict { owner }, None),
+        Some(Ownership::Ours) => {
+            let uid = existing.as_ref().and_then(|e| e.metadata.uid.clone());
+            let outcome = WriteOutcome::NotWritten {
+                existing: existing.map(|e| Box::new(e.to_value())),
+                reason,
+            };
+            (outcome, uid)
+        }
+        None => (
+            WriteOutcome::NotWritten {
+                existing: None,
+                reason,
+            },
+            None,
+        ),
     }
 }
 

@@ -45,6 +45,8 @@ enum NotReady<'f> {
     DeletionBlocked { clusters: &'f [String] },
     /// The first problem of the spec.
     InvalidSpec(&'f SpecProblem),
+    /// A move the stack does not allow.
+    MoveRefused(&'f SpecProblem),
     /// A child of a name someone else owns.
     ConflictingChild(&'f Judged<'f>),
     /// A planned object that is not a child (a namespace, RBAC) someone else owns.
@@ -71,6 +73,7 @@ impl NotReady<'_> {
             NotReady::Deleting { .. } => reason::DELETING,
             NotReady::DeletionBlocked { .. } => reason::DELETION_BLOCKED,
             NotReady::InvalidSpec(_) => reason::INVALID_SPEC,
+            NotReady::MoveRefused(_) => reason::MOVE_REFUSED,
             NotReady::ConflictingChild(_) | NotReady::ForeignObject(_) => reason::CONFLICT,
             NotReady::Unreachable { .. } => reason::CLUSTER_UNREACHABLE,
             NotReady::FailedChild(_) | NotReady::FailedObject(_) => reason::APPLY_FAILED,
@@ -98,7 +101,7 @@ impl NotReady<'_> {
                 cluster: clusters.first().cloned().unwrap_or_default(),
                 ..cause
             },
-            NotReady::InvalidSpec(problem) => RootCause {
+            NotReady::InvalidSpec(problem) | NotReady::MoveRefused(problem) => RootCause {
                 field: problem.field.clone(),
                 ..cause
             },
@@ -262,6 +265,9 @@ impl Facts<'_, '_> {
         if let Some(first) = self.input.spec_problems.first() {
             return Some(NotReady::InvalidSpec(first));
         }
+        if let Some(problem) = self.input.refused_move {
+            return Some(NotReady::MoveRefused(problem));
+        }
         if let Some(child) =
             self.first(|c| matches!(c.observation.state, ObservedState::Conflict { .. }))
         {
@@ -322,6 +328,7 @@ impl Facts<'_, '_> {
             NotReady::InvalidSpec(_) => {
                 spec_problems_message(self.input.spec_problems).unwrap_or_default()
             }
+            NotReady::MoveRefused(problem) => problem.message.clone(),
             NotReady::ConflictingChild(child) | NotReady::FailedChild(child) => {
                 child.status.message.clone()
             }
@@ -407,6 +414,9 @@ impl Facts<'_, '_> {
         }
         if let Some(message) = spec_problems_message(self.input.spec_problems) {
             return not_applied(reason::INVALID_SPEC, message);
+        }
+        if let Some(problem) = self.input.refused_move {
+            return not_applied(reason::MOVE_REFUSED, problem.message.clone());
         }
         if let Some(message) = self.conflicts_message() {
             return not_applied(reason::CONFLICT, message);

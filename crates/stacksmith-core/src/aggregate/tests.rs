@@ -146,6 +146,7 @@ impl Scenario {
             previous,
             now,
             inventory: &[],
+            refused_move: None,
         })
     }
 }

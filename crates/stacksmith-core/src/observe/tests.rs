@@ -35,7 +35,7 @@ fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 #[test]
 fn ownership_is_read_from_the_labels() {
     let ours = labels(&[(MANAGED_BY, MANAGED_BY_VALUE), (STACK_UID, "u1")]);
-    assert_eq!(ownership(&ours, "u1"), Ownership::Ours);
+    assert_eq!(ownership(&ours, "u1", "prom-1"), Ownership::Ours);
     let other = labels(&[
         (MANAGED_BY, MANAGED_BY_VALUE),
         (STACK_UID, "u2"),
@@ -43,14 +43,67 @@ fn ownership_is_read_from_the_labels() {
         (STACK_NAME, "globex"),
     ]);
     assert_eq!(
-        ownership(&other, "u1"),
+        ownership(&other, "u1", "prom-1"),
         Ownership::Foreign("CustomerStack team-b/globex".to_owned())
     );
     assert_eq!(
-        ownership(&labels(&[(STACK_UID, "u1")]), "u1"),
+        ownership(&labels(&[(STACK_UID, "u1")]), "u1", "prom-1"),
         Ownership::Foreign("an owner that is not stacksmith".to_owned()),
         "a uid label without the managed-by label is not proof"
     );
+    let through = |member: &str| {
+        labels(&[
+            (MANAGED_BY, MANAGED_BY_VALUE),
+            (STACK_UID, "u1"),
+            (STACK_NAMESPACE, "team-a"),
+            (STACK_NAME, "acme"),
+            (WRITTEN_THROUGH, member),
+        ])
+    };
+    assert_eq!(
+        ownership(&through("prom-1"), "u1", "prom-1"),
+        Ownership::Ours
+    );
+    assert_eq!(
+        ownership(&through("prom-1-again"), "u1", "prom-1"),
+        Ownership::Foreign("CustomerStack team-a/acme through MemberCluster prom-1-again".into()),
+        "the same cluster registered twice: the other registration's objects are not this one's"
+    );
+}
+
+#[test]
+fn only_the_named_stacks_objects_for_the_same_customer_can_be_adopted() {
+    let adopt = AdoptFrom {
+        namespace: "team-a".into(),
+        name: "acme-old".into(),
+        customer: "acme".into(),
+    };
+    let base = [
+        (MANAGED_BY, MANAGED_BY_VALUE),
+        (STACK_UID, "old-uid"),
+        (STACK_NAMESPACE, "team-a"),
+        (STACK_NAME, "acme-old"),
+        (CUSTOMER, "acme"),
+    ];
+    assert!(adoptable(&labels(&base), &adopt, "prom-1"));
+    let mut through = base.to_vec();
+    through.push((WRITTEN_THROUGH, "prom-1"));
+    assert!(adoptable(&labels(&through), &adopt, "prom-1"));
+    assert!(!adoptable(&labels(&through), &adopt, "prom-2"));
+    for (key, value) in [
+        (STACK_NAME, "acme-other"),
+        (STACK_NAMESPACE, "team-b"),
+        (CUSTOMER, "globex"),
+        (MANAGED_BY, "helm"),
+    ] {
+        let mut changed = base.to_vec();
+        changed.retain(|(k, _)| *k != key);
+        changed.push((key, value));
+        assert!(
+            !adoptable(&labels(&changed), &adopt, "prom-1"),
+            "{key}={value}"
+        );
+    }
 }
 
 #[test]

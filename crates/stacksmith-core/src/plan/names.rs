@@ -8,6 +8,7 @@ use std::io;
 use serde_json::{Map, Value, json};
 use stacksmith_api::labels::{
     CUSTOMER, MANAGED_BY, MANAGED_BY_VALUE, PLANNED_HASH, STACK_NAME, STACK_NAMESPACE, STACK_UID,
+    WRITTEN_THROUGH,
 };
 
 use super::{DesiredObject, ObjectKind, StackIdentity};
@@ -45,7 +46,8 @@ pub fn dashboard(customer: &str, dashboard: &str) -> String {
     format!("{customer}-{dashboard}")
 }
 
-/// The labels every planned object carries.
+/// The labels every planned object carries (each also names the `MemberCluster` it is written
+/// through, [`WRITTEN_THROUGH`], added by the object builder).
 pub fn ownership_labels(stack: &StackIdentity, customer: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         (MANAGED_BY.to_owned(), MANAGED_BY_VALUE.to_owned()),
@@ -76,7 +78,9 @@ impl Placement<'_> {
         if kind.namespaced() {
             metadata.insert("namespace".into(), json!(self.namespace));
         }
-        metadata.insert("labels".into(), json!(self.labels));
+        let mut labels = self.labels.clone();
+        labels.insert(WRITTEN_THROUGH.to_owned(), self.cluster.to_owned());
+        metadata.insert("labels".into(), json!(labels));
         let mut manifest = Map::new();
         manifest.insert("apiVersion".into(), json!(kind.api_version()));
         manifest.insert("kind".into(), json!(kind.kind()));

@@ -401,7 +401,7 @@ async fn diff_object(
         message: String::new(),
     };
     if let Some(live) = &live
-        && let Ownership::Foreign(owner) = ownership(live, uid)
+        && let Ownership::Foreign(owner) = ownership(live, uid, &desired.cluster)
     {
         diff.change = Change::Conflict;
         diff.message = format!("belongs to {owner}: the operator leaves it alone");

@@ -64,6 +64,7 @@ fn status_with(
         previous,
         now: &at(now),
         inventory: &[],
+        refused_move: None,
     })
 }
 
@@ -281,6 +282,7 @@ fn invalid_spec_marks_the_stack() {
         previous: None,
         now: &at(0),
         inventory: &[],
+        refused_move: None,
     });
     assert_eq!(root_cause(&status), RootCause::Stack);
     let tree = render_tree(&[view(status)], &at(0), false);

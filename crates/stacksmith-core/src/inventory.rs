@@ -1,0 +1,450 @@
+//! The inventory: every object stacksmith wrote for a stack, per member cluster, with the uid the
+//! member gave it. It is the evidence behind every delete: an object is deleted only while it is
+//! in the inventory and its uid still matches (the delete carries the uid as a precondition).
+//! Kept in `status.inventory`, so it survives restarts, reconnects and relists.
+//!
+//! Pure: what to delete, in which order, and whether a changed spec moves the stack.
+
+use std::collections::BTreeMap;
+
+use stacksmith_api::InventoryEntry;
+
+use crate::health::ChildKind;
+use crate::plan::{ObjectKind, SpecProblem, StackPlan};
+
+/// Where an object is: member cluster, kind, namespace (empty for a Namespace), name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectKey {
+    /// The `MemberCluster` it was written through.
+    pub cluster: String,
+    /// Its kind.
+    pub kind: ObjectKind,
+    /// Its namespace (empty for a Namespace).
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+}
+
+impl ObjectKey {
+    /// The namespace the object lives in, or that it is (for a Namespace).
+    pub fn placement(&self) -> (&str, &str) {
+        match self.kind {
+            ObjectKind::Namespace => (&self.cluster, &self.name),
+            _ => (&self.cluster, &self.namespace),
+        }
+    }
+}
+
+/// One inventoried object: where it is and its uid in the member.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InventoriedObject {
+    /// Where it is.
+    pub key: ObjectKey,
+    /// Its `metadata.uid` in the member cluster.
+    pub uid: String,
+}
+
+/// What stacksmith wrote for one stack.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Inventory {
+    objects: BTreeMap<ObjectKey, String>,
+}
+
+impl Inventory {
+    /// The inventory recorded in a status. Entries of a kind this version does not know are
+    /// dropped (they are never deleted by it either).
+    pub fn from_entries(entries: &[InventoryEntry]) -> Self {
+        let objects = entries
+            .iter()
+            .filter_map(|entry| {
+                let kind = ObjectKind::ALL
+                    .into_iter()
+                    .find(|kind| kind.kind() == entry.kind)?;
+                let key = ObjectKey {
+                    cluster: entry.cluster.clone(),
+                    kind,
+                    namespace: entry.namespace.clone(),
+                    name: entry.name.clone(),
+                };
+                Some((key, entry.uid.clone()))
+            })
+            .collect();
+        Inventory { objects }
+    }
+
+    /// The entries as the status records them, in a stable order.
+    pub fn entries(&self) -> Vec<InventoryEntry> {
+        self.objects
+            .iter()
+            .map(|(key, uid)| InventoryEntry {
+                cluster: key.cluster.clone(),
+                kind: key.kind.kind().to_owned(),
+                namespace: key.namespace.clone(),
+                name: key.name.clone(),
+                uid: uid.clone(),
+            })
+            .collect()
+    }
+
+    /// The uid recorded for an object, if it is inventoried.
+    pub fn uid(&self, key: &ObjectKey) -> Option<&str> {
+        self.objects.get(key).map(String::as_str)
+    }
+
+    /// Records (or updates) the uid of an object stacksmith wrote.
+    pub fn record(&mut self, key: ObjectKey, uid: String) {
+        self.objects.insert(key, uid);
+    }
+
+    /// Forgets an object (it is gone, or is no longer the one stacksmith wrote).
+    pub fn forget(&mut self, key: &ObjectKey) {
+        self.objects.remove(key);
+    }
+
+    /// Whether nothing is inventoried.
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+
+    /// How many objects are inventoried.
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    /// The member clusters holding inventoried objects.
+    pub fn clusters(&self) -> Vec<String> {
+        let mut clusters: Vec<String> = self.objects.keys().map(|k| k.cluster.clone()).collect();
+        clusters.dedup();
+        clusters
+    }
+
+    /// Every inventoried object in delete order: children first, then the RBAC, the namespaces
+    /// last.
+    pub fn in_delete_order(&self) -> Vec<InventoriedObject> {
+        self.select(|_| true)
+    }
+
+    /// The inventoried objects the plan no longer holds, in delete order.
+    pub fn unplanned(&self, plan: &StackPlan) -> Vec<InventoriedObject> {
+        self.select(|key| !plan.holds(&key.cluster, key.kind, &key.namespace, &key.name))
+    }
+
+    /// Whether an inventoried object other than the namespace itself still lives in namespace
+    /// `namespace` of `cluster` (the namespace is deleted only after them).
+    pub fn holds_inside(&self, cluster: &str, namespace: &str) -> bool {
+        self.objects.keys().any(|key| {
+            key.kind != ObjectKind::Namespace
+                && key.cluster == cluster
+                && key.namespace == namespace
+        })
+    }
+
+    fn select(&self, keep: impl Fn(&ObjectKey) -> bool) -> Vec<InventoriedObject> {
+        let mut selected: Vec<InventoriedObject> = self
+            .objects
+            .iter()
+            .filter(|(key, _)| keep(key))
+            .map(|(key, uid)| InventoriedObject {
+                key: key.clone(),
+                uid: uid.clone(),
+            })
+            .collect();
+        selected.sort_by(|a, b| {
+            b.key
+                .kind
+                .cmp(&a.key.kind)
+                .then_with(|| a.key.cluster.cmp(&b.key.cluster))
+                .then_with(|| a.key.namespace.cmp(&b.key.namespace))
+                .then_with(|| a.key.name.cmp(&b.key.name))
+        });
+        selected
+    }
+}
+
+/// The inventoried objects a changed spec leaves behind in a cluster or namespace the plan no
+/// longer uses: the stack has moved. Objects merely dropped from the plan (a removed rule group)
+/// are not a move.
+pub fn moved_objects(inventory: &Inventory, plan: &StackPlan) -> Vec<InventoriedObject> {
+    let placements: Vec<(&str, &str)> = plan
+        .objects
+        .iter()
+        .map(|o| match o.kind {
+            ObjectKind::Namespace => (o.cluster.as_str(), o.name.as_str()),
+            _ => (o.cluster.as_str(), o.namespace.as_str()),
+        })
+        .collect();
+    inventory
+        .unplanned(plan)
+        .into_iter()
+        .filter(|object| !placements.contains(&object.key.placement()))
+        .collect()
+}
+
+/// The spec field whose change moved `moved` objects (see [`moved_objects`]), as a problem that
+/// refuses the move: `spec.metrics.cluster` or `spec.customer` for the Prometheus side,
+/// `spec.dashboards.cluster`, `spec.dashboards.namespace` or `spec.customer` for the Grafana
+/// side. `dashboards_namespace_set`: whether `spec.dashboards.namespace` is set (otherwise the
+/// Grafana objects follow the customer's tenant namespace).
+pub fn refused_move(
+    moved: &[InventoriedObject],
+    plan: &StackPlan,
+    dashboards_namespace_set: bool,
+    allow_move_annotation: &str,
+) -> Option<SpecProblem> {
+    let planned_placement = |kind: ChildKind| {
+        plan.objects
+            .iter()
+            .find(|o| o.kind == ObjectKind::Child(kind))
+            .map(|o| (o.cluster.as_str(), o.namespace.as_str()))
+    };
+    let prometheus = planned_placement(ChildKind::Prometheus);
+    let grafana = planned_placement(ChildKind::GrafanaFolder);
+    let field_of = |object: &InventoriedObject| -> Option<&'static str> {
+        let (cluster, namespace) = object.key.placement();
+        let grafana_side = matches!(
+            object.key.kind,
+            ObjectKind::Child(
+                ChildKind::GrafanaFolder
+                    | ChildKind::GrafanaDatasource
+                    | ChildKind::GrafanaDashboard
+                    | ChildKind::Grafana
+            )
+        );
+        if object.key.kind == ObjectKind::Namespace {
+            return None;
+        }
+        if grafana_side {
+            let (planned_cluster, _) = grafana?;
+            Some(if cluster != planned_cluster {
+                "spec.dashboards.cluster"
+            } else if dashboards_namespace_set {
+                "spec.dashboards.namespace"
+            } else {
+                "spec.customer"
+            })
+        } else {
+            let (planned_cluster, _) = prometheus?;
+            let _ = namespace;
+            Some(if cluster != planned_cluster {
+                "spec.metrics.cluster"
+            } else {
+                "spec.customer"
+            })
+        }
+    };
+    let first = moved.iter().find(|o| o.key.kind != ObjectKind::Namespace);
+    let field = first.and_then(field_of).unwrap_or("spec");
+    let object = first.or_else(|| moved.first())?;
+    let (cluster, namespace) = object.key.placement();
+    Some(SpecProblem {
+        field: field.to_owned(),
+        message: format!(
+            "changing {field} moves the stack's objects out of namespace {namespace} of \
+             cluster {cluster}; to move them, add the annotation {allow_move_annotation}: \"true\" \
+             (the new objects are written first, the old ones deleted once the new children are \
+             Healthy)"
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::plan::DesiredObject;
+
+    fn key(cluster: &str, kind: ObjectKind, namespace: &str, name: &str) -> ObjectKey {
+        ObjectKey {
+            cluster: cluster.into(),
+            kind,
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    fn planned(key: &ObjectKey) -> DesiredObject {
+        DesiredObject {
+            cluster: key.cluster.clone(),
+            kind: key.kind,
+            namespace: key.namespace.clone(),
+            name: key.name.clone(),
+            manifest: json!({}),
+        }
+    }
+
+    fn prometheus_side(cluster: &str, namespace: &str) -> Vec<ObjectKey> {
+        vec![
+            key(cluster, ObjectKind::Namespace, "", namespace),
+            key(
+                cluster,
+                ObjectKind::ServiceAccount,
+                namespace,
+                "prometheus-acme",
+            ),
+            key(
+                cluster,
+                ObjectKind::Child(ChildKind::Prometheus),
+                namespace,
+                "acme",
+            ),
+            key(
+                cluster,
+                ObjectKind::Child(ChildKind::PrometheusRule),
+                namespace,
+                "acme-core",
+            ),
+        ]
+    }
+
+    fn grafana_side(cluster: &str, namespace: &str) -> Vec<ObjectKey> {
+        vec![
+            key(
+                cluster,
+                ObjectKind::Child(ChildKind::GrafanaFolder),
+                namespace,
+                "acme",
+            ),
+            key(
+                cluster,
+                ObjectKind::Child(ChildKind::GrafanaDatasource),
+                namespace,
+                "acme-prometheus",
+            ),
+        ]
+    }
+
+    fn inventory_of(keys: &[ObjectKey]) -> Inventory {
+        let mut inventory = Inventory::default();
+        for (i, key) in keys.iter().enumerate() {
+            inventory.record(key.clone(), format!("uid-{i}"));
+        }
+        inventory
+    }
+
+    fn plan_of(keys: &[ObjectKey]) -> StackPlan {
+        StackPlan {
+            objects: keys.iter().map(planned).collect(),
+            clusters: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_inventory_round_trips_through_the_status() {
+        let keys = prometheus_side("prom-1", "customer-acme");
+        let inventory = inventory_of(&keys);
+        let entries = inventory.entries();
+        assert_eq!(entries.len(), 4);
+        assert_eq!(Inventory::from_entries(&entries), inventory);
+        let mut unknown = entries.clone();
+        unknown.push(InventoryEntry {
+            cluster: "prom-1".into(),
+            kind: "Alertmanager".into(),
+            namespace: "customer-acme".into(),
+            name: "x".into(),
+            uid: "u".into(),
+        });
+        assert_eq!(Inventory::from_entries(&unknown), inventory);
+    }
+
+    #[test]
+    fn children_are_deleted_before_the_rbac_and_namespaces_last() {
+        let inventory = inventory_of(&prometheus_side("prom-1", "customer-acme"));
+        let order: Vec<&str> = inventory
+            .in_delete_order()
+            .iter()
+            .map(|o| o.key.kind.kind())
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "PrometheusRule",
+                "Prometheus",
+                "ServiceAccount",
+                "Namespace"
+            ]
+        );
+        assert!(inventory.holds_inside("prom-1", "customer-acme"));
+        assert!(!inventory.holds_inside("prom-1", "customer-other"));
+    }
+
+    #[test]
+    fn only_what_the_plan_dropped_is_unplanned() {
+        let keys = prometheus_side("prom-1", "customer-acme");
+        let inventory = inventory_of(&keys);
+        let plan = plan_of(&keys[..3]);
+        let unplanned = inventory.unplanned(&plan);
+        assert_eq!(unplanned.len(), 1);
+        assert_eq!(unplanned[0].key.name, "acme-core");
+        assert_eq!(unplanned[0].uid, "uid-3");
+        assert!(
+            moved_objects(&inventory, &plan).is_empty(),
+            "a dropped rule is not a move"
+        );
+    }
+
+    #[test]
+    fn a_changed_cluster_or_namespace_is_a_move_naming_the_field() {
+        // (case, inventoried before, planned after, dashboards.namespace set, field named)
+        type Case = (
+            &'static str,
+            Vec<ObjectKey>,
+            Vec<ObjectKey>,
+            bool,
+            &'static str,
+        );
+        let cases: [Case; 5] = [
+            (
+                "metrics cluster",
+                prometheus_side("prom-1", "customer-acme"),
+                prometheus_side("prom-2", "customer-acme"),
+                false,
+                "spec.metrics.cluster",
+            ),
+            (
+                "customer",
+                prometheus_side("prom-1", "customer-acme"),
+                prometheus_side("prom-1", "customer-acme2"),
+                false,
+                "spec.customer",
+            ),
+            (
+                "dashboards cluster",
+                grafana_side("graf-1", "customer-acme"),
+                grafana_side("graf-2", "customer-acme"),
+                false,
+                "spec.dashboards.cluster",
+            ),
+            (
+                "dashboards namespace",
+                grafana_side("graf-1", "customer-acme"),
+                grafana_side("graf-1", "dashboards"),
+                true,
+                "spec.dashboards.namespace",
+            ),
+            (
+                "grafana namespace following the customer",
+                grafana_side("graf-1", "customer-acme"),
+                grafana_side("graf-1", "customer-acme2"),
+                false,
+                "spec.customer",
+            ),
+        ];
+        for (name, before, after, namespace_set, field) in cases {
+            let inventory = inventory_of(&before);
+            let plan = plan_of(&after);
+            let moved = moved_objects(&inventory, &plan);
+            assert_eq!(moved.len(), before.len(), "{name}");
+            let problem = refused_move(&moved, &plan, namespace_set, "stacksmith.io/allow-move")
+                .unwrap_or_else(|| panic!("{name}: no problem"));
+            assert_eq!(problem.field, field, "{name}");
+            assert!(
+                problem.message.contains("stacksmith.io/allow-move"),
+                "{name}: {}",
+                problem.message
+            );
+        }
+        let nothing = refused_move(&[], &plan_of(&[]), false, "a");
+        assert_eq!(nothing, None);
+    }
+}
