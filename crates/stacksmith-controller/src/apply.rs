@@ -18,6 +18,7 @@ use stacksmith_core::plan::{DesiredObject, ObjectKind};
 use crate::FIELD_MANAGER;
 use crate::member::MemberConnection;
 use crate::member::cached_object::CachedObject;
+use crate::member::connection::cache_holds_only_ours;
 use crate::remote::{RemoteError, api_resource, call, object_api};
 
 /// Whether `object`, seen through the `MemberCluster` `member`, belongs to the stack with uid
@@ -169,6 +170,9 @@ pub async fn apply_object(
         return (WriteOutcome::AwaitingCache { left }, None);
     }
     let api = object_api(&connection.client, desired.kind, &desired.namespace);
+    if created && cache_holds_only_ours(desired.kind) {
+        return create_unseen(connection, &api, desired, claimant, recent).await;
+    }
     tracing::debug!(
         cluster = %connection.name,
         kind = desired.kind.kind(),
@@ -193,6 +197,88 @@ pub async fn apply_object(
                 WriteOutcome::Updated
             };
             (outcome, written.metadata.uid)
+        }
+        Err(err) => (
+            WriteOutcome::Failed {
+                message: err.to_string(),
+            },
+            None,
+        ),
+    }
+}
+
+/// Creates an object of a kind whose cache holds only stacksmith's objects
+/// ([`cache_holds_only_ours`]): absent from the cache, it may still exist as someone else's, so
+/// it is created (POST), which fails if anything of that name exists, never applied over. When
+/// something exists, it is read once: the stack's (a cache that has not caught up) is applied
+/// as planned, anyone else's is a `Conflict`.
+///
+/// Created this way, its fields are held by stacksmith's manager as an update rather than an
+/// apply, so a field later dropped from the plan stays on the object; these kinds (Prometheus'
+/// ServiceAccount, Role, RoleBinding) have no optional fields in the plan.
+async fn create_unseen(
+    connection: &MemberConnection,
+    api: &kube::Api<kube::api::DynamicObject>,
+    desired: &DesiredObject,
+    claimant: &Claimant,
+    recent: &RecentWrites,
+) -> (WriteOutcome, Option<String>) {
+    let object: kube::api::DynamicObject = match serde_json::from_value(desired.manifest.clone()) {
+        Ok(object) => object,
+        Err(err) => {
+            return (
+                WriteOutcome::Failed {
+                    message: format!("the planned object is not an object: {err}"),
+                },
+                None,
+            );
+        }
+    };
+    let params = kube::api::PostParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..Default::default()
+    };
+    tracing::debug!(cluster = %connection.name, kind = desired.kind.kind(), namespace = %desired.namespace, name = %desired.name, "creating");
+    match call(connection.timeout, api.create(&params, &object)).await {
+        Ok(created) => {
+            recent.record(desired);
+            return (WriteOutcome::Created, created.metadata.uid);
+        }
+        Err(err) if !err.is_conflict() => {
+            return (
+                WriteOutcome::Failed {
+                    message: err.to_string(),
+                },
+                None,
+            );
+        }
+        Err(_) => {}
+    }
+    // Something of that name exists: whose?
+    let existing = match call(connection.timeout, api.get(&desired.name)).await {
+        Ok(existing) => existing,
+        Err(err) => {
+            return (
+                WriteOutcome::Failed {
+                    message: format!("an object of that name exists and could not be read: {err}"),
+                },
+                None,
+            );
+        }
+    };
+    if let Ownership::Foreign(owner) = claimant.ownership(&existing, &connection.name) {
+        return (WriteOutcome::Conflict { owner }, None);
+    }
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    match call(
+        connection.timeout,
+        api.patch(&desired.name, &params, &Patch::Apply(&desired.manifest)),
+    )
+    .await
+    {
+        Ok(written) => {
+            recent.record(desired);
+            (WriteOutcome::Updated, written.metadata.uid)
         }
         Err(err) => (
             WriteOutcome::Failed {

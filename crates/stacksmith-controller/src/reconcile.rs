@@ -30,7 +30,9 @@ use stacksmith_api::CustomerStack;
 use stacksmith_api::labels::{ADOPT_FROM as ALLOW_ADOPT, ALLOW_MOVE};
 use stacksmith_core::aggregate::{ClusterState, SpecProblem};
 use stacksmith_core::events::{EventAction, EventSeverity, StackEvent, event_reason};
-use stacksmith_core::inventory::{InventoriedObject, Inventory, moved_objects, refused_move};
+use stacksmith_core::inventory::{
+    InventoriedObject, Inventory, ObjectKey, moved_objects, refused_move,
+};
 use stacksmith_core::observe::{AdoptFrom, WriteOutcome, child_observations};
 use stacksmith_core::plan::{StackIdentity, StackPlan, plan_stack};
 use tracing::Instrument as _;
@@ -363,20 +365,31 @@ async fn finish_move(
     uid: &str,
 ) -> Result<Action, ReconcileError> {
     let count = moved.len();
+    let keys: Vec<ObjectKey> = moved.iter().map(|object| object.key.clone()).collect();
     let removal = prune::remove(ctx, moved, inventory).await;
     ctx.inventories.keep(uid, inventory);
+    let left = keys
+        .iter()
+        .filter(|key| inventory.uid(key).is_some())
+        .count();
+    let stuck = !removal.failed.is_empty() || !removal.blocked.is_empty();
     let mut events = removal.events;
-    if removal.failed.is_empty() && removal.blocked.is_empty() {
+    if left == 0 {
         events.push(StackEvent {
             severity: EventSeverity::Normal,
             reason: event_reason::MOVED.to_owned(),
-            note: format!("moved: {count} objects of the old cluster or namespace deleted"),
+            note: format!("moved: the {count} objects of the old cluster or namespace are gone"),
             action: EventAction::Delete,
         });
     }
     status::publish(stack, ctx, events).await;
-    // The next pass records the smaller inventory.
-    Ok(Action::requeue(Duration::from_secs(1)))
+    // The next pass records the smaller inventory, and looks again at what is still going
+    // (less eagerly when a cluster did not answer or a delete failed).
+    Ok(Action::requeue(if stuck {
+        RETRY
+    } else {
+        Duration::from_secs(1)
+    }))
 }
 
 impl Context {

@@ -111,13 +111,6 @@ impl Inventory {
         self.objects.len()
     }
 
-    /// The member clusters holding inventoried objects.
-    pub fn clusters(&self) -> Vec<String> {
-        let mut clusters: Vec<String> = self.objects.keys().map(|k| k.cluster.clone()).collect();
-        clusters.dedup();
-        clusters
-    }
-
     /// Every inventoried object in delete order: children first, then the RBAC, the namespaces
     /// last.
     pub fn in_delete_order(&self) -> Vec<InventoriedObject> {

@@ -415,3 +415,85 @@ fn a_member_in_use_is_held_until_its_stacks_are_gone() -> anyhow::Result<()> {
         Ok(run)
     })
 }
+
+/// One physical cluster registered once per role: `prometheus-1` (prometheus) and a second
+/// registration of the same cluster for the grafana role, which a stack uses for its dashboards
+/// (in a namespace of their own). The second is refused; for 30 s, checked every second, the
+/// tenant namespace keeps its uid and no DELETE goes through either registration; the stack
+/// says why its dashboards cannot be written.
+#[test]
+fn one_cluster_registered_once_per_role_is_refused_and_harms_nothing() -> anyhow::Result<()> {
+    const PER_ROLE: &str = "prometheus-1-as-grafana";
+    on_testbed("member-identity-per-role", |run| async move {
+        let hub = run.hub()?;
+        let prom = run.prometheus()?;
+        wait_member(&hub, "prometheus-1", "Ready", |c| c.status == "True").await?;
+        let first = members(&hub).get("prometheus-1").await?;
+        let mut spec = serde_json::to_value(&first.spec)?;
+        spec["roles"] = json!(["grafana"]);
+        spec.as_object_mut()
+            .map(|s| s.remove("prometheusUrlTemplate"));
+        let per_role: MemberCluster = serde_json::from_value(json!({
+            "apiVersion": "stacksmith.io/v1alpha1", "kind": "MemberCluster",
+            "metadata": {"name": PER_ROLE},
+            "spec": spec,
+        }))?;
+        members(&hub)
+            .create(&PostParams::default(), &per_role)
+            .await?;
+        wait_member(&hub, PER_ROLE, "DuplicateCluster", |c| {
+            c.status == "False"
+                && c.reason == "DuplicateCluster"
+                && c.message.contains("MemberCluster prometheus-1")
+        })
+        .await?;
+        let counter = run.operator.counter();
+        let before = counter.snapshot();
+        let manifest = stack_manifest(
+            "s",
+            "perrole",
+            json!({"dashboards": {"cluster": PER_ROLE, "namespace": "dashboards-perrole"}}),
+        );
+        apply_stack(&hub, "t-per-role", &manifest).await?;
+        let stack = wait_not_ready(&hub, "t-per-role", "s", "ClusterUnreachable").await?;
+        let message = condition(&stack, "Ready")
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        ensure!(
+            message.contains("DuplicateCluster"),
+            "the stack says why its dashboards cannot be written: {message}"
+        );
+        let namespaces: Api<Namespace> = Api::all(prom.clone());
+        let tenant_uid = eventually("the tenant namespace on prometheus-1", || async {
+            Ok(namespaces
+                .get_opt("customer-perrole")
+                .await?
+                .and_then(|ns| ns.uid())
+                .ok_or_else(|| "not yet".to_owned()))
+        })
+        .await?;
+        let started = tokio::time::Instant::now();
+        while started.elapsed() < WATCH_FOR_HARM {
+            let tenant = namespaces.get_opt("customer-perrole").await?;
+            ensure!(
+                tenant.as_ref().and_then(|ns| ns.uid()).as_deref() == Some(tenant_uid.as_str())
+                    && tenant.is_some_and(|ns| ns.metadata.deletion_timestamp.is_none()),
+                "the tenant namespace was deleted or replaced {} s in",
+                started.elapsed().as_secs()
+            );
+            ensure!(
+                namespaces.get_opt("dashboards-perrole").await?.is_none(),
+                "nothing was written through the refused registration"
+            );
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let calls = delta(&before, &counter.snapshot());
+        for cluster in ["prometheus-1", PER_ROLE] {
+            ensure!(
+                count(&calls, cluster, Verb::Delete) == 0,
+                "a DELETE went through {cluster}: {calls:?}"
+            );
+        }
+        Ok(run)
+    })
+}

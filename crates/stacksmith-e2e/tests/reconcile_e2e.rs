@@ -1242,7 +1242,9 @@ async fn missing_crds(tb: &TestBed) -> anyhow::Result<()> {
     let (hub, _, _) = clients(tb)?;
     let members: Api<MemberCluster> = Api::all(hub.clone());
     let secrets: Api<Secret> = Api::namespaced(hub.clone(), "stacksmith-system");
-    let kubeconfig = tb.cluster("grafana-1")?.operator_kubeconfig().to_owned();
+    // The hub itself, which serves no child CRD (a cluster not registered yet: a second
+    // registration of a member would be refused as a duplicate before its CRDs are looked at).
+    let kubeconfig = tb.hub()?.admin_kubeconfig().to_owned();
     let secret: Secret = serde_json::from_value(
         json!({"metadata": {"name": "no-crds-kubeconfig"}, "stringData": {"kubeconfig": kubeconfig}}),
     )?;

@@ -115,15 +115,25 @@ impl MemberConnection {
     }
 }
 
+/// Whether the member's cache of `kind` holds only stacksmith's objects (watched by label): the
+/// RBAC plumbing, ServiceAccounts, Roles and RoleBindings, of which clusters hold many. An
+/// object of such a kind missing from the cache may still exist as someone else's: it is
+/// created, never applied over (see `apply::apply_object`).
+pub fn cache_holds_only_ours(kind: ObjectKind) -> bool {
+    matches!(
+        kind,
+        ObjectKind::ServiceAccount | ObjectKind::Role | ObjectKind::RoleBinding
+    )
+}
+
 /// Which objects of a kind stacksmith watches on a member: child custom resources and
 /// namespaces unfiltered (so an object of the same name that stacksmith does not own is seen,
-/// without a GET), the RBAC plumbing inside its own tenant namespaces by label.
+/// without a GET), the RBAC plumbing ([`cache_holds_only_ours`]) by label.
 fn watch_config(kind: ObjectKind) -> watcher::Config {
-    match kind {
-        ObjectKind::ServiceAccount | ObjectKind::Role | ObjectKind::RoleBinding => {
-            watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGED_BY_VALUE}"))
-        }
-        _ => watcher::Config::default(),
+    if cache_holds_only_ours(kind) {
+        watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGED_BY_VALUE}"))
+    } else {
+        watcher::Config::default()
     }
 }
 
