@@ -25,6 +25,20 @@ use stacksmith_testbed::simulator::api_resource;
 pub static OPERATOR_CALLS: std::sync::OnceLock<stacksmith_controller::api_calls::ApiCallCounter> =
     std::sync::OnceLock::new();
 
+/// The default test bed plus a second Prometheus cluster, `prometheus-2`, for suites that stop
+/// a member or move stacks between members.
+pub fn with_second_prometheus(name: String) -> stacksmith_testbed::TestBedOptions {
+    let mut options = stacksmith_testbed::TestBedOptions::new(name);
+    options.remotes.insert(
+        1,
+        stacksmith_testbed::ClusterSpec {
+            name: "prometheus-2".into(),
+            roles: vec![stacksmith_api::ClusterRole::Prometheus],
+        },
+    );
+    options
+}
+
 /// How long a test waits for the operator to get somewhere.
 pub const WAIT: Duration = Duration::from_secs(45);
 

@@ -15,26 +15,14 @@ use serde_json::json;
 use stacksmith_api::{MemberCluster, Verdict};
 use stacksmith_core::ChildKind;
 use stacksmith_testbed::harness::{self, Suite, test};
-use stacksmith_testbed::{ClusterSpec, TestBed, TestBedOptions};
+use stacksmith_testbed::TestBed;
 use support::*;
-
-fn options(name: String) -> TestBedOptions {
-    let mut options = TestBedOptions::new(name);
-    options.remotes.insert(
-        1,
-        ClusterSpec {
-            name: "prometheus-2".into(),
-            roles: vec![stacksmith_api::ClusterRole::Prometheus],
-        },
-    );
-    options
-}
 
 fn main() -> ExitCode {
     harness::run_suite(
         Suite {
             name: "",
-            options,
+            options: with_second_prometheus,
             setup: Some(start_operator),
             serial: true,
         },
