@@ -170,7 +170,7 @@ pub async fn apply_object(
         return (WriteOutcome::AwaitingCache { left }, None);
     }
     let api = object_api(&connection.client, desired.kind, &desired.namespace);
-    if created && cache_holds_only_ours(desired.kind) {
+    if created && created_not_applied(desired.kind) {
         return create_unseen(connection, &api, desired, claimant, recent).await;
     }
     tracing::debug!(
@@ -207,15 +207,26 @@ pub async fn apply_object(
     }
 }
 
-/// Creates an object of a kind whose cache holds only stacksmith's objects
-/// ([`cache_holds_only_ours`]): absent from the cache, it may still exist as someone else's, so
-/// it is created (POST), which fails if anything of that name exists, never applied over. When
-/// something exists, it is read once: the stack's (a cache that has not caught up) is applied
-/// as planned, anyone else's is a `Conflict`.
+/// Whether an object of `kind` that the cache does not show is created (POST, which fails when
+/// anything of that name exists) rather than applied (which would write over whatever exists):
+/// the kinds whose cache holds only stacksmith's objects ([`cache_holds_only_ours`]: absent
+/// from the cache, someone else's may exist), and the tenant Namespace (someone may create it a
+/// moment before the stack, and the cache may not show it yet: applying would take it over).
 ///
-/// Created this way, its fields are held by stacksmith's manager as an update rather than an
-/// apply, so a field later dropped from the plan stays on the object; these kinds (Prometheus'
-/// ServiceAccount, Role, RoleBinding) have no optional fields in the plan.
+/// Created this way, an object's fields are held by stacksmith's field manager as an update
+/// rather than an apply, so a field later dropped from the plan would stay on it; these kinds
+/// have no optional field in the plan (the Namespace: labels and the planned-hash annotation;
+/// the Prometheus' ServiceAccount, Role and RoleBinding: fixed content). Children are applied:
+/// their optional fields must go when the plan drops them. A child someone else creates in the
+/// moment between the cache's view and the write is written over (the cache sees every child,
+/// so that moment is the watch's delay).
+fn created_not_applied(kind: ObjectKind) -> bool {
+    cache_holds_only_ours(kind) || kind == ObjectKind::Namespace
+}
+
+/// Creates an object the cache does not show ([`created_not_applied`]): with a POST, never
+/// applied over. When something of that name exists, it is read once: the stack's (a cache
+/// that has not caught up) is applied as planned, anyone else's is a `Conflict`.
 async fn create_unseen(
     connection: &MemberConnection,
     api: &kube::Api<kube::api::DynamicObject>,
