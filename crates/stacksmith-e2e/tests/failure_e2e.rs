@@ -14,8 +14,8 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 use stacksmith_api::{MemberCluster, Verdict};
 use stacksmith_core::ChildKind;
-use stacksmith_testbed::harness::{self, Suite, test};
 use stacksmith_testbed::TestBed;
+use stacksmith_testbed::harness::{self, Suite, test};
 use support::*;
 
 fn main() -> ExitCode {

@@ -19,8 +19,8 @@ use serde_json::json;
 use stacksmith_api::labels::{ADOPT_FROM, ALLOW_MOVE};
 use stacksmith_controller::RunningOperator;
 use stacksmith_core::ChildKind;
-use stacksmith_testbed::harness::{self, Suite, test};
 use stacksmith_testbed::TestBed;
+use stacksmith_testbed::harness::{self, Suite, test};
 use support::*;
 
 fn main() -> ExitCode {
