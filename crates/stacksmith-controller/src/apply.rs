@@ -11,7 +11,7 @@ use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::reflector::ObjectRef;
 use serde_json::Value;
 use stacksmith_api::labels::PLANNED_HASH;
-use stacksmith_core::inventory::InventoriedObject;
+use stacksmith_core::inventory::{InventoriedObject, ObjectKey};
 use stacksmith_core::observe::{AdoptFrom, Ownership, WriteOutcome, adoptable, immutable_change};
 use stacksmith_core::plan::{DesiredObject, ObjectKind};
 
@@ -321,12 +321,7 @@ async fn replace(
         };
     };
     let object = InventoriedObject {
-        key: stacksmith_core::inventory::ObjectKey {
-            cluster: connection.name.clone(),
-            kind: desired.kind,
-            namespace: desired.namespace.clone(),
-            name: desired.name.clone(),
-        },
+        key: ObjectKey::of(desired),
         uid,
     };
     tracing::info!(cluster = %connection.name, kind = desired.kind.kind(), namespace = %desired.namespace, name = %desired.name, field, "re-creating: an immutable field changed");

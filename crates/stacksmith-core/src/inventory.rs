@@ -5,12 +5,12 @@
 //!
 //! Pure: what to delete, in which order, and whether a changed spec moves the stack.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use stacksmith_api::InventoryEntry;
 
 use crate::health::ChildKind;
-use crate::plan::{ObjectKind, SpecProblem, StackPlan};
+use crate::plan::{DesiredObject, ObjectKind, SpecProblem, StackPlan};
 
 /// Where an object is: member cluster, kind, namespace (empty for a Namespace), name.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -26,6 +26,16 @@ pub struct ObjectKey {
 }
 
 impl ObjectKey {
+    /// Where a planned object goes.
+    pub fn of(desired: &DesiredObject) -> Self {
+        ObjectKey {
+            cluster: desired.cluster.clone(),
+            kind: desired.kind,
+            namespace: desired.namespace.clone(),
+            name: desired.name.clone(),
+        }
+    }
+
     /// The namespace the object lives in, or that it is (for a Namespace).
     pub fn placement(&self) -> (&str, &str) {
         match self.kind {
@@ -99,6 +109,11 @@ impl Inventory {
     /// Forgets an object (it is gone, or is no longer the one stacksmith wrote).
     pub fn forget(&mut self, key: &ObjectKey) {
         self.objects.remove(key);
+    }
+
+    /// The member-side uids of every inventoried object.
+    pub fn uids(&self) -> BTreeSet<String> {
+        self.objects.values().cloned().collect()
     }
 
     /// Whether nothing is inventoried.
@@ -245,7 +260,6 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::plan::DesiredObject;
 
     fn key(cluster: &str, kind: ObjectKind, namespace: &str, name: &str) -> ObjectKey {
         ObjectKey {

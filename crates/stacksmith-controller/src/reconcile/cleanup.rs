@@ -4,17 +4,21 @@
 //! the deletion. `deletionPolicy: Orphan`, or another stack adopting the objects
 //! (`stacksmith.io/adopt-from`), releases at once and deletes nothing.
 
+use std::collections::BTreeSet;
+
 use kube::ResourceExt as _;
 use kube::runtime::controller::Action;
 use stacksmith_api::{CustomerStack, DeletionPolicy};
 use stacksmith_core::aggregate::DeletionState;
 use stacksmith_core::events::{EventAction, EventSeverity, StackEvent, event_reason};
-use stacksmith_core::plan::plan_stack;
+use stacksmith_core::inventory::{Inventory, ObjectKey};
+use stacksmith_core::observe::Ownership;
+use stacksmith_core::plan::{StackIdentity, plan_stack};
 
 use super::status::{self, Findings};
 use super::write::{Unavailable, usable_connection};
 use super::{Context, ReconcileError, identity, prune, stack_key};
-use crate::apply::cached;
+use crate::apply::{cached, ownership};
 
 /// Deletes the stack's inventoried objects in every cluster; done when none is left.
 pub(super) async fn clean_up(
@@ -43,41 +47,7 @@ pub(super) async fn clean_up(
         return Ok(Action::await_change());
     }
     let mut inventory = ctx.inventories.of(stack, &uid);
-    let mut blocked = std::collections::BTreeSet::new();
-    // Objects written moments before a restart may not have reached the inventory: the planned
-    // objects that carry exactly this stack's labels (written through that member) are taken in.
-    if let Ok(plan) = plan_stack(&stack.spec, &identity, &ctx.fleet.member_infos()) {
-        for desired in &plan.objects {
-            let key = stacksmith_core::inventory::ObjectKey {
-                cluster: desired.cluster.clone(),
-                kind: desired.kind,
-                namespace: desired.namespace.clone(),
-                name: desired.name.clone(),
-            };
-            if inventory.uid(&key).is_some() {
-                continue;
-            }
-            match usable_connection(ctx, &desired.cluster).await {
-                Ok(connection) => {
-                    let found =
-                        cached(&connection, desired.kind, &desired.namespace, &desired.name);
-                    if let Some(object) = found
-                        && crate::apply::ownership(object.as_ref(), &uid, &connection.name)
-                            == stacksmith_core::observe::Ownership::Ours
-                        && let Some(object_uid) = object.metadata.uid.clone()
-                    {
-                        inventory.record(key, object_uid);
-                    }
-                }
-                // Never connected since the operator started, or stopped answering: what is
-                // there cannot be known, so the deletion waits.
-                Err(Unavailable::Connecting | Unavailable::Unreachable(_)) => {
-                    blocked.insert(desired.cluster.clone());
-                }
-                Err(_) => {}
-            }
-        }
-    }
+    let mut blocked = take_in_unrecorded(stack, ctx, &identity, &mut inventory).await;
     let removal = prune::remove(ctx, inventory.in_delete_order(), &mut inventory).await;
     status::publish(stack, ctx, removal.events).await;
     blocked.extend(removal.blocked);
@@ -113,6 +83,46 @@ pub(super) async fn clean_up(
             )
         },
     })
+}
+
+/// Objects written moments before a restart may not have reached the inventory: the planned
+/// objects the caches show carrying exactly this stack's labels (written through that member)
+/// are taken in. Returns the clusters where that cannot be known now (never connected since the
+/// operator started, or not answering): the deletion waits for them.
+async fn take_in_unrecorded(
+    stack: &CustomerStack,
+    ctx: &Context,
+    identity: &StackIdentity,
+    inventory: &mut Inventory,
+) -> BTreeSet<String> {
+    let mut blocked = BTreeSet::new();
+    let Ok(plan) = plan_stack(&stack.spec, identity, &ctx.fleet.member_infos()) else {
+        return blocked;
+    };
+    for cluster in &plan.clusters {
+        let connection = match usable_connection(ctx, cluster).await {
+            Ok(connection) => connection,
+            Err(Unavailable::Connecting | Unavailable::Unreachable(_)) => {
+                blocked.insert(cluster.clone());
+                continue;
+            }
+            Err(_) => continue,
+        };
+        for desired in plan.objects.iter().filter(|o| &o.cluster == cluster) {
+            let key = ObjectKey::of(desired);
+            if inventory.uid(&key).is_some() {
+                continue;
+            }
+            let found = cached(&connection, desired.kind, &desired.namespace, &desired.name);
+            if let Some(object) = found
+                && ownership(object.as_ref(), &identity.uid, &connection.name) == Ownership::Ours
+                && let Some(object_uid) = object.metadata.uid.clone()
+            {
+                inventory.record(key, object_uid);
+            }
+        }
+    }
+    blocked
 }
 
 impl Context {

@@ -141,11 +141,7 @@ async fn namespace_kept(
     namespace: &str,
     inventory: &Inventory,
 ) -> Result<Option<String>, NamespaceContentsError> {
-    let ours: BTreeSet<String> = inventory
-        .in_delete_order()
-        .into_iter()
-        .map(|object| object.uid)
-        .collect();
+    let ours = inventory.uids();
     let contents =
         namespace_contents(&connection.client, connection.timeout, namespace, &ours).await?;
     Ok((!contents.may_delete()).then(|| contents.to_string()))

@@ -116,12 +116,7 @@ pub(super) async fn write_cluster(
             None if paused => not_written(&connection, desired, claimant, NotWrittenReason::Paused),
             None => apply_object(&connection, desired, claimant, &ctx.recent_writes).await,
         };
-        let key = ObjectKey {
-            cluster: cluster.to_owned(),
-            kind: desired.kind,
-            namespace: desired.namespace.clone(),
-            name: desired.name.clone(),
-        };
+        let key = ObjectKey::of(desired);
         if uid.is_some() {
             inventory_changes.push((key, uid));
         } else if matches!(outcome, WriteOutcome::Replacing { .. }) {
