@@ -10,6 +10,7 @@ pub mod customer_stack;
 pub mod kinds;
 pub mod labels;
 pub mod member_cluster;
+pub mod rbac;
 pub mod root_cause;
 pub mod validation;
 

@@ -1,6 +1,9 @@
 //! Writing planned objects into a member cluster: server-side apply when an object is missing
 //! or drifted, nothing when the watch cache already shows it as planned, never over an object
-//! another owner holds. Deleting an inventoried object, only while its uid still matches.
+//! another owner holds; an object another writer keeps changing back is restored less and less
+//! often ([`contested`]). Deleting an inventoried object, only while its uid still matches.
+
+mod contested;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,7 +15,9 @@ use kube::runtime::reflector::ObjectRef;
 use serde_json::Value;
 use stacksmith_api::labels::PLANNED_HASH;
 use stacksmith_core::inventory::{InventoriedObject, ObjectKey};
-use stacksmith_core::observe::{AdoptFrom, Ownership, WriteOutcome, adoptable, immutable_change};
+use stacksmith_core::observe::{
+    AdoptFrom, Contest, NotWrittenReason, Ownership, WriteOutcome, adoptable, immutable_change,
+};
 use stacksmith_core::plan::{DesiredObject, ObjectKind};
 
 use crate::FIELD_MANAGER;
@@ -20,6 +25,7 @@ use crate::member::MemberConnection;
 use crate::member::cached_object::CachedObject;
 use crate::member::connection::cache_holds_only_ours;
 use crate::remote::{RemoteError, api_resource, call, object_api};
+use contested::{Contests, Decision};
 
 /// Whether `object`, seen through the `MemberCluster` `member`, belongs to the stack with uid
 /// `stack_uid` (from its labels).
@@ -77,9 +83,13 @@ pub const CACHE_CATCH_UP: Duration = Duration::from_secs(5);
 /// A stack is often reconciled again before the watches have delivered all of its own writes
 /// (the first objects' events wake it while the last are still on their way); without this
 /// memory such a pass would write those objects a second time.
+///
+/// Beside it, the drift corrections of the last minute and the contested objects
+/// ([`contested`]): what decides when an object someone else keeps changing is restored.
 #[derive(Debug, Default)]
 pub struct RecentWrites {
     written: Mutex<HashMap<WriteKey, (String, Instant)>>,
+    contests: Contests,
 }
 
 /// Cluster, kind, namespace and name of a written object.
@@ -126,17 +136,42 @@ impl RecentWrites {
     fn forget(&self, desired: &DesiredObject) {
         self.with(|written| written.remove(&Self::key(desired)));
     }
+
+    /// The planned objects in a contested episode (another writer keeps changing them back).
+    pub(crate) fn contested(&self, planned: &[DesiredObject]) -> Vec<ObjectKey> {
+        let now = Instant::now();
+        planned
+            .iter()
+            .map(ObjectKey::of)
+            .filter(|key| self.contests.is_contested(key, now))
+            .collect()
+    }
+
+    /// Forgets the drift corrections of the stack `stack_uid` (it is being deleted).
+    pub(crate) fn forget_stack(&self, stack_uid: &str) {
+        self.contests.forget_stack(stack_uid, Instant::now());
+    }
 }
 
 fn planned_hash(desired: &DesiredObject) -> Option<String> {
-    desired
-        .manifest
+    planned_hash_of(&desired.manifest).map(str::to_owned)
+}
+
+/// The `stacksmith.io/planned-hash` annotation of an object (as JSON).
+fn planned_hash_of(object: &Value) -> Option<&str> {
+    object
         .pointer(&format!(
             "/metadata/annotations/{}",
             PLANNED_HASH.replace('/', "~1")
         ))
         .and_then(Value::as_str)
-        .map(str::to_owned)
+}
+
+/// Whether a live object that is not as planned drifted (someone changed it since stacksmith
+/// wrote this very plan: it still carries the plan's hash) rather than being behind a changed
+/// plan (written at once, whatever the memory of corrections says).
+fn drifted(live: &Value, desired: &DesiredObject) -> bool {
+    planned_hash_of(&desired.manifest).is_some_and(|hash| planned_hash_of(live) == Some(hash))
 }
 
 /// Brings one object to its planned state. Returns the outcome and the object's uid when it is
@@ -148,6 +183,9 @@ pub async fn apply_object(
     recent: &RecentWrites,
 ) -> (WriteOutcome, Option<String>) {
     let existing = cached(connection, desired.kind, &desired.namespace, &desired.name);
+    let key = ObjectKey::of(desired);
+    // The live object and its uid, when it is the stack's and differs from the plan.
+    let mut differs = None;
     let created = match &existing {
         None => true,
         Some(existing) => match claimant.ownership(existing.as_ref(), &connection.name) {
@@ -157,11 +195,13 @@ pub async fn apply_object(
                 let uid = existing.metadata.uid.clone();
                 if is_as_planned(&live, &desired.manifest) {
                     recent.forget(desired);
+                    recent.contests.as_planned(&key, Instant::now());
                     return (WriteOutcome::Unchanged(Box::new(live)), uid);
                 }
                 if let Some(field) = immutable_change(desired.kind, &live, &desired.manifest) {
                     return (replace(connection, desired, existing, field).await, None);
                 }
+                differs = Some((live, uid));
                 false
             }
         },
@@ -172,6 +212,45 @@ pub async fn apply_object(
     let api = object_api(&connection.client, desired.kind, &desired.namespace);
     if created && created_not_applied(desired.kind) {
         return create_unseen(connection, &api, desired, claimant, recent).await;
+    }
+    // What to remember once the write succeeded: a drift correction, or a plan written.
+    let mut correction = None;
+    if let Some((live, uid)) = differs
+        && drifted(&live, desired)
+    {
+        let now = Instant::now();
+        match recent.contests.drifted(&key, now) {
+            (Decision::Wait { left, started }, memory, mut managers) => {
+                if started {
+                    managers = other_writers(connection, &api, desired).await;
+                    tracing::info!(
+                        cluster = %connection.name,
+                        kind = desired.kind.kind(),
+                        namespace = %desired.namespace,
+                        name = %desired.name,
+                        managers = ?managers,
+                        wait_s = left.as_secs(),
+                        "contested: changed again right after it was restored; the next restore waits"
+                    );
+                }
+                let fields = drifted_fields(&live, &desired.manifest);
+                recent
+                    .contests
+                    .keep(&key, &claimant.stack_uid, memory, managers.clone(), now);
+                let contest = Contest {
+                    fields,
+                    managers,
+                    retry_in: left,
+                    started,
+                };
+                let outcome = WriteOutcome::NotWritten {
+                    existing: Some(Box::new(live)),
+                    reason: NotWrittenReason::Contested(contest),
+                };
+                return (outcome, uid);
+            }
+            (Decision::Restore, memory, managers) => correction = Some((memory, managers)),
+        }
     }
     tracing::debug!(
         cluster = %connection.name,
@@ -191,6 +270,16 @@ pub async fn apply_object(
     {
         Ok(written) => {
             recent.record(desired);
+            let now = Instant::now();
+            match correction {
+                Some((memory, managers)) => {
+                    recent
+                        .contests
+                        .keep(&key, &claimant.stack_uid, memory, managers, now);
+                }
+                None if !created => recent.contests.plan_written(&key, now),
+                None => {}
+            }
             let outcome = if created {
                 WriteOutcome::Created
             } else {
@@ -216,8 +305,10 @@ pub async fn apply_object(
 /// Created this way, an object's fields are held by stacksmith's field manager as an update
 /// rather than an apply, so a field later dropped from the plan would stay on it; these kinds
 /// have no optional field in the plan (the Namespace: labels and the planned-hash annotation;
-/// the Prometheus' ServiceAccount, Role and RoleBinding: fixed content). Children are applied:
-/// their optional fields must go when the plan drops them. A child someone else creates in the
+/// the Prometheus' ServiceAccount, Role and RoleBindings, including those of the discovery
+/// ClusterRole in the namespaces its scrape targets list: fixed content). A RoleBinding of that
+/// name someone else created in a listed namespace is thus never written over: a `Conflict`.
+/// Children are applied: their optional fields must go when the plan drops them. A child someone else creates in the
 /// moment between the cache's view and the write is written over (the cache sees every child,
 /// so that moment is the watch's delay).
 fn created_not_applied(kind: ObjectKind) -> bool {
@@ -254,6 +345,14 @@ async fn create_unseen(
         Ok(created) => {
             recent.record(desired);
             return (WriteOutcome::Created, created.metadata.uid);
+        }
+        Err(err) if err.is_not_found() => {
+            return (
+                WriteOutcome::Failed {
+                    message: missing_on_create(&err, &desired.namespace),
+                },
+                None,
+            );
         }
         Err(err) if !err.is_conflict() => {
             return (
@@ -300,6 +399,28 @@ async fn create_unseen(
     }
 }
 
+/// What a create answered 404 for: the namespace (one a scrape target lists that does not exist
+/// yet; the next pass tries again) or the ClusterRole a RoleBinding refers to (the remote chart
+/// installs `stacksmith-prometheus-discovery`; without it, an identity that may not `bind` it
+/// gets 404), from the answer's details; else the answer as it is.
+fn missing_on_create(err: &RemoteError, namespace: &str) -> String {
+    let RemoteError::Failed(kube::Error::Api(status)) = err else {
+        return err.to_string();
+    };
+    match status
+        .details
+        .as_ref()
+        .map(|d| (d.kind.as_str(), d.name.as_str()))
+    {
+        Some(("namespaces", _)) => format!("namespace {namespace} does not exist ({err})"),
+        Some(("clusterroles", name)) => format!(
+            "the ClusterRole {name} it binds does not exist on this cluster ({err}); the \
+             remote chart installs it"
+        ),
+        _ => err.to_string(),
+    }
+}
+
 /// Deletes an object of ours whose immutable `field` the plan changed, so the next pass creates
 /// it from the plan (the API server would refuse the write); nothing while it is going away.
 /// The delete carries the cached uid as a precondition.
@@ -334,6 +455,77 @@ async fn replace(
             message: format!("deleting it to change {field}: {err}"),
         },
     }
+}
+
+/// The other writers of a contested object, as the API server names them: a dry run of the plan
+/// without `force` is refused with a conflict naming each other field manager of the fields it
+/// would take (nothing is written). One request, once per contested episode, when it starts (the
+/// watch caches drop `managedFields`); empty when the answer names nobody.
+async fn other_writers(
+    connection: &MemberConnection,
+    api: &kube::Api<kube::api::DynamicObject>,
+    desired: &DesiredObject,
+) -> Vec<String> {
+    let params = PatchParams::apply(FIELD_MANAGER).dry_run();
+    let answer = call(
+        connection.timeout,
+        api.patch(&desired.name, &params, &Patch::Apply(&desired.manifest)),
+    )
+    .await;
+    match answer {
+        Err(RemoteError::Failed(kube::Error::Api(status))) if status.code == 409 => {
+            let causes = status.details.iter().flat_map(|d| d.causes.iter());
+            let texts = std::iter::once(status.message.as_str())
+                .chain(causes.map(|cause| cause.message.as_str()));
+            conflicting_managers(texts)
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The field managers an apply conflict names (`conflict with "<manager>" using …`), each once,
+/// stacksmith's own aside; at most three, each at most 100 characters.
+fn conflicting_managers<'a>(texts: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    const MARK: &str = "conflict with \"";
+    let mut managers: Vec<String> = Vec::new();
+    for text in texts {
+        for rest in text.split(MARK).skip(1) {
+            let Some((name, _)) = rest.split_once('"') else {
+                continue;
+            };
+            let name: String = name.chars().take(100).collect();
+            if name != FIELD_MANAGER && !name.is_empty() && !managers.contains(&name) {
+                managers.push(name);
+            }
+        }
+    }
+    managers.truncate(3);
+    managers
+}
+
+/// The planned fields whose live values differ, as dotted paths (`spec.replicas`); a list is
+/// named as a whole.
+fn drifted_fields(live: &Value, desired: &Value) -> Vec<String> {
+    fn walk(live: Option<&Value>, desired: &Value, path: String, out: &mut Vec<String>) {
+        match (live, desired) {
+            (Some(live), desired) if contains(live, desired) => {}
+            (Some(Value::Object(live)), Value::Object(desired)) => {
+                for (key, value) in desired {
+                    walk(live.get(key), value, format!("{path}.{key}"), out);
+                }
+            }
+            _ => out.push(path),
+        }
+    }
+    let mut fields = Vec::new();
+    if let Value::Object(planned) = desired {
+        for (key, value) in planned {
+            if !matches!(key.as_str(), "apiVersion" | "kind") {
+                walk(live.get(key), value, key.clone(), &mut fields);
+            }
+        }
+    }
+    fields
 }
 
 /// Whether a cached object is as planned: every planned field has its planned value, apart from
@@ -405,6 +597,79 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_create_answered_404_names_what_is_missing() {
+        let not_found = |kind: &str, name: &str| {
+            let status: kube::core::Status = serde_json::from_value(json!({
+                "status": "Failure", "code": 404, "reason": "NotFound",
+                "message": format!("{kind} \"{name}\" not found"),
+                "details": {"name": name, "kind": kind},
+            }))
+            .unwrap();
+            RemoteError::Failed(kube::Error::Api(Box::new(status)))
+        };
+        assert_eq!(
+            missing_on_create(&not_found("namespaces", "apps"), "apps"),
+            "namespace apps does not exist (404 NotFound)"
+        );
+        assert_eq!(
+            missing_on_create(
+                &not_found("clusterroles", "stacksmith-prometheus-discovery"),
+                "apps"
+            ),
+            "the ClusterRole stacksmith-prometheus-discovery it binds does not exist on this \
+             cluster (404 NotFound); the remote chart installs it"
+        );
+        assert_eq!(
+            missing_on_create(&not_found("rolebindings", "x"), "apps"),
+            "404 NotFound"
+        );
+    }
+
+    #[test]
+    fn drifted_fields_are_named_by_path() {
+        let planned = json!({"apiVersion": "v1", "kind": "X",
+            "metadata": {"annotations": {"stacksmith.io/planned-hash": "h"}},
+            "spec": {"replicas": 2, "retention": "7d", "list": [1, 2], "deep": {"a": {"b": 1}}}});
+        let live = json!({"metadata": {"annotations": {"stacksmith.io/planned-hash": "h"}},
+            "spec": {"replicas": 1, "retention": "7d", "list": [1], "deep": {"a": {"b": 2}}}});
+        assert_eq!(
+            drifted_fields(&live, &planned),
+            ["spec.deep.a.b", "spec.list", "spec.replicas"]
+        );
+        assert!(drifted_fields(&planned, &planned).is_empty());
+        let desired = DesiredObject {
+            cluster: "prom-1".into(),
+            kind: ObjectKind::Namespace,
+            namespace: String::new(),
+            name: "x".into(),
+            manifest: planned.clone(),
+        };
+        assert!(drifted(&live, &desired), "the same plan, changed: drift");
+        let replanned = json!({"metadata": {"annotations": {"stacksmith.io/planned-hash": "old"}}});
+        assert!(!drifted(&replanned, &desired), "behind a changed plan");
+        assert!(
+            !drifted(&json!({}), &desired),
+            "no hash: not known to be as planned once"
+        );
+    }
+
+    #[test]
+    fn an_apply_conflict_names_the_other_managers() {
+        let message = "Apply failed with 2 conflicts: conflict with \"fighter\" using \
+            monitoring.coreos.com/v1: .spec.replicas\nconflict with \"kubectl-edit\" using \
+            monitoring.coreos.com/v1: .spec.retention";
+        let causes = [
+            "conflict with \"fighter\" using monitoring.coreos.com/v1",
+            "conflict with \"stacksmith\" using v1",
+        ];
+        assert_eq!(
+            conflicting_managers(std::iter::once(message).chain(causes)),
+            ["fighter", "kubectl-edit"]
+        );
+        assert!(conflicting_managers(["409 Conflict", "conflict with \""]).is_empty());
+    }
 
     #[test]
     fn defaults_and_foreign_fields_are_not_drift() {

@@ -10,6 +10,8 @@
 //! - [`config_evidence`]: what a member shows about rules and monitors that have no status.
 //! - [`cached_object`]: the compact form objects are cached in.
 //! - [`secret_watch`]: noticing a rotated kubeconfig Secret.
+//! - [`write_gate`]: how many reconciles write to a member at once, and a member whose writes
+//!   time out.
 
 pub mod cached_object;
 pub mod client;
@@ -21,6 +23,7 @@ pub mod registry;
 mod secret_watch;
 pub mod status;
 pub mod wake;
+pub mod write_gate;
 
 pub use connection::{MemberConnection, Reachability};
 pub use registry::{Fleet, MemberState, member_info};

@@ -48,6 +48,15 @@ impl Default for OperatorOptions {
     }
 }
 
+/// How many reconciles may write to one member at once: half the reconcile slots, so a member
+/// whose writes hang cannot hold every slot (see `member::write_gate`); no bound without one.
+fn member_write_slots(concurrent_reconciles: u16) -> usize {
+    match concurrent_reconciles {
+        0 => tokio::sync::Semaphore::MAX_PERMITS,
+        n => usize::from(n / 2).max(1),
+    }
+}
+
 /// Runs the operator against the hub `hub` until `shutdown` resolves; every request (to the hub
 /// and to every member) is counted in `counter`. No HTTP endpoints (see [`run_with`]).
 pub async fn run(
@@ -84,6 +93,7 @@ pub async fn run_with(
         wake_tx,
         counter.clone(),
         liveness.clone(),
+        member_write_slots(options.concurrent_reconciles),
     );
     let fleet_task = tokio::spawn(fleet.clone().run());
     let context = Arc::new(Context::new(
@@ -182,7 +192,17 @@ pub struct RunningOperator {
 impl RunningOperator {
     /// Starts the operator against the hub in the background (no HTTP endpoints).
     pub fn spawn(hub: Config) -> Self {
-        Self::start(hub, None)
+        Self::start(hub, OperatorOptions::default())
+    }
+
+    /// Starts the operator in the background with `concurrent_reconciles` slots (no HTTP
+    /// endpoints).
+    pub fn spawn_with_concurrency(hub: Config, concurrent_reconciles: u16) -> Self {
+        let options = OperatorOptions {
+            concurrent_reconciles,
+            ..OperatorOptions::default()
+        };
+        Self::start(hub, options)
     }
 
     /// Starts the operator in the background, serving `/metrics`, `/healthz` and `/readyz` on
@@ -191,17 +211,17 @@ impl RunningOperator {
         let listener = std::net::TcpListener::bind(address)?;
         listener.set_nonblocking(true)?;
         let listener = TcpListener::from_std(listener)?;
-        Ok(Self::start(hub, Some(listener)))
-    }
-
-    fn start(hub: Config, endpoints: Option<TcpListener>) -> Self {
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let counter = ApiCallCounter::new();
-        let address = endpoints.as_ref().and_then(|l| l.local_addr().ok());
         let options = OperatorOptions {
-            endpoints,
+            endpoints: Some(listener),
             ..OperatorOptions::default()
         };
+        Ok(Self::start(hub, options))
+    }
+
+    fn start(hub: Config, options: OperatorOptions) -> Self {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let counter = ApiCallCounter::new();
+        let address = options.endpoints.as_ref().and_then(|l| l.local_addr().ok());
         let task = tokio::spawn(run_with(hub, counter.clone(), options, async {
             let _ = stopped.await;
         }));

@@ -33,7 +33,7 @@ use stacksmith_core::events::{EventAction, EventSeverity, StackEvent, event_reas
 use stacksmith_core::inventory::{
     InventoriedObject, Inventory, ObjectKey, moved_objects, refused_move,
 };
-use stacksmith_core::observe::{AdoptFrom, WriteOutcome, child_observations};
+use stacksmith_core::observe::{AdoptFrom, NotWrittenReason, WriteOutcome, child_observations};
 use stacksmith_core::plan::{StackIdentity, StackPlan, plan_stack};
 use tracing::Instrument as _;
 
@@ -227,7 +227,13 @@ async fn reconcile_stack(
     let pass = finalizer::finalizer(&api, FINALIZER, stack, |event| async {
         match event {
             FinalizerEvent::Apply(stack) => converge(&stack, &ctx).await,
-            FinalizerEvent::Cleanup(stack) => cleanup::clean_up(&stack, &ctx).await,
+            FinalizerEvent::Cleanup(stack) => {
+                // A stack being deleted fights over nothing any more.
+                if let Some(uid) = stack.uid() {
+                    ctx.recent_writes.forget_stack(&uid);
+                }
+                cleanup::clean_up(&stack, &ctx).await
+            }
         }
     });
     match tokio::time::timeout(RECONCILE_TIMEOUT, pass).await {
@@ -301,6 +307,7 @@ async fn converge(stack: &CustomerStack, ctx: &Context) -> Result<Action, Reconc
     ctx.inventories.keep(&identity.uid, &inventory);
     status::publish(stack, ctx, removal.events).await;
     let mut findings = observe(&writes);
+    findings.contested = ctx.recent_writes.contested(&plan.objects);
     findings.failed_deletes = removal.failed;
     findings.inventory = inventory.entries();
     let pass = PassSummary::of(&findings);
@@ -316,14 +323,21 @@ async fn converge(stack: &CustomerStack, ctx: &Context) -> Result<Action, Reconc
     }
     let next = match ctx.count_failed_pass(&identity.uid, pass.failed) {
         Some(failed_passes) => retry_after(failed_passes),
-        None if pass.unreachable || !moved.is_empty() || awaiting_adoption => RETRY,
+        None if pass.unreachable || pass.held_back || !moved.is_empty() || awaiting_adoption => {
+            RETRY
+        }
         None => RESYNC,
     };
-    let soonest = [recorded.held, pass.awaiting_cache, Some(next)]
-        .into_iter()
-        .flatten()
-        .min()
-        .unwrap_or(next);
+    let soonest = [
+        recorded.held,
+        pass.awaiting_cache,
+        pass.contested,
+        Some(next),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+    .unwrap_or(next);
     Ok(Action::requeue(soonest))
 }
 
@@ -432,8 +446,9 @@ impl Context {
 /// How long to wait before the next pass after `failed_passes` passes in a row failed a write:
 /// 15 s, doubling up to 5 min. A write the API server refuses (an invalid object, a policy) is
 /// reported in the status and by one Event when `Ready` turns `ApplyFailed`, and is not retried
-/// every few seconds; a transient failure clears on its first retry.
-fn retry_after(failed_passes: u32) -> Duration {
+/// every few seconds; a transient failure clears on its first retry. The same curve paces the
+/// restores of a contested object (`apply::contested`), by how often it was changed back.
+pub(crate) fn retry_after(failed_passes: u32) -> Duration {
     let doublings = failed_passes.saturating_sub(1).min(5);
     RETRY.saturating_mul(1 << doublings).min(RETRY_CAP)
 }
@@ -476,13 +491,20 @@ fn observe(writes: &[write::ClusterPass]) -> Findings<'_> {
 }
 
 /// What a pass amounts to for pacing: whether it wrote, failed or met an unreachable cluster,
-/// and how long a write of a moment ago is still awaited in the caches.
+/// how long a write of a moment ago is still awaited in the caches, and when the first
+/// contested object is due to be restored.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct PassSummary {
     wrote: bool,
     failed: bool,
     unreachable: bool,
+    /// Objects left for a later pass because their member's writes were held (its write slots
+    /// taken, or its writes not answered).
+    held_back: bool,
     awaiting_cache: Option<Duration>,
+    /// How long until the first contested object (another writer keeps changing it back) is
+    /// restored: the pass is requeued for then.
+    contested: Option<Duration>,
 }
 
 impl PassSummary {
@@ -496,12 +518,30 @@ impl PassSummary {
                 .clusters
                 .iter()
                 .any(|c| c.state != ClusterState::Reachable),
+            held_back: outcomes().any(|o| {
+                matches!(
+                    o,
+                    WriteOutcome::NotWritten {
+                        reason: NotWrittenReason::MemberWritesHeld(_),
+                        ..
+                    }
+                )
+            }),
             awaiting_cache: outcomes()
                 .filter_map(|o| match o {
                     WriteOutcome::AwaitingCache { left } => Some(*left),
                     _ => None,
                 })
                 .max(),
+            contested: outcomes()
+                .filter_map(|o| match o {
+                    WriteOutcome::NotWritten {
+                        reason: NotWrittenReason::Contested(contest),
+                        ..
+                    } => Some(contest.retry_in),
+                    _ => None,
+                })
+                .min(),
         }
     }
 }
@@ -557,6 +597,7 @@ mod tests {
                 failed: false,
                 unreachable: false,
                 awaiting_cache: Some(Duration::from_secs(3)),
+                ..PassSummary::default()
             }
         );
         let failed = [(

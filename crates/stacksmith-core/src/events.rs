@@ -5,19 +5,24 @@
 //! it recovers from one; a stack that is merely progressing (new, or rolling out a change) and
 //! then gets Ready makes no Event. Writes are recorded when they repaired something done outside
 //! stacksmith (drift, a deleted child) and, once per episode, when an object of a planned name
-//! belongs to someone else.
+//! belongs to someone else, and when another writer keeps changing a child back (a contested
+//! field: its restores are then not recorded one by one).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use stacksmith_api::CustomerStackStatus;
 
 use crate::aggregate::{condition_type, reason};
-use crate::observe::{WriteOutcome, display_name};
+use crate::inventory::ObjectKey;
+use crate::observe::{NotWrittenReason, WriteOutcome, display_name};
 use crate::plan::DesiredObject;
 
 /// Reasons of the Events about writes.
 pub mod event_reason {
     /// A child changed outside stacksmith was restored.
     pub const DRIFT_CORRECTED: &str = "DriftCorrected";
+    /// Someone else keeps changing a child back after stacksmith restores it: its restores now
+    /// wait (15 s, doubling up to 5 min). Once per episode.
+    pub const FIELD_CONTESTED: &str = "FieldContested";
     /// A child deleted outside stacksmith was re-created.
     pub const CHILD_RECREATED: &str = "ChildRecreated";
     /// An object of a planned name belongs to someone else.
@@ -96,6 +101,9 @@ pub struct EventInput<'a> {
     /// Whether transitions of `Ready` are published in this pass (not while the status write is
     /// held for the children's first reports).
     pub ready_events: bool,
+    /// The objects in a contested episode (another writer keeps changing them back): their
+    /// restores are not recorded as `DriftCorrected`, the episode's one `FieldContested` said it.
+    pub contested: &'a [ObjectKey],
 }
 
 /// Whether `Ready` says only that children are still on their way (new or rolling out), nothing
@@ -141,10 +149,31 @@ pub fn stack_events(input: &EventInput<'_>) -> Vec<StackEvent> {
             action: EventAction::Apply,
         };
         match outcome {
-            WriteOutcome::Updated if spec_unchanged => events.push(event(
+            WriteOutcome::Updated
+                if spec_unchanged && !input.contested.contains(&ObjectKey::of(desired)) =>
+            {
+                events.push(event(
+                    EventSeverity::Warning,
+                    event_reason::DRIFT_CORRECTED,
+                    format!("restored {what}: it was changed outside stacksmith"),
+                ));
+            }
+            // Once per contested episode: when it starts.
+            WriteOutcome::NotWritten {
+                reason: NotWrittenReason::Contested(contest),
+                ..
+            } if contest.started => events.push(event(
                 EventSeverity::Warning,
-                event_reason::DRIFT_CORRECTED,
-                format!("restored {what}: it was changed outside stacksmith"),
+                event_reason::FIELD_CONTESTED,
+                format!(
+                    "{what}: {} changed again by {} within a minute of stacksmith restoring \
+                     it; stacksmith restores it in {} s, then less and less often (at most \
+                     every 5 min) while this goes on. Stop the other writer, or remove the \
+                     field from the stack",
+                    contest.fields_text(),
+                    contest.writer_text(),
+                    contest.retry_in_secs(),
+                ),
             )),
             WriteOutcome::Created if spec_unchanged && was_listed(input.previous, desired) => {
                 events.push(event(

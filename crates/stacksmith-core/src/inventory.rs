@@ -147,6 +147,18 @@ impl Inventory {
         })
     }
 
+    /// Whether an inventoried object is a discovery RoleBinding: a RoleBinding outside every
+    /// namespace that holds the stack's Prometheus ServiceAccount (so in a namespace a scrape
+    /// target listed, not in a tenant namespace).
+    pub fn is_discovery_binding(&self, key: &ObjectKey) -> bool {
+        key.kind == ObjectKind::RoleBinding
+            && !self.objects.keys().any(|other| {
+                other.kind == ObjectKind::ServiceAccount
+                    && other.cluster == key.cluster
+                    && other.namespace == key.namespace
+            })
+    }
+
     fn select(&self, keep: impl Fn(&ObjectKey) -> bool) -> Vec<InventoriedObject> {
         let mut selected: Vec<InventoriedObject> = self
             .objects
@@ -172,6 +184,12 @@ impl Inventory {
 /// The inventoried objects a changed spec leaves behind in a cluster or namespace the plan no
 /// longer uses: the stack has moved. Objects merely dropped from the plan (a removed rule group)
 /// are not a move.
+///
+/// Neither is a namespace dropped from a scrape target: the discovery RoleBindings
+/// ([`Inventory::is_discovery_binding`]) live in namespaces that are not the stack's, so theirs
+/// never counts as a place the stack left. An unplanned one moves with the stack only when the
+/// stack moves out of something on its cluster (the old Prometheus keeps discovering until the
+/// new one is Ready); they come last, after the objects that show the move.
 pub fn moved_objects(inventory: &Inventory, plan: &StackPlan) -> Vec<InventoriedObject> {
     let placements: Vec<(&str, &str)> = plan
         .objects
@@ -181,11 +199,21 @@ pub fn moved_objects(inventory: &Inventory, plan: &StackPlan) -> Vec<Inventoried
             _ => (o.cluster.as_str(), o.namespace.as_str()),
         })
         .collect();
-    inventory
+    let (discovery, owned): (Vec<_>, Vec<_>) = inventory
         .unplanned(plan)
         .into_iter()
+        .partition(|object| inventory.is_discovery_binding(&object.key));
+    let mut moved: Vec<InventoriedObject> = owned
+        .into_iter()
         .filter(|object| !placements.contains(&object.key.placement()))
-        .collect()
+        .collect();
+    let left: BTreeSet<String> = moved.iter().map(|o| o.key.cluster.clone()).collect();
+    moved.extend(
+        discovery
+            .into_iter()
+            .filter(|object| left.contains(&object.key.cluster)),
+    );
+    moved
 }
 
 /// The spec field whose change moved `moved` objects (see [`moved_objects`]), as a problem that
@@ -388,6 +416,95 @@ mod tests {
             moved_objects(&inventory, &plan).is_empty(),
             "a dropped rule is not a move"
         );
+    }
+
+    /// The tenant RBAC of `prometheus_side`, and a discovery RoleBinding in each of `listed`.
+    fn with_discovery(cluster: &str, namespace: &str, listed: &[&str]) -> Vec<ObjectKey> {
+        let mut keys = prometheus_side(cluster, namespace);
+        keys.push(key(
+            cluster,
+            ObjectKind::RoleBinding,
+            namespace,
+            "prometheus-acme",
+        ));
+        for listed in listed {
+            keys.push(key(
+                cluster,
+                ObjectKind::RoleBinding,
+                listed,
+                "stacksmith-prometheus-acme",
+            ));
+        }
+        keys
+    }
+
+    #[test]
+    fn a_namespace_dropped_from_a_scrape_target_is_pruned_not_moved() {
+        let inventory = inventory_of(&with_discovery(
+            "prom-1",
+            "customer-acme",
+            &["apps", "batch"],
+        ));
+        let tenant = key(
+            "prom-1",
+            ObjectKind::RoleBinding,
+            "customer-acme",
+            "prometheus-acme",
+        );
+        let apps = key(
+            "prom-1",
+            ObjectKind::RoleBinding,
+            "apps",
+            "stacksmith-prometheus-acme",
+        );
+        assert!(!inventory.is_discovery_binding(&tenant));
+        assert!(inventory.is_discovery_binding(&apps));
+        let plan = plan_of(&with_discovery("prom-1", "customer-acme", &["batch"]));
+        let unplanned = inventory.unplanned(&plan);
+        assert_eq!(unplanned.len(), 1);
+        assert_eq!(unplanned[0].key, apps);
+        assert!(
+            moved_objects(&inventory, &plan).is_empty(),
+            "a dropped scrape namespace is not a move"
+        );
+        // Every listed namespace dropped: still no move.
+        let plan = plan_of(&with_discovery("prom-1", "customer-acme", &[]));
+        assert_eq!(inventory.unplanned(&plan).len(), 2);
+        assert!(moved_objects(&inventory, &plan).is_empty());
+    }
+
+    #[test]
+    fn discovery_bindings_move_with_the_stack_and_come_last() {
+        let before = with_discovery("prom-1", "customer-acme", &["apps"]);
+        let inventory = inventory_of(&before);
+        // To another cluster: every old object moves, the discovery binding last.
+        let plan = plan_of(&with_discovery("prom-2", "customer-acme", &["apps"]));
+        let moved = moved_objects(&inventory, &plan);
+        assert_eq!(moved.len(), before.len());
+        let last = &moved[moved.len() - 1].key;
+        assert_eq!(
+            (last.namespace.as_str(), last.kind),
+            ("apps", ObjectKind::RoleBinding)
+        );
+        let problem = refused_move(&moved, &plan, false, "a").unwrap();
+        assert_eq!(problem.field, "spec.metrics.cluster");
+        assert!(
+            problem.message.contains("customer-acme"),
+            "{}",
+            problem.message
+        );
+        // Another customer on the same cluster, same listed namespace: the old binding (another
+        // name in the same namespace) waits for the move too.
+        let mut after = with_discovery("prom-1", "customer-acme2", &[]);
+        after.push(key(
+            "prom-1",
+            ObjectKind::RoleBinding,
+            "apps",
+            "stacksmith-prometheus-acme2",
+        ));
+        let moved = moved_objects(&inventory, &plan_of(&after));
+        assert_eq!(moved.len(), before.len());
+        assert_eq!(moved[moved.len() - 1].key.namespace, "apps");
     }
 
     #[test]

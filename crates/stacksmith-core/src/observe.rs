@@ -21,7 +21,7 @@ use crate::aggregate::{
     ForeignObject, ObservedState,
 };
 use crate::grafana_instances::explain_unmatched;
-use crate::health::{ChildHealth, ChildKind, HealthReason};
+use crate::health::{ChildHealth, ChildKind, HealthReason, MAX_MESSAGE_CHARS};
 use crate::plan::{DesiredObject, ObjectKind};
 
 /// Who owns an object, as far as stacksmith is concerned.
@@ -92,6 +92,12 @@ pub enum NotWrittenReason {
     NamespaceUnavailable(String),
     /// Its cluster cannot be written to now (the text says why).
     ClusterUnavailable(String),
+    /// Its cluster answers, but this pass may not write to it: its writes are not answered, or
+    /// every write slot of it is taken (the text says which; looked at again soon).
+    MemberWritesHeld(String),
+    /// Someone else keeps changing it: it was changed again within a minute of stacksmith
+    /// restoring it, so the next restore waits (15 s, doubling up to 5 min).
+    Contested(Contest),
 }
 
 impl fmt::Display for NotWrittenReason {
@@ -99,8 +105,65 @@ impl fmt::Display for NotWrittenReason {
         match self {
             NotWrittenReason::Paused => f.write_str("paused"),
             NotWrittenReason::NamespaceUnavailable(why)
-            | NotWrittenReason::ClusterUnavailable(why) => f.write_str(why),
+            | NotWrittenReason::ClusterUnavailable(why)
+            | NotWrittenReason::MemberWritesHeld(why) => f.write_str(why),
+            NotWrittenReason::Contested(contest) => contest.fmt(f),
         }
+    }
+}
+
+/// A planned object whose fields another writer keeps changing back after stacksmith restores
+/// them (another controller, a `kubectl apply --force-conflicts` loop).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Contest {
+    /// The planned fields whose live values differ, e.g. `spec.replicas`.
+    pub fields: Vec<String>,
+    /// The other writers' field managers, when the API server named them (empty: not known).
+    pub managers: Vec<String>,
+    /// How long until stacksmith restores the object.
+    pub retry_in: Duration,
+    /// Whether this pass found the contest: the episode's one Event is published with it.
+    pub started: bool,
+}
+
+impl Contest {
+    /// The fields, for a human: the first three, and how many more.
+    pub fn fields_text(&self) -> String {
+        const SHOWN: usize = 3;
+        match self.fields.len() {
+            0 => "its planned fields".to_owned(),
+            n if n <= SHOWN => self.fields.join(", "),
+            n => format!("{} and {} more", self.fields[..SHOWN].join(", "), n - SHOWN),
+        }
+    }
+
+    /// Whole seconds until the restore, rounded up ("in 0 s" would read as done).
+    pub fn retry_in_secs(&self) -> u64 {
+        self.retry_in.as_secs() + u64::from(self.retry_in.subsec_nanos() > 0)
+    }
+
+    /// Who changes them: `field manager "x"`, or `someone else`.
+    pub fn writer_text(&self) -> String {
+        let quoted: Vec<String> = self.managers.iter().map(|m| format!("{m:?}")).collect();
+        match quoted.len() {
+            0 => "someone else".to_owned(),
+            1 => format!("field manager {}", quoted[0]),
+            _ => format!("field managers {}", quoted.join(", ")),
+        }
+    }
+}
+
+impl fmt::Display for Contest {
+    /// `spec.replicas is being changed by field manager "x"; stacksmith restores it in 15 s`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let seconds = self.retry_in_secs();
+        let verb = if self.fields.len() == 1 { "is" } else { "are" };
+        write!(
+            f,
+            "{} {verb} being changed by {}; stacksmith restores it in {seconds} s",
+            self.fields_text(),
+            self.writer_text()
+        )
     }
 }
 
@@ -279,6 +342,19 @@ pub fn observed_state(
     judge: impl Fn(ChildKind, &Value) -> ChildHealth,
 ) -> ObservedState {
     match outcome {
+        // The object is there, with another writer's values: judged as it is, and its message
+        // says what is going on.
+        WriteOutcome::NotWritten {
+            existing: Some(object),
+            reason: NotWrittenReason::Contested(contest),
+        } => {
+            let mut health = judge(kind, object);
+            health.message = format!("{contest}; {}", health.message)
+                .chars()
+                .take(MAX_MESSAGE_CHARS)
+                .collect();
+            ObservedState::Live(health)
+        }
         WriteOutcome::Unchanged(object)
         | WriteOutcome::NotWritten {
             existing: Some(object),

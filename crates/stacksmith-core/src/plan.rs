@@ -4,7 +4,8 @@
 //! On the Prometheus cluster, in the tenant namespace `customer-<customer>`: the Namespace, the
 //! ServiceAccount, Role and RoleBinding a Prometheus needs, the `Prometheus` (selectors scoped
 //! to the tenant), one `PrometheusRule` per alerting-rule group and one `ServiceMonitor` per
-//! scrape target. On the Grafana cluster: a `GrafanaFolder`, a `GrafanaDatasource` of type
+//! scrape target; and in each other namespace a scrape target lists, a RoleBinding of the fixed
+//! ClusterRole `stacksmith-prometheus-discovery` to that ServiceAccount (discovery there). On the Grafana cluster: a `GrafanaFolder`, a `GrafanaDatasource` of type
 //! prometheus whose URL points at this tenant's Prometheus through the Prometheus cluster's URL
 //! template, and the dashboards in that folder.
 //!
@@ -79,7 +80,8 @@ pub enum ObjectKind {
     ServiceAccount,
     /// The Prometheus' Role.
     Role,
-    /// The Prometheus' RoleBinding.
+    /// The Prometheus' RoleBindings: of its Role in the tenant namespace, and of the discovery
+    /// ClusterRole in each other namespace its scrape targets list.
     RoleBinding,
     /// A child custom resource, whose health is reported.
     Child(ChildKind),

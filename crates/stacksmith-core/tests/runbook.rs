@@ -1,6 +1,6 @@
 //! The operations runbook (`docs/operations.md`) has an entry for every reason stacksmith writes:
-//! every `CustomerStack` condition reason, every child reason and every `MemberCluster` reason.
-//! A new reason without a runbook entry fails this test.
+//! every `CustomerStack` condition reason, every child reason, every `MemberCluster` reason and
+//! every Event reason. A new reason without a runbook entry fails this test.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // test code
 
 use std::collections::BTreeSet;
@@ -14,10 +14,14 @@ const RUNBOOK: &str = include_str!("../../../docs/operations.md");
 /// The source of `stacksmith_core::aggregate::reason`: its constants are listed from the source
 /// so that a new one is checked without anyone having to add it here.
 const AGGREGATE_SOURCE: &str = include_str!("../src/aggregate.rs");
+/// The source of `stacksmith_core::events::event_reason`, read the same way.
+const EVENTS_SOURCE: &str = include_str!("../src/events.rs");
 
 const STACK_SECTION: &str = "## Runbook: CustomerStack reasons";
 const CHILD_SECTION: &str = "## Runbook: per-child reasons";
 const MEMBER_SECTION: &str = "## Runbook: MemberCluster reasons";
+/// The section whose table lists the Events on a stack.
+const EVENTS_SECTION: &str = "## Reading status";
 
 /// Lists every variant of an enum, and fails to compile when a variant is added without being
 /// listed (the exhaustive `match`).
@@ -66,26 +70,32 @@ fn entries(title: &str) -> BTreeSet<String> {
 
 /// The values of the `pub const X: &str = "Value";` items of `pub mod reason` in `aggregate.rs`.
 fn aggregate_reasons() -> Vec<String> {
-    let block = AGGREGATE_SOURCE
-        .split("pub mod reason {")
-        .nth(1)
-        .expect("aggregate.rs has a `pub mod reason` block");
-    let block = &block[..block.find("\n}").expect("end of `pub mod reason`")];
-    let reasons: Vec<String> = block
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("pub const "))
-        .map(|l| {
-            l.split('"')
-                .nth(1)
-                .unwrap_or_else(|| panic!("a reason const that is not a string literal: {l}"))
-                .to_owned()
-        })
-        .collect();
+    let reasons = string_consts(AGGREGATE_SOURCE, "pub mod reason {", true);
     assert!(
         reasons.len() >= 10,
         "found only {reasons:?} in aggregate.rs"
     );
     reasons
+}
+
+/// The string literals of the `pub const` items of the module opened by `opening` in `source`;
+/// with `literals_only`, an item that is not a literal fails the test, else it is skipped (an
+/// alias of a reason listed elsewhere).
+fn string_consts(source: &str, opening: &str, literals_only: bool) -> Vec<String> {
+    let block = source
+        .split(opening)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no {opening:?} block"));
+    let block = &block[..block.find("\n}").expect("end of the block")];
+    block
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("pub const "))
+        .filter_map(|l| match l.split('"').nth(1) {
+            Some(value) => Some(value.to_owned()),
+            None if literals_only => panic!("a reason const that is not a string literal: {l}"),
+            None => None,
+        })
+        .collect()
 }
 
 fn missing(reasons: &[String], entries: &BTreeSet<String>) -> Vec<String> {
@@ -177,6 +187,22 @@ fn every_member_cluster_reason_has_a_runbook_entry() {
     assert!(
         absent.is_empty(),
         "docs/operations.md has no row for the MemberCluster reason(s) {absent:?} in the table of {MEMBER_SECTION:?}"
+    );
+}
+
+#[test]
+fn every_event_reason_has_a_row_in_the_events_table() {
+    // `Conflict` and `Ready` are aliases of condition reasons (not literals): listed above.
+    let reasons = string_consts(EVENTS_SOURCE, "pub mod event_reason {", false);
+    assert!(
+        reasons.contains(&"DriftCorrected".to_owned())
+            && reasons.contains(&"FieldContested".to_owned()),
+        "found only {reasons:?} in events.rs"
+    );
+    let absent = missing(&reasons, &entries(EVENTS_SECTION));
+    assert!(
+        absent.is_empty(),
+        "docs/operations.md has no row for the Event reason(s) {absent:?} in the Events table of {EVENTS_SECTION:?}"
     );
 }
 

@@ -13,6 +13,7 @@ use kube::{Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use stacksmith_api::labels::{MANAGED_BY, MEMBER_CLUSTER};
+use stacksmith_api::rbac::{DISCOVERY_RULES, PROMETHEUS_DISCOVERY_CLUSTER_ROLE};
 use stacksmith_api::{ClusterRole, MemberCluster, MemberClusterSpec, SecretKeyReference};
 
 use crate::cluster::Cluster;
@@ -25,11 +26,16 @@ pub const OPERATOR_USER: &str = "stacksmith-operator";
 pub const SYSTEM_NAMESPACE: &str = "stacksmith-system";
 const FIELD_MANAGER: &str = "stacksmith-testbed";
 
-/// Gives stacksmith's identity its RBAC on a remote and creates the simulator's namespace.
+/// Gives stacksmith's identity its RBAC on a remote, installs the ClusterRole a tenant's
+/// Prometheus is bound to in the namespaces its scrape targets list (on a Prometheus cluster, as
+/// the remote chart does) and creates the simulator's namespace.
 pub(crate) async fn prepare_remote(cluster: &Cluster) -> Result<()> {
     let client = cluster.client();
     let name = cluster.name();
     apply_cluster_scoped(client, name, &operator_cluster_role()).await?;
+    if cluster.roles().contains(&ClusterRole::Prometheus) {
+        apply_cluster_scoped(client, name, &prometheus_discovery_cluster_role()).await?;
+    }
     apply_cluster_scoped(
         client,
         name,
@@ -107,6 +113,30 @@ fn operator_cluster_role() -> RbacClusterRole {
             // namespace holds nothing of anyone else's before deleting it.
             rule(&["*"], &["*"], &["list"]),
         ]),
+        aggregation_rule: None,
+    }
+}
+
+/// [`PROMETHEUS_DISCOVERY_CLUSTER_ROLE`], as the remote chart installs it
+/// (`templates/prometheus-discovery-clusterrole.yaml`): the discovery rules, nothing else.
+fn prometheus_discovery_cluster_role() -> RbacClusterRole {
+    let strings = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    RbacClusterRole {
+        metadata: ObjectMeta {
+            name: Some(PROMETHEUS_DISCOVERY_CLUSTER_ROLE.into()),
+            ..Default::default()
+        },
+        rules: Some(
+            DISCOVERY_RULES
+                .iter()
+                .map(|rule| PolicyRule {
+                    api_groups: Some(strings(rule.api_groups)),
+                    resources: Some(strings(rule.resources)),
+                    verbs: strings(rule.verbs),
+                    ..Default::default()
+                })
+                .collect(),
+        ),
         aggregation_rule: None,
     }
 }

@@ -335,7 +335,32 @@ fn remote_chart_grants_the_kinds_of_the_selected_roles_only() {
     assert_eq!(strings(&events[0]["verbs"]), ["list", "watch"]);
     assert!(!prometheus.iter().any(|r| r.starts_with("grafana")));
     assert!(kinds(&objects).contains("Secret"));
+    // The ClusterRole stacksmith binds in the namespaces scrape targets list: under its fixed
+    // name, the discovery rules exactly, bound by nothing the chart renders.
+    let discovery = find(
+        &objects,
+        "ClusterRole",
+        stacksmith_api::rbac::PROMETHEUS_DISCOVERY_CLUSTER_ROLE,
+    );
+    let expected: Vec<Value> = stacksmith_api::rbac::DISCOVERY_RULES
+        .iter()
+        .map(|r| json!({"apiGroups": r.api_groups, "resources": r.resources, "verbs": r.verbs}))
+        .collect();
+    assert_eq!(discovery["rules"], Value::Array(expected));
+    assert!(
+        !objects.iter().any(
+            |o| o["roleRef"]["name"] == stacksmith_api::rbac::PROMETHEUS_DISCOVERY_CLUSTER_ROLE
+        ),
+        "the chart binds the discovery ClusterRole itself"
+    );
     let (objects, grafana) = rules("roles={grafana},tokenSecret.create=false");
+    assert!(
+        !objects
+            .iter()
+            .any(|o| o["metadata"]["name"]
+                == stacksmith_api::rbac::PROMETHEUS_DISCOVERY_CLUSTER_ROLE),
+        "a Grafana cluster got the discovery ClusterRole"
+    );
     assert!(grafana.contains("grafanadashboards") && grafana.contains("grafanas"));
     assert!(!grafana.contains("prometheuses") && !grafana.contains("serviceaccounts"));
     assert!(!grafana.contains("events"));
@@ -714,6 +739,7 @@ fn remote_rbac_is_least_privilege(tb: &TestBed) -> anyhow::Result<()> {
             "customer-acme",
         ],
         vec!["create", "clusterroles.rbac.authorization.k8s.io"],
+        vec!["bind", "clusterroles.rbac.authorization.k8s.io"],
         vec!["create", "clusterrolebindings.rbac.authorization.k8s.io"],
         vec![
             "create",
@@ -837,9 +863,21 @@ async fn operator_converges_as_the_charts_service_accounts(tb: &TestBed) -> anyh
     }
 
     ensure_namespace(&hub, "team-a").await?;
+    // The scrape target also looks in a namespace of the application's: stacksmith binds the
+    // discovery ClusterRole there, holding its rules itself (no `bind`).
+    let prometheus_cluster = tb.cluster("prometheus-1")?.client().clone();
+    ensure_namespace(&prometheus_cluster, "acme-apps").await?;
     let stacks: Api<CustomerStack> = Api::namespaced(hub.clone(), "team-a");
-    let manifest =
-        stacksmith_e2e::stack_manifest("acme", "acme", json!({"metrics": {"replicas": 1}}));
+    let manifest = stacksmith_e2e::stack_manifest(
+        "acme",
+        "acme",
+        json!({"metrics": {"replicas": 1, "scrape": [{
+            "name": "api",
+            "selector": {"matchLabels": {"app": "api"}},
+            "namespaces": ["acme-apps"],
+            "endpoints": [{"port": "metrics"}],
+        }]}}),
+    );
     stacks
         .patch(
             "acme",
@@ -864,23 +902,43 @@ async fn operator_converges_as_the_charts_service_accounts(tb: &TestBed) -> anyh
     .await?;
     // The Prometheus's identity was written too (not a child, so checked here directly; a failed
     // write of it would keep the stack from Ready with `ApplyFailed`). The
-    // Role grants what the remote ServiceAccount holds itself, so no `escalate` was needed.
-    let prometheus_cluster = tb.cluster("prometheus-1")?.client().clone();
+    // Role grants what the remote ServiceAccount holds itself, so no `escalate` was needed; and
+    // so does the discovery ClusterRole bound in acme-apps, so no `bind` was needed.
     let roles: Api<Role> = Api::namespaced(prometheus_cluster.clone(), "customer-acme");
     let bindings: Api<RoleBinding> = Api::namespaced(prometheus_cluster.clone(), "customer-acme");
+    let discovery: Api<RoleBinding> = Api::namespaced(prometheus_cluster.clone(), "acme-apps");
     let accounts: Api<ServiceAccount> = Api::namespaced(prometheus_cluster, "customer-acme");
-    wait_for("Role, RoleBinding, ServiceAccount prometheus-acme", || {
-        let (roles, bindings, accounts) = (roles.clone(), bindings.clone(), accounts.clone());
-        async move {
-            let role = roles.get_opt("prometheus-acme").await?.is_some();
-            let binding = bindings.get_opt("prometheus-acme").await?.is_some();
-            let account = accounts.get_opt("prometheus-acme").await?.is_some();
-            Ok((
-                role && binding && account,
-                format!("role {role}, binding {binding}, account {account}"),
-            ))
-        }
-    })
+    wait_for(
+        "Role, RoleBinding, ServiceAccount prometheus-acme, RoleBinding acme-apps/stacksmith-prometheus-acme",
+        || {
+            let (roles, bindings, discovery, accounts) = (
+                roles.clone(),
+                bindings.clone(),
+                discovery.clone(),
+                accounts.clone(),
+            );
+            async move {
+                let role = roles.get_opt("prometheus-acme").await?.is_some();
+                let binding = bindings.get_opt("prometheus-acme").await?.is_some();
+                let account = accounts.get_opt("prometheus-acme").await?.is_some();
+                let elsewhere = discovery
+                    .get_opt("stacksmith-prometheus-acme")
+                    .await?
+                    .is_some_and(|b| {
+                        b.role_ref.kind == "ClusterRole"
+                            && b.role_ref.name
+                                == stacksmith_api::rbac::PROMETHEUS_DISCOVERY_CLUSTER_ROLE
+                    });
+                Ok((
+                    role && binding && account && elsewhere,
+                    format!(
+                        "role {role}, binding {binding}, account {account}, \
+                         discovery binding {elsewhere}"
+                    ),
+                ))
+            }
+        },
+    )
     .await?;
     // Events are written (events.k8s.io, as the hub ServiceAccount): a new stack getting Ready
     // makes none, so the Prometheus is degraded (its pod not ready with the real operator, the
@@ -925,6 +983,15 @@ async fn operator_converges_as_the_charts_service_accounts(tb: &TestBed) -> anyh
     ensure!(
         prometheuses.get_opt("acme").await?.is_none(),
         "the Prometheus outlived its stack"
+    );
+    let discovery: Api<RoleBinding> =
+        Api::namespaced(tb.cluster("prometheus-1")?.client().clone(), "acme-apps");
+    ensure!(
+        discovery
+            .get_opt("stacksmith-prometheus-acme")
+            .await?
+            .is_none(),
+        "the discovery RoleBinding outlived its stack"
     );
     operator.stop().await;
     Ok(())

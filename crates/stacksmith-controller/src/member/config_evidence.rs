@@ -332,7 +332,8 @@ pub async fn watch_rejections(
     let api: Api<DynamicObject> = Api::all_with(client, &events_resource());
     let config = watcher::Config::default().fields(&rejection_field_selector());
     loop {
-        let stream = watcher(api.clone(), config.clone()).default_backoff();
+        let stream =
+            watcher(api.clone(), config.clone()).backoff(super::connection::member_watch_backoff());
         futures::pin_mut!(stream);
         while let Some(event) = stream.next().await {
             let (changed, refused) = match event {

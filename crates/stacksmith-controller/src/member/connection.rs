@@ -20,12 +20,13 @@ use stacksmith_api::labels::{MANAGED_BY, MANAGED_BY_VALUE};
 use stacksmith_api::{ClusterRole, MemberCluster};
 use stacksmith_core::ChildKind;
 use stacksmith_core::plan::ObjectKind;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use super::cached_object::CachedObject;
 use super::config_evidence::{self, NamespaceEvidence, RejectionIndex};
 use super::wake::{Waker, is_managed};
+use super::write_gate::WriteGate;
 use crate::remote::{api_resource, classify_watch_error};
 
 /// Whether a member answers.
@@ -45,7 +46,11 @@ pub struct MemberConnection {
     pub client: Client,
     /// The member's request timeout.
     pub timeout: Duration,
+    /// How many reconciles write to it at once, and whether its writes time out.
+    pub writes: WriteGate,
     stores: BTreeMap<ObjectKind, Store<CachedObject>>,
+    /// Per cache: whether its first full list has been seen.
+    listed: Vec<watch::Receiver<bool>>,
     /// The `Grafana` instances (read only; on members serving the grafana role), to explain
     /// `NoMatchingInstance`.
     grafanas: Option<Store<CachedObject>>,
@@ -108,10 +113,16 @@ impl MemberConnection {
 
     /// Whether every watch cache has had its first full list.
     pub async fn wait_caches(&self, timeout: Duration) -> bool {
-        let waits = self.stores.values().map(|s| s.wait_until_ready());
+        // Not `Store::wait_until_ready`: kube's readiness wakes only the last of several tasks
+        // waiting on one store at once (a oneshot receiver keeps one waker), so every other
+        // reconcile waiting for a rebuilt connection's caches slept out its whole timeout.
+        let waits = self.listed.iter().map(|listed| {
+            let mut listed = listed.clone();
+            async move { listed.wait_for(|done| *done).await.is_ok() }
+        });
         tokio::time::timeout(timeout, futures::future::join_all(waits))
             .await
-            .is_ok()
+            .is_ok_and(|listed| listed.into_iter().all(|done| done))
     }
 }
 
@@ -147,11 +158,13 @@ struct WatchShared {
 }
 
 /// Connects to `member` through `client`: starts one watch per kind its roles serve (and the
-/// `Grafana` instances on Grafana members, the rejection Events on Prometheus members).
+/// `Grafana` instances on Grafana members, the rejection Events on Prometheus members); at most
+/// `write_slots` reconciles write to it at once.
 pub(super) fn start_connection(
     member: &MemberCluster,
     client: Client,
     waker: &Waker,
+    write_slots: usize,
 ) -> MemberConnection {
     let name = member.name_any();
     let kinds: BTreeSet<ObjectKind> = member
@@ -168,14 +181,17 @@ pub(super) fn start_connection(
         waker: waker.clone(),
     };
     let mut stores = BTreeMap::new();
+    let mut listed = Vec::new();
     let mut tasks = Vec::new();
     for kind in kinds {
-        let (store, task) = watch_kind(&client, Some(kind), api_resource(kind), shared.clone());
+        let (store, kind_listed, task) =
+            watch_kind(&client, Some(kind), api_resource(kind), shared.clone());
         stores.insert(kind, store);
+        listed.push(kind_listed);
         tasks.push(task);
     }
     let grafanas = member.spec.roles.contains(&ClusterRole::Grafana).then(|| {
-        let (store, task) = watch_kind(
+        let (store, _, task) = watch_kind(
             &client,
             None,
             stacksmith_api::kinds::GRAFANA.api_resource(),
@@ -199,10 +215,12 @@ pub(super) fn start_connection(
             index
         });
     MemberConnection {
+        writes: WriteGate::new(&name, write_slots),
         name,
         timeout: Duration::from_secs(u64::from(member.spec.request_timeout_seconds)),
         client,
         stores,
+        listed,
         grafanas,
         rejections,
         reachability: shared.reachability,
@@ -212,25 +230,52 @@ pub(super) fn start_connection(
 }
 
 /// Starts the watch of one kind (`None`: the `Grafana` instances) into a cache of compact objects
-/// (see [`super::cached_object`]), without managedFields.
+/// (see [`super::cached_object`]), without managedFields; the flag turns true at its first full
+/// list.
 fn watch_kind(
     client: &Client,
     kind: Option<ObjectKind>,
     resource: ApiResource,
     shared: WatchShared,
-) -> (Store<CachedObject>, JoinHandle<()>) {
+) -> (Store<CachedObject>, watch::Receiver<bool>, JoinHandle<()>) {
     let api: Api<CachedObject> = Api::all_with(client.clone(), &resource);
     let writer = reflector::store::Writer::new(resource);
     let store = writer.as_reader();
     let config = kind.map(watch_config).unwrap_or_default();
-    let stream = watcher(api, config).default_backoff().reflect(writer);
+    let stream = watcher(api, config)
+        .backoff(member_watch_backoff())
+        .reflect(writer);
+    let (listed_tx, listed) = watch::channel(false);
     let task = tokio::spawn(async move {
         futures::pin_mut!(stream);
         while let Some(event) = stream.next().await {
+            if matches!(event, Ok(watcher::Event::InitDone)) {
+                listed_tx.send_replace(true);
+            }
             on_watch_event(kind, &event, &shared);
         }
     });
-    (store, task)
+    (store, listed, task)
+}
+
+/// How a member watch retries after a failure: from 0.5 s, doubling (with jitter) up to 5 s,
+/// starting over after 2 min without a failure.
+///
+/// kube's default climbs to 30 s, for each kind on its own; a member's API server that has just
+/// come back (its connection rebuilt by the supervisor's heartbeat) often refuses the first LISTs
+/// of custom resources for a few seconds, and 30 s steps would keep its caches empty long after
+/// it answers. A member that is down costs one connection attempt per kind every 5 s.
+pub(super) fn member_watch_backoff() -> impl kube::runtime::utils::Backoff {
+    let exponential = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(500))
+        .with_max_delay(Duration::from_secs(5))
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times();
+    kube::runtime::utils::ResetTimerBackoff::new(
+        watcher::ExponentialBackoff::from(exponential),
+        Duration::from_secs(120),
+    )
 }
 
 /// What one watch event means for the connection: the member's reachability and the stacks to

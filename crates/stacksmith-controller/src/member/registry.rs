@@ -40,7 +40,7 @@ use super::secret_watch::secret_version_change;
 use super::status::record_status;
 use super::wake::Waker;
 use crate::reconcile::GuardedStack;
-use crate::remote::{HUB_TIMEOUT, failure_message};
+use crate::remote::{HUB_TIMEOUT, call, failure_message};
 use crate::telemetry::api_calls::ApiCallCounter;
 use crate::telemetry::liveness::Liveness;
 
@@ -50,6 +50,17 @@ use crate::telemetry::liveness::Liveness;
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(300);
 /// How soon an unusable member is tried again.
 const RETRY_INTERVAL: Duration = Duration::from_secs(5);
+/// How often a connected member that answers is asked for its version (one small GET): a
+/// member that accepts connections and never answers (black-holed) makes no watch fail, so only
+/// asking finds it, within this interval plus [`HEARTBEAT_TIMEOUT`].
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(15);
+/// How often a connected member that stopped answering is asked: the moment it answers again its
+/// connection is rebuilt (watches listed afresh), so its stacks are believed within seconds
+/// instead of waiting for each watch's backoff (up to 30 s, each kind on its own).
+pub const UNREACHABLE_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+/// The longest a heartbeat waits for its answer (less when the member's request timeout is
+/// shorter).
+pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the stacks holding the deletion of a `MemberCluster` being deleted are counted
 /// again, from the hub's stack cache (no request): the check that releases it once none uses it.
 const HOLD_RECHECK_INTERVAL: Duration = Duration::from_secs(1);
@@ -130,16 +141,20 @@ struct FleetInner {
     invalid: RwLock<BTreeSet<String>>,
     /// Where the supervisors say they made a turn (for `/healthz`).
     liveness: Liveness,
+    /// How many reconciles may write to one member at once.
+    write_slots: usize,
 }
 
 impl Fleet {
-    /// A fleet that wakes stacks through `wake` and finds them in `stacks`.
+    /// A fleet that wakes stacks through `wake` and finds them in `stacks`; at most
+    /// `write_slots` reconciles write to one member at once (see [`super::write_gate`]).
     pub fn new(
         hub: Client,
         stacks: Store<GuardedStack>,
         wake: mpsc::UnboundedSender<ObjectRef<GuardedStack>>,
         counter: ApiCallCounter,
         liveness: Liveness,
+        write_slots: usize,
     ) -> Self {
         Fleet {
             inner: Arc::new(FleetInner {
@@ -152,6 +167,7 @@ impl Fleet {
                 changes: Notify::new(),
                 invalid: RwLock::new(BTreeSet::new()),
                 liveness,
+                write_slots,
             }),
         }
     }
@@ -527,6 +543,7 @@ impl Fleet {
             };
             // A deadline, not a sleep per turn: nudges and hold checks do not postpone it.
             let mut next_probe = tokio::time::Instant::now() + wait;
+            let mut next_heartbeat = tokio::time::Instant::now() + self.heartbeat_interval(&name);
             loop {
                 self.inner.liveness.supervisor_turned(&name, allowed);
                 let deleting = self.deleting(&name);
@@ -549,7 +566,14 @@ impl Fleet {
                     }
                     () = notified(reachability_changed.as_deref()) => {
                         next_probe = tokio::time::Instant::now() + wait;
-                        self.reprobe(&name, &member, &mut seen).await
+                        let next = self.reprobe(&name, &member, &mut seen).await;
+                        next_heartbeat = tokio::time::Instant::now() + self.heartbeat_interval(&name);
+                        next
+                    }
+                    () = tokio::time::sleep_until(next_heartbeat), if connected => {
+                        let next = self.heartbeat(&name, &member, &mut seen).await;
+                        next_heartbeat = tokio::time::Instant::now() + self.heartbeat_interval(&name);
+                        next
                     }
                     () = nudge.notified() => self.look_again(&name, &member, &mut seen).await,
                     () = tokio::time::sleep(HOLD_RECHECK_INTERVAL), if deleting => {
@@ -602,7 +626,12 @@ impl Fleet {
             (ProbeResult::Answered { missing_kinds, .. }, Some(client), None)
                 if missing_kinds.is_empty() =>
             {
-                Some(start_connection(member, client, &self.inner.waker))
+                Some(start_connection(
+                    member,
+                    client,
+                    &self.inner.waker,
+                    self.inner.write_slots,
+                ))
             }
             _ => None,
         };
@@ -656,6 +685,55 @@ impl Fleet {
             self.wake_stacks_of(name);
         }
         Next::Stay
+    }
+
+    /// How long until the next heartbeat of member `name`: soon while it does not answer.
+    fn heartbeat_interval(&self, name: &str) -> Duration {
+        match self.state(name) {
+            Some(MemberState::Connected(c)) if c.reachability() != Reachability::Reachable => {
+                UNREACHABLE_HEARTBEAT_INTERVAL
+            }
+            _ => HEARTBEAT_INTERVAL,
+        }
+    }
+
+    /// Asks a connected member for its version. No answer in time (or a failure) makes it
+    /// unreachable (recorded, its stacks woken); the first answer after that rebuilds the
+    /// connection, so its watches list afresh instead of waiting out their backoff, or staying
+    /// stalled on a connection that was black-holed.
+    async fn heartbeat(&self, name: &str, member: &MemberCluster, seen: &mut Supervision) -> Next {
+        let Some(MemberState::Connected(connection)) = self.state(name) else {
+            return Next::Stay;
+        };
+        let timeout = connection.timeout.min(HEARTBEAT_TIMEOUT);
+        let answer = call(timeout, connection.client.apiserver_version()).await;
+        let was_reachable = connection.reachability() == Reachability::Reachable;
+        match answer {
+            Ok(_) if was_reachable => Next::Stay,
+            Ok(_) => {
+                tracing::info!(member = %name, "the member answers again: reconnecting, so its watches list afresh");
+                Next::Reconnect
+            }
+            Err(err) => {
+                let (failure, message) = err.classify();
+                let now = Reachability::Unreachable(failure_message(failure, &message));
+                let flipped = connection
+                    .reachability
+                    .write()
+                    .map(|mut r| {
+                        let was = std::mem::replace(&mut *r, now);
+                        was == Reachability::Reachable
+                    })
+                    .unwrap_or(false);
+                if flipped {
+                    tracing::warn!(member = %name, %message, "the member does not answer");
+                    seen.probe = Some(ProbeResult::Failed { failure, message });
+                    self.record(member, seen).await;
+                    self.wake_stacks_of(name);
+                }
+                Next::Stay
+            }
+        }
     }
 
     /// Drops the connection of member `name` at once, now that it turned out to reach the same

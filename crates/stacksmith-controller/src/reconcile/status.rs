@@ -18,6 +18,7 @@ use stacksmith_core::aggregate::{
 use stacksmith_core::events::{
     EventInput, EventSeverity, StackEvent, only_progressing, ready_condition, stack_events,
 };
+use stacksmith_core::inventory::ObjectKey;
 use stacksmith_core::observe::{WriteOutcome, non_child_problems};
 use stacksmith_core::plan::DesiredObject;
 
@@ -45,6 +46,9 @@ pub(super) struct Findings<'a> {
     pub(super) inventory: Vec<InventoryEntry>,
     /// A move the stack asks for and does not allow.
     pub(super) refused_move: Option<SpecProblem>,
+    /// Planned objects another writer keeps changing back (a contested episode): their
+    /// restores make no `DriftCorrected` Event.
+    pub(super) contested: Vec<ObjectKey>,
 }
 
 /// What the record stage did: how long the status write is held, and whether the stack is
@@ -154,6 +158,7 @@ pub(super) async fn record(
         generation: stack.metadata.generation,
         outcomes: &findings.outcomes,
         ready_events: held.is_none(),
+        contested: &findings.contested,
     });
     publish(stack, ctx, events).await;
     let ready = ready_condition(Some(&status)).is_some_and(|c| c.status == "True");

@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use stacksmith_core::aggregate::{ClusterObservation, ClusterState};
@@ -18,6 +18,7 @@ use stacksmith_core::{ChildHealth, ChildKind, assess, assess_with_evidence};
 use super::Context;
 use crate::apply::{Claimant, apply_object, cached};
 use crate::member::config_evidence::needs_config_evidence;
+use crate::member::write_gate::ENTRY_WAIT;
 use crate::member::{MemberConnection, MemberState, Reachability};
 use crate::remote::HUB_TIMEOUT;
 
@@ -83,7 +84,9 @@ pub(crate) async fn usable_connection(
 }
 
 /// Writes one cluster's planned objects in creation order; what is planned inside a namespace
-/// that is someone else's (or could not be written) is not written.
+/// that is someone else's (or could not be written) is not written. The pass writes only once
+/// through the member's write gate ([`crate::member::write_gate`]), and stops writing to the
+/// member at its first write that got no answer.
 pub(super) async fn write_cluster(
     ctx: &Context,
     plan: &StackPlan,
@@ -106,15 +109,35 @@ pub(super) async fn write_cluster(
     let mut foreign = Vec::new();
     let mut unavailable_namespaces: Vec<(String, String)> = Vec::new();
     let mut inventory_changes = Vec::new();
+    // Why this pass writes nothing more to the member, once it must not.
+    let mut held: Option<String> = None;
+    let _pass = if paused {
+        None
+    } else {
+        match connection.writes.enter(ENTRY_WAIT).await {
+            Ok(pass) => Some(pass),
+            Err(why) => {
+                held = Some(why.to_string());
+                None
+            }
+        }
+    };
     for desired in planned {
         let blocked = unavailable_namespaces
             .iter()
             .find(|(ns, _)| *ns == desired.namespace)
-            .map(|(_, why)| NotWrittenReason::NamespaceUnavailable(why.clone()));
+            .map(|(_, why)| NotWrittenReason::NamespaceUnavailable(why.clone()))
+            .or_else(|| held.clone().map(NotWrittenReason::MemberWritesHeld));
         let (outcome, uid) = match blocked {
             Some(reason) => not_written(&connection, desired, claimant, reason),
             None if paused => not_written(&connection, desired, claimant, NotWrittenReason::Paused),
-            None => apply_object(&connection, desired, claimant, &ctx.recent_writes).await,
+            None => {
+                let started = Instant::now();
+                let written =
+                    apply_object(&connection, desired, claimant, &ctx.recent_writes).await;
+                held = judge_write(&connection, &written.0, started.elapsed());
+                written
+            }
         };
         let key = ObjectKey::of(desired);
         if uid.is_some() {
@@ -139,6 +162,36 @@ pub(super) async fn write_cluster(
         },
         connection: Some(connection),
         inventory_changes,
+    }
+}
+
+/// What a write's outcome and duration say about the member's writes: one that failed after the
+/// whole request timeout got no answer (the gate hears so, and the pass writes nothing more to
+/// the member: `Some(why)`); one that made a request and was answered in time opens the gate.
+fn judge_write(
+    connection: &MemberConnection,
+    outcome: &WriteOutcome,
+    took: Duration,
+) -> Option<String> {
+    let answered = took < connection.timeout;
+    match outcome {
+        WriteOutcome::Failed { message } if !answered => {
+            connection.writes.timed_out(message);
+            Some(format!(
+                "a write to {} in this pass got no answer ({message})",
+                connection.name
+            ))
+        }
+        WriteOutcome::Failed { .. }
+        | WriteOutcome::Created
+        | WriteOutcome::Updated
+        | WriteOutcome::Replacing {
+            deleted_now: true, ..
+        } => {
+            connection.writes.answered();
+            None
+        }
+        _ => None,
     }
 }
 

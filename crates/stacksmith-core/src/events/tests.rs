@@ -57,6 +57,7 @@ fn events(
         generation: Some(generation),
         outcomes,
         ready_events: true,
+        contested: &[],
     })
     .into_iter()
     .map(|e| (e.severity, e.reason))
@@ -95,6 +96,7 @@ fn trouble_and_recovery_are_each_published_once() {
         generation: Some(1),
         outcomes: &[],
         ready_events: false,
+        contested: &[],
     });
     assert!(held.is_empty(), "no Ready Event while the status is held");
 }
@@ -147,6 +149,7 @@ fn a_conflict_is_published_once_per_episode() {
         generation: Some(1),
         outcomes: &[&outcome],
         ready_events: true,
+        contested: &[],
     });
     assert_eq!(first.len(), 2, "{first:?}");
     assert_eq!(first[1].reason, event_reason::CONFLICT);
@@ -185,4 +188,75 @@ fn a_replaced_child_is_published_once_when_it_is_deleted() {
         events(Some(&ready), &ready, 2, &[&going]).is_empty(),
         "not again while it goes away"
     );
+}
+
+#[test]
+fn a_contested_field_is_published_when_the_episode_starts_and_its_restores_are_not() {
+    use std::time::Duration;
+
+    use crate::inventory::ObjectKey;
+    use crate::observe::{Contest, NotWrittenReason};
+
+    let ready = status("True", reason::READY, 1);
+    let contested = |started| {
+        (
+            rule(),
+            WriteOutcome::NotWritten {
+                existing: Some(Box::new(json!({}))),
+                reason: NotWrittenReason::Contested(Contest {
+                    fields: vec!["spec.groups".into()],
+                    managers: vec!["rule-syncer".into()],
+                    retry_in: Duration::from_millis(14_200),
+                    started,
+                }),
+            },
+        )
+    };
+    let start = contested(true);
+    let first = stack_events(&EventInput {
+        previous: Some(&ready),
+        status: &ready,
+        generation: Some(1),
+        outcomes: &[&start],
+        ready_events: true,
+        contested: &[],
+    });
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0].reason, event_reason::FIELD_CONTESTED);
+    assert_eq!(first[0].severity, EventSeverity::Warning);
+    assert_eq!(
+        first[0].note,
+        "PrometheusRule customer-acme/acme-core on prom-1: spec.groups changed again by field \
+         manager \"rule-syncer\" within a minute of stacksmith restoring it; stacksmith restores \
+         it in 15 s, then less and less often (at most every 5 min) while this goes on. Stop the \
+         other writer, or remove the field from the stack"
+    );
+    // Still waiting: nothing more.
+    assert!(events(Some(&ready), &ready, 1, &[&contested(false)]).is_empty());
+    // Restored during the episode: no DriftCorrected.
+    let restored = (rule(), WriteOutcome::Updated);
+    let keys = [ObjectKey::of(&rule())];
+    let during = stack_events(&EventInput {
+        previous: Some(&ready),
+        status: &ready,
+        generation: Some(1),
+        outcomes: &[&restored],
+        ready_events: true,
+        contested: &keys,
+    });
+    assert!(during.is_empty(), "{during:?}");
+    // Another object's drift is still reported.
+    let mut other = rule();
+    other.name = "acme-other".into();
+    let other_restored = (other, WriteOutcome::Updated);
+    let other_events = stack_events(&EventInput {
+        previous: Some(&ready),
+        status: &ready,
+        generation: Some(1),
+        outcomes: &[&other_restored],
+        ready_events: true,
+        contested: &keys,
+    });
+    assert_eq!(other_events.len(), 1);
+    assert_eq!(other_events[0].reason, event_reason::DRIFT_CORRECTED);
 }

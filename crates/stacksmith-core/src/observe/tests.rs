@@ -284,3 +284,38 @@ fn a_changed_instance_selector_means_re_creating_the_grafana_child() {
         ObservedState::Applying
     );
 }
+
+#[test]
+fn a_contested_child_is_judged_as_it_is_and_says_who_changes_what() {
+    let contest = |fields: &[&str], managers: &[&str], millis| Contest {
+        fields: fields.iter().map(|f| (*f).to_owned()).collect(),
+        managers: managers.iter().map(|m| (*m).to_owned()).collect(),
+        retry_in: Duration::from_millis(millis),
+        started: false,
+    };
+    let outcome = WriteOutcome::NotWritten {
+        existing: Some(Box::new(json!({}))),
+        reason: NotWrittenReason::Contested(contest(&["spec.replicas"], &["fighter"], 29_001)),
+    };
+    assert!(!outcome.wrote());
+    let ObservedState::Live(health) = observed_state(ChildKind::Prometheus, &outcome, healthy)
+    else {
+        unreachable!("a contested child is live")
+    };
+    assert_eq!(health.verdict, Verdict::Healthy);
+    assert!(
+        health.message.starts_with(
+            "spec.replicas is being changed by field manager \"fighter\"; stacksmith restores it in 30 s; "
+        ),
+        "{}",
+        health.message
+    );
+    assert_eq!(
+        contest(&["a", "b", "c", "d", "e"], &[], 0).to_string(),
+        "a, b, c and 2 more are being changed by someone else; stacksmith restores it in 0 s"
+    );
+    assert_eq!(
+        contest(&[], &["x", "y"], 1_000).to_string(),
+        "its planned fields are being changed by field managers \"x\", \"y\"; stacksmith restores it in 1 s"
+    );
+}

@@ -25,6 +25,12 @@ pub fn prometheus(customer: &str) -> String {
 pub fn prometheus_identity(customer: &str) -> String {
     format!("prometheus-{customer}")
 }
+/// The RoleBinding, in each namespace a scrape target lists, of the fixed ClusterRole
+/// [`stacksmith_api::rbac::PROMETHEUS_DISCOVERY_CLUSTER_ROLE`] to the Prometheus' ServiceAccount.
+/// Prefixed, since it lives in someone else's namespace.
+pub fn prometheus_discovery_binding(customer: &str) -> String {
+    format!("stacksmith-{}", prometheus_identity(customer))
+}
 /// A `PrometheusRule` for an alerting-rule group.
 pub fn rule(customer: &str, group: &str) -> String {
     format!("{customer}-{group}")

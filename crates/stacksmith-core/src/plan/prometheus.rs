@@ -1,12 +1,14 @@
 //! The objects planned on the Prometheus cluster, one builder per resource: the tenant
-//! Namespace, the ServiceAccount, Role and RoleBinding the Prometheus runs with, the
+//! Namespace, the ServiceAccount, Role and RoleBinding the Prometheus runs with, a RoleBinding of
+//! the fixed discovery ClusterRole in each other namespace a scrape target lists, the
 //! `Prometheus`, one `PrometheusRule` per alerting-rule group and one `ServiceMonitor` per scrape
 //! target.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 use stacksmith_api::labels::CUSTOMER;
+use stacksmith_api::rbac::{DISCOVERY_RULES, PROMETHEUS_DISCOVERY_CLUSTER_ROLE};
 use stacksmith_api::{
     AlertRule, AlertRuleGroup, CustomerStackSpec, MetricsSpec, ScrapeEndpoint, ScrapeTarget,
 };
@@ -34,8 +36,12 @@ pub(super) fn objects(
         service_account(&place, &identity),
         role(&place, &identity),
         role_binding(&place, &identity),
-        prometheus(&place, customer, &identity, &spec.metrics),
     ];
+    for namespace in discovery_namespaces(spec, &ns) {
+        let elsewhere = Placement { namespace, ..place };
+        objects.push(discovery_binding(&elsewhere, customer, &identity, &ns));
+    }
+    objects.push(prometheus(&place, customer, &identity, &spec.metrics));
     for group in &spec.metrics.alerting_rules {
         objects.push(prometheus_rule(&place, customer, group));
     }
@@ -56,15 +62,16 @@ fn service_account(place: &Placement<'_>, identity: &str) -> DesiredObject {
     place.object(ObjectKind::ServiceAccount, identity, json!({}))
 }
 
-/// The Role that lets the Prometheus discover its targets in the tenant namespace.
+/// The Role that lets the Prometheus discover its targets in the tenant namespace: the
+/// discovery rules ([`DISCOVERY_RULES`]).
 fn role(place: &Placement<'_>, identity: &str) -> DesiredObject {
-    place.object(
-        ObjectKind::Role,
-        identity,
-        json!({"rules": [
-            {"apiGroups": [""], "resources": ["services", "endpoints", "pods"], "verbs": ["get", "list", "watch"]},
-        ]}),
-    )
+    let rules: Vec<Value> = DISCOVERY_RULES
+        .iter()
+        .map(|rule| {
+            json!({"apiGroups": rule.api_groups, "resources": rule.resources, "verbs": rule.verbs})
+        })
+        .collect();
+    place.object(ObjectKind::Role, identity, json!({ "rules": rules }))
 }
 
 /// The RoleBinding of that Role to the ServiceAccount.
@@ -75,6 +82,41 @@ fn role_binding(place: &Placement<'_>, identity: &str) -> DesiredObject {
         json!({
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": identity},
             "subjects": [{"kind": "ServiceAccount", "name": identity, "namespace": place.namespace}],
+        }),
+    )
+}
+
+/// The namespaces, other than the tenant's, that the scrape targets list: each once, sorted.
+fn discovery_namespaces<'a>(spec: &'a CustomerStackSpec, tenant: &str) -> BTreeSet<&'a str> {
+    spec.metrics
+        .scrape
+        .iter()
+        .flat_map(|target| &target.namespaces)
+        .map(String::as_str)
+        .filter(|namespace| *namespace != tenant)
+        .collect()
+}
+
+/// The RoleBinding, in a namespace a scrape target lists, that lets the Prometheus discover its
+/// targets there: the fixed ClusterRole [`PROMETHEUS_DISCOVERY_CLUSTER_ROLE`] (the same rules as
+/// the tenant Role), bound to the ServiceAccount of the tenant namespace `tenant`, in that
+/// namespace only.
+fn discovery_binding(
+    place: &Placement<'_>,
+    customer: &str,
+    identity: &str,
+    tenant: &str,
+) -> DesiredObject {
+    place.object(
+        ObjectKind::RoleBinding,
+        &names::prometheus_discovery_binding(customer),
+        json!({
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": PROMETHEUS_DISCOVERY_CLUSTER_ROLE,
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": identity, "namespace": tenant}],
         }),
     )
 }
@@ -202,6 +244,101 @@ mod tests {
         );
         assert_eq!(p["replicas"], 2);
         assert_eq!(p["resources"]["requests"]["memory"], "2Gi");
+    }
+
+    /// FULL with scrape targets looking in other namespaces (one listed twice, one listing the
+    /// tenant namespace itself).
+    fn with_scrape_namespaces() -> String {
+        FULL.replace(
+            "    endpoints: [{port: web, interval: 30s}]\n",
+            "    namespaces: [team-b, customer-acme, apps]\n    \
+             endpoints: [{port: web, interval: 30s}]\n  \
+             - name: jobs\n    selector: {matchLabels: {app: jobs}}\n    \
+             namespaces: [apps, batch]\n    endpoints: [{port: metrics}]\n",
+        )
+    }
+
+    fn role_bindings(plan: &super::super::StackPlan) -> Vec<&DesiredObject> {
+        plan.objects
+            .iter()
+            .filter(|o| o.kind == ObjectKind::RoleBinding)
+            .collect()
+    }
+
+    #[test]
+    fn listed_namespaces_get_a_discovery_binding_each_and_the_tenant_none() {
+        let plan = plan_stack(&spec(&with_scrape_namespaces()), &identity(), &members()).unwrap();
+        let bindings: Vec<(&str, &str)> = role_bindings(&plan)
+            .iter()
+            .map(|o| (o.namespace.as_str(), o.name.as_str()))
+            .collect();
+        // The tenant's own binding, then one per other namespace: deduplicated, sorted, none
+        // for the tenant namespace (its Role covers it).
+        assert_eq!(
+            bindings,
+            [
+                ("customer-acme", "prometheus-acme"),
+                ("apps", "stacksmith-prometheus-acme"),
+                ("batch", "stacksmith-prometheus-acme"),
+                ("team-b", "stacksmith-prometheus-acme"),
+            ]
+        );
+        for binding in &role_bindings(&plan)[1..] {
+            assert_eq!(binding.cluster, "prom-eu");
+            assert_eq!(
+                binding.manifest["roleRef"],
+                json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": "stacksmith-prometheus-discovery"})
+            );
+            assert_eq!(
+                binding.manifest["subjects"],
+                json!([{"kind": "ServiceAccount", "name": "prometheus-acme",
+                    "namespace": "customer-acme"}])
+            );
+            assert_eq!(binding.manifest["metadata"]["namespace"], binding.namespace);
+            assert_eq!(binding.manifest["metadata"]["labels"][CUSTOMER], "acme");
+        }
+        // Created before the Prometheus, with the rest of its identity.
+        let position = |kind| plan.objects.iter().position(|o| o.kind == kind).unwrap();
+        let last_binding = plan
+            .objects
+            .iter()
+            .rposition(|o| o.kind == ObjectKind::RoleBinding)
+            .unwrap();
+        assert!(last_binding < position(ObjectKind::Child(ChildKind::Prometheus)));
+    }
+
+    #[test]
+    fn no_listed_namespace_no_discovery_binding() {
+        let plan = plan_stack(&spec(FULL), &identity(), &members()).unwrap();
+        let bindings = role_bindings(&plan);
+        assert_eq!(bindings.len(), 1);
+        assert_eq!(bindings[0].namespace, "customer-acme");
+        // Only the tenant namespace listed: its Role covers it.
+        let tenant_only = FULL.replace(
+            "    endpoints: [{port: web, interval: 30s}]\n",
+            "    namespaces: [customer-acme]\n    endpoints: [{port: web, interval: 30s}]\n",
+        );
+        let plan = plan_stack(&spec(&tenant_only), &identity(), &members()).unwrap();
+        assert_eq!(role_bindings(&plan).len(), 1);
+    }
+
+    #[test]
+    fn the_tenant_role_grants_the_discovery_rules_as_it_always_did() {
+        let plan = plan_stack(&spec(FULL), &identity(), &members()).unwrap();
+        let role = plan
+            .objects
+            .iter()
+            .find(|o| o.kind == ObjectKind::Role)
+            .unwrap();
+        // The rules the discovery ClusterRole grants elsewhere, in the exact manifest the tenant
+        // Role always had (its planned hash is in live objects).
+        assert_eq!(DISCOVERY_RULES.len(), 1);
+        assert_eq!(
+            role.manifest["rules"],
+            json!([{"apiGroups": [""], "resources": ["services", "endpoints", "pods"],
+                "verbs": ["get", "list", "watch"]}])
+        );
     }
 
     #[test]
