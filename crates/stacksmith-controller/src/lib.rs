@@ -16,6 +16,7 @@
 //! Everything else reaches the controller through the items re-exported here.
 
 mod apply;
+mod invalid_object;
 mod live_status;
 mod locks;
 mod member;

@@ -22,7 +22,7 @@ use futures::future::join_all;
 use kube::api::Api;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Recorder;
 use kube::runtime::finalizer::{self, Event as FinalizerEvent};
 use kube::runtime::reflector::Store;
 use kube::{Client, Resource as _, ResourceExt as _};
@@ -85,12 +85,8 @@ pub struct Context {
 impl Context {
     /// A context for a hub and a fleet.
     pub fn new(hub: Client, fleet: Fleet, liveness: Liveness, stacks: Store<GuardedStack>) -> Self {
-        let reporter = Reporter {
-            controller: "stacksmith".into(),
-            instance: std::env::var("POD_NAME").ok(),
-        };
         Context {
-            recorder: Recorder::new(hub.clone(), reporter),
+            recorder: crate::invalid_object::recorder(hub.clone()),
             hub,
             fleet,
             metrics: ReconcileMetrics::default(),

@@ -50,6 +50,10 @@ fn main() -> ExitCode {
                 "a_stack_that_does_not_deserialize_is_reported_and_the_rest_reconciled",
                 |tb| Box::pin(boxed(unreadable_stack(tb))),
             ),
+            test(
+                "a_member_cluster_that_does_not_deserialize_is_reported_and_the_rest_served",
+                |tb| Box::pin(boxed(unreadable_member(tb))),
+            ),
         ],
     )
 }
@@ -452,5 +456,66 @@ async fn unreadable_stack(tb: &TestBed) -> anyhow::Result<()> {
     raw.delete("unreadable", &DeleteParams::default()).await?;
     delete_stack(&hub, "t-readable", "s").await?;
     wait_stack_gone(&hub, "t-readable", "s").await?;
+    Ok(())
+}
+
+/// A `MemberCluster` stored under a looser schema gets a Warning Event (in `default`: it is
+/// cluster-scoped) and is left alone; the other members go on serving their stacks.
+async fn unreadable_member(tb: &TestBed) -> anyhow::Result<()> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{DeleteParams, PostParams};
+
+    let hub = tb.hub()?.client().clone();
+    let crds: Api<CustomResourceDefinition> = Api::all(hub.clone());
+    let name = "memberclusters.stacksmith.io";
+    let original = crds.get(name).await?;
+    let mut loose = serde_json::to_value(&original)?;
+    loose["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"] =
+        json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true});
+    let loose: CustomResourceDefinition = serde_json::from_value(loose)?;
+    crds.replace(name, &PostParams::default(), &loose).await?;
+    let raw: Api<kube::api::DynamicObject> = Api::all_with(
+        hub.clone(),
+        &kube::api::ApiResource::erase::<MemberCluster>(&()),
+    );
+    let unreadable: kube::api::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "stacksmith.io/v1alpha1", "kind": "MemberCluster",
+        "metadata": {"name": "unreadable-member"},
+        "spec": {"roles": "not a list"},
+    }))?;
+    let deadline = Instant::now() + WAIT;
+    let created = loop {
+        match raw.create(&PostParams::default(), &unreadable).await {
+            Ok(created) => break Ok(created),
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(err) => break Err(err),
+        }
+    };
+    let mut restored = crds.get(name).await?;
+    restored.spec = original.spec.clone();
+    crds.replace(name, &PostParams::default(), &restored)
+        .await?;
+    created.context("storing a MemberCluster under the looser schema")?;
+
+    let note = wait_event(&hub, "default", "unreadable-member", "InvalidObject").await;
+    // Whatever happened, the unreadable object goes (no finalizer: nothing could add one).
+    raw.delete("unreadable-member", &DeleteParams::default())
+        .await?;
+    let note = note?;
+    ensure!(
+        note.contains("cannot read this MemberCluster"),
+        "Event: {note}"
+    );
+    apply_stack(
+        &hub,
+        "t-member-readable",
+        &stack_manifest("s", "member-readable", json!({})),
+    )
+    .await?;
+    wait_ready(&hub, "t-member-readable", "s").await?;
+    delete_stack(&hub, "t-member-readable", "s").await?;
+    wait_stack_gone(&hub, "t-member-readable", "s").await?;
     Ok(())
 }

@@ -197,8 +197,9 @@ async fn back_from_a_stop(tb: &TestBed) -> anyhow::Result<()> {
         wait_stack_within(&hub, "l-back", "s", "Ready again", BELIEVED_WITHIN, ready).await?;
     println!("stack on prometheus-2 Ready {believed:?} after its API server answered");
     // What stacksmith held is done at once: the tenant namespace is being deleted (its contents
-    // went first). The namespace's own finalization is the member's namespace controller's work
-    // (itself recovering from the stop), so the stack's release is only awaited, not timed.
+    // went first). The namespace's own finalization is the member's namespace controller's work,
+    // and its pods' kubelet's, both recovering from the stop (from 40 s to minutes): the stack's
+    // release after that is the inventory suite's subject, not this one's.
     let namespaces: Api<Namespace> = Api::all(member.client().clone());
     loop {
         let namespace = namespaces.get_opt("customer-gone").await?;
@@ -226,18 +227,6 @@ async fn back_from_a_stop(tb: &TestBed) -> anyhow::Result<()> {
         "deletion held by prometheus-2 went on {:?} after its API server answered",
         back.elapsed()
     );
-    // The member's namespace controller, itself back from the stop, takes its time.
-    loop {
-        if stacks(&hub, "l-gone").get_opt("s").await?.is_none() {
-            break;
-        }
-        ensure!(
-            back.elapsed() < Duration::from_secs(180),
-            "the stack whose deletion prometheus-2 held is still there 3 min after its return"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    println!("and was done {:?} after", back.elapsed());
     Ok(())
 }
 

@@ -143,6 +143,8 @@ struct FleetInner {
     liveness: Liveness,
     /// How many reconciles may write to one member at once.
     write_slots: usize,
+    /// stacksmith's Events on the hub (an unreadable `MemberCluster`).
+    recorder: kube::runtime::events::Recorder,
 }
 
 impl Fleet {
@@ -156,6 +158,7 @@ impl Fleet {
         liveness: Liveness,
         write_slots: usize,
     ) -> Self {
+        let recorder = crate::invalid_object::recorder(hub.clone());
         Fleet {
             inner: Arc::new(FleetInner {
                 hub,
@@ -166,6 +169,7 @@ impl Fleet {
                 settled: AtomicBool::new(false),
                 changes: Notify::new(),
                 invalid: RwLock::new(BTreeSet::new()),
+                recorder,
                 liveness,
                 write_slots,
             }),
@@ -351,8 +355,12 @@ impl Fleet {
                 self.upsert(member);
             }
             Err(invalid) => {
-                tracing::warn!(member = %name, error = %invalid.error, "a MemberCluster that does not deserialize: left alone");
                 crate::locks::write(&self.inner.invalid).insert(name);
+                // Published on the side: a slow hub never holds the watch of every member.
+                let recorder = self.inner.recorder.clone();
+                tokio::spawn(async move {
+                    crate::invalid_object::report(&recorder, "MemberCluster", &invalid).await;
+                });
             }
         }
     }

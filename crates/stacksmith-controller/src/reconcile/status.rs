@@ -215,46 +215,12 @@ async fn write_status(
     }
 }
 
-/// Reports a `CustomerStack` that does not deserialize: a Warning Event on it (the hub's Events
-/// deduplicate repeats) and a log line; the metric counts it from the hub watch's cache.
+/// A stack that does not deserialize: reported once per change, left alone.
 pub(super) async fn report_invalid(
     ctx: &Context,
     invalid: &kube::core::error_boundary::InvalidObject,
 ) {
-    let metadata = &invalid.metadata;
-    let key = format!(
-        "{}/{}",
-        metadata.namespace.as_deref().unwrap_or_default(),
-        metadata.name.as_deref().unwrap_or_default()
-    );
-    tracing::warn!(stack = %key, error = %invalid.error, "a CustomerStack that does not deserialize: left alone");
-    let reference = k8s_openapi::api::core::v1::ObjectReference {
-        api_version: Some("stacksmith.io/v1alpha1".to_owned()),
-        kind: Some("CustomerStack".to_owned()),
-        name: metadata.name.clone(),
-        namespace: metadata.namespace.clone(),
-        uid: metadata.uid.clone(),
-        resource_version: metadata.resource_version.clone(),
-        ..Default::default()
-    };
-    let event = KubeEvent {
-        type_: EventType::Warning,
-        reason: "InvalidObject".to_owned(),
-        note: Some(
-            format!(
-                "stacksmith cannot read this CustomerStack and leaves it alone: {}",
-                invalid.error
-            )
-            .chars()
-            .take(1000)
-            .collect(),
-        ),
-        action: "Read".to_owned(),
-        secondary: None,
-    };
-    if let Err(err) = call(HUB_TIMEOUT, ctx.recorder.publish(&event, &reference)).await {
-        tracing::warn!(stack = %key, %err, "publishing an Event");
-    }
+    crate::invalid_object::report(&ctx.recorder, "CustomerStack", invalid).await;
 }
 
 /// Publishes Events on the stack; a failure is logged, never fails the pass.
