@@ -20,6 +20,7 @@ use crate::operator_proc::{
     total,
 };
 use crate::report::{Figure, Goal};
+use crate::samples::SampleLog;
 use crate::stats::{median, ms, percentile};
 use crate::workload;
 
@@ -296,10 +297,10 @@ async fn main_sections(
         section_idle(options, run, bed, figures).await?;
     }
     if options.wants(Section::Status) {
-        section_status(options, bed, &cold, figures).await?;
+        section_status(options, run, bed, &cold, figures).await?;
     }
     if options.wants(Section::Spec) {
-        section_spec(options, bed, &cold, figures).await?;
+        section_spec(options, run, bed, &cold, figures).await?;
     }
     let at_end = bed.operator()?.memory()?;
     if options.wants(Section::Memory) {
@@ -673,6 +674,7 @@ fn key(name: &str) -> String {
 
 async fn section_status(
     options: &Options,
+    run: usize,
     bed: &mut Bed,
     cold: &[String],
     figures: &mut Vec<Figure>,
@@ -683,12 +685,14 @@ async fn section_status(
     let objects = stop_simulating(&prometheus, &used).await?;
     let mut degraded = vec![false; used.len()];
     let mut samples = Vec::new();
+    let log = SampleLog::from_env();
     for i in 0..options.samples {
         let slot = i % used.len();
         let (api, object) = &objects[slot];
         let to_degraded = !degraded[slot];
-        let at = flip_status(bed, api, object, used[slot], to_degraded).await?;
+        let (wall, at) = flip_status(bed, api, object, used[slot], to_degraded).await?;
         samples.push(ms(at));
+        log.record(run, 4, &key(used[slot]), wall, ms(at));
         degraded[slot] = to_degraded;
     }
     push_latencies(
@@ -738,20 +742,21 @@ async fn stop_simulating(
 }
 
 /// Patches the status of the Prometheus `name` to Degraded (or back to Healthy) and waits until
-/// the stack's Ready follows; returns how long that took.
+/// the stack's Ready follows; returns when it was patched (wall clock) and how long that took.
 async fn flip_status(
     bed: &Bed,
     api: &Api<DynamicObject>,
     object: &Value,
     name: &str,
     to_degraded: bool,
-) -> anyhow::Result<Duration> {
+) -> anyhow::Result<(k8s_openapi::jiff::Timestamp, Duration)> {
     let outcome = if to_degraded {
         Outcome::Degraded
     } else {
         Outcome::Healthy
     };
     let status = simulated_prometheus_status(object, outcome).context("no simulated status")?;
+    let wall = k8s_openapi::jiff::Timestamp::now();
     let started = Instant::now();
     api.patch_status(
         name,
@@ -763,7 +768,7 @@ async fn flip_status(
         .stacks
         .wait_object(&key(name), STEP, |ready| *ready == Some(!to_degraded))
         .await?;
-    Ok(at.saturating_duration_since(started))
+    Ok((wall, at.saturating_duration_since(started)))
 }
 
 /// The status the simulator would write now for the Prometheus `object` with `outcome`.
@@ -779,20 +784,25 @@ fn simulated_prometheus_status(object: &Value, outcome: Outcome) -> Option<Value
 
 fn push_latencies(figures: &mut Vec<Figure>, section: &str, samples: &[f64], what: &str) {
     let (p50, p99) = (percentile(samples, 50.0), percentile(samples, 99.0));
+    let (p999, max) = (percentile(samples, 99.9), percentile(samples, 100.0));
     let note = format!(
-        "{what}; {} samples, median {:.1} ms, max {:.1} ms",
+        "{what}; {} samples, median {:.1} ms, p99.9 {:.1} ms, max {:.1} ms",
         samples.len(),
         median(samples).unwrap_or(0.0),
-        percentile(samples, 100.0).unwrap_or(0.0)
+        p999.unwrap_or(0.0),
+        max.unwrap_or(0.0)
     );
-    match (p50, p99) {
-        (Some(p50), Some(p99)) => {
+    match (p50, p99, p999, max) {
+        (Some(p50), Some(p99), Some(p999), Some(max)) => {
             figures.push(Figure::new(section, "p50", p50, "ms").goal(Goal::AtMost(250.0)));
             figures.push(
                 Figure::new(section, "p99", p99, "ms")
                     .goal(Goal::AtMost(250.0))
                     .note(note),
             );
+            // Below 1000 samples the p99.9 is the maximum (nearest rank).
+            figures.push(Figure::new(section, "p99.9", p999, "ms"));
+            figures.push(Figure::new(section, "max", max, "ms"));
         }
         _ => figures.push(Figure::missing(section, "p99", "ms", "no sample")),
     }
@@ -800,6 +810,7 @@ fn push_latencies(figures: &mut Vec<Figure>, section: &str, samples: &[f64], wha
 
 async fn section_spec(
     options: &Options,
+    run: usize,
     bed: &mut Bed,
     cold: &[String],
     figures: &mut Vec<Figure>,
@@ -825,6 +836,7 @@ async fn section_spec(
     let stacks: Api<CustomerStack> = Api::namespaced(bed.hub.clone(), "bench-cold");
     let mut current = vec![2i64; used.len()];
     let mut samples = Vec::new();
+    let log = SampleLog::from_env();
     for i in 0..options.samples {
         let slot = i % used.len();
         let name = used[slot];
@@ -837,6 +849,7 @@ async fn section_spec(
         replicas
             .wait_object(&remote, STEP, |r| *r == Some(current[slot]))
             .await?;
+        let wall = k8s_openapi::jiff::Timestamp::now();
         let started = Instant::now();
         stacks
             .patch(
@@ -848,7 +861,9 @@ async fn section_spec(
         let at = replicas
             .wait_object(&remote, STEP, |r| *r == Some(want))
             .await?;
-        samples.push(ms(at.saturating_duration_since(started)));
+        let latency = ms(at.saturating_duration_since(started));
+        samples.push(latency);
+        log.record(run, 5, &key(name), wall, latency);
         current[slot] = want;
     }
     push_latencies(

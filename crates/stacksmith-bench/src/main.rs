@@ -6,6 +6,7 @@ mod bench;
 mod observe;
 mod operator_proc;
 mod report;
+mod samples;
 mod stats;
 mod workload;
 

@@ -54,6 +54,13 @@ mod tests {
         with_outlier.push(5000.0);
         assert_eq!(percentile(&with_outlier, 99.0), Some(10.0));
         assert_eq!(percentile(&with_outlier, 100.0), Some(5000.0));
+        // The p99.9 is the maximum below 1000 samples, and ignores one outlier in 1000.
+        assert_eq!(percentile(&with_outlier, 99.9), Some(5000.0));
+        let mut thousand = vec![10.0; 999];
+        thousand.push(5000.0);
+        assert_eq!(percentile(&thousand, 99.9), Some(10.0));
+        thousand.push(6000.0);
+        assert_eq!(percentile(&thousand, 99.9), Some(5000.0));
         assert_eq!(percentile(&[], 50.0), None);
         assert_eq!(percentile(&[1.0], 101.0), None);
     }

@@ -53,26 +53,60 @@ pub async fn boxed(
 pub fn start_operator(
     tb: &TestBed,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Fixture, TestError>> + Send + '_>> {
-    Box::pin(async move {
-        let grafana = tb
-            .cluster("grafana-1")
-            .map_err(|e| e.to_string())?
-            .client()
-            .clone();
-        stacksmith_testbed::simulator::create_shared_grafana(&grafana)
-            .await
-            .map_err(|e| e.to_string())?;
-        let hub = tb
-            .hub()
-            .map_err(|e| e.to_string())?
-            .admin_config()
-            .await
-            .map_err(|e| e.to_string())?;
-        let operator = RunningOperator::spawn(hub);
-        let _ = OPERATOR_CALLS.set(operator.counter());
-        let fixture: Fixture = Box::new(operator);
-        Ok(fixture)
-    })
+    Box::pin(spawn_operator(tb, None))
+}
+
+/// [`start_operator`] with `concurrent_reconciles` reconcile slots instead of the default.
+pub async fn spawn_operator(
+    tb: &TestBed,
+    concurrent_reconciles: Option<u16>,
+) -> Result<Fixture, TestError> {
+    let grafana = tb
+        .cluster("grafana-1")
+        .map_err(|e| e.to_string())?
+        .client()
+        .clone();
+    stacksmith_testbed::simulator::create_shared_grafana(&grafana)
+        .await
+        .map_err(|e| e.to_string())?;
+    let hub = tb
+        .hub()
+        .map_err(|e| e.to_string())?
+        .admin_config()
+        .await
+        .map_err(|e| e.to_string())?;
+    let operator = match concurrent_reconciles {
+        Some(slots) => RunningOperator::spawn_with_concurrency(hub, slots),
+        None => RunningOperator::spawn(hub),
+    };
+    let _ = OPERATOR_CALLS.set(operator.counter());
+    let fixture: Fixture = Box::new(operator);
+    Ok(fixture)
+}
+
+/// Polls `probe` until it returns `Ok(Ok(value))`, for at most `timeout`. `Ok(Err(state))` means
+/// "not yet" (and describes what was seen); an error is remembered and retried. The timeout's
+/// error names what was awaited and the last observed state.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Result<T, String>>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let last = match probe().await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(state)) => state,
+            Err(err) => format!("error: {err:#}"),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            bail!(
+                "timed out after {} s waiting for {what}; last observed: {last}",
+                timeout.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 pub async fn create_child(

@@ -402,47 +402,21 @@ async fn wait_quiet(
 /// types cannot read gets a Warning Event and is left alone; it does not stop the hub watch, so
 /// a stack applied after it is reconciled as usual.
 async fn unreadable_stack(tb: &TestBed) -> anyhow::Result<()> {
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    use kube::api::{DeleteParams, PostParams};
+    use kube::api::DeleteParams;
 
     let hub = tb.hub()?.client().clone();
-    let crds: Api<CustomResourceDefinition> = Api::all(hub.clone());
-    let name = "customerstacks.stacksmith.io";
-    let original = crds.get(name).await?;
-    // A looser schema: any spec.
-    let mut loose = serde_json::to_value(&original)?;
-    loose["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"] =
-        json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true});
-    let loose: CustomResourceDefinition = serde_json::from_value(loose)?;
-    crds.replace(name, &PostParams::default(), &loose).await?;
     create_namespace(&hub, "t-unreadable").await?;
     let raw: Api<kube::api::DynamicObject> = Api::namespaced_with(
         hub.clone(),
         "t-unreadable",
         &kube::api::ApiResource::erase::<stacksmith_api::CustomerStack>(&()),
     );
-    let unreadable: kube::api::DynamicObject = serde_json::from_value(json!({
+    let unreadable = json!({
         "apiVersion": "stacksmith.io/v1alpha1", "kind": "CustomerStack",
         "metadata": {"name": "unreadable"},
         "spec": {"customer": "unreadable", "metrics": "not an object"},
-    }))?;
-    // The API server takes the new schema a moment after the update.
-    let deadline = Instant::now() + WAIT;
-    let created = loop {
-        match raw.create(&PostParams::default(), &unreadable).await {
-            Ok(created) => break Ok(created),
-            Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(err) => break Err(err),
-        }
-    };
-    // The schema as it ships, whatever happened.
-    let mut restored = crds.get(name).await?;
-    restored.spec = original.spec.clone();
-    crds.replace(name, &PostParams::default(), &restored)
-        .await?;
-    created.context("storing a stack under the looser schema")?;
+    });
+    store_unreadable(&hub, "customerstacks.stacksmith.io", &raw, unreadable).await?;
 
     let note = wait_event(&hub, "t-unreadable", "unreadable", "InvalidObject").await?;
     ensure!(note.contains("cannot read"), "Event: {note}");
@@ -462,42 +436,19 @@ async fn unreadable_stack(tb: &TestBed) -> anyhow::Result<()> {
 /// A `MemberCluster` stored under a looser schema gets a Warning Event (in `default`: it is
 /// cluster-scoped) and is left alone; the other members go on serving their stacks.
 async fn unreadable_member(tb: &TestBed) -> anyhow::Result<()> {
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    use kube::api::{DeleteParams, PostParams};
+    use kube::api::DeleteParams;
 
     let hub = tb.hub()?.client().clone();
-    let crds: Api<CustomResourceDefinition> = Api::all(hub.clone());
-    let name = "memberclusters.stacksmith.io";
-    let original = crds.get(name).await?;
-    let mut loose = serde_json::to_value(&original)?;
-    loose["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"] =
-        json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true});
-    let loose: CustomResourceDefinition = serde_json::from_value(loose)?;
-    crds.replace(name, &PostParams::default(), &loose).await?;
     let raw: Api<kube::api::DynamicObject> = Api::all_with(
         hub.clone(),
         &kube::api::ApiResource::erase::<MemberCluster>(&()),
     );
-    let unreadable: kube::api::DynamicObject = serde_json::from_value(json!({
+    let unreadable = json!({
         "apiVersion": "stacksmith.io/v1alpha1", "kind": "MemberCluster",
         "metadata": {"name": "unreadable-member"},
         "spec": {"roles": "not a list"},
-    }))?;
-    let deadline = Instant::now() + WAIT;
-    let created = loop {
-        match raw.create(&PostParams::default(), &unreadable).await {
-            Ok(created) => break Ok(created),
-            Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(err) => break Err(err),
-        }
-    };
-    let mut restored = crds.get(name).await?;
-    restored.spec = original.spec.clone();
-    crds.replace(name, &PostParams::default(), &restored)
-        .await?;
-    created.context("storing a MemberCluster under the looser schema")?;
+    });
+    store_unreadable(&hub, "memberclusters.stacksmith.io", &raw, unreadable).await?;
 
     let note = wait_event(&hub, "default", "unreadable-member", "InvalidObject").await;
     // Whatever happened, the unreadable object goes (no finalizer: nothing could add one).
@@ -517,5 +468,42 @@ async fn unreadable_member(tb: &TestBed) -> anyhow::Result<()> {
     wait_ready(&hub, "t-member-readable", "s").await?;
     delete_stack(&hub, "t-member-readable", "s").await?;
     wait_stack_gone(&hub, "t-member-readable", "s").await?;
+    Ok(())
+}
+
+/// Stores `object` through `raw` under a loosened schema of the CRD `crd` (any `spec`: a newer
+/// CRD, a hand edit), then puts the CRD back as it ships, whatever happened.
+async fn store_unreadable(
+    hub: &kube::Client,
+    crd: &str,
+    raw: &Api<kube::api::DynamicObject>,
+    object: serde_json::Value,
+) -> anyhow::Result<()> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::PostParams;
+
+    let crds: Api<CustomResourceDefinition> = Api::all(hub.clone());
+    let original = crds.get(crd).await?;
+    let mut loose = serde_json::to_value(&original)?;
+    loose["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"] =
+        json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true});
+    let loose: CustomResourceDefinition = serde_json::from_value(loose)?;
+    crds.replace(crd, &PostParams::default(), &loose).await?;
+    let object: kube::api::DynamicObject = serde_json::from_value(object)?;
+    // The API server takes the new schema a moment after the update.
+    let deadline = Instant::now() + WAIT;
+    let created = loop {
+        match raw.create(&PostParams::default(), &object).await {
+            Ok(created) => break Ok(created),
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(err) => break Err(err),
+        }
+    };
+    let mut restored = crds.get(crd).await?;
+    restored.spec = original.spec.clone();
+    crds.replace(crd, &PostParams::default(), &restored).await?;
+    created.with_context(|| format!("storing an object under a loosened {crd}"))?;
     Ok(())
 }

@@ -20,7 +20,6 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
 use stacksmith_api::CustomerStack;
-use stacksmith_controller::RunningOperator;
 use stacksmith_core::ChildKind;
 use stacksmith_testbed::TestBed;
 use stacksmith_testbed::harness::{self, Fixture, Suite, TestError, test};
@@ -63,24 +62,7 @@ fn main() -> ExitCode {
 fn start_operator_with_few_slots(
     tb: &TestBed,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Fixture, TestError>> + Send + '_>> {
-    Box::pin(async move {
-        let grafana = tb
-            .cluster("grafana-1")
-            .map_err(|e| e.to_string())?
-            .client()
-            .clone();
-        stacksmith_testbed::simulator::create_shared_grafana(&grafana)
-            .await
-            .map_err(|e| e.to_string())?;
-        let hub = tb
-            .hub()
-            .map_err(|e| e.to_string())?
-            .admin_config()
-            .await
-            .map_err(|e| e.to_string())?;
-        let fixture: Fixture = Box::new(RunningOperator::spawn_with_concurrency(hub, SLOTS));
-        Ok(fixture)
-    })
+    Box::pin(spawn_operator(tb, Some(SLOTS)))
 }
 
 fn on_prometheus_2(name: &str, customer: &str) -> serde_json::Value {
@@ -231,7 +213,7 @@ async fn back_from_a_stop(tb: &TestBed) -> anyhow::Result<()> {
 }
 
 /// An admission webhook on prometheus-2 that accepts connections and never answers: every write
-/// of a Prometheus there hangs (the API server waits the webhook's 30 s; stacksmith gives up after
+/// of a Prometheus, rule or monitor there hangs (the API server waits the webhook's 30 s; stacksmith gives up after
 /// its request timeout). Stacks on prometheus-2 queue up for writes; a new stack on prometheus-1
 /// still converges in its normal time, because prometheus-2 gets at most half the slots, a pass
 /// stops writing to it at its first write without an answer, and from then on one stack at a time
@@ -241,8 +223,10 @@ async fn hanging_writes(tb: &TestBed) -> anyhow::Result<()> {
     let member = tb.cluster("prometheus-2")?;
     let webhook = StuckWebhook::install(member.client()).await?;
 
-    // More stacks on the stuck member than there are slots, and a few passes' worth of writes.
-    let stuck: Vec<String> = (0..8).map(|i| format!("l-stuck-{i}")).collect();
+    // Four times as many stacks on the stuck member as there are slots: without the write gate,
+    // each of their passes holds a slot for a request timeout per Prometheus object (three), so
+    // a stack queued after them waits for rounds of 30 s.
+    let stuck: Vec<String> = (0..16).map(|i| format!("l-stuck-{i}")).collect();
     for ns in &stuck {
         apply_stack(&hub, ns, &on_prometheus_2("s", ns)).await?;
     }
@@ -255,7 +239,7 @@ async fn hanging_writes(tb: &TestBed) -> anyhow::Result<()> {
         "l-free",
         "s",
         "Ready while prometheus-2's writes hang",
-        Duration::from_secs(40),
+        Duration::from_secs(30),
         ready,
     )
     .await?;
@@ -302,8 +286,8 @@ async fn hanging_writes(tb: &TestBed) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A validating admission webhook for Prometheus objects whose server accepts TCP connections
-/// and never says a word.
+/// A validating admission webhook for prometheus-operator's objects whose server accepts TCP
+/// connections and never says a word.
 struct StuckWebhook {
     client: Client,
     listener: tokio::task::JoinHandle<()>,
@@ -338,7 +322,7 @@ impl StuckWebhook {
                     "apiGroups": ["monitoring.coreos.com"],
                     "apiVersions": ["*"],
                     "operations": ["CREATE", "UPDATE"],
-                    "resources": ["prometheuses"],
+                    "resources": ["prometheuses", "prometheusrules", "servicemonitors"],
                 }],
                 "failurePolicy": "Fail",
                 "sideEffects": "None",

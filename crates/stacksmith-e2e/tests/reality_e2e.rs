@@ -11,7 +11,6 @@
 //! docs/testbed.md, "What behaved differently on the current release than on v1.20", lists the
 //! differences with the test that covers each.
 
-use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -29,7 +28,7 @@ use stacksmith_core::health::acceptance::REJECTION_REASON;
 use stacksmith_core::{
     ChildHealth, ChildKind, ConfigEvidence, Rejection, Verdict, assess, assess_with_evidence,
 };
-use stacksmith_e2e::boxed;
+use stacksmith_e2e::{boxed, eventually};
 use stacksmith_testbed::harness::{self, test};
 use stacksmith_testbed::pods::{FAKE_NODE, PROMETHEUS_NAME_LABEL, set_prometheus_pods_ready};
 use stacksmith_testbed::simulator::{self, api_resource};
@@ -1486,28 +1485,3 @@ impl Agreement {
 }
 
 // --- Waiting -----------------------------------------------------------------------------------
-
-/// Polls `probe` until it returns `Ok(Ok(value))`, for at most `timeout`. `Ok(Err(state))` means
-/// "not yet" (and describes what was seen); an error is remembered and retried. The timeout's
-/// error names what was awaited and the last observed state.
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = anyhow::Result<Result<T, String>>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        let last = match probe().await {
-            Ok(Ok(value)) => return Ok(value),
-            Ok(Err(state)) => state,
-            Err(err) => format!("error: {err:#}"),
-        };
-        if Instant::now() >= deadline {
-            bail!(
-                "timed out after {} s waiting for {what}; last observed: {last}",
-                timeout.as_secs()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}

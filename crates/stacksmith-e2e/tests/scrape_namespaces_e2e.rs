@@ -25,7 +25,6 @@
 
 use stacksmith_e2e as support;
 
-use std::future::Future;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -682,30 +681,6 @@ async fn get_json(client: &kube::Client, path: &str) -> anyhow::Result<Value> {
         .with_context(|| format!("GET {path} timed out"))?
         .with_context(|| format!("GET {path}"))?;
     serde_json::from_str(&text).with_context(|| format!("GET {path} answered {text}"))
-}
-
-/// Polls `probe` until it returns `Ok(Ok(value))`, for at most `timeout`. `Ok(Err(state))` means
-/// "not yet" (and describes what was seen); an error is remembered and retried.
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = anyhow::Result<Result<T, String>>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        let last = match probe().await {
-            Ok(Ok(value)) => return Ok(value),
-            Ok(Err(state)) => state,
-            Err(err) => format!("error: {err:#}"),
-        };
-        if Instant::now() >= deadline {
-            bail!(
-                "timed out after {} s waiting for {what}; last observed: {last}",
-                timeout.as_secs()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }
 
 /// `/metrics` on 127.0.0.1 (any path answers): `tenant_app_up 1`.
