@@ -43,6 +43,8 @@ const METRIC_FAMILIES: &[&str] = &[
     "stacksmith_reconcile_duration_seconds",
     "stacksmith_stacks",
     "stacksmith_children",
+    "stacksmith_stack_ready",
+    "stacksmith_stack_children",
     "stacksmith_member_cluster_reachable",
     "stacksmith_api_requests_total",
     "stacksmith_build_info",

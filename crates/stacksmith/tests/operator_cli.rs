@@ -174,6 +174,16 @@ fn operator_serves_metrics_health_and_json_logs() {
         ),
         ("stacksmith_stacks{ready=\"False\"}".to_owned(), 0.0),
         (
+            "stacksmith_stack_ready{namespace=\"customers\",name=\"initech\",customer=\"initech\"}"
+                .to_owned(),
+            1.0,
+        ),
+        (
+            "stacksmith_stack_children{namespace=\"customers\",name=\"initech\",verdict=\"Healthy\"}"
+                .to_owned(),
+            4.0,
+        ),
+        (
             "stacksmith_children{kind=\"Prometheus\",verdict=\"Healthy\"}".to_owned(),
             1.0,
         ),

@@ -96,6 +96,9 @@ pub struct MetricsSnapshot {
     pub stacks_by_ready: BTreeMap<String, u64>,
     /// Children by (kind, verdict), as the stacks' aggregated status reports them.
     pub children: BTreeMap<(String, String), u64>,
+    /// One entry per stack: whether it is Ready and its children by verdict (so ops can alert on
+    /// "customer X is down"; one series per stack and one per verdict it has).
+    pub per_stack: Vec<StackSample>,
     /// Registered member clusters: whether each is reachable.
     pub member_reachable: BTreeMap<String, bool>,
     /// API requests by cluster, verb and outcome.
@@ -103,6 +106,21 @@ pub struct MetricsSnapshot {
     /// Objects on the hub that do not deserialize into stacksmith's types, by kind
     /// (`CustomerStack`, `MemberCluster`); every kind is present, at 0 when none.
     pub invalid_objects: BTreeMap<String, u64>,
+}
+
+/// What the per-stack families show of one stack.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StackSample {
+    /// The stack's namespace.
+    pub namespace: String,
+    /// The stack's name.
+    pub name: String,
+    /// `spec.customer`.
+    pub customer: String,
+    /// Whether its `Ready` condition is `True`.
+    pub ready: bool,
+    /// Its children by verdict (only the verdicts it has).
+    pub children: BTreeMap<String, u64>,
 }
 
 impl MetricsSnapshot {
@@ -124,13 +142,22 @@ impl MetricsSnapshot {
                 .filter(|s| matches!(*s, "True" | "False"))
                 .unwrap_or("Unknown");
             *self.stacks_by_ready.entry(ready.to_owned()).or_insert(0) += 1;
+            let mut sample = StackSample {
+                namespace: stack.metadata.namespace.clone().unwrap_or_default(),
+                name: stack.metadata.name.clone().unwrap_or_default(),
+                customer: stack.spec.customer.clone(),
+                ready: ready == "True",
+                children: BTreeMap::new(),
+            };
             for child in status.map(|s| s.children.as_slice()).unwrap_or_default() {
                 let verdict = child.verdict.as_str().to_owned();
+                *sample.children.entry(verdict.clone()).or_insert(0) += 1;
                 *self
                     .children
                     .entry((child.kind.clone(), verdict))
                     .or_insert(0) += 1;
             }
+            self.per_stack.push(sample);
         }
     }
 }
@@ -183,6 +210,20 @@ struct ReadyLabel {
 #[derive(EncodeLabelSet)]
 struct ChildLabels {
     kind: String,
+    verdict: String,
+}
+
+#[derive(EncodeLabelSet)]
+struct StackLabels {
+    namespace: String,
+    name: String,
+    customer: String,
+}
+
+#[derive(EncodeLabelSet)]
+struct StackVerdictLabels {
+    namespace: String,
+    name: String,
     verdict: String,
 }
 
@@ -311,6 +352,38 @@ fn encode_stacks(
                 ConstGauge::new(*count),
             )
         }),
+    )?;
+    family(
+        encoder,
+        "stacksmith_stack_ready",
+        "Whether a CustomerStack is Ready (1) or not (0), one series per stack.",
+        snapshot.per_stack.iter().map(|stack| {
+            (
+                StackLabels {
+                    namespace: stack.namespace.clone(),
+                    name: stack.name.clone(),
+                    customer: stack.customer.clone(),
+                },
+                ConstGauge::new(u64::from(stack.ready)),
+            )
+        }),
+    )?;
+    family(
+        encoder,
+        "stacksmith_stack_children",
+        "A CustomerStack's children by health verdict (only the verdicts it has).",
+        snapshot.per_stack.iter().flat_map(|stack| {
+            stack.children.iter().map(|(verdict, count)| {
+                (
+                    StackVerdictLabels {
+                        namespace: stack.namespace.clone(),
+                        name: stack.name.clone(),
+                        verdict: verdict.clone(),
+                    },
+                    ConstGauge::new(*count),
+                )
+            })
+        }),
     )
 }
 
@@ -436,6 +509,41 @@ mod tests {
             snapshot.children[&("Prometheus".to_owned(), "Degraded".to_owned())],
             1
         );
+        let ready: Vec<bool> = snapshot.per_stack.iter().map(|s| s.ready).collect();
+        assert_eq!(ready, [true, false, false]);
+        assert_eq!(
+            snapshot.per_stack[1].children,
+            BTreeMap::from([("Degraded".to_owned(), 1), ("Healthy".to_owned(), 1)])
+        );
+        assert!(snapshot.per_stack[2].children.is_empty());
+    }
+
+    #[test]
+    fn each_stack_has_its_ready_series_and_one_per_verdict_it_has() {
+        let mut degraded = stack(
+            Some("False"),
+            &[("Prometheus", "Degraded"), ("GrafanaFolder", "Healthy")],
+        );
+        degraded.metadata.namespace = Some("team-a".into());
+        degraded.metadata.name = Some("acme".into());
+        degraded.spec.customer = "acme".into();
+        let mut snapshot = MetricsSnapshot::default();
+        snapshot.count_stacks([&degraded]);
+        let text = render(&snapshot);
+        assert!(
+            text.contains(
+                "stacksmith_stack_ready{namespace=\"team-a\",name=\"acme\",customer=\"acme\"} 0\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("stacksmith_stack_children{namespace=\"team-a\",name=\"acme\",verdict=\"Degraded\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("verdict=\"Unknown\""),
+            "no series for a verdict the stack does not have: {text}"
+        );
     }
 
     /// A snapshot with a sample in every family.
@@ -473,10 +581,10 @@ mod tests {
             ]),
             ..MetricsSnapshot::default()
         };
-        snapshot.count_stacks(&[
-            stack(Some("True"), &[("Prometheus", "Healthy")]),
-            stack(Some("False"), &[("GrafanaFolder", "Degraded")]),
-        ]);
+        let mut degraded = stack(Some("False"), &[("GrafanaFolder", "Degraded")]);
+        degraded.metadata.name = Some("t".into());
+        degraded.spec.customer = "d".into();
+        snapshot.count_stacks(&[stack(Some("True"), &[("Prometheus", "Healthy")]), degraded]);
         snapshot
     }
 
@@ -523,6 +631,14 @@ mod tests {
             "# TYPE stacksmith_children gauge\n",
             "stacksmith_children{kind=\"GrafanaFolder\",verdict=\"Degraded\"} 1\n",
             "stacksmith_children{kind=\"Prometheus\",verdict=\"Healthy\"} 1\n",
+            "# HELP stacksmith_stack_ready Whether a CustomerStack is Ready (1) or not (0), one series per stack.\n",
+            "# TYPE stacksmith_stack_ready gauge\n",
+            "stacksmith_stack_ready{namespace=\"n\",name=\"s\",customer=\"c\"} 1\n",
+            "stacksmith_stack_ready{namespace=\"n\",name=\"t\",customer=\"d\"} 0\n",
+            "# HELP stacksmith_stack_children A CustomerStack's children by health verdict (only the verdicts it has).\n",
+            "# TYPE stacksmith_stack_children gauge\n",
+            "stacksmith_stack_children{namespace=\"n\",name=\"s\",verdict=\"Healthy\"} 1\n",
+            "stacksmith_stack_children{namespace=\"n\",name=\"t\",verdict=\"Degraded\"} 1\n",
             "# HELP stacksmith_member_cluster_reachable Whether a registered member cluster is connected and answers (1) or not (0).\n",
             "# TYPE stacksmith_member_cluster_reachable gauge\n",
             "stacksmith_member_cluster_reachable{cluster=\"g1\"} 0\n",
@@ -682,6 +798,8 @@ mod tests {
             ("stacksmith_reconcile_duration_seconds", "histogram"),
             ("stacksmith_stacks", "gauge"),
             ("stacksmith_children", "gauge"),
+            ("stacksmith_stack_ready", "gauge"),
+            ("stacksmith_stack_children", "gauge"),
             ("stacksmith_member_cluster_reachable", "gauge"),
             ("stacksmith_api_requests_total", "counter"),
             ("stacksmith_invalid_objects", "gauge"),
