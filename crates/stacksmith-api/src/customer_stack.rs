@@ -108,6 +108,14 @@ pub struct MetricsSpec {
     #[schemars(length(max = 64))]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub alerting_rules: Vec<AlertRuleGroup>,
+
+    /// Recording rules: each group becomes a `PrometheusRule`, like an alerting-rule group. Names
+    /// are unique (a list map keyed by `name`), and not used by an alerting-rule group as well
+    /// (both name a `PrometheusRule` `<customer>-<name>`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    pub recording_rules: Vec<RecordingRuleGroup>,
 }
 
 fn default_replicas() -> i32 {
@@ -211,6 +219,42 @@ pub struct AlertRule {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend("maxProperties" = RULE_MAP_MAX_PROPERTIES))]
     pub annotations: BTreeMap<String, String>,
+}
+
+/// A group of recording rules (becomes a `PrometheusRule`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordingRuleGroup {
+    /// Name of the group, unique within the stack (alerting-rule groups included).
+    #[schemars(regex(pattern = DNS1123_LABEL), length(min = 1, max = 63))]
+    pub name: String,
+    /// Evaluation interval (a Prometheus duration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = PROMETHEUS_DURATION))]
+    pub interval: Option<String>,
+    /// The rules of the group.
+    #[schemars(length(min = 1, max = 256))]
+    pub rules: Vec<RecordingRule>,
+}
+
+/// One recording rule: the result of `expr`, evaluated at each interval, stored as the series
+/// `record`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordingRule {
+    /// Name of the series recorded (a Prometheus metric name, e.g. `job:http_requests:rate5m`).
+    #[schemars(
+        regex(pattern = "^[a-zA-Z_:][a-zA-Z0-9_:]*$"),
+        length(min = 1, max = 255)
+    )]
+    pub record: String,
+    /// PromQL expression.
+    #[schemars(length(min = 1, max = RULE_EXPR_MAX_LENGTH))]
+    pub expr: String,
+    /// Labels added to the recorded series.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = RULE_MAP_MAX_PROPERTIES))]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// The Grafana part of a stack.

@@ -17,7 +17,8 @@ pub mod validation;
 pub use customer_stack::{
     AlertRule, AlertRuleGroup, ChildStatus, CustomerStack, CustomerStackSpec, CustomerStackStatus,
     DashboardSource, DashboardSpec, DashboardsSpec, DatasourceSpec, DeletionPolicy, FolderSpec,
-    InventoryEntry, MetricsSpec, ScrapeEndpoint, ScrapeTarget, StackSummary, Verdict,
+    InventoryEntry, MetricsSpec, RecordingRule, RecordingRuleGroup, ScrapeEndpoint, ScrapeTarget,
+    StackSummary, Verdict,
 };
 pub use member_cluster::{
     ClusterRole, MemberCluster, MemberClusterSpec, MemberClusterStatus, SecretKeyReference,

@@ -10,7 +10,8 @@ use serde_json::{Map, Value, json};
 use stacksmith_api::labels::CUSTOMER;
 use stacksmith_api::rbac::{DISCOVERY_RULES, PROMETHEUS_DISCOVERY_CLUSTER_ROLE};
 use stacksmith_api::{
-    AlertRule, AlertRuleGroup, CustomerStackSpec, MetricsSpec, ScrapeEndpoint, ScrapeTarget,
+    AlertRule, AlertRuleGroup, CustomerStackSpec, MetricsSpec, RecordingRule, RecordingRuleGroup,
+    ScrapeEndpoint, ScrapeTarget,
 };
 
 use super::names::{self, Placement};
@@ -44,6 +45,9 @@ pub(super) fn objects(
     objects.push(prometheus(&place, customer, &identity, &spec.metrics));
     for group in &spec.metrics.alerting_rules {
         objects.push(prometheus_rule(&place, customer, group));
+    }
+    for group in &spec.metrics.recording_rules {
+        objects.push(recording_rule_group(&place, customer, group));
     }
     for target in &spec.metrics.scrape {
         objects.push(service_monitor(&place, customer, target));
@@ -170,6 +174,37 @@ fn prometheus_rule(place: &Placement<'_>, customer: &str, group: &AlertRuleGroup
         &names::rule(customer, &group.name),
         json!({"spec": {"groups": [Value::Object(g)]}}),
     )
+}
+
+/// The `PrometheusRule` of one recording-rule group.
+fn recording_rule_group(
+    place: &Placement<'_>,
+    customer: &str,
+    group: &RecordingRuleGroup,
+) -> DesiredObject {
+    let rules: Vec<Value> = group.rules.iter().map(recording_rule).collect();
+    let mut g = Map::new();
+    g.insert("name".into(), json!(group.name));
+    if let Some(interval) = &group.interval {
+        g.insert("interval".into(), json!(interval));
+    }
+    g.insert("rules".into(), Value::Array(rules));
+    place.object(
+        ObjectKind::Child(ChildKind::PrometheusRule),
+        &names::rule(customer, &group.name),
+        json!({"spec": {"groups": [Value::Object(g)]}}),
+    )
+}
+
+/// One recording rule, with its labels only when there are some.
+fn recording_rule(rule: &RecordingRule) -> Value {
+    let mut r = Map::new();
+    r.insert("record".into(), json!(rule.record));
+    r.insert("expr".into(), json!(rule.expr));
+    if !rule.labels.is_empty() {
+        r.insert("labels".into(), json!(rule.labels));
+    }
+    Value::Object(r)
 }
 
 /// One alerting rule, with only the optional fields that are set.
@@ -364,6 +399,59 @@ mod tests {
         assert_eq!(
             monitor["endpoints"],
             json!([{"port": "web", "interval": "30s"}])
+        );
+    }
+
+    #[test]
+    fn a_recording_rule_group_is_a_prometheus_rule_of_its_own() {
+        let mut stack = spec(FULL);
+        stack.metrics.recording_rules = serde_json::from_value(json!([{
+            "name": "rates",
+            "interval": "1m",
+            "rules": [
+                {"record": "job:up:sum", "expr": "sum by (job) (up)"},
+                {"record": "job:up:avg", "expr": "avg by (job) (up)", "labels": {"tier": "gold"}},
+            ],
+        }]))
+        .unwrap();
+        let plan = plan_stack(&stack, &identity(), &members()).unwrap();
+        let rules: Vec<&DesiredObject> = plan
+            .objects
+            .iter()
+            .filter(|o| o.kind == ObjectKind::Child(ChildKind::PrometheusRule))
+            .collect();
+        let names: Vec<&str> = rules.iter().map(|o| o.name.as_str()).collect();
+        assert_eq!(names, ["acme-core", "acme-rates"]);
+        let recording = &rules[1].manifest;
+        assert_eq!(
+            recording["spec"]["groups"],
+            json!([{"name": "rates", "interval": "1m", "rules": [
+                {"record": "job:up:sum", "expr": "sum by (job) (up)"},
+                {"record": "job:up:avg", "expr": "avg by (job) (up)", "labels": {"tier": "gold"}},
+            ]}])
+        );
+        // Selected by the tenant's Prometheus like the alerting rules.
+        assert_eq!(
+            recording["metadata"]["labels"][CUSTOMER],
+            rules[0].manifest["metadata"]["labels"][CUSTOMER]
+        );
+    }
+
+    #[test]
+    fn a_recording_group_named_like_an_alerting_group_is_refused_naming_the_field() {
+        let mut stack = spec(FULL);
+        stack.metrics.recording_rules = serde_json::from_value(json!([{
+            "name": "core",
+            "rules": [{"record": "job:up:sum", "expr": "sum by (job) (up)"}],
+        }]))
+        .unwrap();
+        let problems = plan_stack(&stack, &identity(), &members()).unwrap_err();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.field == "spec.metrics.recordingRules[0].name"
+                    && p.message.contains("acme-core")),
+            "{problems:?}"
         );
     }
 }

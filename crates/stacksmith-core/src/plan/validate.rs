@@ -54,6 +54,29 @@ pub(super) fn check_spec<'m>(
         &mut problems,
     );
     check_unique(
+        "spec.metrics.recordingRules",
+        spec.metrics.recording_rules.iter().map(|g| g.name.as_str()),
+        &mut problems,
+    );
+    // Both kinds of group name a PrometheusRule `<customer>-<name>`.
+    for (i, group) in spec.metrics.recording_rules.iter().enumerate() {
+        if spec
+            .metrics
+            .alerting_rules
+            .iter()
+            .any(|a| a.name == group.name)
+        {
+            problems.push(problem(
+                &format!("spec.metrics.recordingRules[{i}].name"),
+                format!(
+                    "name {:?} is used by an alerting-rule group too (both become PrometheusRule {})",
+                    group.name,
+                    super::names::rule(&spec.customer, &group.name)
+                ),
+            ));
+        }
+    }
+    check_unique(
         "spec.dashboards.dashboards",
         spec.dashboards.dashboards.iter().map(|d| d.name.as_str()),
         &mut problems,
