@@ -162,17 +162,13 @@ fn prometheus(
 
 /// The `PrometheusRule` of one alerting-rule group.
 fn prometheus_rule(place: &Placement<'_>, customer: &str, group: &AlertRuleGroup) -> DesiredObject {
-    let rules: Vec<Value> = group.rules.iter().map(alert_rule).collect();
-    let mut g = Map::new();
-    g.insert("name".into(), json!(group.name));
-    if let Some(interval) = &group.interval {
-        g.insert("interval".into(), json!(interval));
-    }
-    g.insert("rules".into(), Value::Array(rules));
-    place.object(
-        ObjectKind::Child(ChildKind::PrometheusRule),
-        &names::rule(customer, &group.name),
-        json!({"spec": {"groups": [Value::Object(g)]}}),
+    let rules = group.rules.iter().map(alert_rule).collect();
+    rule_group(
+        place,
+        customer,
+        &group.name,
+        group.interval.as_deref(),
+        rules,
     )
 }
 
@@ -182,16 +178,33 @@ fn recording_rule_group(
     customer: &str,
     group: &RecordingRuleGroup,
 ) -> DesiredObject {
-    let rules: Vec<Value> = group.rules.iter().map(recording_rule).collect();
+    let rules = group.rules.iter().map(recording_rule).collect();
+    rule_group(
+        place,
+        customer,
+        &group.name,
+        group.interval.as_deref(),
+        rules,
+    )
+}
+
+/// A `PrometheusRule` holding one group of `rules`, named after the group.
+fn rule_group(
+    place: &Placement<'_>,
+    customer: &str,
+    name: &str,
+    interval: Option<&str>,
+    rules: Vec<Value>,
+) -> DesiredObject {
     let mut g = Map::new();
-    g.insert("name".into(), json!(group.name));
-    if let Some(interval) = &group.interval {
+    g.insert("name".into(), json!(name));
+    if let Some(interval) = interval {
         g.insert("interval".into(), json!(interval));
     }
     g.insert("rules".into(), Value::Array(rules));
     place.object(
         ObjectKind::Child(ChildKind::PrometheusRule),
-        &names::rule(customer, &group.name),
+        &names::rule(customer, name),
         json!({"spec": {"groups": [Value::Object(g)]}}),
     )
 }
