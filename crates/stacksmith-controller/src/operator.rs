@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use futures::StreamExt as _;
+use futures::{StreamExt as _, TryStreamExt as _};
 use kube::client::ClientBuilder;
 use kube::runtime::{Controller, WatchStreamExt as _, controller, reflector, watcher};
 use kube::{Api, Config, ResourceExt as _};
@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use crate::member::Fleet;
+use crate::member::wake::{StacksListed, note_listed};
 use crate::reconcile::{Context, GuardedStack, error_policy_guarded, reconcile_guarded};
 use crate::telemetry::api_calls::{ApiCallCounter, CallKey};
 use crate::telemetry::endpoints::{self, EndpointState};
@@ -80,16 +81,21 @@ pub async fn run_with(
     let stacks: Api<GuardedStack> = Api::all(hub.clone());
     let (wake_tx, wake_rx) = mpsc::unbounded_channel();
     let (store, writer) = reflector::store();
+    // kube's controller is the only task that waits on the store's own readiness (see
+    // `StacksListed`); everything else asks this flag.
+    let (listed_tx, listed) = StacksListed::new();
     let stack_events = watcher(stacks, watcher::Config::default())
         .default_backoff()
         .modify(|stack| stack.managed_fields_mut().clear())
         .reflect(writer)
+        .inspect_ok(move |event| note_listed(&listed_tx, event))
         .applied_objects();
     let controller = Controller::for_stream(stack_events, store.clone());
     let liveness = Liveness::default();
     let fleet = Fleet::new(
         hub.clone(),
         store.clone(),
+        listed.clone(),
         wake_tx,
         counter.clone(),
         liveness.clone(),
@@ -106,6 +112,7 @@ pub async fn run_with(
         serve_endpoints(
             listener,
             store.clone(),
+            listed,
             fleet.clone(),
             &context,
             counter,
@@ -136,6 +143,7 @@ pub async fn run_with(
 fn serve_endpoints(
     listener: TcpListener,
     store: reflector::Store<GuardedStack>,
+    listed: StacksListed,
     fleet: Fleet,
     context: &Context,
     counter: ApiCallCounter,
@@ -143,9 +151,9 @@ fn serve_endpoints(
 ) -> tokio::task::JoinHandle<()> {
     let ready = Arc::new(AtomicBool::new(false));
     let readiness = {
-        let (store, ready) = (store.clone(), Arc::clone(&ready));
+        let ready = Arc::clone(&ready);
         async move {
-            if store.wait_until_ready().await.is_ok() {
+            if listed.wait().await {
                 ready.store(true, Ordering::Relaxed);
             }
         }

@@ -38,7 +38,7 @@ use super::connection::{MemberConnection, Reachability, start_connection};
 use super::probe::{Probe, probe_with_client};
 use super::secret_watch::secret_version_change;
 use super::status::record_status;
-use super::wake::Waker;
+use super::wake::{StacksListed, Waker};
 use crate::reconcile::GuardedStack;
 use crate::remote::{HUB_TIMEOUT, call, failure_message};
 use crate::telemetry::api_calls::ApiCallCounter;
@@ -148,11 +148,13 @@ struct FleetInner {
 }
 
 impl Fleet {
-    /// A fleet that wakes stacks through `wake` and finds them in `stacks`; at most
-    /// `write_slots` reconciles write to one member at once (see [`super::write_gate`]).
+    /// A fleet that wakes stacks through `wake` and finds them in `stacks` (listed once
+    /// `listed` says so); at most `write_slots` reconciles write to one member at once (see
+    /// [`super::write_gate`]).
     pub fn new(
         hub: Client,
         stacks: Store<GuardedStack>,
+        listed: StacksListed,
         wake: mpsc::UnboundedSender<ObjectRef<GuardedStack>>,
         counter: ApiCallCounter,
         liveness: Liveness,
@@ -163,7 +165,7 @@ impl Fleet {
             inner: Arc::new(FleetInner {
                 hub,
                 members: RwLock::new(BTreeMap::new()),
-                waker: Waker::new(stacks, wake),
+                waker: Waker::new(stacks, listed, wake),
                 counter,
                 members_listed: AtomicBool::new(false),
                 settled: AtomicBool::new(false),
@@ -212,7 +214,16 @@ impl Fleet {
                 break;
             }
         }
-        self.inner.settled.store(true, Ordering::Release);
+        if !self.inner.settled.swap(true, Ordering::AcqRel) {
+            // Once per start, by the first reconcile through: when reconciles begin after a
+            // (re)start (waiters that stall here hold reconcile slots; see
+            // `MemberConnection::wait_caches`).
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            tracing::debug!(
+                waited_ms = cap.saturating_sub(left).as_millis(),
+                "the fleet is settled: reconciles go on"
+            );
+        }
     }
 
     /// The state of member `name` once its first connection attempt is over, waiting at most

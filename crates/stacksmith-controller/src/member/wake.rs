@@ -5,33 +5,80 @@
 use std::collections::BTreeMap;
 
 use crate::reconcile::GuardedStack;
-use futures::FutureExt as _;
 use kube::ResourceExt as _;
 use kube::runtime::reflector::{ObjectRef, Store};
 use stacksmith_api::labels::{MANAGED_BY, MANAGED_BY_VALUE, STACK_NAME, STACK_NAMESPACE};
 use stacksmith_core::member_status::stacks_using;
 use stacksmith_core::plan::ObjectKind;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::cached_object::CachedObject;
 use super::config_evidence::{self, regarded_kind};
 use crate::remote::api_resource;
+
+/// Whether the hub's stack cache has had its first full list: a flag of our own, turned on by
+/// the hub watch once the cache holds that list (see `operator::run_with`).
+///
+/// Not `Store::wait_until_ready`: kube keeps a store's readiness in a oneshot receiver, which
+/// keeps one waker, that of the task that polled it last, and kube's controller waits on the hub
+/// store's readiness before it starts any reconcile. Any other waiter (the readiness endpoint,
+/// a `now_or_never` check, which leaves a waker that wakes nothing) may take that wake, and the
+/// controller then starts only at the next event that happens to wake it (after a restart on a
+/// quiet fleet, possibly long after). So kube's controller stays the only waiter of that
+/// readiness, and everything else asks this flag.
+#[derive(Clone, Debug)]
+pub struct StacksListed(watch::Receiver<bool>);
+
+impl StacksListed {
+    /// A flag that is off until the returned sender says `true`.
+    pub fn new() -> (watch::Sender<bool>, Self) {
+        let (tx, rx) = watch::channel(false);
+        (tx, StacksListed(rx))
+    }
+
+    /// Whether the first list is in the cache (registers no waker).
+    pub fn is_listed(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Waits until the first list is in the cache; every waiter is woken. `false` when the
+    /// hub watch is gone without having listed.
+    pub async fn wait(&self) -> bool {
+        let mut listed = self.0.clone();
+        listed.wait_for(|done| *done).await.is_ok()
+    }
+}
+
+/// What the hub watch calls with each event once the reflector has applied it: the end of a
+/// full list (`InitDone`) turns the flag on.
+pub fn note_listed<K>(listed: &watch::Sender<bool>, event: &kube::runtime::watcher::Event<K>) {
+    if matches!(event, kube::runtime::watcher::Event::InitDone) {
+        listed.send_if_modified(|done| !std::mem::replace(done, true));
+    }
+}
 
 /// Wakes stacks: the hub's stack cache (to find the users of a member) and the controller's
 /// trigger channel.
 #[derive(Clone)]
 pub struct Waker {
     stacks: Store<GuardedStack>,
+    listed: StacksListed,
     wake: mpsc::UnboundedSender<ObjectRef<GuardedStack>>,
 }
 
 impl Waker {
-    /// A waker that finds stacks in `stacks` and wakes them through `wake`.
+    /// A waker that finds stacks in `stacks` (listed once `listed` says so) and wakes them
+    /// through `wake`.
     pub fn new(
         stacks: Store<GuardedStack>,
+        listed: StacksListed,
         wake: mpsc::UnboundedSender<ObjectRef<GuardedStack>>,
     ) -> Self {
-        Waker { stacks, wake }
+        Waker {
+            stacks,
+            listed,
+            wake,
+        }
     }
 
     /// Wakes every stack that uses (or used) member `member`, and every stack being deleted
@@ -59,7 +106,9 @@ impl Waker {
     /// stack cache; `None` until that cache has been filled by its first list (an empty cache
     /// then says nothing about who uses the member).
     pub fn stacks_using(&self, member: &str) -> Option<Vec<String>> {
-        self.stacks.wait_until_ready().now_or_never()?.ok()?;
+        if !self.listed.is_listed() {
+            return None;
+        }
         let stacks = self.stacks.state();
         Some(stacks_using(
             member,
@@ -174,7 +223,8 @@ mod tests {
         .unwrap();
         stacks.apply_watcher_event(&watcher::Event::Apply(stack));
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let waker = Waker::new(stacks.as_reader(), tx).for_rejections(&stores, "prom-1");
+        let waker = Waker::new(stacks.as_reader(), StacksListed::new().1, tx)
+            .for_rejections(&stores, "prom-1");
         let regarded =
             |kind: &str, name: &str| (kind.to_owned(), "customer-acme".to_owned(), name.to_owned());
         waker(config_evidence::Changed {
@@ -223,7 +273,7 @@ mod tests {
         stacks.apply_watcher_event(&watcher::Event::Apply(blocked));
         stacks.apply_watcher_event(&watcher::Event::Apply(unrelated));
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let waker = Waker::new(stacks.as_reader(), tx);
+        let waker = Waker::new(stacks.as_reader(), StacksListed::new().1, tx);
         waker.blocked_by("prom-1", "ConfigMap", "default", "kube-root-ca.crt");
         assert!(
             rx.try_recv().is_err(),
@@ -243,7 +293,7 @@ mod tests {
     fn an_unmanaged_object_wakes_no_stack() {
         let stacks = reflector::store::Writer::<GuardedStack>::default();
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let waker = Waker::new(stacks.as_reader(), tx);
+        let waker = Waker::new(stacks.as_reader(), StacksListed::new().1, tx);
         let foreign: CachedObject = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "x", "namespace": "customer-acme", "labels": {
                 STACK_NAMESPACE: "team-a", STACK_NAME: "acme"}},
@@ -276,7 +326,8 @@ mod tests {
         .unwrap();
         assert!(unreadable.0.is_err());
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let waker = Waker::new(stacks.as_reader(), tx);
+        let (listed_tx, listed) = StacksListed::new();
+        let waker = Waker::new(stacks.as_reader(), listed, tx);
         stacks.apply_watcher_event(&watcher::Event::Init);
         for guarded in [
             stack("a", "prom-1", serde_json::json!([])),
@@ -292,6 +343,7 @@ mod tests {
             "nothing is known before the first list is complete"
         );
         stacks.apply_watcher_event(&watcher::Event::InitDone);
+        note_listed(&listed_tx, &watcher::Event::<GuardedStack>::InitDone);
         assert_eq!(
             waker.stacks_using("prom-1"),
             Some(vec!["team-a/a".to_owned(), "team-a/b".to_owned()])
@@ -304,5 +356,52 @@ mod tests {
             .collect();
         woken.sort();
         assert_eq!(woken, ["a", "b"]);
+    }
+
+    /// Why [`StacksListed`] exists: kube's store readiness wakes only the task that polled it
+    /// last, and a `now_or_never` poll leaves a waker that wakes nothing. kube's controller waits
+    /// on that readiness before its first reconcile; a second waiter can leave it asleep. (If
+    /// this test starts failing, kube wakes every waiter and the flag could go.)
+    #[tokio::test]
+    async fn kube_store_readiness_wakes_only_its_last_waiter() {
+        let mut writer = reflector::store::Writer::<GuardedStack>::default();
+        let store = writer.as_reader();
+        let first = tokio::spawn({
+            let store = store.clone();
+            async move { store.wait_until_ready().await.is_ok() }
+        });
+        tokio::task::yield_now().await;
+        assert!(
+            futures::FutureExt::now_or_never(store.wait_until_ready()).is_none(),
+            "not ready yet"
+        );
+        writer.apply_watcher_event(&watcher::Event::Init);
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        let woken = tokio::time::timeout(std::time::Duration::from_millis(200), first).await;
+        assert!(
+            woken.is_err(),
+            "the first waiter lost its wake to the later poll"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_stacks_listed_flag_wakes_every_waiter_and_a_look_takes_no_wake() {
+        let (tx, listed) = StacksListed::new();
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let listed = listed.clone();
+                tokio::spawn(async move { listed.wait().await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        assert!(!listed.is_listed());
+        note_listed(&tx, &watcher::Event::<GuardedStack>::Init);
+        assert!(!listed.is_listed(), "a list that has only begun");
+        note_listed(&tx, &watcher::Event::<GuardedStack>::InitDone);
+        assert!(listed.is_listed());
+        for waiter in waiters {
+            let woken = tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await;
+            assert!(matches!(woken, Ok(Ok(true))), "every waiter is woken");
+        }
     }
 }
