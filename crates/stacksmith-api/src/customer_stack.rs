@@ -16,9 +16,13 @@ use crate::validation::bounds::{
     SCRAPE_NAMESPACES_MAX_ITEMS,
 };
 use crate::validation::cel::{
-    CUSTOMER_IMMUTABLE_MESSAGE, IMMUTABLE, ONLY_CPU_AND_MEMORY, ONLY_CPU_AND_MEMORY_MESSAGE,
+    CUSTOMER_IMMUTABLE_MESSAGE, IMMUTABLE, ONE_GRAFANA_SOURCE, ONE_GRAFANA_SOURCE_MESSAGE,
+    ONLY_CPU_AND_MEMORY, ONLY_CPU_AND_MEMORY_MESSAGE,
 };
-use crate::validation::{DNS1123_LABEL, DNS1123_SUBDOMAIN, PROMETHEUS_DURATION};
+use crate::validation::{
+    ALERT_RECEIVER_NAME, DNS1123_LABEL, DNS1123_SUBDOMAIN, GRAFANA_VERSION, PROMETHEUS_DURATION,
+    RETENTION_SIZE,
+};
 
 /// A client's monitoring stack: a Prometheus with its rules and scrape targets on one member
 /// cluster, a Grafana folder, datasource and dashboards on another.
@@ -116,6 +120,226 @@ pub struct MetricsSpec {
     #[schemars(length(max = 64))]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub recording_rules: Vec<RecordingRuleGroup>,
+
+    /// A persistent volume per Prometheus replica for the samples. Without it the samples live
+    /// in an `emptyDir` and are lost whenever a Prometheus pod is replaced, whatever `retention`
+    /// says. Set it when the stack is created: prometheus-operator cannot change the volume of
+    /// a running Prometheus (see docs/operations.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageSpec>,
+
+    /// The most bytes the samples may take, e.g. `50GiB`; the oldest blocks are dropped first.
+    /// Beside `retention`: whichever is reached first applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = RETENTION_SIZE), length(min = 1, max = 32))]
+    pub retention_size: Option<String>,
+
+    /// Long-term storage: a Thanos sidecar beside each Prometheus that uploads the samples to
+    /// object storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thanos: Option<ThanosSpec>,
+
+    /// Where the alerts of this stack go: the customer's receivers and routes, written as an
+    /// `AlertmanagerConfig` in the tenant namespace for the Alertmanagers of the Prometheus
+    /// cluster (its `MemberCluster`'s `alertmanagers`). They only ever see this tenant's alerts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_delivery: Option<AlertDeliverySpec>,
+}
+
+/// The volume of each Prometheus replica.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageSpec {
+    /// The StorageClass of the volume claims; the cluster's default class when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DNS1123_SUBDOMAIN), length(min = 1, max = 253))]
+    pub storage_class_name: Option<String>,
+    /// The size of each volume, e.g. `100Gi`.
+    pub size: Quantity,
+}
+
+/// A Thanos sidecar shipping the samples to object storage.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ThanosSpec {
+    /// The key of a Secret in the tenant namespace of the Prometheus cluster that holds the
+    /// Thanos object-storage configuration (`type`, `config`). stacksmith never reads it.
+    pub object_storage_secret: LocalSecretKey,
+}
+
+/// A key of a Secret in the tenant namespace (`customer-<customer>`) of the Prometheus cluster.
+/// stacksmith only names it: the Secret is put there by the platform (a secret manager, say),
+/// and read by prometheus-operator.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalSecretKey {
+    /// Name of the Secret.
+    #[schemars(regex(pattern = DNS1123_SUBDOMAIN), length(min = 1, max = 253))]
+    pub name: String,
+    /// Key in the Secret's data.
+    #[schemars(regex(pattern = "^[-._a-zA-Z0-9]+$"), length(min = 1, max = 253))]
+    pub key: String,
+}
+
+/// The customer's receivers and how alerts are routed to them.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertDeliverySpec {
+    /// Where alerts go. Names are unique (a list map keyed by `name`). A receiver with no
+    /// configuration drops what reaches it.
+    #[schemars(length(min = 1, max = 32))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    pub receivers: Vec<AlertReceiver>,
+    /// The receiver of every alert that no route takes.
+    #[schemars(regex(pattern = ALERT_RECEIVER_NAME), length(min = 1, max = 63))]
+    pub default_receiver: String,
+    /// Labels alerts are grouped by into one notification (Alertmanager's `group_by`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(length(min = 1, max = 128)))]
+    pub group_by: Vec<String>,
+    /// How long to wait before the first notification of a new group (a Prometheus duration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = PROMETHEUS_DURATION))]
+    pub group_wait: Option<String>,
+    /// How long to wait before notifying of new alerts in a group already notified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = PROMETHEUS_DURATION))]
+    pub group_interval: Option<String>,
+    /// How long to wait before sending a notification again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = PROMETHEUS_DURATION))]
+    pub repeat_interval: Option<String>,
+    /// Routes tried in order; the first that matches takes the alert (unless it says
+    /// `continue`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub routes: Vec<AlertRoute>,
+}
+
+/// One receiver: every configuration in it is notified.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertReceiver {
+    /// Name of the receiver, unique within the stack.
+    #[schemars(regex(pattern = ALERT_RECEIVER_NAME), length(min = 1, max = 63))]
+    pub name: String,
+    /// HTTP webhooks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub webhooks: Vec<WebhookReceiver>,
+    /// Slack channels.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub slack: Vec<SlackReceiver>,
+    /// PagerDuty services (Events API v2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub pagerduty: Vec<PagerDutyReceiver>,
+}
+
+/// A webhook; its URL is a credential, so it comes from a Secret.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookReceiver {
+    /// The Secret key holding the URL.
+    pub url_secret: LocalSecretKey,
+    /// Whether resolved alerts are notified too (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_resolved: Option<bool>,
+}
+
+/// A Slack channel.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SlackReceiver {
+    /// The Secret key holding the incoming-webhook URL.
+    pub api_url_secret: LocalSecretKey,
+    /// The channel, e.g. `#alerts` (the webhook's own channel when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 80))]
+    pub channel: Option<String>,
+    /// Whether resolved alerts are notified too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_resolved: Option<bool>,
+}
+
+/// A PagerDuty service.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PagerDutyReceiver {
+    /// The Secret key holding the Events API v2 routing (integration) key.
+    pub routing_key_secret: LocalSecretKey,
+    /// Whether resolved alerts are notified too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_resolved: Option<bool>,
+}
+
+/// A route: the alerts matching every matcher go to `receiver`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertRoute {
+    /// The receiver (one of `receivers`).
+    #[schemars(regex(pattern = ALERT_RECEIVER_NAME), length(min = 1, max = 63))]
+    pub receiver: String,
+    /// Conditions on the alert's labels, all of which must hold.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub matchers: Vec<AlertMatcher>,
+    /// Whether the alert goes on to the next routes after this one matched.
+    #[serde(
+        default,
+        rename = "continue",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub continue_: bool,
+}
+
+/// A condition on one label of an alert.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertMatcher {
+    /// The label name.
+    #[schemars(
+        regex(pattern = "^[a-zA-Z_][a-zA-Z0-9_]*$"),
+        length(min = 1, max = 128)
+    )]
+    pub name: String,
+    /// The value, or the regular expression for `=~` and `!~`.
+    #[schemars(length(max = 1024))]
+    pub value: String,
+    /// `=` (default), `!=`, `=~` or `!~`.
+    #[serde(default)]
+    pub match_type: MatchType,
+}
+
+/// How an [`AlertMatcher`] compares.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum MatchType {
+    /// Equal.
+    #[default]
+    #[serde(rename = "=")]
+    Equal,
+    /// Not equal.
+    #[serde(rename = "!=")]
+    NotEqual,
+    /// Matches the regular expression.
+    #[serde(rename = "=~")]
+    Regex,
+    /// Does not match the regular expression.
+    #[serde(rename = "!~")]
+    NotRegex,
+}
+
+impl MatchType {
+    /// The operator as Alertmanager writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MatchType::Equal => "=",
+            MatchType::NotEqual => "!=",
+            MatchType::Regex => "=~",
+            MatchType::NotRegex => "!~",
+        }
+    }
 }
 
 fn default_replicas() -> i32 {
@@ -257,26 +481,38 @@ pub struct RecordingRule {
     pub labels: BTreeMap<String, String>,
 }
 
-/// The Grafana part of a stack.
+/// The Grafana part of a stack: the folder, datasource and dashboards go either to shared
+/// `Grafana` instances (`instanceSelector`) or to a Grafana instance of the customer's own
+/// (`dedicatedGrafana`); exactly one of the two is set.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(validation = Rule::new(ONE_GRAFANA_SOURCE).message(ONE_GRAFANA_SOURCE_MESSAGE))]
 #[serde(rename_all = "camelCase")]
 pub struct DashboardsSpec {
     /// The `MemberCluster` (serving the `grafana` role) whose grafana-operator receives the
-    /// folder, datasource and dashboards.
+    /// folder, datasource and dashboards (and the dedicated `Grafana`, if any).
     #[schemars(regex(pattern = DNS1123_SUBDOMAIN), length(min = 1, max = 253))]
     pub cluster: String,
 
     /// The namespace on the Grafana cluster that holds this customer's folder, datasource and
-    /// dashboards. Default: the tenant namespace `customer-<customer>`, which stacksmith creates
-    /// (the children then set `allowCrossNamespaceImport`). Set it to the namespace of the
+    /// dashboards (and the dedicated `Grafana`, if any). Default: the tenant namespace
+    /// `customer-<customer>`, which stacksmith creates (with shared instances the children then
+    /// set `allowCrossNamespaceImport`). With shared instances, set it to the namespace of the
     /// selected `Grafana` instances to keep the children next to them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = DNS1123_LABEL), length(min = 1, max = 63))]
     pub namespace: Option<String>,
 
-    /// Selects the `Grafana` instances the folder, datasource and dashboards go to.
-    /// grafana-operator treats it as immutable: changing it re-creates the children.
-    pub instance_selector: LabelSelector,
+    /// Selects the shared `Grafana` instances the folder, datasource and dashboards go to. Set
+    /// exactly one of this and `dedicatedGrafana`. grafana-operator treats it as immutable:
+    /// changing it re-creates the children.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_selector: Option<LabelSelector>,
+
+    /// A Grafana instance of the customer's own: stacksmith creates a `Grafana` named after the
+    /// customer next to the folder, datasource and dashboards, and they select it alone. Set
+    /// exactly one of this and `instanceSelector`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedicated_grafana: Option<DedicatedGrafanaSpec>,
 
     /// The Grafana folder holding this customer's dashboards.
     #[serde(default)]
@@ -292,6 +528,28 @@ pub struct DashboardsSpec {
     #[schemars(length(max = 128))]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub dashboards: Vec<DashboardSpec>,
+}
+
+/// A Grafana instance of the customer's own (a grafana-operator `Grafana`). grafana-operator
+/// creates its admin credentials itself: the Secret `<customer>-admin-credentials` next to it
+/// (keys `GF_SECURITY_ADMIN_USER` and `GF_SECURITY_ADMIN_PASSWORD`); stacksmith neither writes
+/// nor reads it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DedicatedGrafanaSpec {
+    /// The Grafana version to run: a release tag of `docker.io/grafana/grafana` such as
+    /// `12.1.0` (a suffix such as `-ubuntu` is allowed). Pinned: not `latest`, not an image
+    /// reference. Changing it upgrades (or downgrades) the instance.
+    #[schemars(regex(pattern = GRAFANA_VERSION), length(min = 5, max = 64))]
+    pub version: String,
+
+    /// When set, grafana-operator exposes the instance through an Ingress for this host (a
+    /// DNS-1123 subdomain, e.g. `acme.grafana.example.com`), path `/` to its Service
+    /// `<customer>-service` on port 3000. Without it the instance is reachable only inside the
+    /// cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DNS1123_SUBDOMAIN), length(min = 1, max = 253))]
+    pub ingress_host: Option<String>,
 }
 
 /// The customer's Grafana folder.

@@ -158,7 +158,19 @@ pub const SERVICE_MONITOR: KindInfo = KindInfo {
     served_by: ServedBy::Prometheus,
 };
 
-/// grafana-operator's `Grafana` (an instance): read, never created by stacksmith.
+/// prometheus-operator's `AlertmanagerConfig`: a tenant's receivers and routes.
+pub const ALERTMANAGER_CONFIG: KindInfo = KindInfo {
+    group: PROMETHEUS_OPERATOR_GROUP,
+    version: "v1alpha1",
+    api_version: "monitoring.coreos.com/v1alpha1",
+    kind: "AlertmanagerConfig",
+    plural: "alertmanagerconfigs",
+    scope: Scope::Namespaced,
+    served_by: ServedBy::Prometheus,
+};
+
+/// grafana-operator's `Grafana` (an instance): the shared instances are only read; a stack's
+/// dedicated instance (`spec.dashboards.dedicatedGrafana`) is created by stacksmith.
 pub const GRAFANA: KindInfo = KindInfo {
     group: GRAFANA_OPERATOR_GROUP,
     version: "v1beta1",

@@ -12,6 +12,11 @@ pub const STACK_NAME: &str = "stacksmith.io/stack-name";
 pub const STACK_UID: &str = "stacksmith.io/stack-uid";
 /// The customer id of the stack a child belongs to.
 pub const CUSTOMER: &str = "stacksmith.io/customer";
+/// On a dedicated `Grafana` instance (`spec.dashboards.dedicatedGrafana`): the customer id it
+/// serves. The stack's folder, datasource and dashboards select the instance by this label
+/// (`instanceSelector: {matchLabels: {stacksmith.io/grafana-instance: <customer>}}`), in their own
+/// namespace only (no cross-namespace import), so no other `Grafana` receives them.
+pub const GRAFANA_INSTANCE: &str = "stacksmith.io/grafana-instance";
 /// On every child: a hash of the object as planned (without this annotation). A child whose
 /// hash differs from the plan's is applied again, so a field removed from the plan is removed
 /// from the child too (server-side apply drops fields its manager no longer sends).

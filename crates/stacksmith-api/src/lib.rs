@@ -15,13 +15,16 @@ pub mod root_cause;
 pub mod validation;
 
 pub use customer_stack::{
-    AlertRule, AlertRuleGroup, ChildStatus, CustomerStack, CustomerStackSpec, CustomerStackStatus,
-    DashboardSource, DashboardSpec, DashboardsSpec, DatasourceSpec, DeletionPolicy, FolderSpec,
-    InventoryEntry, MetricsSpec, RecordingRule, RecordingRuleGroup, ScrapeEndpoint, ScrapeTarget,
-    StackSummary, Verdict,
+    AlertDeliverySpec, AlertMatcher, AlertReceiver, AlertRoute, AlertRule, AlertRuleGroup,
+    ChildStatus, CustomerStack, CustomerStackSpec, CustomerStackStatus, DashboardSource,
+    DashboardSpec, DashboardsSpec, DatasourceSpec, DedicatedGrafanaSpec, DeletionPolicy,
+    FolderSpec, InventoryEntry, LocalSecretKey, MatchType, MetricsSpec, PagerDutyReceiver,
+    RecordingRule, RecordingRuleGroup, ScrapeEndpoint, ScrapeTarget, SlackReceiver, StackSummary,
+    StorageSpec, ThanosSpec, Verdict, WebhookReceiver,
 };
 pub use member_cluster::{
-    ClusterRole, MemberCluster, MemberClusterSpec, MemberClusterStatus, SecretKeyReference,
+    AlertmanagerEndpoint, ClusterRole, MemberCluster, MemberClusterSpec, MemberClusterStatus,
+    SecretKeyReference,
 };
 pub use root_cause::RootCause;
 

@@ -53,6 +53,14 @@ pub struct MemberClusterSpec {
     #[schemars(length(min = 1, max = 512))]
     pub prometheus_url_template: Option<String>,
 
+    /// The Alertmanagers that the tenants' Prometheus on this cluster send their alerts to
+    /// (prometheus role only): Services of this cluster, run by the platform (an `Alertmanager`
+    /// of prometheus-operator whose `alertmanagerConfigSelector` selects the label
+    /// `app.kubernetes.io/managed-by: stacksmith`). A stack with `alertDelivery` needs one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub alertmanagers: Vec<AlertmanagerEndpoint>,
+
     /// Timeout of every request to this cluster, in seconds.
     #[serde(default = "default_request_timeout_seconds")]
     #[schemars(range(min = 1, max = 300))]
@@ -61,6 +69,31 @@ pub struct MemberClusterSpec {
 
 fn default_request_timeout_seconds() -> u32 {
     10
+}
+
+/// An Alertmanager Service, as prometheus-operator's `alerting.alertmanagers` names it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertmanagerEndpoint {
+    /// Namespace of the Service.
+    #[schemars(regex(pattern = DNS1123_LABEL), length(min = 1, max = 63))]
+    pub namespace: String,
+    /// Name of the Service (for an `Alertmanager` named `main`: `alertmanager-operated`, or a
+    /// Service of the platform's own).
+    #[schemars(regex(pattern = DNS1123_LABEL), length(min = 1, max = 63))]
+    pub name: String,
+    /// Name of the Service port (default `web`).
+    #[serde(default = "default_alertmanager_port")]
+    #[schemars(regex(pattern = DNS1123_LABEL), length(min = 1, max = 15))]
+    pub port: String,
+    /// The HTTP path prefix Alertmanager serves under, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = "^/[^\\s]*$"), length(min = 1, max = 253))]
+    pub path_prefix: Option<String>,
+}
+
+fn default_alertmanager_port() -> String {
+    "web".to_owned()
 }
 
 /// A key of a Secret.

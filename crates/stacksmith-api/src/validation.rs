@@ -11,6 +11,18 @@ pub const DNS1123_SUBDOMAIN: &str =
 pub const PROMETHEUS_DURATION: &str =
     "^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$";
 
+/// A byte size as Prometheus' `retentionSize` takes it, e.g. `512MB` or `50GiB`.
+pub const RETENTION_SIZE: &str = "^(0|([0-9]*[.])?[0-9]+((K|M|G|T|E|P)i?)?B)$";
+
+/// The name of an alert receiver: Alertmanager takes any text, stacksmith a DNS-1123 label (the
+/// name also appears in Alertmanager's generated configuration beside the namespace).
+pub const ALERT_RECEIVER_NAME: &str = DNS1123_LABEL;
+
+/// A Grafana version pinned for a dedicated instance: a release tag of `docker.io/grafana/grafana`
+/// such as `12.1.0`, optionally with a suffix (`12.1.0-ubuntu`, `12.0.2-security-01`). Not
+/// `latest`, not a floating `12` or `12.1`, not an image reference: the version is pinned.
+pub const GRAFANA_VERSION: &str = "^[0-9]+\\.[0-9]+\\.[0-9]+(-[0-9A-Za-z]+([.-][0-9A-Za-z]+)*)?$";
+
 /// Bounds of the schema that keep abuse out while no real stack comes near them. They also keep
 /// the API server's cost estimate of a CEL rule low: it assumes the largest value the schema
 /// allows (`resources` has at most 2 entries). `stacksmith validate` reads them from the
@@ -51,6 +63,11 @@ pub mod cel {
     /// The message of [`PROMETHEUS_NEEDS_URL_TEMPLATE`] (the API server prefixes it with the field
     /// and `Required value:`).
     pub const PROMETHEUS_NEEDS_URL_TEMPLATE_MESSAGE: &str = "required when the cluster serves the prometheus role: Grafana could not reach the Prometheus";
+    /// On a `CustomerStack`'s `spec.dashboards`: exactly one of `instanceSelector` (shared
+    /// `Grafana` instances) and `dedicatedGrafana` (an instance of the customer's own).
+    pub const ONE_GRAFANA_SOURCE: &str = "has(self.instanceSelector) != has(self.dedicatedGrafana)";
+    /// The message of [`ONE_GRAFANA_SOURCE`].
+    pub const ONE_GRAFANA_SOURCE_MESSAGE: &str = "set exactly one of instanceSelector (the shared Grafana instances the children go to) and dedicatedGrafana (a Grafana instance of the customer's own)";
 }
 
 /// Whether `value` is a DNS-1123 label of at most `max_len` characters.

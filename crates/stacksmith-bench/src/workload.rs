@@ -86,6 +86,7 @@ pub async fn members(hub: &Client) -> anyhow::Result<Vec<MemberInfo>> {
             name: kube::ResourceExt::name_any(&m),
             roles: m.spec.roles.clone(),
             prometheus_url_template: m.spec.prometheus_url_template.clone(),
+            alertmanagers: m.spec.alertmanagers.clone(),
         })
         .collect())
 }

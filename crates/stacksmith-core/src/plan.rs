@@ -19,7 +19,8 @@
 //! - `plan/names.rs`: object names, ownership labels, the planned hash, the object builder;
 //! - `plan/prometheus.rs`: the tenant Namespace, the Prometheus' RBAC, `Prometheus`,
 //!   `PrometheusRule`, `ServiceMonitor`;
-//! - `plan/grafana.rs`: `GrafanaFolder`, `GrafanaDatasource`, `GrafanaDashboard`.
+//! - `plan/grafana.rs`: the dedicated `Grafana` (with `spec.dashboards.dedicatedGrafana`),
+//!   `GrafanaFolder`, `GrafanaDatasource`, `GrafanaDashboard`.
 
 mod grafana;
 pub mod names;
@@ -33,7 +34,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 use stacksmith_api::kinds::{self, KindInfo};
-use stacksmith_api::{ClusterRole, CustomerStackSpec};
+use stacksmith_api::{AlertmanagerEndpoint, ClusterRole, CustomerStackSpec};
 
 use crate::health::ChildKind;
 
@@ -49,6 +50,8 @@ pub struct MemberInfo {
     pub roles: Vec<ClusterRole>,
     /// `spec.prometheusUrlTemplate`.
     pub prometheus_url_template: Option<String>,
+    /// `spec.alertmanagers`.
+    pub alertmanagers: Vec<AlertmanagerEndpoint>,
 }
 
 /// The identity of the stack being planned.
@@ -89,7 +92,7 @@ pub enum ObjectKind {
 
 impl ObjectKind {
     /// Every kind, in creation order.
-    pub const ALL: [ObjectKind; 10] = [
+    pub const ALL: [ObjectKind; 12] = [
         ObjectKind::Namespace,
         ObjectKind::ServiceAccount,
         ObjectKind::Role,
@@ -97,6 +100,8 @@ impl ObjectKind {
         ObjectKind::Child(ChildKind::Prometheus),
         ObjectKind::Child(ChildKind::PrometheusRule),
         ObjectKind::Child(ChildKind::ServiceMonitor),
+        ObjectKind::Child(ChildKind::AlertmanagerConfig),
+        ObjectKind::Child(ChildKind::Grafana),
         ObjectKind::Child(ChildKind::GrafanaFolder),
         ObjectKind::Child(ChildKind::GrafanaDatasource),
         ObjectKind::Child(ChildKind::GrafanaDashboard),
@@ -146,9 +151,19 @@ impl ObjectKind {
     /// serves (a test holds this to the table's `served_by`).
     pub fn for_role(role: ClusterRole) -> &'static [ObjectKind] {
         match role {
-            ClusterRole::Prometheus => &ObjectKind::ALL[..7],
+            ClusterRole::Prometheus => &[
+                ObjectKind::Namespace,
+                ObjectKind::ServiceAccount,
+                ObjectKind::Role,
+                ObjectKind::RoleBinding,
+                ObjectKind::Child(ChildKind::Prometheus),
+                ObjectKind::Child(ChildKind::PrometheusRule),
+                ObjectKind::Child(ChildKind::ServiceMonitor),
+                ObjectKind::Child(ChildKind::AlertmanagerConfig),
+            ],
             ClusterRole::Grafana => &[
                 ObjectKind::Namespace,
+                ObjectKind::Child(ChildKind::Grafana),
                 ObjectKind::Child(ChildKind::GrafanaFolder),
                 ObjectKind::Child(ChildKind::GrafanaDatasource),
                 ObjectKind::Child(ChildKind::GrafanaDashboard),
@@ -199,7 +214,7 @@ pub fn plan_stack(
 ) -> Result<StackPlan, Vec<SpecProblem>> {
     let checked = validate::check_spec(spec, stack, members)?;
     let labels = ownership_labels(stack, &spec.customer);
-    let mut objects = prometheus::objects(spec, &checked.prometheus_cluster.name, &labels);
+    let mut objects = prometheus::objects(spec, checked.prometheus_cluster, &labels);
     objects.extend(grafana::objects(
         spec,
         &checked.grafana_cluster.name,
@@ -277,6 +292,7 @@ mod tests {
             name: "all-in-one".into(),
             roles: vec![ClusterRole::Prometheus, ClusterRole::Grafana],
             prometheus_url_template: Some("http://{name}.{namespace}.svc:9090".into()),
+            alertmanagers: Vec::new(),
         }];
         let yaml = FULL
             .replace("prom-eu", "all-in-one")

@@ -127,7 +127,8 @@ fn every_customer_stack_reason_has_a_runbook_entry() {
 #[test]
 fn every_child_reason_has_a_runbook_entry() {
     let reasons: Vec<String> = every_variant!(HealthReason:
-        Available, Accepted, AcceptanceInferred, Synchronized, GrafanaReady, NotObservedYet,
+        Available, Accepted, AcceptanceInferred, Synchronized, GrafanaReady, AcceptanceNotReported,
+        NotObservedYet,
         StaleStatus, RollingUpdate, StageInProgress, PrometheusNotReconciled, SomePodsNotReady,
         NoPodReady, StatefulSetNotFound, Unavailable, ReconcileFailed, InvalidConfiguration,
         NotAccepted, RejectedByOperator, PrometheusReconcileFailed, ApplyFailed,

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::{Context as _, bail, ensure};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt as _};
@@ -13,6 +13,11 @@ use stacksmith_api::{CustomerStack, CustomerStackStatus};
 use stacksmith_controller::RunningOperator;
 use stacksmith_core::ChildKind;
 use stacksmith_testbed::TestBed;
+use tokio::io::AsyncWriteExt as _;
+
+mod webhook;
+
+pub use webhook::Webhook;
 
 /// Creates a namespace unless it exists.
 pub async fn create_namespace(client: &Client, name: &str) -> anyhow::Result<()> {
@@ -428,4 +433,31 @@ pub fn wait_until_blocking(what: &str, timeout: Duration, mut check: impl FnMut(
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// The text of gzip-compressed `bytes` (prometheus-operator's rendered configurations), through
+/// the system's `gzip -dc`.
+pub async fn gunzip(bytes: &[u8]) -> anyhow::Result<String> {
+    let mut child = tokio::process::Command::new("gzip")
+        .arg("-dc")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("run gzip")?;
+    let mut stdin = child.stdin.take().context("gzip's stdin")?;
+    let input = bytes.to_vec();
+    let writer = tokio::spawn(async move {
+        let written = stdin.write_all(&input).await;
+        drop(stdin);
+        written
+    });
+    let output = child.wait_with_output().await?;
+    writer.await??;
+    ensure!(
+        output.status.success(),
+        "gzip -dc failed: {}",
+        output.status
+    );
+    Ok(String::from_utf8(output.stdout)?)
 }

@@ -125,11 +125,13 @@ fn members() -> Vec<MemberInfo> {
             prometheus_url_template: Some(
                 "http://{name}.{namespace}.svc.prometheus-1.example:9090".into(),
             ),
+            alertmanagers: Vec::new(),
         },
         MemberInfo {
             name: "grafana-1".into(),
             roles: vec![stacksmith_api::ClusterRole::Grafana],
             prometheus_url_template: None,
+            alertmanagers: Vec::new(),
         },
     ]
 }

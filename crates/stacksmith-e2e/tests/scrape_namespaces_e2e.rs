@@ -486,31 +486,6 @@ async fn rendered_config(
     .await
 }
 
-async fn gunzip(bytes: &[u8]) -> anyhow::Result<String> {
-    let mut child = tokio::process::Command::new("gzip")
-        .arg("-dc")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .context("run gzip")?;
-    let mut stdin = child.stdin.take().context("gzip's stdin")?;
-    let input = bytes.to_vec();
-    let writer = tokio::spawn(async move {
-        let written = stdin.write_all(&input).await;
-        drop(stdin);
-        written
-    });
-    let output = child.wait_with_output().await?;
-    writer.await??;
-    ensure!(
-        output.status.success(),
-        "gzip -dc failed: {}",
-        output.status
-    );
-    Ok(String::from_utf8(output.stdout)?)
-}
-
 /// A token of the tenant Prometheus' ServiceAccount (TokenRequest API, one hour).
 async fn service_account_token(
     admin: &Client,

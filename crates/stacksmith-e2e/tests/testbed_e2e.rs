@@ -316,6 +316,8 @@ fn spec_for(kind: ChildKind) -> Value {
         ChildKind::ServiceMonitor => {
             json!({"selector": {"matchLabels": {"app": "x"}}, "endpoints": [{"port": "web"}]})
         }
+        ChildKind::AlertmanagerConfig => json!({"route": {"receiver": "null"},
+            "receivers": [{"name": "null"}]}),
         ChildKind::Grafana => json!({"version": "12.1.0"}),
         ChildKind::GrafanaFolder => json!({"instanceSelector": selector, "title": "Acme"}),
         ChildKind::GrafanaDatasource => json!({"instanceSelector": selector,

@@ -254,7 +254,8 @@ impl Cluster {
     }
 
     /// Starts kube-controller-manager: namespace deletion and garbage collection, and with
-    /// `workloads` the controllers that turn StatefulSets and Deployments into pods.
+    /// `workloads` the controllers that turn StatefulSets and Deployments into pods, and the one
+    /// that binds volume claims to the volumes a test creates (there is no provisioner).
     pub(crate) fn start_controller_manager(
         &self,
         program: &Path,
@@ -266,7 +267,8 @@ impl Cluster {
             (true, false) => "namespace-controller,garbage-collector-controller",
             (true, true) => {
                 "namespace-controller,garbage-collector-controller,serviceaccount-controller,\
-                 statefulset-controller,deployment-controller,replicaset-controller"
+                 statefulset-controller,deployment-controller,replicaset-controller,\
+                 persistentvolume-binder-controller"
             }
         };
         let mut args = vec![

@@ -62,8 +62,9 @@ pub(crate) async fn prepare_remote(cluster: &Cluster) -> Result<()> {
 }
 
 /// What stacksmith may do on a remote cluster: manage tenant namespaces, the RBAC a Prometheus
-/// needs, and the child kinds; read Grafanas (to explain `NoMatchingInstance`) and CRDs; list
-/// every kind (to prove a tenant namespace empty before deleting it).
+/// needs, and the child kinds (dedicated Grafana instances included; the shared ones it only
+/// reads, to explain `NoMatchingInstance`); read CRDs; list every kind (to prove a tenant
+/// namespace empty before deleting it).
 fn operator_cluster_role() -> RbacClusterRole {
     let rule = |groups: &[&str], resources: &[&str], verbs: &[&str]| PolicyRule {
         api_groups: Some(groups.iter().map(|s| s.to_string()).collect()),
@@ -91,15 +92,26 @@ fn operator_cluster_role() -> RbacClusterRole {
             rule(&[""], &["services", "endpoints", "pods"], &read),
             rule(
                 &["monitoring.coreos.com"],
-                &["prometheuses", "prometheusrules", "servicemonitors"],
+                &[
+                    "prometheuses",
+                    "prometheusrules",
+                    "servicemonitors",
+                    "alertmanagerconfigs",
+                ],
                 &manage,
             ),
+            // `grafanas`: the shared instances are only read (to explain `NoMatchingInstance`);
+            // a stack's dedicated instance is written like any child.
             rule(
                 &["grafana.integreatly.org"],
-                &["grafanafolders", "grafanadatasources", "grafanadashboards"],
+                &[
+                    "grafanas",
+                    "grafanafolders",
+                    "grafanadatasources",
+                    "grafanadashboards",
+                ],
                 &manage,
             ),
-            rule(&["grafana.integreatly.org"], &["grafanas"], &read),
             // prometheus-operator's rejections of rules and monitors (its InvalidConfiguration
             // Events), the evidence for a config resource with no status.
             rule(&["events.k8s.io"], &["events"], &read),
@@ -218,6 +230,7 @@ pub(crate) async fn register(hub: &Cluster, member: &Cluster) -> Result<()> {
             },
             roles: member.roles().to_vec(),
             prometheus_url_template,
+            alertmanagers: Vec::new(),
             request_timeout_seconds: 10,
         },
     );

@@ -156,6 +156,7 @@ fn customer_stacks_plan_without_problems_on_the_example_clusters() {
                 name: name.to_string(),
                 roles: member.spec.roles,
                 prometheus_url_template: member.spec.prometheus_url_template,
+                alertmanagers: member.spec.alertmanagers,
             }
         })
         .collect();

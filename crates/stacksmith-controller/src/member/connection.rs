@@ -51,8 +51,8 @@ pub struct MemberConnection {
     stores: BTreeMap<ObjectKind, Store<CachedObject>>,
     /// Per cache: whether its first full list has been seen.
     listed: Vec<watch::Receiver<bool>>,
-    /// The `Grafana` instances (read only; on members serving the grafana role), to explain
-    /// `NoMatchingInstance`.
+    /// Every `Grafana` instance (on members serving the grafana role: the cache of that kind),
+    /// to explain `NoMatchingInstance`.
     grafanas: Option<Store<CachedObject>>,
     /// prometheus-operator's rejection Events (on members serving the prometheus role), to judge
     /// rules and monitors that have no status.
@@ -157,9 +157,9 @@ struct WatchShared {
     waker: Waker,
 }
 
-/// Connects to `member` through `client`: starts one watch per kind its roles serve (and the
-/// `Grafana` instances on Grafana members, the rejection Events on Prometheus members); at most
-/// `write_slots` reconciles write to it at once.
+/// Connects to `member` through `client`: starts one watch per kind its roles serve (on Grafana
+/// members that includes every `Grafana` instance, dedicated or shared; the rejection Events on
+/// Prometheus members); at most `write_slots` reconciles write to it at once.
 pub(super) fn start_connection(
     member: &MemberCluster,
     client: Client,
@@ -185,21 +185,14 @@ pub(super) fn start_connection(
     let mut tasks = Vec::new();
     for kind in kinds {
         let (store, kind_listed, task) =
-            watch_kind(&client, Some(kind), api_resource(kind), shared.clone());
+            watch_kind(&client, kind, api_resource(kind), shared.clone());
         stores.insert(kind, store);
         listed.push(kind_listed);
         tasks.push(task);
     }
-    let grafanas = member.spec.roles.contains(&ClusterRole::Grafana).then(|| {
-        let (store, _, task) = watch_kind(
-            &client,
-            None,
-            stacksmith_api::kinds::GRAFANA.api_resource(),
-            shared.clone(),
-        );
-        tasks.push(task);
-        store
-    });
+    // The `Grafana` kind is watched unfiltered, like every child kind: its cache holds the
+    // shared instances too.
+    let grafanas = stores.get(&ObjectKind::Child(ChildKind::Grafana)).cloned();
     let rejections = member
         .spec
         .roles
@@ -229,19 +222,18 @@ pub(super) fn start_connection(
     }
 }
 
-/// Starts the watch of one kind (`None`: the `Grafana` instances) into a cache of compact objects
-/// (see [`super::cached_object`]), without managedFields; the flag turns true at its first full
-/// list.
+/// Starts the watch of one kind into a cache of compact objects (see [`super::cached_object`]),
+/// without managedFields; the flag turns true at its first full list.
 fn watch_kind(
     client: &Client,
-    kind: Option<ObjectKind>,
+    kind: ObjectKind,
     resource: ApiResource,
     shared: WatchShared,
 ) -> (Store<CachedObject>, watch::Receiver<bool>, JoinHandle<()>) {
     let api: Api<CachedObject> = Api::all_with(client.clone(), &resource);
     let writer = reflector::store::Writer::new(resource);
     let store = writer.as_reader();
-    let config = kind.map(watch_config).unwrap_or_default();
+    let config = watch_config(kind);
     let stream = watcher(api, config)
         .backoff(member_watch_backoff())
         .reflect(writer);
@@ -281,7 +273,7 @@ pub(super) fn member_watch_backoff() -> impl kube::runtime::utils::Backoff {
 /// What one watch event means for the connection: the member's reachability and the stacks to
 /// wake.
 fn on_watch_event(
-    kind: Option<ObjectKind>,
+    kind: ObjectKind,
     event: &Result<watcher::Event<CachedObject>, watcher::Error>,
     shared: &WatchShared,
 ) {
@@ -298,17 +290,25 @@ fn on_watch_event(
         })
         .unwrap_or(false);
     if flipped {
-        let label = kind.map_or("Grafana", ObjectKind::kind);
-        tracing::info!(member = %shared.member, kind = label, state = ?now_reachable, "member reachability changed");
+        tracing::info!(member = %shared.member, kind = kind.kind(), state = ?now_reachable, "member reachability changed");
         shared.waker.users_of(&shared.member);
         shared.reachability_changed.notify_one();
     }
-    match (kind, event) {
-        (Some(_), Ok(watcher::Event::Apply(obj)))
-        | (Some(_), Ok(watcher::Event::InitApply(obj))) => {
+    // A Grafana instance changed: the stacks on this member may explain their
+    // NoMatchingInstance differently now.
+    if kind == ObjectKind::Child(ChildKind::Grafana)
+        && matches!(
+            event,
+            Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_))
+        )
+    {
+        shared.waker.users_of(&shared.member);
+    }
+    match event {
+        Ok(watcher::Event::Apply(obj)) | Ok(watcher::Event::InitApply(obj)) => {
             shared.waker.owner_of(obj);
         }
-        (Some(kind), Ok(watcher::Event::Delete(obj))) => {
+        Ok(watcher::Event::Delete(obj)) => {
             shared.waker.owner_of(obj);
             // An object stacksmith does not own went away: a stack in conflict with it may
             // write now; no other stack is concerned.
@@ -318,11 +318,6 @@ fn on_watch_event(
                     .waker
                     .blocked_by(&shared.member, kind.kind(), &namespace, &obj.name_any());
             }
-        }
-        // A Grafana instance changed: the stacks on this member may explain their
-        // NoMatchingInstance differently now.
-        (None, Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_))) => {
-            shared.waker.users_of(&shared.member);
         }
         _ => {}
     }

@@ -958,5 +958,6 @@ pub fn member_info(member: &MemberCluster) -> MemberInfo {
         name: member.name_any(),
         roles: member.spec.roles.clone(),
         prometheus_url_template: member.spec.prometheus_url_template.clone(),
+        alertmanagers: member.spec.alertmanagers.clone(),
     }
 }

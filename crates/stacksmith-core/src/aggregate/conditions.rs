@@ -232,22 +232,44 @@ impl Facts<'_, '_> {
     }
 
     /// Of the children matching `pred`, the one whose trouble says most about the stack: the
-    /// Prometheus, then the datasource (Grafana's wiring to it), the folder, the dashboards, the
-    /// rules and the scrape targets; status order among equals.
+    /// Prometheus, then the stack's own Grafana instance, the datasource (Grafana's wiring to the
+    /// Prometheus), the folder, the dashboards, the rules, the scrape targets and the alert
+    /// routing; status order among equals. A folder, datasource or dashboard whose own Grafana
+    /// instance is not Healthy is left out (see [`Facts::waits_on_own_grafana`]): the instance
+    /// is named instead.
     fn most_telling(&self, pred: impl Fn(&Judged<'_>) -> bool) -> Option<&Judged<'_>> {
         let rank = |kind: ChildKind| match kind {
             ChildKind::Prometheus => 0,
-            ChildKind::GrafanaDatasource => 1,
-            ChildKind::GrafanaFolder => 2,
-            ChildKind::GrafanaDashboard => 3,
-            ChildKind::PrometheusRule => 4,
-            ChildKind::ServiceMonitor => 5,
-            ChildKind::Grafana => 6,
+            ChildKind::Grafana => 1,
+            ChildKind::GrafanaDatasource => 2,
+            ChildKind::GrafanaFolder => 3,
+            ChildKind::GrafanaDashboard => 4,
+            ChildKind::PrometheusRule => 5,
+            ChildKind::ServiceMonitor => 6,
+            ChildKind::AlertmanagerConfig => 7,
         };
         self.children
             .iter()
-            .filter(|c| pred(c))
+            .filter(|c| pred(c) && !self.waits_on_own_grafana(c))
             .min_by_key(|c| rank(c.observation.kind))
+    }
+
+    /// Whether `child` is a folder, datasource or dashboard next to a `Grafana` instance of the
+    /// stack's own (a dedicated instance: a child of the stack, on the same cluster and in the
+    /// same namespace, which is all it may be applied to) that is not Healthy. grafana-operator
+    /// applies nothing to an instance that is not ready, so the child's trouble (typically
+    /// `NoMatchingInstance`) follows from the instance's: the instance is the root cause.
+    fn waits_on_own_grafana(&self, child: &Judged<'_>) -> bool {
+        let resource = child.observation;
+        matches!(
+            resource.kind,
+            ChildKind::GrafanaFolder | ChildKind::GrafanaDatasource | ChildKind::GrafanaDashboard
+        ) && self.children.iter().any(|grafana| {
+            grafana.observation.kind == ChildKind::Grafana
+                && grafana.observation.cluster == resource.cluster
+                && grafana.observation.namespace == resource.namespace
+                && grafana.status.verdict != Verdict::Healthy
+        })
     }
 
     /// Why `Ready` is not True, by priority: deletion, invalid spec, a conflicting object, an

@@ -1077,6 +1077,142 @@ fn the_datasource_is_named_before_the_folder_and_dashboards() {
     assert!(message.ends_with("(+2 more not Healthy)"), "{message}");
 }
 
+/// The `acme` stack with a dedicated `Grafana` instance `customer-acme/acme` on the Grafana
+/// cluster (Healthy, like the rest).
+fn acme_with_dedicated_grafana() -> Scenario {
+    let mut scenario = Scenario::acme();
+    scenario.children.push(observe(
+        GRAF,
+        ChildKind::Grafana,
+        "customer-acme",
+        "acme",
+        healthy(ChildKind::Grafana, "customer-acme", "acme"),
+    ));
+    scenario
+}
+
+/// What the datasource, folder and dashboards report while their instance is not ready.
+fn waiting_for_instance(kind: ChildKind, name: &str) -> ObservedState {
+    ObservedState::Live(ChildHealth::new(
+        Verdict::Degraded,
+        HealthReason::NoMatchingInstance,
+        format!(
+            "{kind} customer-acme/{name}: no ready Grafana instance matches the instanceSelector: Grafana customer-acme/acme is not ready (stage deployment: failed)"
+        ),
+    ))
+}
+
+#[test]
+fn a_failed_dedicated_grafana_is_the_root_cause_not_its_children() {
+    let mut scenario = acme_with_dedicated_grafana().with(
+        ChildKind::Grafana,
+        "acme",
+        ObservedState::Live(ChildHealth::new(
+            Verdict::Degraded,
+            HealthReason::StageFailed,
+            "Grafana customer-acme/acme: stage \"deployment\" failed: image pull failed",
+        )),
+    );
+    for child in scenario
+        .children
+        .iter_mut()
+        .filter(|c| c.cluster == GRAF && c.kind != ChildKind::Grafana)
+    {
+        child.state = waiting_for_instance(child.kind, &child.name);
+    }
+    let status = scenario.run(None, &at(0));
+    assert_eq!(status.children_ready.as_deref(), Some("3/7"));
+    assert_eq!(
+        child(&status, ChildKind::Grafana, "acme").verdict,
+        Verdict::Degraded
+    );
+    for (kind, name) in [
+        (ChildKind::GrafanaFolder, "acme"),
+        (ChildKind::GrafanaDatasource, "acme-prometheus"),
+        (ChildKind::GrafanaDashboard, "overview"),
+    ] {
+        let waiting = child(&status, kind, name);
+        assert_eq!(
+            (waiting.verdict, waiting.reason.as_str()),
+            (Verdict::Degraded, "NoMatchingInstance"),
+            "{kind}"
+        );
+    }
+    assert_eq!(
+        csrm(&status, "Ready"),
+        (
+            "False",
+            "ChildDegraded",
+            "Grafana customer-acme/acme: stage \"deployment\" failed: image pull failed (on graf-1) (+3 more not Healthy)"
+        )
+    );
+    assert_eq!(
+        status.root_cause,
+        Some(RootCause {
+            reason: reason::CHILD_DEGRADED.into(),
+            cluster: GRAF.into(),
+            kind: "Grafana".into(),
+            namespace: "customer-acme".into(),
+            name: "acme".into(),
+            field: String::new(),
+        })
+    );
+    assert_stable(&scenario, &status);
+}
+
+#[test]
+fn a_dedicated_grafana_coming_up_is_named_rather_than_its_waiting_children() {
+    let mut scenario =
+        acme_with_dedicated_grafana().with(ChildKind::Grafana, "acme", ObservedState::Applying);
+    for child in scenario
+        .children
+        .iter_mut()
+        .filter(|c| c.cluster == GRAF && c.kind != ChildKind::Grafana)
+    {
+        child.state = waiting_for_instance(child.kind, &child.name);
+    }
+    let status = scenario.run(None, &at(0));
+    // The children are Degraded, the instance only Progressing: still the instance is named.
+    let (_, reason, message) = csrm(&status, "Ready");
+    assert_eq!(reason, "ChildProgressing");
+    assert!(
+        message.starts_with("Grafana customer-acme/acme on graf-1: "),
+        "{message}"
+    );
+    let cause = status.root_cause.unwrap();
+    assert_eq!(
+        (cause.kind.as_str(), cause.name.as_str()),
+        ("Grafana", "acme")
+    );
+
+    // A trouble of its own on the Prometheus side is still worse than an instance coming up.
+    let scenario = scenario.with(
+        ChildKind::Prometheus,
+        "acme",
+        ObservedState::Live(ChildHealth::new(
+            Verdict::Degraded,
+            HealthReason::NoPodReady,
+            "Prometheus customer-acme/acme: no pod ready",
+        )),
+    );
+    let cause = scenario.run(None, &at(0)).root_cause.unwrap();
+    assert_eq!(cause.kind, "Prometheus");
+}
+
+#[test]
+fn with_a_healthy_dedicated_grafana_its_children_are_named_as_usual() {
+    let scenario = acme_with_dedicated_grafana().with(
+        ChildKind::GrafanaDatasource,
+        "acme-prometheus",
+        no_matching_instance(),
+    );
+    let cause = scenario.run(None, &at(0)).root_cause.unwrap();
+    assert_eq!(
+        (cause.kind.as_str(), cause.name.as_str()),
+        ("GrafanaDatasource", "acme-prometheus")
+    );
+}
+
 #[test]
 fn the_root_cause_is_written_as_data_beside_the_message() {
     let now = at(0);

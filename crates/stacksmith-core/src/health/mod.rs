@@ -53,6 +53,8 @@ pub enum ChildKind {
     PrometheusRule,
     /// prometheus-operator's `ServiceMonitor`.
     ServiceMonitor,
+    /// prometheus-operator's `AlertmanagerConfig`.
+    AlertmanagerConfig,
     /// grafana-operator's `Grafana` (an instance).
     Grafana,
     /// grafana-operator's `GrafanaFolder`.
@@ -65,10 +67,11 @@ pub enum ChildKind {
 
 impl ChildKind {
     /// Every kind, in declaration order.
-    pub const ALL: [ChildKind; 7] = [
+    pub const ALL: [ChildKind; 8] = [
         ChildKind::Prometheus,
         ChildKind::PrometheusRule,
         ChildKind::ServiceMonitor,
+        ChildKind::AlertmanagerConfig,
         ChildKind::Grafana,
         ChildKind::GrafanaFolder,
         ChildKind::GrafanaDatasource,
@@ -81,6 +84,7 @@ impl ChildKind {
             ChildKind::Prometheus => &kinds::PROMETHEUS,
             ChildKind::PrometheusRule => &kinds::PROMETHEUS_RULE,
             ChildKind::ServiceMonitor => &kinds::SERVICE_MONITOR,
+            ChildKind::AlertmanagerConfig => &kinds::ALERTMANAGER_CONFIG,
             ChildKind::Grafana => &kinds::GRAFANA,
             ChildKind::GrafanaFolder => &kinds::GRAFANA_FOLDER,
             ChildKind::GrafanaDatasource => &kinds::GRAFANA_DATASOURCE,
@@ -142,6 +146,10 @@ pub enum HealthReason {
     Synchronized,
     /// A `Grafana` instance went through every stage.
     GrafanaReady,
+    /// An `AlertmanagerConfig` without a status (prometheus-operator reports whether an
+    /// Alertmanager accepted it only with its `StatusForConfigurationResources` feature gate):
+    /// written, and nothing says it was refused.
+    AcceptanceNotReported,
 
     // Progressing.
     /// The operator has not reported on the object yet (or reports `Unknown`).
@@ -221,6 +229,7 @@ impl HealthReason {
             HealthReason::AcceptanceInferred => "AcceptanceInferred",
             HealthReason::Synchronized => "Synchronized",
             HealthReason::GrafanaReady => "GrafanaReady",
+            HealthReason::AcceptanceNotReported => "AcceptanceNotReported",
             HealthReason::NotObservedYet => "NotObservedYet",
             HealthReason::StaleStatus => "StaleStatus",
             HealthReason::RollingUpdate => "RollingUpdate",
@@ -438,6 +447,7 @@ fn judge(kind: ChildKind, object: &Value, evidence: Option<&ConfigEvidence<'_>>)
         ChildKind::PrometheusRule | ChildKind::ServiceMonitor => {
             prometheus::assess_config_resource(&view, evidence)
         }
+        ChildKind::AlertmanagerConfig => prometheus::assess_alertmanager_config(&view),
         ChildKind::Grafana => grafana::assess_instance(&view),
         ChildKind::GrafanaFolder | ChildKind::GrafanaDatasource | ChildKind::GrafanaDashboard => {
             grafana::assess_resource(&view)

@@ -337,6 +337,26 @@ pub(super) fn assess_config_resource(
     Ok(by_bindings(view, items)?.with_shape(StatusShape::Conditions))
 }
 
+/// Judges an `AlertmanagerConfig`: by its `status.bindings` (the Alertmanagers that select it)
+/// when prometheus-operator reports them, else `Healthy` as written: without the
+/// `StatusForConfigurationResources` feature gate nothing reports on it, and stacksmith does not
+/// watch the platform's Alertmanagers. Judging it `Unknown` would keep every stack with alert
+/// delivery from being Ready on a stock operator.
+pub(super) fn assess_alertmanager_config(view: &ObjectView<'_>) -> Result<ChildHealth, Invalid> {
+    match view.status.array("bindings")? {
+        Some(items) if !items.is_empty() => {
+            Ok(by_bindings(view, items)?.with_shape(StatusShape::Conditions))
+        }
+        _ => Ok(view.health(
+            Verdict::Healthy,
+            HealthReason::AcceptanceNotReported,
+            "written; prometheus-operator reports whether an Alertmanager accepted it only with \
+             its StatusForConfigurationResources feature gate (an Alertmanager that refuses it \
+             logs why, e.g. a missing receiver Secret)",
+        )),
+    }
+}
+
 /// Judges a `PrometheusRule` or `ServiceMonitor` by its `status.bindings`.
 fn by_bindings(view: &ObjectView<'_>, items: &[serde_json::Value]) -> Result<ChildHealth, Invalid> {
     if items.is_empty() {

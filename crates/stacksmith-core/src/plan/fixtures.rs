@@ -12,11 +12,13 @@ pub(super) fn members() -> Vec<MemberInfo> {
             name: "prom-eu".into(),
             roles: vec![ClusterRole::Prometheus],
             prometheus_url_template: Some("https://{name}.{namespace}.prom-eu.example:9090".into()),
+            alertmanagers: Vec::new(),
         },
         MemberInfo {
             name: "graf-eu".into(),
             roles: vec![ClusterRole::Grafana],
             prometheus_url_template: None,
+            alertmanagers: Vec::new(),
         },
     ]
 }

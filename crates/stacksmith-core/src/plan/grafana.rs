@@ -1,15 +1,29 @@
-//! The objects planned on the Grafana cluster, one builder per resource: the `GrafanaFolder`,
+//! The objects planned on the Grafana cluster, one builder per resource: with
+//! `spec.dashboards.dedicatedGrafana`, the customer's own `Grafana` instance; the `GrafanaFolder`,
 //! the `GrafanaDatasource` that points Grafana at the tenant's Prometheus, and one
 //! `GrafanaDashboard` per dashboard (plus the tenant Namespace when the children live there).
+//!
+//! The folder, datasource and dashboards go either to the shared instances
+//! `spec.dashboards.instanceSelector` selects (from the tenant namespace they may be imported
+//! into any namespace), or to the dedicated instance alone: they select it by its label
+//! [`GRAFANA_INSTANCE`], in their own namespace only.
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::{Map, Value, json};
-use stacksmith_api::{CustomerStackSpec, DashboardSource, DashboardSpec, DashboardsSpec};
+use stacksmith_api::labels::GRAFANA_INSTANCE;
+use stacksmith_api::{
+    CustomerStackSpec, DashboardSource, DashboardSpec, DashboardsSpec, DedicatedGrafanaSpec,
+};
 
 use super::names::{self, Placement};
 use super::{DesiredObject, ObjectKind, prometheus};
 use crate::health::ChildKind;
+
+/// The port of the Service grafana-operator v5 creates for a `Grafana` (its default
+/// `server.http_port`; stacksmith sets no `grafana.ini`).
+const GRAFANA_SERVICE_PORT: u16 = 3000;
 
 /// Everything the Grafana cluster receives, in creation order. `datasource_url` is the tenant
 /// Prometheus' URL as seen from Grafana.
@@ -21,6 +35,10 @@ pub(super) fn objects(
 ) -> Vec<DesiredObject> {
     let customer = spec.customer.as_str();
     let dashboards = &spec.dashboards;
+    // Validation refuses a spec with neither or both before anything is planned.
+    let Some(instances) = Instances::of(dashboards) else {
+        return Vec::new();
+    };
     let tenant_ns = names::tenant_namespace(customer);
     let ns = dashboards
         .namespace
@@ -31,14 +49,20 @@ pub(super) fn objects(
         namespace: &ns,
         labels,
     };
+    let in_tenant_namespace = ns == tenant_ns;
     let common = CommonSpec {
         dashboards,
-        // Children in stacksmith's own tenant namespace are never next to a Grafana instance.
-        cross_namespace: ns == tenant_ns,
+        instance_selector: instances.selector(customer),
+        // Shared instances are never in stacksmith's own tenant namespace; a dedicated one is
+        // next to the children, and only it may receive them.
+        cross_namespace: in_tenant_namespace && matches!(instances, Instances::Shared(_)),
     };
     let mut objects = Vec::new();
-    if common.cross_namespace {
+    if in_tenant_namespace {
         objects.push(prometheus::namespace(&place));
+    }
+    if let Instances::Dedicated(dedicated) = instances {
+        objects.push(grafana(&place, customer, dedicated));
     }
     objects.push(folder(&place, &common, customer));
     objects.push(datasource(&place, &common, customer, datasource_url));
@@ -48,10 +72,78 @@ pub(super) fn objects(
     objects
 }
 
+/// The `Grafana` instances the folder, datasource and dashboards go to.
+#[derive(Clone, Copy)]
+enum Instances<'a> {
+    /// Shared ones, selected by `spec.dashboards.instanceSelector`.
+    Shared(&'a LabelSelector),
+    /// The customer's own, `spec.dashboards.dedicatedGrafana`.
+    Dedicated(&'a DedicatedGrafanaSpec),
+}
+
+impl<'a> Instances<'a> {
+    /// Which instances the spec asks for; `None` unless exactly one of the two is set.
+    fn of(dashboards: &'a DashboardsSpec) -> Option<Self> {
+        match (&dashboards.instance_selector, &dashboards.dedicated_grafana) {
+            (Some(selector), None) => Some(Instances::Shared(selector)),
+            (None, Some(dedicated)) => Some(Instances::Dedicated(dedicated)),
+            _ => None,
+        }
+    }
+
+    /// The children's `instanceSelector`.
+    fn selector(self, customer: &str) -> Value {
+        match self {
+            Instances::Shared(selector) => json!(selector),
+            Instances::Dedicated(_) => json!({"matchLabels": {GRAFANA_INSTANCE: customer}}),
+        }
+    }
+}
+
+/// The customer's own `Grafana`, labelled [`GRAFANA_INSTANCE`] for the children to select it:
+/// the pinned version and, with an `ingressHost`, an Ingress to grafana-operator's Service for
+/// it. No admin credentials: grafana-operator generates the Secret `<name>-admin-credentials`
+/// itself when the instance configures none.
+fn grafana(
+    place: &Placement<'_>,
+    customer: &str,
+    dedicated: &DedicatedGrafanaSpec,
+) -> DesiredObject {
+    let name = names::grafana(customer);
+    let mut spec = Map::new();
+    spec.insert("version".into(), json!(dedicated.version));
+    if let Some(host) = &dedicated.ingress_host {
+        let backend = json!({"service": {
+            "name": names::grafana_service(&name),
+            "port": {"number": GRAFANA_SERVICE_PORT},
+        }});
+        spec.insert(
+            "ingress".into(),
+            json!({"spec": {"rules": [{
+                "host": host,
+                "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]},
+            }]}}),
+        );
+    }
+    let mut labels = place.labels.clone();
+    labels.insert(GRAFANA_INSTANCE.to_owned(), customer.to_owned());
+    let labelled = Placement {
+        cluster: place.cluster,
+        namespace: place.namespace,
+        labels: &labels,
+    };
+    labelled.object(
+        ObjectKind::Child(ChildKind::Grafana),
+        &name,
+        json!({"spec": Value::Object(spec)}),
+    )
+}
+
 /// The spec fields every Grafana child shares: which instances it goes to, and whether it may
 /// be imported from another namespace than theirs.
 struct CommonSpec<'a> {
     dashboards: &'a DashboardsSpec,
+    instance_selector: Value,
     cross_namespace: bool,
 }
 
@@ -59,10 +151,7 @@ impl CommonSpec<'_> {
     /// `{"spec": …}`: the shared fields, then the top-level fields of `own`.
     fn spec(&self, own: Value) -> Value {
         let mut m = Map::new();
-        m.insert(
-            "instanceSelector".into(),
-            json!(self.dashboards.instance_selector),
-        );
+        m.insert("instanceSelector".into(), self.instance_selector.clone());
         if self.cross_namespace {
             m.insert("allowCrossNamespaceImport".into(), json!(true));
         }
@@ -186,6 +275,180 @@ mod tests {
                     .get("allowCrossNamespaceImport")
                     .is_none()
         }));
+    }
+
+    /// `FULL` with a dedicated Grafana instead of the shared instances.
+    fn dedicated(ingress_host: Option<&str>) -> CustomerStackSpec {
+        let mut s = spec(FULL);
+        s.dashboards.instance_selector = None;
+        s.dashboards.dedicated_grafana = Some(DedicatedGrafanaSpec {
+            version: "12.1.0".into(),
+            ingress_host: ingress_host.map(str::to_owned),
+        });
+        s
+    }
+
+    fn on_grafana_cluster(plan: &super::super::StackPlan) -> Vec<&DesiredObject> {
+        plan.objects
+            .iter()
+            .filter(|o| o.cluster == "graf-eu")
+            .collect()
+    }
+
+    #[test]
+    fn a_dedicated_grafana_is_planned_before_the_children_it_receives() {
+        let plan = plan_stack(&dedicated(None), &identity(), &members()).unwrap();
+        let listed: Vec<String> = on_grafana_cluster(&plan)
+            .iter()
+            .map(|o| format!("{} {}/{}", o.kind.kind(), o.namespace, o.name))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                "Namespace /customer-acme",
+                "Grafana customer-acme/acme",
+                "GrafanaFolder customer-acme/acme",
+                "GrafanaDatasource customer-acme/acme-prometheus",
+                "GrafanaDashboard customer-acme/acme-overview",
+            ]
+        );
+        let grafana = plan
+            .objects
+            .iter()
+            .find(|o| o.kind == ObjectKind::Child(ChildKind::Grafana))
+            .unwrap();
+        assert_eq!(
+            grafana.manifest["apiVersion"],
+            "grafana.integreatly.org/v1beta1"
+        );
+        assert_eq!(grafana.manifest["spec"], json!({"version": "12.1.0"}));
+        let labels = &grafana.manifest["metadata"]["labels"];
+        assert_eq!(labels[GRAFANA_INSTANCE], "acme");
+        // Still one of the stack's objects, like every other.
+        assert_eq!(labels[stacksmith_api::labels::STACK_UID], "uid-1");
+        // No admin credentials of ours: grafana-operator generates them.
+        assert!(
+            plan.objects
+                .iter()
+                .all(|o| !o.manifest.to_string().contains("admin")),
+            "nothing planned sets admin credentials"
+        );
+    }
+
+    #[test]
+    fn an_ingress_host_routes_to_the_service_grafana_operator_creates() {
+        let plan = plan_stack(
+            &dedicated(Some("acme.grafana.example.com")),
+            &identity(),
+            &members(),
+        )
+        .unwrap();
+        let grafana = plan
+            .objects
+            .iter()
+            .find(|o| o.kind == ObjectKind::Child(ChildKind::Grafana))
+            .unwrap();
+        assert_eq!(
+            grafana.manifest["spec"],
+            json!({
+                "version": "12.1.0",
+                "ingress": {"spec": {"rules": [{
+                    "host": "acme.grafana.example.com",
+                    "http": {"paths": [{
+                        "path": "/",
+                        "pathType": "Prefix",
+                        "backend": {"service": {"name": "acme-service", "port": {"number": 3000}}},
+                    }]},
+                }]}},
+            })
+        );
+    }
+
+    #[test]
+    fn the_children_select_the_dedicated_grafana_alone() {
+        let plan = plan_stack(&dedicated(None), &identity(), &members()).unwrap();
+        let children: Vec<&DesiredObject> = on_grafana_cluster(&plan)
+            .into_iter()
+            .filter(|o| {
+                matches!(
+                    o.kind,
+                    ObjectKind::Child(
+                        ChildKind::GrafanaFolder
+                            | ChildKind::GrafanaDatasource
+                            | ChildKind::GrafanaDashboard
+                    )
+                )
+            })
+            .collect();
+        assert_eq!(children.len(), 3);
+        for child in children {
+            assert_eq!(
+                child.manifest["spec"]["instanceSelector"],
+                json!({"matchLabels": {"stacksmith.io/grafana-instance": "acme"}}),
+                "{}",
+                child.name
+            );
+            // Next to their instance: no import from (or into) another namespace.
+            assert!(
+                child.manifest["spec"]
+                    .get("allowCrossNamespaceImport")
+                    .is_none(),
+                "{}",
+                child.name
+            );
+            assert_eq!(child.namespace, "customer-acme");
+        }
+    }
+
+    #[test]
+    fn a_dedicated_grafana_follows_the_dashboards_namespace() {
+        let mut s = dedicated(None);
+        s.dashboards.namespace = Some("grafana-tenants".into());
+        let plan = plan_stack(&s, &identity(), &members()).unwrap();
+        let grafana = on_grafana_cluster(&plan);
+        assert!(grafana.iter().all(|o| o.kind != ObjectKind::Namespace));
+        assert_eq!(grafana[0].kind, ObjectKind::Child(ChildKind::Grafana));
+        assert!(grafana.iter().all(|o| o.namespace == "grafana-tenants"));
+    }
+
+    #[test]
+    fn no_grafana_is_planned_for_shared_instances() {
+        let plan = plan_stack(&spec(FULL), &identity(), &members()).unwrap();
+        assert!(
+            plan.objects
+                .iter()
+                .all(|o| o.kind != ObjectKind::Child(ChildKind::Grafana))
+        );
+        assert!(plan.objects.iter().all(|o| {
+            o.manifest["metadata"]["labels"]
+                .get(GRAFANA_INSTANCE)
+                .is_none()
+        }));
+    }
+
+    #[test]
+    fn exactly_one_of_shared_and_dedicated_instances_is_required() {
+        let mut neither = spec(FULL);
+        neither.dashboards.instance_selector = None;
+        let problems = plan_stack(&neither, &identity(), &members()).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].field, "spec.dashboards.instanceSelector");
+        assert!(
+            problems[0].message.contains("set exactly one of"),
+            "{}",
+            problems[0].message
+        );
+
+        let mut both = dedicated(None);
+        both.dashboards.instance_selector = spec(FULL).dashboards.instance_selector;
+        let problems = plan_stack(&both, &identity(), &members()).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].field, "spec.dashboards.dedicatedGrafana");
+        assert!(
+            problems[0].message.contains("set exactly one of"),
+            "{}",
+            problems[0].message
+        );
     }
 
     #[test]

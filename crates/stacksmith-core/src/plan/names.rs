@@ -35,9 +35,25 @@ pub fn prometheus_discovery_binding(customer: &str) -> String {
 pub fn rule(customer: &str, group: &str) -> String {
     format!("{customer}-{group}")
 }
+/// The `AlertmanagerConfig` holding the customer's receivers and routes.
+pub fn alertmanager_config(customer: &str) -> String {
+    format!("{customer}-alerts")
+}
 /// A `ServiceMonitor` for a scrape target.
 pub fn service_monitor(customer: &str, target: &str) -> String {
     format!("{customer}-{target}")
+}
+/// The dedicated `Grafana` instance (`spec.dashboards.dedicatedGrafana`), named like the
+/// `Prometheus`. grafana-operator names what it creates for it after it: the Service
+/// [`grafana_service`], the admin-credentials Secret `<name>-admin-credentials`, the Deployment
+/// `<name>-deployment`, the Ingress `<name>-ingress`.
+pub fn grafana(customer: &str) -> String {
+    customer.to_owned()
+}
+/// The Service grafana-operator v5 creates for a `Grafana` it runs: `<name>-service` (port 3000
+/// unless the instance's `grafana.ini` says otherwise).
+pub fn grafana_service(grafana: &str) -> String {
+    format!("{grafana}-service")
 }
 /// The `GrafanaFolder`.
 pub fn folder(customer: &str) -> String {

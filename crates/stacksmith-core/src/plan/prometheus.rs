@@ -1,8 +1,9 @@
 //! The objects planned on the Prometheus cluster, one builder per resource: the tenant
 //! Namespace, the ServiceAccount, Role and RoleBinding the Prometheus runs with, a RoleBinding of
 //! the fixed discovery ClusterRole in each other namespace a scrape target lists, the
-//! `Prometheus`, one `PrometheusRule` per alerting-rule group and one `ServiceMonitor` per scrape
-//! target.
+//! `Prometheus` (with its volume, Thanos sidecar and Alertmanagers), one `PrometheusRule` per
+//! rule group, one `ServiceMonitor` per scrape target, and the `AlertmanagerConfig` of the
+//! customer's receivers and routes.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,24 +11,25 @@ use serde_json::{Map, Value, json};
 use stacksmith_api::labels::CUSTOMER;
 use stacksmith_api::rbac::{DISCOVERY_RULES, PROMETHEUS_DISCOVERY_CLUSTER_ROLE};
 use stacksmith_api::{
-    AlertRule, AlertRuleGroup, CustomerStackSpec, MetricsSpec, RecordingRule, RecordingRuleGroup,
+    AlertDeliverySpec, AlertReceiver, AlertRoute, AlertRule, AlertRuleGroup, AlertmanagerEndpoint,
+    CustomerStackSpec, LocalSecretKey, MetricsSpec, RecordingRule, RecordingRuleGroup,
     ScrapeEndpoint, ScrapeTarget,
 };
 
 use super::names::{self, Placement};
-use super::{DesiredObject, ObjectKind};
+use super::{DesiredObject, MemberInfo, ObjectKind};
 use crate::health::ChildKind;
 
 /// Everything the Prometheus cluster receives, in creation order.
 pub(super) fn objects(
     spec: &CustomerStackSpec,
-    cluster: &str,
+    member: &MemberInfo,
     labels: &BTreeMap<String, String>,
 ) -> Vec<DesiredObject> {
     let customer = spec.customer.as_str();
     let ns = names::tenant_namespace(customer);
     let place = Placement {
-        cluster,
+        cluster: &member.name,
         namespace: &ns,
         labels,
     };
@@ -42,7 +44,13 @@ pub(super) fn objects(
         let elsewhere = Placement { namespace, ..place };
         objects.push(discovery_binding(&elsewhere, customer, &identity, &ns));
     }
-    objects.push(prometheus(&place, customer, &identity, &spec.metrics));
+    objects.push(prometheus(
+        &place,
+        customer,
+        &identity,
+        &spec.metrics,
+        &member.alertmanagers,
+    ));
     for group in &spec.metrics.alerting_rules {
         objects.push(prometheus_rule(&place, customer, group));
     }
@@ -51,6 +59,9 @@ pub(super) fn objects(
     }
     for target in &spec.metrics.scrape {
         objects.push(service_monitor(&place, customer, target));
+    }
+    if let Some(delivery) = &spec.metrics.alert_delivery {
+        objects.push(alertmanager_config(&place, customer, delivery));
     }
     objects
 }
@@ -125,12 +136,15 @@ fn discovery_binding(
     )
 }
 
-/// The `Prometheus`: it selects only the tenant's rules and monitors, in its own namespace.
+/// The `Prometheus`: it selects only the tenant's rules and monitors, in its own namespace, and
+/// sends its alerts to the cluster's Alertmanagers. Optional fields appear only when set, so a
+/// stack that uses none of them keeps the planned hash it always had.
 fn prometheus(
     place: &Placement<'_>,
     customer: &str,
     identity: &str,
     metrics: &MetricsSpec,
+    alertmanagers: &[AlertmanagerEndpoint],
 ) -> DesiredObject {
     let tenant_selector = json!({"matchLabels": {CUSTOMER: customer}});
     let mut prometheus_spec = json!({
@@ -153,11 +167,182 @@ fn prometheus(
             map.insert("resources".into(), Value::Object(r));
         }
     }
+    if let Value::Object(map) = &mut prometheus_spec {
+        if let Some(size) = &metrics.retention_size {
+            map.insert("retentionSize".into(), json!(size));
+        }
+        if let Some(storage) = &metrics.storage {
+            let mut claim = Map::new();
+            claim.insert("accessModes".into(), json!(["ReadWriteOnce"]));
+            if let Some(class) = &storage.storage_class_name {
+                claim.insert("storageClassName".into(), json!(class));
+            }
+            claim.insert(
+                "resources".into(),
+                json!({"requests": {"storage": storage.size}}),
+            );
+            map.insert(
+                "storage".into(),
+                json!({"volumeClaimTemplate": {"spec": Value::Object(claim)}}),
+            );
+        }
+        if let Some(thanos) = &metrics.thanos {
+            map.insert(
+                "thanos".into(),
+                json!({"objectStorageConfig": secret_key(&thanos.object_storage_secret)}),
+            );
+        }
+        if !alertmanagers.is_empty() {
+            let relabelings = alert_relabelings(customer, place.namespace);
+            let endpoints: Vec<Value> = alertmanagers
+                .iter()
+                .map(|am| alertmanager_endpoint(am, &relabelings))
+                .collect();
+            map.insert("alerting".into(), json!({"alertmanagers": endpoints}));
+        }
+    }
     place.object(
         ObjectKind::Child(ChildKind::Prometheus),
         &names::prometheus(customer),
         json!({"spec": prometheus_spec}),
     )
+}
+
+/// A Secret key selector as prometheus-operator takes it.
+fn secret_key(key: &LocalSecretKey) -> Value {
+    json!({"name": key.name, "key": key.key})
+}
+
+/// The relabelings applied to every alert this Prometheus sends, after its rules' own labels:
+/// `namespace` becomes the tenant namespace (the label prometheus-operator's generated routes
+/// match a tenant's `AlertmanagerConfig` on) and `customer` the customer id, whatever a rule set.
+/// A rule's own `namespace` (the namespace of the workload it is about) is kept as
+/// `source_namespace`.
+fn alert_relabelings(customer: &str, tenant_namespace: &str) -> Value {
+    json!([
+        {"sourceLabels": ["namespace"], "regex": "(.+)", "targetLabel": "source_namespace",
+            "replacement": "$1", "action": "replace"},
+        {"targetLabel": "namespace", "replacement": tenant_namespace, "action": "replace"},
+        {"targetLabel": "customer", "replacement": customer, "action": "replace"},
+    ])
+}
+
+/// One Alertmanager of the cluster, as the `Prometheus`'s `alerting.alertmanagers` entry.
+fn alertmanager_endpoint(am: &AlertmanagerEndpoint, relabelings: &Value) -> Value {
+    let mut m = Map::new();
+    m.insert("namespace".into(), json!(am.namespace));
+    m.insert("name".into(), json!(am.name));
+    m.insert("port".into(), json!(am.port));
+    if let Some(prefix) = &am.path_prefix {
+        m.insert("pathPrefix".into(), json!(prefix));
+    }
+    m.insert("alertRelabelings".into(), relabelings.clone());
+    Value::Object(m)
+}
+
+/// The `AlertmanagerConfig` of the customer's receivers and routes. prometheus-operator adds a
+/// `namespace` matcher to its top route, so it only ever sees alerts labelled with the tenant
+/// namespace, which only this tenant's Prometheus sends (see [`alert_relabelings`]).
+fn alertmanager_config(
+    place: &Placement<'_>,
+    customer: &str,
+    delivery: &AlertDeliverySpec,
+) -> DesiredObject {
+    let mut route = Map::new();
+    route.insert("receiver".into(), json!(delivery.default_receiver));
+    if !delivery.group_by.is_empty() {
+        route.insert("groupBy".into(), json!(delivery.group_by));
+    }
+    for (key, value) in [
+        ("groupWait", &delivery.group_wait),
+        ("groupInterval", &delivery.group_interval),
+        ("repeatInterval", &delivery.repeat_interval),
+    ] {
+        if let Some(value) = value {
+            route.insert(key.into(), json!(value));
+        }
+    }
+    if !delivery.routes.is_empty() {
+        let routes: Vec<Value> = delivery.routes.iter().map(alert_route).collect();
+        route.insert("routes".into(), Value::Array(routes));
+    }
+    let receivers: Vec<Value> = delivery.receivers.iter().map(alert_receiver).collect();
+    place.object(
+        ObjectKind::Child(ChildKind::AlertmanagerConfig),
+        &names::alertmanager_config(customer),
+        json!({"spec": {"route": Value::Object(route), "receivers": receivers}}),
+    )
+}
+
+/// One child route.
+fn alert_route(route: &AlertRoute) -> Value {
+    let mut r = Map::new();
+    r.insert("receiver".into(), json!(route.receiver));
+    if !route.matchers.is_empty() {
+        let matchers: Vec<Value> = route
+            .matchers
+            .iter()
+            .map(|m| json!({"name": m.name, "value": m.value, "matchType": m.match_type.as_str()}))
+            .collect();
+        r.insert("matchers".into(), Value::Array(matchers));
+    }
+    if route.continue_ {
+        r.insert("continue".into(), json!(true));
+    }
+    Value::Object(r)
+}
+
+/// One receiver: its configurations by type, each credential a Secret key.
+fn alert_receiver(receiver: &AlertReceiver) -> Value {
+    let with_resolved = |mut config: Value, send_resolved: Option<bool>| {
+        if let (Some(send), Value::Object(map)) = (send_resolved, &mut config) {
+            map.insert("sendResolved".into(), json!(send));
+        }
+        config
+    };
+    let mut r = Map::new();
+    r.insert("name".into(), json!(receiver.name));
+    if !receiver.webhooks.is_empty() {
+        let configs: Vec<Value> = receiver
+            .webhooks
+            .iter()
+            .map(|w| {
+                with_resolved(
+                    json!({"urlSecret": secret_key(&w.url_secret)}),
+                    w.send_resolved,
+                )
+            })
+            .collect();
+        r.insert("webhookConfigs".into(), Value::Array(configs));
+    }
+    if !receiver.slack.is_empty() {
+        let configs: Vec<Value> = receiver
+            .slack
+            .iter()
+            .map(|s| {
+                let mut config = json!({"apiURL": secret_key(&s.api_url_secret)});
+                if let (Some(channel), Value::Object(map)) = (&s.channel, &mut config) {
+                    map.insert("channel".into(), json!(channel));
+                }
+                with_resolved(config, s.send_resolved)
+            })
+            .collect();
+        r.insert("slackConfigs".into(), Value::Array(configs));
+    }
+    if !receiver.pagerduty.is_empty() {
+        let configs: Vec<Value> = receiver
+            .pagerduty
+            .iter()
+            .map(|p| {
+                with_resolved(
+                    json!({"routingKey": secret_key(&p.routing_key_secret)}),
+                    p.send_resolved,
+                )
+            })
+            .collect();
+        r.insert("pagerdutyConfigs".into(), Value::Array(configs));
+    }
+    Value::Object(r)
 }
 
 /// The `PrometheusRule` of one alerting-rule group.
@@ -465,6 +650,222 @@ mod tests {
                 .any(|p| p.field == "spec.metrics.recordingRules[0].name"
                     && p.message.contains("acme-core")),
             "{problems:?}"
+        );
+    }
+
+    fn prometheus_spec(plan: &super::super::StackPlan) -> &Value {
+        &plan
+            .objects
+            .iter()
+            .find(|o| o.kind == ObjectKind::Child(ChildKind::Prometheus))
+            .unwrap()
+            .manifest["spec"]
+    }
+
+    #[test]
+    fn a_stack_without_the_optional_parts_plans_the_prometheus_it_always_did() {
+        // The exact spec keys: a new optional field that leaked in would change the planned
+        // hash of every running stack, and rewrite them all on upgrade.
+        let plan = plan_stack(&spec(FULL), &identity(), &members()).unwrap();
+        let keys: Vec<&str> = prometheus_spec(&plan)
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "externalLabels",
+                "replicas",
+                "resources",
+                "retention",
+                "ruleSelector",
+                "serviceAccountName",
+                "serviceMonitorSelector"
+            ]
+        );
+        assert!(
+            !plan
+                .objects
+                .iter()
+                .any(|o| o.kind == ObjectKind::Child(ChildKind::AlertmanagerConfig))
+        );
+    }
+
+    #[test]
+    fn storage_retention_size_and_thanos_reach_the_prometheus() {
+        let mut stack = spec(FULL);
+        stack.metrics.storage =
+            serde_json::from_value(json!({"storageClassName": "fast-ssd", "size": "100Gi"}))
+                .unwrap();
+        stack.metrics.retention_size = Some("80GiB".into());
+        stack.metrics.thanos = serde_json::from_value(
+            json!({"objectStorageSecret": {"name": "thanos-bucket", "key": "objstore.yml"}}),
+        )
+        .unwrap();
+        let plan = plan_stack(&stack, &identity(), &members()).unwrap();
+        let p = prometheus_spec(&plan);
+        assert_eq!(p["retention"], "30d");
+        assert_eq!(p["retentionSize"], "80GiB");
+        assert_eq!(
+            p["storage"],
+            json!({"volumeClaimTemplate": {"spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "storageClassName": "fast-ssd",
+                "resources": {"requests": {"storage": "100Gi"}},
+            }}})
+        );
+        assert_eq!(
+            p["thanos"],
+            json!({"objectStorageConfig": {"name": "thanos-bucket", "key": "objstore.yml"}})
+        );
+        // No class: the claim leaves it out, so the cluster's default class applies.
+        stack.metrics.storage = serde_json::from_value(json!({"size": "10Gi"})).unwrap();
+        let plan = plan_stack(&stack, &identity(), &members()).unwrap();
+        let claim = &prometheus_spec(&plan)["storage"]["volumeClaimTemplate"]["spec"];
+        assert!(claim.get("storageClassName").is_none(), "{claim}");
+    }
+
+    fn members_with_alertmanager() -> Vec<MemberInfo> {
+        let mut members = members();
+        members[0].alertmanagers = serde_json::from_value(json!([
+            {"namespace": "monitoring", "name": "alertmanager-operated"},
+            {"namespace": "monitoring", "name": "am-eu", "port": "http", "pathPrefix": "/am"},
+        ]))
+        .unwrap();
+        members
+    }
+
+    /// Two receivers (webhooks from Secrets, a Slack channel, PagerDuty) and a route.
+    fn with_alert_delivery() -> CustomerStackSpec {
+        let mut stack = spec(FULL);
+        stack.metrics.alert_delivery = serde_json::from_value(json!({
+            "receivers": [
+                {"name": "oncall",
+                 "webhooks": [{"urlSecret": {"name": "acme-oncall", "key": "url"}}],
+                 "pagerduty": [{"routingKeySecret": {"name": "acme-pd", "key": "key"},
+                                "sendResolved": false}]},
+                {"name": "team",
+                 "slack": [{"apiUrlSecret": {"name": "acme-slack", "key": "url"},
+                            "channel": "#acme"}]},
+            ],
+            "defaultReceiver": "team",
+            "groupBy": ["alertname"],
+            "groupWait": "10s",
+            "routes": [{"receiver": "oncall", "continue": true,
+                        "matchers": [{"name": "severity", "value": "critical|page",
+                                      "matchType": "=~"}]}],
+        }))
+        .unwrap();
+        stack
+    }
+
+    #[test]
+    fn alerts_go_to_the_clusters_alertmanagers_labelled_with_the_tenant() {
+        let plan = plan_stack(&spec(FULL), &identity(), &members_with_alertmanager()).unwrap();
+        let alerting = &prometheus_spec(&plan)["alerting"]["alertmanagers"];
+        let relabelings = json!([
+            {"sourceLabels": ["namespace"], "regex": "(.+)", "targetLabel": "source_namespace",
+                "replacement": "$1", "action": "replace"},
+            {"targetLabel": "namespace", "replacement": "customer-acme", "action": "replace"},
+            {"targetLabel": "customer", "replacement": "acme", "action": "replace"},
+        ]);
+        assert_eq!(
+            alerting,
+            &json!([
+                {"namespace": "monitoring", "name": "alertmanager-operated", "port": "web",
+                 "alertRelabelings": relabelings},
+                {"namespace": "monitoring", "name": "am-eu", "port": "http", "pathPrefix": "/am",
+                 "alertRelabelings": relabelings},
+            ])
+        );
+        // Without Alertmanagers on the member, no alerting section at all.
+        let plan = plan_stack(&spec(FULL), &identity(), &members()).unwrap();
+        assert!(prometheus_spec(&plan).get("alerting").is_none());
+    }
+
+    #[test]
+    fn receivers_and_routes_become_one_alertmanager_config_with_secret_references() {
+        let plan = plan_stack(
+            &with_alert_delivery(),
+            &identity(),
+            &members_with_alertmanager(),
+        )
+        .unwrap();
+        let config = plan
+            .objects
+            .iter()
+            .find(|o| o.kind == ObjectKind::Child(ChildKind::AlertmanagerConfig))
+            .unwrap();
+        assert_eq!(
+            (
+                config.cluster.as_str(),
+                config.namespace.as_str(),
+                config.name.as_str()
+            ),
+            ("prom-eu", "customer-acme", "acme-alerts")
+        );
+        assert_eq!(
+            config.manifest["apiVersion"],
+            "monitoring.coreos.com/v1alpha1"
+        );
+        assert_eq!(config.manifest["metadata"]["labels"][CUSTOMER], "acme");
+        assert_eq!(
+            config.manifest["spec"],
+            json!({
+                "route": {
+                    "receiver": "team",
+                    "groupBy": ["alertname"],
+                    "groupWait": "10s",
+                    "routes": [{"receiver": "oncall", "continue": true, "matchers": [
+                        {"name": "severity", "value": "critical|page", "matchType": "=~"}]}],
+                },
+                "receivers": [
+                    {"name": "oncall",
+                     "webhookConfigs": [{"urlSecret": {"name": "acme-oncall", "key": "url"}}],
+                     "pagerdutyConfigs": [{"routingKey": {"name": "acme-pd", "key": "key"},
+                                           "sendResolved": false}]},
+                    {"name": "team",
+                     "slackConfigs": [{"apiURL": {"name": "acme-slack", "key": "url"},
+                                       "channel": "#acme"}]},
+                ],
+            })
+        );
+        // Last: after the Prometheus and its rules.
+        assert_eq!(
+            plan.objects.iter().rfind(|o| o.cluster == "prom-eu"),
+            Some(config)
+        );
+    }
+
+    #[test]
+    fn alert_delivery_problems_name_their_field() {
+        let problems_of = |stack: &CustomerStackSpec, members: &[MemberInfo]| {
+            plan_stack(stack, &identity(), members)
+                .unwrap_err()
+                .into_iter()
+                .map(|p| p.field)
+                .collect::<Vec<_>>()
+        };
+        // No Alertmanager on the Prometheus cluster: the alerts would go nowhere.
+        let fields = problems_of(&with_alert_delivery(), &members());
+        assert_eq!(fields, ["spec.metrics.alertDelivery"]);
+        // Unknown receivers, a receiver defined twice.
+        let mut stack = with_alert_delivery();
+        let delivery = stack.metrics.alert_delivery.as_mut().unwrap();
+        delivery.default_receiver = "nobody".into();
+        delivery.routes[0].receiver = "ghost".into();
+        let duplicate = delivery.receivers[0].clone();
+        delivery.receivers.push(duplicate);
+        let fields = problems_of(&stack, &members_with_alertmanager());
+        assert_eq!(
+            fields,
+            [
+                "spec.metrics.alertDelivery.receivers",
+                "spec.metrics.alertDelivery.defaultReceiver",
+                "spec.metrics.alertDelivery.routes[0].receiver",
+            ]
         );
     }
 }

@@ -76,12 +76,16 @@ pub(super) fn check_spec<'m>(
             ));
         }
     }
+    check_grafana_source(spec, &mut problems);
     check_unique(
         "spec.dashboards.dashboards",
         spec.dashboards.dashboards.iter().map(|d| d.name.as_str()),
         &mut problems,
     );
     check_dashboard_sources(spec, &mut problems);
+    if let Some(member) = prometheus_cluster {
+        check_alert_delivery(spec, member, &mut problems);
+    }
     let datasource_url =
         prometheus_cluster.and_then(|member| datasource_url(spec, member, &mut problems));
     match (
@@ -161,6 +165,77 @@ fn check_unique<'a>(
         if !seen.insert(name) {
             problems.push(problem(field, format!("name {name:?} is used twice")));
         }
+    }
+}
+
+/// `spec.metrics.alertDelivery`: receiver names unique, every route's receiver and the default
+/// one defined, and an Alertmanager on the Prometheus cluster to deliver to.
+fn check_alert_delivery(
+    spec: &CustomerStackSpec,
+    member: &MemberInfo,
+    problems: &mut Vec<SpecProblem>,
+) {
+    const FIELD: &str = "spec.metrics.alertDelivery";
+    let Some(delivery) = &spec.metrics.alert_delivery else {
+        return;
+    };
+    if member.alertmanagers.is_empty() {
+        problems.push(problem(
+            FIELD,
+            format!(
+                "MemberCluster {:?} names no alertmanagers (spec.alertmanagers): this stack's \
+                 alerts would reach no Alertmanager",
+                member.name
+            ),
+        ));
+    }
+    check_unique(
+        &format!("{FIELD}.receivers"),
+        delivery.receivers.iter().map(|r| r.name.as_str()),
+        problems,
+    );
+    let defined = |name: &str| delivery.receivers.iter().any(|r| r.name == name);
+    if !defined(&delivery.default_receiver) {
+        problems.push(problem(
+            &format!("{FIELD}.defaultReceiver"),
+            format!(
+                "receiver {:?} is not one of spec.metrics.alertDelivery.receivers",
+                delivery.default_receiver
+            ),
+        ));
+    }
+    for (i, route) in delivery.routes.iter().enumerate() {
+        if !defined(&route.receiver) {
+            problems.push(problem(
+                &format!("{FIELD}.routes[{i}].receiver"),
+                format!(
+                    "receiver {:?} is not one of spec.metrics.alertDelivery.receivers",
+                    route.receiver
+                ),
+            ));
+        }
+    }
+}
+
+/// Exactly one of `spec.dashboards.instanceSelector` (shared instances) and
+/// `spec.dashboards.dedicatedGrafana`. The CRD's CEL rule says so too, but a stack may have been
+/// stored by an API server that does not evaluate CEL rules, or read from a file.
+fn check_grafana_source(spec: &CustomerStackSpec, problems: &mut Vec<SpecProblem>) {
+    let dashboards = &spec.dashboards;
+    match (&dashboards.instance_selector, &dashboards.dedicated_grafana) {
+        (Some(_), None) | (None, Some(_)) => {}
+        (None, None) => problems.push(problem(
+            "spec.dashboards.instanceSelector",
+            "required unless spec.dashboards.dedicatedGrafana is set: set exactly one of \
+             instanceSelector (the shared Grafana instances the children go to) and \
+             dedicatedGrafana (a Grafana instance of the customer's own)",
+        )),
+        (Some(_), Some(_)) => problems.push(problem(
+            "spec.dashboards.dedicatedGrafana",
+            "cannot be set together with spec.dashboards.instanceSelector: set exactly one of \
+             instanceSelector (the shared Grafana instances the children go to) and \
+             dedicatedGrafana (a Grafana instance of the customer's own)",
+        )),
     }
 }
 

@@ -11,7 +11,9 @@ pub const SCENARIO_NAMESPACE: &str = "stacksmith-simulator";
 /// Name of the scenario ConfigMap on each remote cluster.
 ///
 /// Keys: `<Kind>.<namespace>.<name>` (an outcome for one object, e.g.
-/// `Prometheus.tenant-acme.acme: degraded`), `default` (outcome of every other object),
+/// `Prometheus.tenant-acme.acme: degraded`, or `Grafana.customer-acme.acme: degraded` to fail
+/// one `Grafana` instance, such as a stack's dedicated one, at its deployment stage), `default`
+/// (outcome of every other object),
 /// `slowDelayMs` (how long `slow` waits, default 3000) and
 /// `statusForConfigurationResources` (`true`/`false`, default `true`: whether PrometheusRules and
 /// ServiceMonitors get `status.bindings`, as with prometheus-operator's feature gate).
@@ -175,6 +177,32 @@ mod tests {
             assert_eq!(outcome.as_str().parse::<Outcome>().unwrap(), outcome);
         }
         assert!("exploded".parse::<Outcome>().is_err());
+    }
+
+    /// A stack's dedicated `Grafana` is failed by name, like any child, while the shared instance
+    /// and the other stacks' instances stay healthy.
+    #[test]
+    fn one_grafana_instance_can_be_failed_by_name() {
+        let key = scenario_key("Grafana", "customer-acme", "acme");
+        assert_eq!(key, "Grafana.customer-acme.acme");
+        let scenario = Scenario::from_data(&BTreeMap::from([(key, "degraded".to_owned())]));
+        assert_eq!(
+            scenario.outcome_for("Grafana", "customer-acme", "acme", None),
+            Outcome::Degraded
+        );
+        assert_eq!(
+            scenario.outcome_for("Grafana", "grafana", "shared", None),
+            Outcome::Healthy
+        );
+        assert_eq!(
+            scenario.outcome_for("Grafana", "customer-globex", "globex", None),
+            Outcome::Healthy
+        );
+        assert_eq!(
+            scenario.outcome_for("GrafanaFolder", "customer-acme", "acme", None),
+            Outcome::Healthy,
+            "the folder of the same name is another object"
+        );
     }
 
     #[test]

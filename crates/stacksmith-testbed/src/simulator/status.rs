@@ -39,6 +39,9 @@ pub fn simulated_status(
             }
             configuration_status(kind, object, outcome, world)?
         }
+        // Acceptance by an Alertmanager: the simulator plays no Alertmanager, and a stock
+        // prometheus-operator reports none.
+        ChildKind::AlertmanagerConfig => return None,
         ChildKind::Grafana => grafana_status(object, outcome),
         ChildKind::GrafanaFolder | ChildKind::GrafanaDatasource | ChildKind::GrafanaDashboard => {
             grafana_resource_status(kind, object, outcome, world)
@@ -762,6 +765,72 @@ mod tests {
         assert_eq!(s["conditions"][0]["status"], "True");
         assert_eq!(s["uid"], "u-1");
         assert_eq!(s["lastResync"], "t");
+    }
+
+    /// A stack's dedicated instance as the simulator plays it: ready with the pinned version,
+    /// or failed at a stage; a failed one receives nothing (its resources find no instance).
+    #[test]
+    fn a_failed_grafana_instance_fails_its_stage_and_receives_nothing() {
+        let mut grafana = object("Grafana", json!({"version": "11.6.3"}));
+        grafana["metadata"]["labels"] = json!({"stacksmith.io/grafana-instance": "acme"});
+        let ready = simulated_status(
+            ChildKind::Grafana,
+            &grafana,
+            Outcome::Healthy,
+            &World::default(),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(
+            (&ready["stage"], &ready["stageStatus"], &ready["version"]),
+            (&json!("complete"), &json!("success"), &json!("11.6.3"))
+        );
+        assert_eq!(
+            ready["adminUrl"], "http://acme-service.tenant-acme:3000",
+            "grafana-operator's Service is <name>-service"
+        );
+        let failed = simulated_status(
+            ChildKind::Grafana,
+            &grafana,
+            Outcome::Degraded,
+            &World::default(),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(
+            (&failed["stage"], &failed["stageStatus"]),
+            (&json!("deployment"), &json!("failed"))
+        );
+
+        let folder = object(
+            "GrafanaFolder",
+            json!({"instanceSelector": {"matchLabels": {"stacksmith.io/grafana-instance": "acme"}}}),
+        );
+        let status_with = |grafana_status: Value| {
+            let mut instance = grafana.clone();
+            instance["status"] = grafana_status;
+            let grafanas = [instance];
+            let world = World {
+                grafanas: &grafanas,
+                ..World::default()
+            };
+            simulated_status(
+                ChildKind::GrafanaFolder,
+                &folder,
+                Outcome::Healthy,
+                &world,
+                "t",
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            status_with(ready)["conditions"][0]["type"],
+            "FolderSynchronized"
+        );
+        assert_eq!(
+            status_with(failed)["conditions"][0]["type"],
+            "NoMatchingInstance"
+        );
     }
 
     #[test]

@@ -332,9 +332,14 @@ pub fn rule_check(rule: &str) -> Option<fn(&Value) -> bool> {
                 .get("prometheusUrlTemplate")
                 .is_some_and(|t| !t.is_null())
     }
+    fn one_grafana_source(value: &Value) -> bool {
+        let has = |key: &str| value.get(key).is_some_and(|v| !v.is_null());
+        has("instanceSelector") != has("dedicatedGrafana")
+    }
     match rule {
         cel::ONLY_CPU_AND_MEMORY => Some(only_cpu_and_memory),
         cel::PROMETHEUS_NEEDS_URL_TEMPLATE => Some(prometheus_needs_url_template),
+        cel::ONE_GRAFANA_SOURCE => Some(one_grafana_source),
         _ => None,
     }
 }
@@ -966,5 +971,75 @@ mod tests {
             lines(check_update(&schema, &stored, Some(&stored))),
             Vec::<String>::new()
         );
+    }
+
+    #[test]
+    fn exactly_one_grafana_source_is_checked_offline() {
+        let stack = |dashboards: Value| {
+            json!({"kind": "CustomerStack", "metadata": {"name": "s"}, "spec": {
+                "customer": "acme", "metrics": {"cluster": "p"}, "dashboards": dashboards}})
+        };
+        let schema = crd_schema("CustomerStack");
+        let refused = format!("spec.dashboards: {}", cel::ONE_GRAFANA_SOURCE_MESSAGE);
+        let dedicated = json!({"version": "12.1.0", "ingressHost": "acme.grafana.example.com"});
+        for (dashboards, expected) in [
+            (json!({"cluster": "g", "instanceSelector": {}}), vec![]),
+            (
+                json!({"cluster": "g", "dedicatedGrafana": dedicated.clone()}),
+                vec![],
+            ),
+            (json!({"cluster": "g"}), vec![refused.clone()]),
+            (
+                json!({"cluster": "g", "instanceSelector": {}, "dedicatedGrafana": dedicated}),
+                vec![refused.clone()],
+            ),
+            (
+                json!({"cluster": "g", "instanceSelector": null}),
+                vec![refused.clone()],
+            ),
+        ] {
+            assert_eq!(
+                lines(check_object(&schema, &stack(dashboards.clone()))),
+                expected,
+                "{dashboards}"
+            );
+        }
+        // The version is pinned; the host is a DNS name.
+        let found = lines(check_object(
+            &schema,
+            &stack(json!({"cluster": "g", "dedicatedGrafana":
+                {"version": "latest", "ingressHost": "Not A Host"}})),
+        ));
+        assert_eq!(found.len(), 2, "{found:?}");
+        for field in ["ingressHost", "version"] {
+            let prefix = format!("spec.dashboards.dedicatedGrafana.{field}: ");
+            assert!(found.iter().any(|f| f.starts_with(&prefix)), "{found:?}");
+        }
+        for version in ["12.1.0", "11.6.3-ubuntu", "12.0.2-security-01", "10.4.19"] {
+            let found = lines(check_object(
+                &schema,
+                &stack(json!({"cluster": "g", "dedicatedGrafana": {"version": version}})),
+            ));
+            assert_eq!(found, Vec::<String>::new(), "{version}");
+        }
+        for version in [
+            "12",
+            "12.1",
+            "v12.1.0",
+            "12.1.0-",
+            "grafana/grafana:12.1.0",
+            "12.1.0@sha256:ab",
+        ] {
+            let found = lines(check_object(
+                &schema,
+                &stack(json!({"cluster": "g", "dedicatedGrafana": {"version": version}})),
+            ));
+            assert!(
+                found
+                    .iter()
+                    .any(|f| f.starts_with("spec.dashboards.dedicatedGrafana.version: ")),
+                "{version}: {found:?}"
+            );
+        }
     }
 }

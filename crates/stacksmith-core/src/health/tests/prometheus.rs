@@ -685,3 +685,62 @@ fn malformed_bindings_are_unknown() {
         ),
     ]);
 }
+
+/// An `AlertmanagerConfig` `acme/acme-rules` at generation 2, with `status` when given.
+fn alertmanager_config(status: impl Into<Option<Value>>) -> Value {
+    let mut object = config(ChildKind::AlertmanagerConfig, status);
+    object["apiVersion"] = json!("monitoring.coreos.com/v1alpha1");
+    object
+}
+
+#[test]
+fn alertmanager_configs_are_judged_by_their_alertmanagers_when_they_report() {
+    let by_alertmanager = |accepted: Value| {
+        json!({"bindings": [{
+            "group": "monitoring.coreos.com", "resource": "alertmanagers",
+            "namespace": "monitoring", "name": "main", "conditions": [accepted],
+        }]})
+    };
+    check(&[
+        case(
+            "no status: a stock operator reports nothing, and nothing says it was refused",
+            alertmanager_config(None),
+            V::Healthy,
+            R::AcceptanceNotReported,
+            &[
+                "AlertmanagerConfig acme/acme-rules: written",
+                "StatusForConfigurationResources",
+            ],
+        ),
+        case(
+            "no binding yet: the same",
+            alertmanager_config(json!({"bindings": []})),
+            V::Healthy,
+            R::AcceptanceNotReported,
+            &[],
+        ),
+        case(
+            "accepted by the Alertmanager that selects it",
+            alertmanager_config(by_alertmanager(
+                json!({"type": "Accepted", "status": "True", "observedGeneration": 2}),
+            )),
+            V::Healthy,
+            R::Accepted,
+            &["accepted by alertmanagers/monitoring/main"],
+        ),
+        case(
+            "refused (a receiver Secret is missing)",
+            alertmanager_config(by_alertmanager(json!({
+                "type": "Accepted", "status": "False", "reason": "InvalidConfiguration",
+                "message": "failed to get URL: secret acme-oncall not found",
+                "observedGeneration": 2,
+            }))),
+            V::Degraded,
+            R::InvalidConfiguration,
+            &[
+                "rejected by alertmanagers/monitoring/main",
+                "secret acme-oncall not found",
+            ],
+        ),
+    ]);
+}
