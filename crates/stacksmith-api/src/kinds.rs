@@ -92,6 +92,29 @@ pub const NAMESPACE: KindInfo = KindInfo {
     served_by: ServedBy::AnyRole,
 };
 
+/// The tenant namespace's quota (`MemberCluster` `spec.tenantQuota.hard`).
+pub const RESOURCE_QUOTA: KindInfo = KindInfo {
+    group: "",
+    version: "v1",
+    api_version: "v1",
+    kind: "ResourceQuota",
+    plural: "resourcequotas",
+    scope: Scope::Namespaced,
+    served_by: ServedBy::AnyRole,
+};
+
+/// The tenant namespace's container defaults (`MemberCluster`
+/// `spec.tenantQuota.containerDefaults`).
+pub const LIMIT_RANGE: KindInfo = KindInfo {
+    group: "",
+    version: "v1",
+    api_version: "v1",
+    kind: "LimitRange",
+    plural: "limitranges",
+    scope: Scope::Namespaced,
+    served_by: ServedBy::AnyRole,
+};
+
 /// The ServiceAccount a tenant's Prometheus runs as.
 pub const SERVICE_ACCOUNT: KindInfo = KindInfo {
     group: "",
@@ -215,14 +238,17 @@ pub const GRAFANA_DASHBOARD: KindInfo = KindInfo {
 };
 
 /// Every row of the table.
-pub const ALL: [&KindInfo; 11] = [
+pub const ALL: [&KindInfo; 14] = [
     &NAMESPACE,
+    &RESOURCE_QUOTA,
+    &LIMIT_RANGE,
     &SERVICE_ACCOUNT,
     &ROLE,
     &ROLE_BINDING,
     &PROMETHEUS,
     &PROMETHEUS_RULE,
     &SERVICE_MONITOR,
+    &ALERTMANAGER_CONFIG,
     &GRAFANA,
     &GRAFANA_FOLDER,
     &GRAFANA_DATASOURCE,
@@ -263,18 +289,20 @@ mod tests {
     }
 
     #[test]
-    fn only_the_namespace_is_cluster_wide_and_served_everywhere() {
+    fn only_the_namespace_is_cluster_wide_and_only_it_and_its_quota_served_everywhere() {
         for info in ALL {
             let is_namespace = info.kind == "Namespace";
             assert_eq!(info.namespaced(), !is_namespace, "{}", info.kind);
             assert_eq!(
                 info.served_by == ServedBy::AnyRole,
-                is_namespace,
+                matches!(info.kind, "Namespace" | "ResourceQuota" | "LimitRange"),
                 "{}",
                 info.kind
             );
         }
         assert!(NAMESPACE.served_by.includes(ClusterRole::Grafana));
+        assert!(RESOURCE_QUOTA.served_by.includes(ClusterRole::Prometheus));
+        assert!(LIMIT_RANGE.served_by.includes(ClusterRole::Grafana));
         assert!(PROMETHEUS.served_by.includes(ClusterRole::Prometheus));
         assert!(!PROMETHEUS.served_by.includes(ClusterRole::Grafana));
         assert!(!GRAFANA_FOLDER.served_by.includes(ClusterRole::Prometheus));

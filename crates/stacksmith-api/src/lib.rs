@@ -23,8 +23,8 @@ pub use customer_stack::{
     StorageSpec, ThanosSpec, Verdict, WebhookReceiver,
 };
 pub use member_cluster::{
-    AlertmanagerEndpoint, ClusterRole, MemberCluster, MemberClusterSpec, MemberClusterStatus,
-    SecretKeyReference,
+    AlertmanagerEndpoint, ClusterRole, ContainerDefaults, MemberCluster, MemberClusterSpec,
+    MemberClusterStatus, SecretKeyReference, TenantQuota,
 };
 pub use root_cause::RootCause;
 

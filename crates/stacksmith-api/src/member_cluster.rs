@@ -1,13 +1,18 @@
 //! `MemberCluster`: one registered remote cluster (cluster-scoped).
 
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::validation::bounds::TENANT_QUOTA_MAX_PROPERTIES;
 use crate::validation::cel::{
-    PROMETHEUS_NEEDS_URL_TEMPLATE, PROMETHEUS_NEEDS_URL_TEMPLATE_FIELD,
-    PROMETHEUS_NEEDS_URL_TEMPLATE_MESSAGE,
+    ONLY_CPU_AND_MEMORY, ONLY_CPU_AND_MEMORY_MESSAGE, PROMETHEUS_NEEDS_URL_TEMPLATE,
+    PROMETHEUS_NEEDS_URL_TEMPLATE_FIELD, PROMETHEUS_NEEDS_URL_TEMPLATE_MESSAGE,
+    QUOTA_RESOURCE_NAMES, QUOTA_RESOURCE_NAMES_MESSAGE,
 };
 use crate::validation::{DNS1123_LABEL, DNS1123_SUBDOMAIN};
 
@@ -61,10 +66,85 @@ pub struct MemberClusterSpec {
     #[schemars(length(max = 8))]
     pub alertmanagers: Vec<AlertmanagerEndpoint>,
 
+    /// A quota and container defaults for every tenant namespace (`customer-<customer>`) that
+    /// stacksmith creates on this cluster: `hard` becomes a `ResourceQuota` and
+    /// `containerDefaults` a `LimitRange`, both named `stacksmith-tenant`, written into the
+    /// namespace before anything else. Only namespaces stacksmith owns get them: on a Grafana
+    /// cluster, not the namespace a stack names in `spec.dashboards.namespace`. Removing it (or
+    /// one of its two parts) deletes the objects again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_quota: Option<TenantQuota>,
+
     /// Timeout of every request to this cluster, in seconds.
     #[serde(default = "default_request_timeout_seconds")]
     #[schemars(range(min = 1, max = 300))]
     pub request_timeout_seconds: u32,
+}
+
+/// What each tenant namespace on a cluster may use, and what a container gets when it asks for
+/// nothing.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantQuota {
+    /// The `ResourceQuota`'s `hard` limits: what all pods and objects of one tenant namespace
+    /// may use together, e.g. `requests.cpu: "4"`, `limits.memory: 16Gi`, `requests.storage:
+    /// 200Gi`, `persistentvolumeclaims: "4"`, `pods: "10"`. Keys are Kubernetes' quota names:
+    /// the standard ones, `count/<resource>` and the per-StorageClass
+    /// `<class>.storageclass.storage.k8s.io/requests.storage` (or `/persistentvolumeclaims`).
+    /// A pod that would go over is refused; a quota on `requests.*` or `limits.*` of cpu or
+    /// memory also refuses pods that do not set them, so set `containerDefaults` with it. No
+    /// `ResourceQuota` when empty.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = TENANT_QUOTA_MAX_PROPERTIES))]
+    #[x_kube(validation = Rule::new(QUOTA_RESOURCE_NAMES).message(QUOTA_RESOURCE_NAMES_MESSAGE))]
+    pub hard: BTreeMap<String, Quantity>,
+
+    /// Container defaults and bounds, as a `LimitRange` with one item of type `Container`: the
+    /// requests and limits a container gets when it sets none, and the most and least it may
+    /// set. A stack whose `spec.metrics.resources` falls outside `min`..`max` is refused before
+    /// anything is written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_defaults: Option<ContainerDefaults>,
+}
+
+/// The `Container` item of the tenant namespace's `LimitRange`: `cpu` and `memory` only. The
+/// API server wants `min` <= `defaultRequest` <= `default` <= `max` for each resource set.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerDefaults {
+    /// The limits a container gets when it sets none, e.g. `memory: 512Mi` (a container that
+    /// sets a limit keeps its own).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 2))]
+    #[x_kube(validation = Rule::new(ONLY_CPU_AND_MEMORY).message(ONLY_CPU_AND_MEMORY_MESSAGE))]
+    pub default: BTreeMap<String, Quantity>,
+    /// The requests a container gets when it sets none, e.g. `cpu: 100m`, `memory: 256Mi`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 2))]
+    #[x_kube(validation = Rule::new(ONLY_CPU_AND_MEMORY).message(ONLY_CPU_AND_MEMORY_MESSAGE))]
+    pub default_request: BTreeMap<String, Quantity>,
+    /// The most a container may request or be limited to, e.g. `memory: 8Gi`. A container must
+    /// then have a limit of that resource (from `default` if it sets none).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 2))]
+    #[x_kube(validation = Rule::new(ONLY_CPU_AND_MEMORY).message(ONLY_CPU_AND_MEMORY_MESSAGE))]
+    pub max: BTreeMap<String, Quantity>,
+    /// The least a container may request, e.g. `cpu: 10m`. A container must then have a
+    /// request of that resource (from `defaultRequest` if it sets none).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 2))]
+    #[x_kube(validation = Rule::new(ONLY_CPU_AND_MEMORY).message(ONLY_CPU_AND_MEMORY_MESSAGE))]
+    pub min: BTreeMap<String, Quantity>,
+}
+
+impl ContainerDefaults {
+    /// Whether nothing is set (no `LimitRange` is planned then).
+    pub fn is_empty(&self) -> bool {
+        self.default.is_empty()
+            && self.default_request.is_empty()
+            && self.max.is_empty()
+            && self.min.is_empty()
+    }
 }
 
 fn default_request_timeout_seconds() -> u32 {

@@ -40,6 +40,41 @@ pub mod bounds {
     pub const SCRAPE_NAMESPACES_MAX_ITEMS: u32 = 128;
     /// The resource names `resources.requests` and `resources.limits` may hold.
     pub const RESOURCE_NAMES: [&str; 2] = ["cpu", "memory"];
+    /// Entries of a `MemberCluster`'s `tenantQuota.hard` (Kubernetes knows about twenty
+    /// standard quota names; a platform sets a handful).
+    pub const TENANT_QUOTA_MAX_PROPERTIES: u32 = 32;
+    /// The standard `ResourceQuota` names (Kubernetes' own list), which `tenantQuota.hard` may
+    /// hold besides `count/<resource>` and the per-StorageClass names (see
+    /// [`super::is_quota_resource_name`]). The CEL rule [`super::cel::QUOTA_RESOURCE_NAMES`]
+    /// spells the same list (a test holds them together).
+    pub const QUOTA_STANDARD_NAMES: [&str; 19] = [
+        "cpu",
+        "memory",
+        "ephemeral-storage",
+        "requests.cpu",
+        "requests.memory",
+        "requests.storage",
+        "requests.ephemeral-storage",
+        "limits.cpu",
+        "limits.memory",
+        "limits.ephemeral-storage",
+        "pods",
+        "services",
+        "services.loadbalancers",
+        "services.nodeports",
+        "secrets",
+        "configmaps",
+        "persistentvolumeclaims",
+        "replicationcontrollers",
+        "resourcequotas",
+    ];
+    /// The suffixes of the per-StorageClass quota names: `<class>` + one of these.
+    pub const QUOTA_STORAGE_CLASS_SUFFIXES: [&str; 2] = [
+        ".storageclass.storage.k8s.io/requests.storage",
+        ".storageclass.storage.k8s.io/persistentvolumeclaims",
+    ];
+    /// The prefix of the object-count quota names, `count/<resource>[.<group>]`.
+    pub const QUOTA_COUNT_PREFIX: &str = "count/";
 }
 
 /// The CEL rules (`x-kubernetes-validations`) of the CRDs, with their messages. The API server
@@ -68,6 +103,28 @@ pub mod cel {
     pub const ONE_GRAFANA_SOURCE: &str = "has(self.instanceSelector) != has(self.dedicatedGrafana)";
     /// The message of [`ONE_GRAFANA_SOURCE`].
     pub const ONE_GRAFANA_SOURCE_MESSAGE: &str = "set exactly one of instanceSelector (the shared Grafana instances the children go to) and dedicatedGrafana (a Grafana instance of the customer's own)";
+    /// On a `MemberCluster`'s `tenantQuota.hard`: every key is a quota name Kubernetes knows
+    /// ([`super::is_quota_resource_name`]). Only list membership, `startsWith`, `endsWith` and
+    /// `size`: no regular expression, whose cost the API server would estimate from the
+    /// largest key a request could hold.
+    pub const QUOTA_RESOURCE_NAMES: &str = "self.all(k, k in ['cpu', 'memory', 'ephemeral-storage', 'requests.cpu', 'requests.memory', 'requests.storage', 'requests.ephemeral-storage', 'limits.cpu', 'limits.memory', 'limits.ephemeral-storage', 'pods', 'services', 'services.loadbalancers', 'services.nodeports', 'secrets', 'configmaps', 'persistentvolumeclaims', 'replicationcontrollers', 'resourcequotas'] || (k.startsWith('count/') && size(k) > 6) || (!k.startsWith('.') && (k.endsWith('.storageclass.storage.k8s.io/requests.storage') || k.endsWith('.storageclass.storage.k8s.io/persistentvolumeclaims'))))";
+    /// The message of [`QUOTA_RESOURCE_NAMES`].
+    pub const QUOTA_RESOURCE_NAMES_MESSAGE: &str = "every key is a ResourceQuota name: a standard one (requests.cpu, requests.memory, limits.cpu, limits.memory, requests.storage, persistentvolumeclaims, pods, services, secrets, configmaps, ...), count/<resource>, or <storage-class>.storageclass.storage.k8s.io/requests.storage or .../persistentvolumeclaims";
+}
+
+/// Whether `key` may be a key of a `MemberCluster`'s `tenantQuota.hard`: a standard quota name
+/// ([`bounds::QUOTA_STANDARD_NAMES`]), `count/<resource>`, or `<class>` followed by one of
+/// [`bounds::QUOTA_STORAGE_CLASS_SUFFIXES`]. The Rust twin of the CEL rule
+/// [`cel::QUOTA_RESOURCE_NAMES`]; the API server checks the rest of the name when the
+/// `ResourceQuota` is written.
+pub fn is_quota_resource_name(key: &str) -> bool {
+    bounds::QUOTA_STANDARD_NAMES.contains(&key)
+        || (key.starts_with(bounds::QUOTA_COUNT_PREFIX)
+            && key.len() > bounds::QUOTA_COUNT_PREFIX.len())
+        || (!key.starts_with('.')
+            && bounds::QUOTA_STORAGE_CLASS_SUFFIXES
+                .iter()
+                .any(|suffix| key.ends_with(suffix)))
 }
 
 /// Whether `value` is a DNS-1123 label of at most `max_len` characters.
@@ -98,5 +155,55 @@ mod tests {
         assert!(!is_dns1123_label("Acme", 63));
         assert!(!is_dns1123_label("a_b", 63));
         assert!(!is_dns1123_label("abcdef", 5));
+    }
+
+    #[test]
+    fn quota_names() {
+        for key in [
+            "requests.cpu",
+            "limits.memory",
+            "persistentvolumeclaims",
+            "requests.storage",
+            "pods",
+            "count/deployments.apps",
+            "gold.storageclass.storage.k8s.io/requests.storage",
+            "gold.storageclass.storage.k8s.io/persistentvolumeclaims",
+        ] {
+            assert!(is_quota_resource_name(key), "{key}");
+        }
+        for key in [
+            "",
+            "pod",
+            "requests.gpu",
+            "count/",
+            ".storageclass.storage.k8s.io/requests.storage",
+            "gold.storageclass.storage.k8s.io/limits.storage",
+            "Pods",
+        ] {
+            assert!(!is_quota_resource_name(key), "{key}");
+        }
+    }
+
+    #[test]
+    fn the_cel_rule_of_quota_names_spells_the_same_names() {
+        let listed = cel::QUOTA_RESOURCE_NAMES
+            .split_once('[')
+            .and_then(|(_, rest)| rest.split_once(']'))
+            .map(|(list, _)| list)
+            .unwrap_or_default();
+        let names: Vec<&str> = listed
+            .split(", ")
+            .map(|name| name.trim_matches('\''))
+            .collect();
+        assert_eq!(names, bounds::QUOTA_STANDARD_NAMES);
+        assert!(cel::QUOTA_RESOURCE_NAMES.contains(&format!(
+            "k.startsWith('{}') && size(k) > {}",
+            bounds::QUOTA_COUNT_PREFIX,
+            bounds::QUOTA_COUNT_PREFIX.len()
+        )));
+        for suffix in bounds::QUOTA_STORAGE_CLASS_SUFFIXES {
+            assert!(cel::QUOTA_RESOURCE_NAMES.contains(&format!("k.endsWith('{suffix}')")));
+        }
+        assert!(cel::QUOTA_RESOURCE_NAMES.contains("!k.startsWith('.')"));
     }
 }

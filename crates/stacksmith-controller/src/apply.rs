@@ -193,7 +193,7 @@ pub async fn apply_object(
             Ownership::Ours => {
                 let live = existing.to_value();
                 let uid = existing.metadata.uid.clone();
-                if is_as_planned(&live, &desired.manifest) {
+                if is_as_planned(desired.kind, &live, &desired.manifest) {
                     recent.forget(desired);
                     recent.contests.as_planned(&key, Instant::now());
                     return (WriteOutcome::Unchanged(Box::new(live)), uid);
@@ -233,7 +233,7 @@ pub async fn apply_object(
                         "contested: changed again right after it was restored; the next restore waits"
                     );
                 }
-                let fields = drifted_fields(&live, &desired.manifest);
+                let fields = drifted_fields(desired.kind, &live, &desired.manifest);
                 recent
                     .contests
                     .keep(&key, &claimant.stack_uid, memory, managers.clone(), now);
@@ -303,16 +303,46 @@ pub async fn apply_object(
 /// moment before the stack, and the cache may not show it yet: applying would take it over).
 ///
 /// Created this way, an object's fields are held by stacksmith's field manager as an update
-/// rather than an apply, so a field later dropped from the plan would stay on it; these kinds
-/// have no optional field in the plan (the Namespace: labels and the planned-hash annotation;
-/// the Prometheus' ServiceAccount, Role and RoleBindings, including those of the discovery
-/// ClusterRole in the namespaces its scrape targets list: fixed content). A RoleBinding of that
-/// name someone else created in a listed namespace is thus never written over: a `Conflict`.
+/// rather than an apply, so a field later dropped from the plan would stay on it. Most of these
+/// kinds have no optional field in the plan (the Namespace: labels and the planned-hash
+/// annotation; the Prometheus' ServiceAccount, Role and RoleBindings, including those of the
+/// discovery ClusterRole in the namespaces its scrape targets list: fixed content). The tenant
+/// quota has ([`created_bare`]): its `ResourceQuota` and `LimitRange` are created bare and
+/// applied at once. A RoleBinding (or quota) of that name someone else created is thus never
+/// written over: a `Conflict`.
 /// Children are applied: their optional fields must go when the plan drops them. A child someone else creates in the
 /// moment between the cache's view and the write is written over (the cache sees every child,
 /// so that moment is the watch's delay).
 fn created_not_applied(kind: ObjectKind) -> bool {
     cache_holds_only_ours(kind) || kind == ObjectKind::Namespace
+}
+
+/// Whether a kind created with a POST ([`created_not_applied`]) is created bare (name,
+/// namespace and labels: what the plan never drops) and then applied: the kinds whose planned
+/// fields come and go (a `MemberCluster`'s `tenantQuota` changes), which the apply must own to
+/// remove them later. Bare, a `ResourceQuota` limits nothing and a `LimitRange` defaults
+/// nothing, for the moment between the two requests.
+fn created_bare(kind: ObjectKind) -> bool {
+    kind.is_tenant_quota()
+}
+
+/// The bare form of a planned object: `apiVersion`, `kind`, and of its metadata the name, the
+/// namespace and the labels.
+fn bare(manifest: &Value) -> Value {
+    let mut metadata = serde_json::Map::new();
+    for field in ["name", "namespace", "labels"] {
+        if let Some(value) = manifest.pointer(&format!("/metadata/{field}")) {
+            metadata.insert(field.into(), value.clone());
+        }
+    }
+    let mut object = serde_json::Map::new();
+    for field in ["apiVersion", "kind"] {
+        if let Some(value) = manifest.get(field) {
+            object.insert(field.into(), value.clone());
+        }
+    }
+    object.insert("metadata".into(), Value::Object(metadata));
+    Value::Object(object)
 }
 
 /// Creates an object the cache does not show ([`created_not_applied`]): with a POST, never
@@ -325,7 +355,12 @@ async fn create_unseen(
     claimant: &Claimant,
     recent: &RecentWrites,
 ) -> (WriteOutcome, Option<String>) {
-    let object: kube::api::DynamicObject = match serde_json::from_value(desired.manifest.clone()) {
+    let body = if created_bare(desired.kind) {
+        bare(&desired.manifest)
+    } else {
+        desired.manifest.clone()
+    };
+    let object: kube::api::DynamicObject = match serde_json::from_value(body) {
         Ok(object) => object,
         Err(err) => {
             return (
@@ -342,6 +377,29 @@ async fn create_unseen(
     };
     tracing::debug!(cluster = %connection.name, kind = desired.kind.kind(), namespace = %desired.namespace, name = %desired.name, "creating");
     match call(connection.timeout, api.create(&params, &object)).await {
+        Ok(created) if created_bare(desired.kind) => {
+            // Its fields now, by apply: the uid is the stack's whatever the apply answers.
+            let params = PatchParams::apply(FIELD_MANAGER).force();
+            let patch = Patch::Apply(&desired.manifest);
+            return match call(
+                connection.timeout,
+                api.patch(&desired.name, &params, &patch),
+            )
+            .await
+            {
+                Ok(written) => {
+                    recent.record(desired);
+                    let uid = written.metadata.uid.or(created.metadata.uid);
+                    (WriteOutcome::Created, uid)
+                }
+                Err(err) => (
+                    WriteOutcome::Failed {
+                        message: format!("created bare, then its apply failed: {err}"),
+                    },
+                    created.metadata.uid,
+                ),
+            };
+        }
         Ok(created) => {
             recent.record(desired);
             return (WriteOutcome::Created, created.metadata.uid);
@@ -505,13 +563,19 @@ fn conflicting_managers<'a>(texts: impl IntoIterator<Item = &'a str>) -> Vec<Str
 
 /// The planned fields whose live values differ, as dotted paths (`spec.replicas`); a list is
 /// named as a whole.
-fn drifted_fields(live: &Value, desired: &Value) -> Vec<String> {
-    fn walk(live: Option<&Value>, desired: &Value, path: String, out: &mut Vec<String>) {
+fn drifted_fields(kind: ObjectKind, live: &Value, desired: &Value) -> Vec<String> {
+    fn walk(
+        live: Option<&Value>,
+        desired: &Value,
+        same: SameText,
+        path: String,
+        out: &mut Vec<String>,
+    ) {
         match (live, desired) {
-            (Some(live), desired) if contains(live, desired) => {}
+            (Some(live), desired) if contains_by(live, desired, same) => {}
             (Some(Value::Object(live)), Value::Object(desired)) => {
                 for (key, value) in desired {
-                    walk(live.get(key), value, format!("{path}.{key}"), out);
+                    walk(live.get(key), value, same, format!("{path}.{key}"), out);
                 }
             }
             _ => out.push(path),
@@ -521,38 +585,73 @@ fn drifted_fields(live: &Value, desired: &Value) -> Vec<String> {
     if let Value::Object(planned) = desired {
         for (key, value) in planned {
             if !matches!(key.as_str(), "apiVersion" | "kind") {
-                walk(live.get(key), value, key.clone(), &mut fields);
+                let same = same_text(kind, key);
+                walk(live.get(key), value, same, key.clone(), &mut fields);
             }
         }
     }
     fields
 }
 
-/// Whether a cached object is as planned: every planned field has its planned value, apart from
-/// `apiVersion` and `kind` (the cache is per kind already, and objects that came from a LIST of
-/// a built-in kind carry neither: comparing them would re-apply every Namespace, ServiceAccount,
-/// Role and RoleBinding after each restart and call it drift).
-pub fn is_as_planned(live: &Value, desired: &Value) -> bool {
+/// Whether a cached object of `kind` is as planned: every planned field has its planned value,
+/// apart from `apiVersion` and `kind` (the cache is per kind already, and objects that came from
+/// a LIST of a built-in kind carry neither: comparing them would re-apply every Namespace,
+/// ServiceAccount, Role and RoleBinding after each restart and call it drift). The quantities
+/// of a tenant quota's `spec` compare by value ([`same_text`]).
+pub fn is_as_planned(kind: ObjectKind, live: &Value, desired: &Value) -> bool {
     match desired {
         Value::Object(fields) => fields
             .iter()
             .filter(|(key, _)| !matches!(key.as_str(), "apiVersion" | "kind"))
-            .all(|(key, value)| live.get(key).is_some_and(|l| contains(l, value))),
+            .all(|(key, value)| {
+                live.get(key)
+                    .is_some_and(|l| contains_by(l, value, same_text(kind, key)))
+            }),
         other => contains(live, other),
+    }
+}
+
+/// How a planned text compares with the live one.
+type SameText = fn(&str, &str) -> bool;
+
+/// How the texts of a planned object's top-level field `field` compare with the live ones:
+/// equal, or, in the `spec` of a `ResourceQuota` or `LimitRange`, the same quantity. The API
+/// server stores a built-in kind's quantities in canonical form (`1024Mi` as `1Gi`, `0.5` as
+/// `500m`): compared as text, a quota written that way would never be as planned.
+fn same_text(kind: ObjectKind, field: &str) -> SameText {
+    fn equal(live: &str, planned: &str) -> bool {
+        live == planned
+    }
+    fn equal_quantity(live: &str, planned: &str) -> bool {
+        live == planned || stacksmith_core::quantity::same(live, planned)
+    }
+    match kind {
+        kind if kind.is_tenant_quota() && field == "spec" => equal_quantity,
+        _ => equal,
     }
 }
 
 /// Whether `live` holds every field of `desired` with the same value (the API server may add
 /// defaults and other managers' fields; those are not drift).
 pub fn contains(live: &Value, desired: &Value) -> bool {
+    contains_by(live, desired, |live, planned| live == planned)
+}
+
+/// [`contains`], texts compared by `same`.
+fn contains_by(live: &Value, desired: &Value, same: SameText) -> bool {
     match (live, desired) {
         (Value::Object(live), Value::Object(desired)) => desired
             .iter()
-            .all(|(k, v)| live.get(k).is_some_and(|l| contains(l, v))),
+            .all(|(k, v)| live.get(k).is_some_and(|l| contains_by(l, v, same))),
         (Value::Array(live), Value::Array(desired)) => {
-            live.len() == desired.len() && live.iter().zip(desired).all(|(l, d)| contains(l, d))
+            live.len() == desired.len()
+                && live
+                    .iter()
+                    .zip(desired)
+                    .all(|(l, d)| contains_by(l, d, same))
         }
         (Value::Number(l), Value::Number(d)) => l.as_f64() == d.as_f64(),
+        (Value::String(l), Value::String(d)) => same(l, d),
         (l, d) => l == d,
     }
 }
@@ -634,11 +733,12 @@ mod tests {
             "spec": {"replicas": 2, "retention": "7d", "list": [1, 2], "deep": {"a": {"b": 1}}}});
         let live = json!({"metadata": {"annotations": {"stacksmith.io/planned-hash": "h"}},
             "spec": {"replicas": 1, "retention": "7d", "list": [1], "deep": {"a": {"b": 2}}}});
+        let prometheus = ObjectKind::Child(stacksmith_core::ChildKind::Prometheus);
         assert_eq!(
-            drifted_fields(&live, &planned),
+            drifted_fields(prometheus, &live, &planned),
             ["spec.deep.a.b", "spec.list", "spec.replicas"]
         );
-        assert!(drifted_fields(&planned, &planned).is_empty());
+        assert!(drifted_fields(prometheus, &planned, &planned).is_empty());
         let desired = DesiredObject {
             cluster: "prom-1".into(),
             kind: ObjectKind::Namespace,
@@ -690,13 +790,67 @@ mod tests {
             "spec": {"finalizers": ["kubernetes"]}});
         let planned = json!({"apiVersion": "v1", "kind": "Namespace",
             "metadata": {"name": "customer-acme", "labels": {"a": "b"}}});
-        assert!(is_as_planned(&listed, &planned));
+        assert!(is_as_planned(ObjectKind::Namespace, &listed, &planned));
         assert!(
             !contains(&listed, &planned),
             "the plain subset check would call it drift"
         );
         let relabelled = json!({"metadata": {"name": "customer-acme", "labels": {"a": "c"}}});
-        assert!(!is_as_planned(&relabelled, &planned));
+        assert!(!is_as_planned(ObjectKind::Namespace, &relabelled, &planned));
         assert!(contains(&json!({"n": 2.0}), &json!({"n": 2})));
+    }
+
+    #[test]
+    fn a_tenant_quota_stored_in_canonical_form_is_as_planned() {
+        let planned = json!({"apiVersion": "v1", "kind": "LimitRange",
+            "metadata": {"name": "stacksmith-tenant", "labels": {"a": "1"}},
+            "spec": {"limits": [{"type": "Container",
+                "default": {"memory": "1024Mi"}, "defaultRequest": {"cpu": "0.5"}}]}});
+        // As the API server stores it: canonical quantities, defaults filled in.
+        let stored = json!({"metadata": {"name": "stacksmith-tenant", "labels": {"a": "1"}},
+            "spec": {"limits": [{"type": "Container",
+                "default": {"memory": "1Gi"}, "defaultRequest": {"cpu": "500m"}}]}});
+        assert!(is_as_planned(ObjectKind::LimitRange, &stored, &planned));
+        assert!(drifted_fields(ObjectKind::LimitRange, &stored, &planned).is_empty());
+        let quota = json!({"spec": {"hard": {"requests.memory": "2048Mi", "pods": "4"}}});
+        let stored_quota = json!({"spec": {"hard": {"requests.memory": "2Gi", "pods": "4"}}});
+        assert!(is_as_planned(
+            ObjectKind::ResourceQuota,
+            &stored_quota,
+            &quota
+        ));
+        // Another value is drift; texts elsewhere and in other kinds compare as they are.
+        let changed = json!({"spec": {"hard": {"requests.memory": "3Gi", "pods": "4"}}});
+        assert!(!is_as_planned(ObjectKind::ResourceQuota, &changed, &quota));
+        assert_eq!(
+            drifted_fields(ObjectKind::ResourceQuota, &changed, &quota),
+            ["spec.hard.requests.memory"]
+        );
+        let relabelled = json!({"metadata": {"labels": {"a": "1.0"}}, "spec": stored["spec"]});
+        assert!(!is_as_planned(
+            ObjectKind::LimitRange,
+            &relabelled,
+            &planned
+        ));
+        let prometheus = ObjectKind::Child(stacksmith_core::ChildKind::Prometheus);
+        assert!(!is_as_planned(prometheus, &stored_quota, &quota));
+    }
+
+    #[test]
+    fn a_bare_object_keeps_only_what_the_plan_never_drops() {
+        let planned = json!({"apiVersion": "v1", "kind": "ResourceQuota",
+            "metadata": {"name": "stacksmith-tenant", "namespace": "customer-acme",
+                "labels": {"a": "1"}, "annotations": {"stacksmith.io/planned-hash": "h"}},
+            "spec": {"hard": {"pods": "4"}}});
+        assert_eq!(
+            bare(&planned),
+            json!({"apiVersion": "v1", "kind": "ResourceQuota",
+                "metadata": {"name": "stacksmith-tenant", "namespace": "customer-acme",
+                    "labels": {"a": "1"}}})
+        );
+        assert!(created_bare(ObjectKind::ResourceQuota) && created_bare(ObjectKind::LimitRange));
+        assert!(!created_bare(ObjectKind::Namespace));
+        assert!(created_not_applied(ObjectKind::ResourceQuota));
+        assert!(created_not_applied(ObjectKind::LimitRange));
     }
 }

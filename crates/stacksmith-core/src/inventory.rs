@@ -216,6 +216,15 @@ pub fn moved_objects(inventory: &Inventory, plan: &StackPlan) -> Vec<Inventoried
     moved
 }
 
+/// Whether objects of `kind` go wherever a tenant namespace goes, whichever side of the stack
+/// it is on: the Namespace itself and its quota. They name no spec field of their own.
+fn follows_its_namespace(kind: ObjectKind) -> bool {
+    matches!(
+        kind,
+        ObjectKind::Namespace | ObjectKind::ResourceQuota | ObjectKind::LimitRange
+    )
+}
+
 /// The spec field whose change moved `moved` objects (see [`moved_objects`]), as a problem that
 /// refuses the move: `spec.metrics.cluster` or `spec.customer` for the Prometheus side,
 /// `spec.dashboards.cluster`, `spec.dashboards.namespace` or `spec.customer` for the Grafana
@@ -246,7 +255,7 @@ pub fn refused_move(
                     | ChildKind::Grafana
             )
         );
-        if object.key.kind == ObjectKind::Namespace {
+        if follows_its_namespace(object.key.kind) {
             return None;
         }
         if grafana_side {
@@ -268,7 +277,7 @@ pub fn refused_move(
             })
         }
     };
-    let first = moved.iter().find(|o| o.key.kind != ObjectKind::Namespace);
+    let first = moved.iter().find(|o| !follows_its_namespace(o.key.kind));
     let field = first.and_then(field_of).unwrap_or("spec");
     let object = first.or_else(|| moved.first())?;
     let (cluster, namespace) = object.key.placement();
@@ -416,6 +425,65 @@ mod tests {
             moved_objects(&inventory, &plan).is_empty(),
             "a dropped rule is not a move"
         );
+    }
+
+    #[test]
+    fn a_tenant_quota_goes_just_before_its_namespace_and_is_pruned_not_moved() {
+        let quota = |cluster: &str| {
+            [ObjectKind::ResourceQuota, ObjectKind::LimitRange]
+                .map(|kind| key(cluster, kind, "customer-acme", "stacksmith-tenant"))
+        };
+        let mut keys = prometheus_side("prom-1", "customer-acme");
+        keys.extend(quota("prom-1"));
+        let inventory = inventory_of(&keys);
+        let order: Vec<&str> = inventory
+            .in_delete_order()
+            .iter()
+            .map(|o| o.key.kind.kind())
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "PrometheusRule",
+                "Prometheus",
+                "ServiceAccount",
+                "LimitRange",
+                "ResourceQuota",
+                "Namespace"
+            ]
+        );
+        // The MemberCluster's tenantQuota removed: both pruned, the stack has not moved.
+        let plan = plan_of(&prometheus_side("prom-1", "customer-acme"));
+        let unplanned: Vec<&str> = inventory
+            .unplanned(&plan)
+            .iter()
+            .map(|o| o.key.kind.kind())
+            .collect();
+        assert_eq!(unplanned, ["LimitRange", "ResourceQuota"]);
+        assert!(moved_objects(&inventory, &plan).is_empty());
+
+        // The Grafana side moved to another cluster, quota and all: the field is the Grafana
+        // side's, whichever object comes first.
+        let mut keys = prometheus_side("prom-1", "customer-acme");
+        keys.push(key("graf-1", ObjectKind::Namespace, "", "customer-acme"));
+        keys.extend(quota("graf-1"));
+        keys.extend(grafana_side("graf-1", "customer-acme"));
+        let inventory = inventory_of(&keys);
+        let mut after = prometheus_side("prom-1", "customer-acme");
+        after.push(key("graf-2", ObjectKind::Namespace, "", "customer-acme"));
+        after.extend(grafana_side("graf-2", "customer-acme"));
+        let plan = plan_of(&after);
+        let moved = moved_objects(&inventory, &plan);
+        assert_eq!(moved.len(), 5);
+        let problem = refused_move(&moved, &plan, false, "a").unwrap();
+        assert_eq!(problem.field, "spec.dashboards.cluster");
+        let only_quota: Vec<InventoriedObject> = moved
+            .into_iter()
+            .filter(|o| o.key.kind != ObjectKind::Child(ChildKind::GrafanaFolder))
+            .filter(|o| o.key.kind != ObjectKind::Child(ChildKind::GrafanaDatasource))
+            .collect();
+        let problem = refused_move(&only_quota, &plan, false, "a").unwrap();
+        assert_eq!(problem.field, "spec", "a quota names no field of its own");
     }
 
     /// The tenant RBAC of `prometheus_side`, and a discovery RoleBinding in each of `listed`.

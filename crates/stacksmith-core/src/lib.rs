@@ -9,6 +9,7 @@
 //!   the reconcile and the live status).
 //! - [`events`] decides which Events a pass publishes on a stack.
 //! - [`status_conditions`] renders typed conditions whose transition times only move on a flip.
+//! - [`quantity`] reads Kubernetes resource quantities as exact values, to compare them.
 
 pub mod aggregate;
 pub mod events;
@@ -20,6 +21,7 @@ pub mod member_status;
 pub mod namespace_contents;
 pub mod observe;
 pub mod plan;
+pub mod quantity;
 pub mod status_conditions;
 
 pub use health::{

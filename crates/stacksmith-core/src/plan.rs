@@ -9,6 +9,11 @@
 //! prometheus whose URL points at this tenant's Prometheus through the Prometheus cluster's URL
 //! template, and the dashboards in that folder.
 //!
+//! Right after each tenant Namespace stacksmith creates (on the Grafana cluster only when the
+//! children live in the tenant namespace), the member cluster's tenant quota when its
+//! `MemberCluster` sets `spec.tenantQuota`: a `ResourceQuota` and a `LimitRange`, so that every
+//! pod of the namespace is admitted under them.
+//!
 //! Every object carries labels that lead back to its stack; names are deterministic. Two stacks
 //! with the same customer id would plan the same names: the controller refuses to touch an
 //! object another stack owns, so the second one gets a `Conflict` instead.
@@ -20,11 +25,14 @@
 //! - `plan/prometheus.rs`: the tenant Namespace, the Prometheus' RBAC, `Prometheus`,
 //!   `PrometheusRule`, `ServiceMonitor`;
 //! - `plan/grafana.rs`: the dedicated `Grafana` (with `spec.dashboards.dedicatedGrafana`),
-//!   `GrafanaFolder`, `GrafanaDatasource`, `GrafanaDashboard`.
+//!   `GrafanaFolder`, `GrafanaDatasource`, `GrafanaDashboard`;
+//! - `plan/quota.rs`: the `ResourceQuota` and `LimitRange` of a tenant namespace stacksmith
+//!   creates, from its member cluster's `spec.tenantQuota`.
 
 mod grafana;
 pub mod names;
 mod prometheus;
+mod quota;
 mod validate;
 
 #[cfg(test)]
@@ -34,7 +42,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 use stacksmith_api::kinds::{self, KindInfo};
-use stacksmith_api::{AlertmanagerEndpoint, ClusterRole, CustomerStackSpec};
+use stacksmith_api::{AlertmanagerEndpoint, ClusterRole, CustomerStackSpec, TenantQuota};
 
 use crate::health::ChildKind;
 
@@ -42,7 +50,7 @@ pub use self::names::ownership_labels;
 pub use self::validate::render_url_template;
 
 /// What planning needs to know about a registered member cluster.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct MemberInfo {
     /// The `MemberCluster` name.
     pub name: String,
@@ -52,6 +60,8 @@ pub struct MemberInfo {
     pub prometheus_url_template: Option<String>,
     /// `spec.alertmanagers`.
     pub alertmanagers: Vec<AlertmanagerEndpoint>,
+    /// `spec.tenantQuota`.
+    pub tenant_quota: Option<TenantQuota>,
 }
 
 /// The identity of the stack being planned.
@@ -79,6 +89,11 @@ pub struct SpecProblem {
 pub enum ObjectKind {
     /// The tenant namespace.
     Namespace,
+    /// The tenant namespace's quota (`MemberCluster` `spec.tenantQuota.hard`).
+    ResourceQuota,
+    /// The tenant namespace's container defaults (`MemberCluster`
+    /// `spec.tenantQuota.containerDefaults`).
+    LimitRange,
     /// The Prometheus' ServiceAccount.
     ServiceAccount,
     /// The Prometheus' Role.
@@ -92,8 +107,10 @@ pub enum ObjectKind {
 
 impl ObjectKind {
     /// Every kind, in creation order.
-    pub const ALL: [ObjectKind; 12] = [
+    pub const ALL: [ObjectKind; 14] = [
         ObjectKind::Namespace,
+        ObjectKind::ResourceQuota,
+        ObjectKind::LimitRange,
         ObjectKind::ServiceAccount,
         ObjectKind::Role,
         ObjectKind::RoleBinding,
@@ -112,6 +129,8 @@ impl ObjectKind {
     pub fn info(self) -> &'static KindInfo {
         match self {
             ObjectKind::Namespace => &kinds::NAMESPACE,
+            ObjectKind::ResourceQuota => &kinds::RESOURCE_QUOTA,
+            ObjectKind::LimitRange => &kinds::LIMIT_RANGE,
             ObjectKind::ServiceAccount => &kinds::SERVICE_ACCOUNT,
             ObjectKind::Role => &kinds::ROLE,
             ObjectKind::RoleBinding => &kinds::ROLE_BINDING,
@@ -139,6 +158,12 @@ impl ObjectKind {
         self.info().namespaced()
     }
 
+    /// Whether it is a kind of the tenant quota (`ResourceQuota`, `LimitRange`), planned only
+    /// for a member cluster that sets `spec.tenantQuota`.
+    pub fn is_tenant_quota(self) -> bool {
+        matches!(self, ObjectKind::ResourceQuota | ObjectKind::LimitRange)
+    }
+
     /// The child kind, for kinds whose health is reported.
     pub fn child(self) -> Option<ChildKind> {
         match self {
@@ -153,6 +178,8 @@ impl ObjectKind {
         match role {
             ClusterRole::Prometheus => &[
                 ObjectKind::Namespace,
+                ObjectKind::ResourceQuota,
+                ObjectKind::LimitRange,
                 ObjectKind::ServiceAccount,
                 ObjectKind::Role,
                 ObjectKind::RoleBinding,
@@ -163,6 +190,8 @@ impl ObjectKind {
             ],
             ClusterRole::Grafana => &[
                 ObjectKind::Namespace,
+                ObjectKind::ResourceQuota,
+                ObjectKind::LimitRange,
                 ObjectKind::Child(ChildKind::Grafana),
                 ObjectKind::Child(ChildKind::GrafanaFolder),
                 ObjectKind::Child(ChildKind::GrafanaDatasource),
@@ -221,7 +250,13 @@ pub fn plan_stack(
         &labels,
         &checked.datasource_url,
     ));
-    // One cluster may serve both roles: the tenant Namespace is then planned once.
+    let mut objects = quota::after_namespaces(
+        objects,
+        &[checked.prometheus_cluster, checked.grafana_cluster],
+        &labels,
+    );
+    // One cluster may serve both roles: the tenant Namespace (and its quota) is then planned
+    // once.
     let mut planned = BTreeSet::new();
     objects.retain(|o| {
         planned.insert((
@@ -293,6 +328,7 @@ mod tests {
             roles: vec![ClusterRole::Prometheus, ClusterRole::Grafana],
             prometheus_url_template: Some("http://{name}.{namespace}.svc:9090".into()),
             alertmanagers: Vec::new(),
+            tenant_quota: None,
         }];
         let yaml = FULL
             .replace("prom-eu", "all-in-one")

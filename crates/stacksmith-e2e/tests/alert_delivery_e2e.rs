@@ -9,6 +9,7 @@
 //!   `prometheus-alertmanager`) on 127.0.0.1;
 //! - alerts posted to it reach the tenant's receiver their route names (webhooks of the test's
 //!   own), never the other tenant's;
+//! - deleting the stack with the volume leaves the volume claim, and so the tenant namespace;
 //! - a tenant's alerting rule that sets `namespace` and `customer` to the other tenant's values,
 //!   rendered by the operator and evaluated by a real Prometheus (Debian's `prometheus`) with the
 //!   alert relabelings the operator rendered for the tenant's Prometheus, still reaches its own
@@ -240,6 +241,27 @@ async fn alerts_reach_their_tenant(tb: &TestBed) -> anyhow::Result<()> {
     other.nothing_for(Duration::from_secs(5)).await?;
     prometheus.stop().await?;
     alertmanager.stop().await?;
+
+    // Deleting the stack never takes its samples: the claim stays, and keeps the namespace.
+    delete_stack(&hub, "alerts", "acme").await?;
+    wait_stack_gone(&hub, "alerts", "acme").await?;
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(member.clone(), &acme.namespace());
+    let left = claims.list(&ListParams::default()).await?;
+    ensure!(
+        left.items.len() == 1,
+        "the Prometheus' claim is kept: {:?}",
+        left.items
+            .iter()
+            .map(|c| &c.metadata.name)
+            .collect::<Vec<_>>()
+    );
+    let namespace = Api::<k8s_openapi::api::core::v1::Namespace>::all(member.clone())
+        .get_opt(&acme.namespace())
+        .await?;
+    ensure!(
+        namespace.is_some_and(|n| n.metadata.deletion_timestamp.is_none()),
+        "the tenant namespace holding the claim is kept"
+    );
     Ok(())
 }
 
@@ -397,9 +419,7 @@ async fn receiver_secret(member: &Client, ns: &str, name: &str, url: &str) -> an
             match secrets.create(&PostParams::default(), &secret).await {
                 Ok(_) => Ok(()),
                 // The tenant namespace is not there yet.
-                Err(kube::Error::Api(status)) if status.code == 404 => {
-                    Err(status.message.clone())
-                }
+                Err(kube::Error::Api(status)) if status.code == 404 => Err(status.message.clone()),
                 Err(err) => return Err(err.into()),
             },
         )

@@ -126,12 +126,14 @@ fn members() -> Vec<MemberInfo> {
                 "http://{name}.{namespace}.svc.prometheus-1.example:9090".into(),
             ),
             alertmanagers: Vec::new(),
+            tenant_quota: None,
         },
         MemberInfo {
             name: "grafana-1".into(),
             roles: vec![stacksmith_api::ClusterRole::Grafana],
             prometheus_url_template: None,
             alertmanagers: Vec::new(),
+            tenant_quota: None,
         },
     ]
 }

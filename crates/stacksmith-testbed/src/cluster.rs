@@ -254,8 +254,10 @@ impl Cluster {
     }
 
     /// Starts kube-controller-manager: namespace deletion and garbage collection, and with
-    /// `workloads` the controllers that turn StatefulSets and Deployments into pods, and the one
-    /// that binds volume claims to the volumes a test creates (there is no provisioner).
+    /// `workloads` the controllers that turn StatefulSets and Deployments into pods, the one
+    /// that binds volume claims to the volumes a test creates (there is no provisioner), and the
+    /// one that computes a ResourceQuota's usage (until it has, the API server refuses every pod
+    /// of a namespace whose quota tracks pods or compute resources).
     pub(crate) fn start_controller_manager(
         &self,
         program: &Path,
@@ -268,7 +270,7 @@ impl Cluster {
             (true, true) => {
                 "namespace-controller,garbage-collector-controller,serviceaccount-controller,\
                  statefulset-controller,deployment-controller,replicaset-controller,\
-                 persistentvolume-binder-controller"
+                 persistentvolume-binder-controller,resourcequota-controller"
             }
         };
         let mut args = vec![

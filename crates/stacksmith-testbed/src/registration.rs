@@ -61,10 +61,10 @@ pub(crate) async fn prepare_remote(cluster: &Cluster) -> Result<()> {
     apply_cluster_scoped(client, name, &namespace(SCENARIO_NAMESPACE)).await
 }
 
-/// What stacksmith may do on a remote cluster: manage tenant namespaces, the RBAC a Prometheus
-/// needs, and the child kinds (dedicated Grafana instances included; the shared ones it only
-/// reads, to explain `NoMatchingInstance`); read CRDs; list every kind (to prove a tenant
-/// namespace empty before deleting it).
+/// What stacksmith may do on a remote cluster: manage tenant namespaces, their quota, the RBAC a
+/// Prometheus needs, and the child kinds (dedicated Grafana instances included; the shared ones
+/// it only reads, to explain `NoMatchingInstance`); read CRDs; list every kind (to prove a
+/// tenant namespace empty before deleting it).
 fn operator_cluster_role() -> RbacClusterRole {
     let rule = |groups: &[&str], resources: &[&str], verbs: &[&str]| PolicyRule {
         api_groups: Some(groups.iter().map(|s| s.to_string()).collect()),
@@ -83,6 +83,13 @@ fn operator_cluster_role() -> RbacClusterRole {
         },
         rules: Some(vec![
             rule(&[""], &["namespaces", "serviceaccounts"], &manage),
+            // The tenant quota (a MemberCluster's `tenantQuota`), with the remote chart's verbs:
+            // no `update`, which stacksmith never uses.
+            rule(
+                &[""],
+                &["resourcequotas", "limitranges"],
+                &["get", "list", "watch", "create", "patch", "delete"],
+            ),
             rule(&[""], &["events"], &["create", "patch"]),
             rule(
                 &["rbac.authorization.k8s.io"],
@@ -231,6 +238,7 @@ pub(crate) async fn register(hub: &Cluster, member: &Cluster) -> Result<()> {
             roles: member.roles().to_vec(),
             prometheus_url_template,
             alertmanagers: Vec::new(),
+            tenant_quota: None,
             request_timeout_seconds: 10,
         },
     );

@@ -695,6 +695,8 @@ fn remote_rbac_is_least_privilege(tb: &TestBed) -> anyhow::Result<()> {
     let mut allowed = Vec::new();
     for resource in [
         "namespaces",
+        "resourcequotas",
+        "limitranges",
         "serviceaccounts",
         "roles.rbac.authorization.k8s.io",
         "rolebindings.rbac.authorization.k8s.io",
@@ -722,6 +724,7 @@ fn remote_rbac_is_least_privilege(tb: &TestBed) -> anyhow::Result<()> {
         vec!["list", "secrets", "--all-namespaces"],
         vec!["get", "configmaps", "-n", "customer-acme"],
         vec!["create", "pods", "-n", "customer-acme"],
+        vec!["update", "resourcequotas", "-n", "customer-acme"],
         vec![
             "update",
             "prometheuses.monitoring.coreos.com",
@@ -763,6 +766,8 @@ fn remote_rbac_is_least_privilege(tb: &TestBed) -> anyhow::Result<()> {
     // `grafanas`: a stack's dedicated instance is written like the other children.
     for resource in [
         "namespaces",
+        "resourcequotas",
+        "limitranges",
         "grafanas.grafana.integreatly.org",
         "grafanafolders.grafana.integreatly.org",
         "grafanadatasources.grafana.integreatly.org",

@@ -82,6 +82,7 @@ async fn gitops_example_builds_with_kubectl_kustomize_and_leaves_nothing_out() {
                 "MemberCluster /grafana-1",
                 "CustomerStack customers/acme",
                 "CustomerStack customers/globex",
+                "CustomerStack customers/initech",
             ]
             .map(String::from)
         ),
@@ -157,11 +158,12 @@ fn customer_stacks_plan_without_problems_on_the_example_clusters() {
                 roles: member.spec.roles,
                 prometheus_url_template: member.spec.prometheus_url_template,
                 alertmanagers: member.spec.alertmanagers,
+                tenant_quota: member.spec.tenant_quota,
             }
         })
         .collect();
     let mut customers = BTreeSet::new();
-    for customer in ["acme", "globex"] {
+    for customer in ["acme", "globex", "initech"] {
         let path = dir.join(format!("customers/{customer}/customerstack.yaml"));
         let stack: CustomerStack =
             serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();

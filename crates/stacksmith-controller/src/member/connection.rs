@@ -127,25 +127,42 @@ impl MemberConnection {
 }
 
 /// Whether the member's cache of `kind` holds only stacksmith's objects (watched by label): the
-/// RBAC plumbing, ServiceAccounts, Roles and RoleBindings, of which clusters hold many. An
-/// object of such a kind missing from the cache may still exist as someone else's: it is
-/// created, never applied over (see `apply::apply_object`).
+/// RBAC plumbing, ServiceAccounts, Roles and RoleBindings, of which clusters hold many, and the
+/// tenant quota, ResourceQuotas and LimitRanges, which the platform may have put in namespaces
+/// of its own. An object of such a kind missing from the cache may still exist as someone
+/// else's: it is created, never applied over (see `apply::apply_object`).
 pub fn cache_holds_only_ours(kind: ObjectKind) -> bool {
     matches!(
         kind,
         ObjectKind::ServiceAccount | ObjectKind::Role | ObjectKind::RoleBinding
-    )
+    ) || kind.is_tenant_quota()
 }
 
 /// Which objects of a kind stacksmith watches on a member: child custom resources and
 /// namespaces unfiltered (so an object of the same name that stacksmith does not own is seen,
-/// without a GET), the RBAC plumbing ([`cache_holds_only_ours`]) by label.
+/// without a GET), the RBAC plumbing and the tenant quota ([`cache_holds_only_ours`]) by
+/// label.
 fn watch_config(kind: ObjectKind) -> watcher::Config {
     if cache_holds_only_ours(kind) {
         watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGED_BY_VALUE}"))
     } else {
         watcher::Config::default()
     }
+}
+
+/// The kinds watched on `member`: those its roles receive; the tenant quota's (ResourceQuota,
+/// LimitRange) only when it sets `spec.tenantQuota`, so that a member whose RBAC predates them
+/// (a remote chart not upgraded yet) still works, as long as it sets no quota. A quota removed
+/// later is still deleted: deletes go by the inventory, not the cache.
+fn watched_kinds(member: &MemberCluster) -> BTreeSet<ObjectKind> {
+    member
+        .spec
+        .roles
+        .iter()
+        .flat_map(|r| ObjectKind::for_role(*r))
+        .copied()
+        .filter(|kind| member.spec.tenant_quota.is_some() || !kind.is_tenant_quota())
+        .collect()
 }
 
 /// What one watch task shares with its connection.
@@ -167,13 +184,7 @@ pub(super) fn start_connection(
     write_slots: usize,
 ) -> MemberConnection {
     let name = member.name_any();
-    let kinds: BTreeSet<ObjectKind> = member
-        .spec
-        .roles
-        .iter()
-        .flat_map(|r| ObjectKind::for_role(*r))
-        .copied()
-        .collect();
+    let kinds = watched_kinds(member);
     let shared = WatchShared {
         member: name.clone(),
         reachability: Arc::new(RwLock::new(Reachability::Reachable)),
@@ -320,5 +331,38 @@ fn on_watch_event(
             }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn member(spec: serde_json::Value) -> MemberCluster {
+        serde_json::from_value(json!({
+            "apiVersion": "stacksmith.io/v1alpha1", "kind": "MemberCluster",
+            "metadata": {"name": "m"}, "spec": spec,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_quota_kinds_are_watched_and_cached_by_label_only_with_a_tenant_quota() {
+        let secret = json!({"namespace": "s", "name": "k"});
+        let plain = member(json!({"kubeconfigSecretRef": secret, "roles": ["grafana"]}));
+        let kinds = watched_kinds(&plain);
+        assert!(kinds.contains(&ObjectKind::Namespace));
+        assert!(!kinds.iter().any(|k| k.is_tenant_quota()), "{kinds:?}");
+        let quota = member(json!({"kubeconfigSecretRef": secret, "roles": ["grafana"],
+            "tenantQuota": {"hard": {"pods": "4"}}}));
+        let kinds = watched_kinds(&quota);
+        assert!(kinds.contains(&ObjectKind::ResourceQuota));
+        assert!(kinds.contains(&ObjectKind::LimitRange));
+        for kind in [ObjectKind::ResourceQuota, ObjectKind::LimitRange] {
+            assert!(cache_holds_only_ours(kind));
+        }
+        assert!(!cache_holds_only_ours(ObjectKind::Namespace));
     }
 }

@@ -959,5 +959,6 @@ pub fn member_info(member: &MemberCluster) -> MemberInfo {
         roles: member.spec.roles.clone(),
         prometheus_url_template: member.spec.prometheus_url_template.clone(),
         alertmanagers: member.spec.alertmanagers.clone(),
+        tenant_quota: member.spec.tenant_quota.clone(),
     }
 }

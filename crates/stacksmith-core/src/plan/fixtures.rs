@@ -13,12 +13,14 @@ pub(super) fn members() -> Vec<MemberInfo> {
             roles: vec![ClusterRole::Prometheus],
             prometheus_url_template: Some("https://{name}.{namespace}.prom-eu.example:9090".into()),
             alertmanagers: Vec::new(),
+            tenant_quota: None,
         },
         MemberInfo {
             name: "graf-eu".into(),
             roles: vec![ClusterRole::Grafana],
             prometheus_url_template: None,
             alertmanagers: Vec::new(),
+            tenant_quota: None,
         },
     ]
 }

@@ -17,6 +17,9 @@ use super::{DesiredObject, ObjectKind, StackIdentity};
 pub fn tenant_namespace(customer: &str) -> String {
     format!("customer-{customer}")
 }
+/// The `ResourceQuota` and the `LimitRange` of a tenant namespace (from the `MemberCluster`'s
+/// `spec.tenantQuota`): one of each per namespace, whatever the customer.
+pub const TENANT_QUOTA: &str = "stacksmith-tenant";
 /// The `Prometheus` object.
 pub fn prometheus(customer: &str) -> String {
     customer.to_owned()

@@ -1,13 +1,16 @@
 //! The checks a spec passes before anything is planned: the stack's identity, the member
-//! clusters it names (found, serving the right role), unique names, dashboard sources, and the
-//! Prometheus URL the Grafana datasource will use.
+//! clusters it names (found, serving the right role), unique names, dashboard sources, the
+//! Prometheus URL the Grafana datasource will use, and the member clusters' tenant quota (one
+//! the API server would refuse, and the Prometheus' resources outside its container bounds).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use stacksmith_api::validation::is_dns1123_label;
 use stacksmith_api::{ClusterRole, CustomerStackSpec};
 
 use super::{MemberInfo, SpecProblem, StackIdentity, names};
+use crate::quantity::{self, QuantityValue};
 
 /// What a valid spec resolves to.
 #[derive(Debug)]
@@ -85,6 +88,22 @@ pub(super) fn check_spec<'m>(
     check_dashboard_sources(spec, &mut problems);
     if let Some(member) = prometheus_cluster {
         check_alert_delivery(spec, member, &mut problems);
+        check_tenant_quota(member, "spec.metrics.cluster", &mut problems);
+        check_resources_within_bounds(spec, member, &mut problems);
+    }
+    // The Grafana cluster's quota is written only into a tenant namespace stacksmith creates
+    // there; one cluster serving both roles was checked above.
+    let tenant_namespace = names::tenant_namespace(&spec.customer);
+    let grafana_namespace_is_ours = spec
+        .dashboards
+        .namespace
+        .as_ref()
+        .is_none_or(|namespace| *namespace == tenant_namespace);
+    if let Some(member) = grafana_cluster
+        && grafana_namespace_is_ours
+        && prometheus_cluster.is_none_or(|p| p.name != member.name)
+    {
+        check_tenant_quota(member, "spec.dashboards.cluster", &mut problems);
     }
     let datasource_url =
         prometheus_cluster.and_then(|member| datasource_url(spec, member, &mut problems));
@@ -217,6 +236,166 @@ fn check_alert_delivery(
     }
 }
 
+/// The member cluster's `spec.tenantQuota`, which this stack's tenant namespace there will get
+/// (`field` is the stack's field naming the cluster): every quantity readable and not negative,
+/// and container bounds the API server accepts in a `LimitRange` (`min` <= `defaultRequest` <=
+/// `default` <= `max`, resource by resource). Either would fail the write of the quota and
+/// leave the namespace's pods without it.
+fn check_tenant_quota(member: &MemberInfo, field: &str, problems: &mut Vec<SpecProblem>) {
+    let Some(quota) = &member.tenant_quota else {
+        return;
+    };
+    let mut report = |what: String| {
+        problems.push(problem(
+            field,
+            format!("MemberCluster {:?}: {what}", member.name),
+        ));
+    };
+    for (key, value) in &quota.hard {
+        if let Err(message) = non_negative(value) {
+            report(format!("spec.tenantQuota.hard.{key}: {message}"));
+        }
+    }
+    let Some(defaults) = &quota.container_defaults else {
+        return;
+    };
+    // In the order the API server wants them, least first.
+    let bounds: [(&str, &BTreeMap<String, Quantity>); 4] = [
+        ("min", &defaults.min),
+        ("defaultRequest", &defaults.default_request),
+        ("default", &defaults.default),
+        ("max", &defaults.max),
+    ];
+    let mut read: Vec<(&str, &str, &Quantity, QuantityValue)> = Vec::new();
+    for (bound, resources) in bounds {
+        for (resource, value) in resources {
+            match non_negative(value) {
+                Ok(parsed) => read.push((bound, resource, value, parsed)),
+                Err(message) => report(format!(
+                    "spec.tenantQuota.containerDefaults.{bound}.{resource}: {message}"
+                )),
+            }
+        }
+    }
+    for (i, (lower, resource, lower_text, lower_value)) in read.iter().enumerate() {
+        for (upper, other, upper_text, upper_value) in &read[i + 1..] {
+            if resource == other && lower != upper && lower_value > upper_value {
+                report(format!(
+                    "spec.tenantQuota.containerDefaults.{lower}.{resource} ({}) is above \
+                     spec.tenantQuota.containerDefaults.{upper}.{resource} ({}): the API server \
+                     refuses such a LimitRange",
+                    lower_text.0, upper_text.0
+                ));
+            }
+        }
+    }
+}
+
+/// A quantity that is not negative.
+fn non_negative(value: &Quantity) -> Result<QuantityValue, String> {
+    match quantity::parse(&value.0) {
+        Ok(parsed) if parsed.nanos() < 0 => Err(format!("{:?} is negative", value.0)),
+        Ok(parsed) => Ok(parsed),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
+/// `spec.metrics.resources` within the Prometheus cluster's container bounds
+/// (`spec.tenantQuota.containerDefaults`): no request or limit above `max` or below `min`, and
+/// no request above the default limit when the stack sets no limit of its own (it would get
+/// that one). The API server would refuse every Prometheus pod otherwise, long after the
+/// stack was written.
+fn check_resources_within_bounds(
+    spec: &CustomerStackSpec,
+    member: &MemberInfo,
+    problems: &mut Vec<SpecProblem>,
+) {
+    let (Some(resources), Some(defaults)) = (
+        &spec.metrics.resources,
+        member
+            .tenant_quota
+            .as_ref()
+            .and_then(|q| q.container_defaults.as_ref()),
+    ) else {
+        return;
+    };
+    /// One bound of `resource` (its field, text and value), when set and readable (one that is
+    /// not is reported by [`check_tenant_quota`]).
+    fn bound<'a>(
+        name: &str,
+        resources: &'a BTreeMap<String, Quantity>,
+        resource: &str,
+    ) -> Option<(String, &'a str, QuantityValue)> {
+        let text = resources.get(resource)?;
+        let value = quantity::parse(&text.0).ok()?;
+        Some((
+            format!("spec.tenantQuota.containerDefaults.{name}.{resource}"),
+            text.0.as_str(),
+            value,
+        ))
+    }
+    for (part, values) in [
+        ("requests", &resources.requests),
+        ("limits", &resources.limits),
+    ] {
+        for (resource, text) in values {
+            let field = format!("spec.metrics.resources.{part}.{resource}");
+            let max = bound("max", &defaults.max, resource);
+            let min = bound("min", &defaults.min, resource);
+            let default_limit = (part == "requests" && !resources.limits.contains_key(resource))
+                .then(|| bound("default", &defaults.default, resource))
+                .flatten();
+            if max.is_none() && min.is_none() && default_limit.is_none() {
+                continue;
+            }
+            let value = match quantity::parse(&text.0) {
+                Ok(value) => value,
+                Err(err) => {
+                    problems.push(problem(&field, err.to_string()));
+                    continue;
+                }
+            };
+            if let Some((bound, bound_text, bound_value)) = max
+                && value > bound_value
+            {
+                problems.push(problem(
+                    &field,
+                    format!(
+                        "{} is above the most a container may have on MemberCluster {:?} \
+                         ({bound}: {bound_text}): the Prometheus pods would be refused",
+                        text.0, member.name
+                    ),
+                ));
+            }
+            if let Some((bound, bound_text, bound_value)) = min
+                && value < bound_value
+            {
+                problems.push(problem(
+                    &field,
+                    format!(
+                        "{} is below the least a container may have on MemberCluster {:?} \
+                         ({bound}: {bound_text}): the Prometheus pods would be refused",
+                        text.0, member.name
+                    ),
+                ));
+            }
+            if let Some((bound, bound_text, bound_value)) = default_limit
+                && value > bound_value
+            {
+                problems.push(problem(
+                    &field,
+                    format!(
+                        "{} is above the limit a container that sets none gets on MemberCluster \
+                         {:?} ({bound}: {bound_text}): the Prometheus pods would be refused; set \
+                         spec.metrics.resources.limits.{resource} too",
+                        text.0, member.name
+                    ),
+                ));
+            }
+        }
+    }
+}
+
 /// Exactly one of `spec.dashboards.instanceSelector` (shared instances) and
 /// `spec.dashboards.dedicatedGrafana`. The CRD's CEL rule says so too, but a stack may have been
 /// stored by an API server that does not evaluate CEL rules, or read from a file.
@@ -322,6 +501,137 @@ mod tests {
         m[0].prometheus_url_template = Some("http://{tenant}:9090".into());
         let problems = plan_stack(&spec(FULL), &identity(), &m).unwrap_err();
         assert!(problems[0].message.contains("unknown placeholder"));
+    }
+
+    fn with_quota(yaml: &str) -> Vec<MemberInfo> {
+        let mut m = members();
+        m[0].tenant_quota = Some(serde_yaml::from_str(yaml).unwrap());
+        m
+    }
+
+    fn fields_and_messages(problems: &[SpecProblem]) -> Vec<(&str, &str)> {
+        problems
+            .iter()
+            .map(|p| (p.field.as_str(), p.message.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn resources_outside_the_prometheus_clusters_container_bounds_are_refused() {
+        let m = with_quota("containerDefaults: {max: {memory: 2Gi, cpu: '2'}, min: {cpu: 10m}}");
+        let mut s = spec(FULL);
+        s.metrics.resources = serde_yaml::from_str(
+            "{requests: {cpu: 5m, memory: 1Gi}, limits: {memory: 4Gi, cpu: 2000m}}",
+        )
+        .unwrap();
+        let problems = plan_stack(&s, &identity(), &m).unwrap_err();
+        assert_eq!(
+            fields_and_messages(&problems),
+            [
+                (
+                    "spec.metrics.resources.requests.cpu",
+                    "5m is below the least a container may have on MemberCluster \"prom-eu\" \
+                     (spec.tenantQuota.containerDefaults.min.cpu: 10m): the Prometheus pods \
+                     would be refused"
+                ),
+                (
+                    "spec.metrics.resources.limits.memory",
+                    "4Gi is above the most a container may have on MemberCluster \"prom-eu\" \
+                     (spec.tenantQuota.containerDefaults.max.memory: 2Gi): the Prometheus pods \
+                     would be refused"
+                ),
+            ]
+        );
+        // Compared by value: 2048Mi is 2Gi, 2000m is 2.
+        s.metrics.resources =
+            serde_yaml::from_str("{requests: {cpu: 10m}, limits: {memory: 2048Mi, cpu: 2000m}}")
+                .unwrap();
+        assert!(plan_stack(&s, &identity(), &m).is_ok());
+        // Without resources, or without bounds, nothing to compare.
+        s.metrics.resources = None;
+        assert!(plan_stack(&s, &identity(), &m).is_ok());
+        let mut s = spec(FULL);
+        s.metrics.resources = serde_yaml::from_str("{limits: {memory: 64Gi}}").unwrap();
+        assert!(plan_stack(&s, &identity(), &with_quota("hard: {pods: '4'}")).is_ok());
+    }
+
+    #[test]
+    fn a_request_above_the_default_limit_needs_a_limit_of_its_own() {
+        let m = with_quota("containerDefaults: {default: {memory: 256Mi}}");
+        // FULL requests 2Gi of memory and sets no limit: the pod would get 256Mi.
+        let problems = plan_stack(&spec(FULL), &identity(), &m).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].field, "spec.metrics.resources.requests.memory");
+        assert!(
+            problems[0].message.contains(
+                "(spec.tenantQuota.containerDefaults.default.memory: 256Mi): the Prometheus \
+                 pods would be refused; set spec.metrics.resources.limits.memory too"
+            ),
+            "{}",
+            problems[0].message
+        );
+        let mut s = spec(FULL);
+        s.metrics.resources =
+            serde_yaml::from_str("{requests: {memory: 2Gi}, limits: {memory: 2Gi}}").unwrap();
+        assert!(plan_stack(&s, &identity(), &m).is_ok());
+    }
+
+    #[test]
+    fn a_tenant_quota_the_api_server_would_refuse_is_the_clusters_problem() {
+        let m = with_quota(
+            "hard: {pods: '-1', requests.memory: 2Gb}\n\
+             containerDefaults: {default: {memory: 4Gi}, max: {memory: 2Gi}, min: {cpu: x}}",
+        );
+        let problems = plan_stack(&spec(FULL), &identity(), &m).unwrap_err();
+        assert_eq!(
+            fields_and_messages(&problems),
+            [
+                (
+                    "spec.metrics.cluster",
+                    "MemberCluster \"prom-eu\": spec.tenantQuota.hard.pods: \"-1\" is negative"
+                ),
+                (
+                    "spec.metrics.cluster",
+                    "MemberCluster \"prom-eu\": spec.tenantQuota.hard.requests.memory: \"2Gb\" \
+                     is not a quantity (a number with an optional suffix such as m, k, M, G, Ki, \
+                     Mi or Gi)"
+                ),
+                (
+                    "spec.metrics.cluster",
+                    "MemberCluster \"prom-eu\": spec.tenantQuota.containerDefaults.min.cpu: \
+                     \"x\" is not a quantity (a number with an optional suffix such as m, k, M, \
+                     G, Ki, Mi or Gi)"
+                ),
+                (
+                    "spec.metrics.cluster",
+                    "MemberCluster \"prom-eu\": spec.tenantQuota.containerDefaults.default.memory \
+                     (4Gi) is above spec.tenantQuota.containerDefaults.max.memory (2Gi): the API \
+                     server refuses such a LimitRange"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_grafana_clusters_quota_is_checked_only_where_it_is_written() {
+        let mut m = members();
+        m[1].tenant_quota = Some(
+            serde_yaml::from_str(
+                "containerDefaults: {defaultRequest: {cpu: '2'}, max: {cpu: '1'}}",
+            )
+            .unwrap(),
+        );
+        let problems = plan_stack(&spec(FULL), &identity(), &m).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].field, "spec.dashboards.cluster");
+        assert!(
+            problems[0]
+                .message
+                .starts_with("MemberCluster \"graf-eu\": ")
+        );
+        let mut s = spec(FULL);
+        s.dashboards.namespace = Some("grafana".into());
+        assert!(plan_stack(&s, &identity(), &m).is_ok());
     }
 
     #[test]

@@ -3,19 +3,25 @@
 //! Starts a local test bed (a hub plus a Prometheus cluster and a Grafana cluster, with stand-in
 //! child operators), runs the operator against it, applies the customer stacks of the GitOps
 //! example (`examples/gitops/customers/`), shows them reaching Ready with their children's health
-//! aggregated, then breaks the shared Grafana instance and shows the root cause in their status.
+//! aggregated, then breaks the shared Grafana instance and shows the root cause in the status of
+//! the stacks that select it, while the gold-tier stack, on a Grafana of its own, stays Ready.
 //!
 //! The example's `MemberCluster` registrations (`examples/gitops/clusters/`) are not applied: the
-//! test bed registers its clusters itself, with credentials it creates at start. The demo checks
-//! instead that every example registration has the same spec as the one the test bed made, so
-//! the example cannot drift from what the demo runs.
+//! test bed registers its clusters itself, with credentials it creates at start. The demo sets
+//! the one field the platform adds for the gold tier (`spec.alertmanagers` of `prometheus-1`) and
+//! then checks that every example registration has the same spec as the one the test bed made,
+//! so the example cannot drift from what the demo runs.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::Args;
-use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::PersistentVolume;
+use k8s_openapi::api::storage::v1::StorageClass;
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
+};
 use kube::{Client, ResourceExt as _};
 use serde_json::json;
 use stacksmith_api::{CustomerStack, MemberCluster};
@@ -26,7 +32,7 @@ use stacksmith_testbed::{TestBed, TestBedOptions};
 use crate::commands::testbed::wait_for_stop_signal;
 
 /// The customer stacks of the GitOps example: (path, content).
-const EXAMPLE_STACKS: [(&str, &str); 2] = [
+const EXAMPLE_STACKS: [(&str, &str); 3] = [
     (
         "examples/gitops/customers/acme/customerstack.yaml",
         include_str!("../../../../examples/gitops/customers/acme/customerstack.yaml"),
@@ -34,6 +40,10 @@ const EXAMPLE_STACKS: [(&str, &str); 2] = [
     (
         "examples/gitops/customers/globex/customerstack.yaml",
         include_str!("../../../../examples/gitops/customers/globex/customerstack.yaml"),
+    ),
+    (
+        "examples/gitops/customers/initech/customerstack.yaml",
+        include_str!("../../../../examples/gitops/customers/initech/customerstack.yaml"),
     ),
 ];
 /// The member cluster registrations of the GitOps example: (path, content).
@@ -48,6 +58,10 @@ const EXAMPLE_REGISTRATIONS: [(&str, &str); 2] = [
     ),
 ];
 const EXAMPLE_GRAFANA: &str = include_str!("../../../../examples/grafana-instance.yaml");
+const EXAMPLE_ALERTMANAGER: &str = include_str!("../../../../examples/alertmanager.yaml");
+/// The StorageClass the gold-tier stack names, and the size of each of its volumes.
+const GOLD_STORAGE_CLASS: &str = "standard";
+const GOLD_VOLUME_SIZE: &str = "50Gi";
 const WAIT: Duration = Duration::from_secs(60);
 
 /// Options of `stacksmith demo`.
@@ -137,9 +151,9 @@ async fn scenario(testbed: &TestBed, hub: &Client) -> anyhow::Result<()> {
         "member clusters Ready",
     )
     .await?;
-    let registered = members.list(&ListParams::default()).await?.items;
-    print_members(&registered);
-    check_example_registrations(&registered)?;
+    print_members(&members.list(&ListParams::default()).await?.items);
+    gold_tier_platform(testbed, &members).await?;
+    check_example_registrations(&members.list(&ListParams::default()).await?.items)?;
 
     step("Creating the shared Grafana instance on grafana-1 (examples/grafana-instance.yaml)");
     let grafana_cluster = testbed.cluster("grafana-1")?.client().clone();
@@ -187,18 +201,115 @@ async fn scenario(testbed: &TestBed, hub: &Client) -> anyhow::Result<()> {
     step(
         "Breaking the shared Grafana instance (its deployment fails) and watching the root cause arrive",
     );
+    let mut on_shared = Vec::new();
+    for name in &names {
+        if stacks
+            .get(name)
+            .await?
+            .spec
+            .dashboards
+            .dedicated_grafana
+            .is_none()
+        {
+            on_shared.push(name.clone());
+        }
+    }
     let annotate = json!({"metadata": {"annotations": {OUTCOME_ANNOTATION: "degraded"}}});
     grafanas
         .patch("shared", &PatchParams::default(), &Patch::Merge(&annotate))
         .await?;
     wait_for(
-        || all_ready_status(&stacks, &names, "False"),
-        "every example CustomerStack to report the failure",
+        || all_ready_status(&stacks, &on_shared, "False"),
+        "every CustomerStack on the shared Grafana to report the failure",
     )
     .await?;
     for name in &names {
         print_stack(&stacks.get(name).await?);
     }
+    let on_own: Vec<String> = names
+        .iter()
+        .filter(|n| !on_shared.contains(n))
+        .cloned()
+        .collect();
+    if !all_ready_status(&stacks, &on_own, "True").await? {
+        bail!("a stack on a Grafana of its own lost Ready when the shared one broke: {on_own:?}");
+    }
+    println!(
+        "\n  {} kept Ready: its Grafana is its own",
+        on_own.join(", ")
+    );
+    Ok(())
+}
+
+/// The platform's side of the gold tier on `prometheus-1`: the Alertmanager every tenant sends
+/// to (examples/alertmanager.yaml), the registration naming it, and the StorageClass and volumes
+/// the gold stack's Prometheus claims (a real cluster has a provisioner; the test bed has none).
+async fn gold_tier_platform(testbed: &TestBed, members: &Api<MemberCluster>) -> anyhow::Result<()> {
+    step(
+        "The platform's side of the gold tier on prometheus-1: its Alertmanager (examples/alertmanager.yaml), a StorageClass and two volumes",
+    );
+    let cluster = testbed.cluster("prometheus-1")?.client().clone();
+    stacksmith_testbed::ensure_namespace(&cluster, "monitoring").await?;
+    let alertmanager: DynamicObject = serde_yaml::from_str(EXAMPLE_ALERTMANAGER)?;
+    let alertmanagers: Api<DynamicObject> = Api::namespaced_with(
+        cluster.clone(),
+        "monitoring",
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("monitoring.coreos.com", "v1", "Alertmanager"),
+            "alertmanagers",
+        ),
+    );
+    match alertmanagers
+        .create(&PostParams::default(), &alertmanager)
+        .await
+    {
+        Ok(_) => println!("  alertmanager.monitoring.coreos.com/main created in monitoring"),
+        // A test bed whose Prometheus side is simulated serves only the kinds stacksmith writes.
+        Err(kube::Error::Api(status)) if status.code == 404 => {
+            println!("  (this test bed serves no Alertmanager kind: skipped)");
+        }
+        Err(err) => return Err(err).context("creating the Alertmanager"),
+    }
+    let class: StorageClass = serde_json::from_value(json!({
+        "metadata": {"name": GOLD_STORAGE_CLASS},
+        "provisioner": "kubernetes.io/no-provisioner",
+        "volumeBindingMode": "Immediate",
+    }))?;
+    Api::<StorageClass>::all(cluster.clone())
+        .create(&PostParams::default(), &class)
+        .await
+        .context("creating the StorageClass")?;
+    for replica in 0..2 {
+        let name = format!("demo-volume-{replica}");
+        let volume: PersistentVolume = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {
+                "capacity": {"storage": GOLD_VOLUME_SIZE},
+                "accessModes": ["ReadWriteOnce"],
+                "storageClassName": GOLD_STORAGE_CLASS,
+                "hostPath": {"path": format!("/tmp/stacksmith-demo/{name}")},
+            },
+        }))?;
+        Api::<PersistentVolume>::all(cluster.clone())
+            .create(&PostParams::default(), &volume)
+            .await
+            .with_context(|| format!("creating the volume {name}"))?;
+    }
+    println!(
+        "  storageclass {GOLD_STORAGE_CLASS} and 2 volumes of {GOLD_VOLUME_SIZE} created (no provisioner here)"
+    );
+    let (path, text) = EXAMPLE_REGISTRATIONS[0];
+    let example: MemberCluster =
+        serde_yaml::from_str(text).with_context(|| format!("reading {path}"))?;
+    members
+        .patch(
+            &example.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"alertmanagers": example.spec.alertmanagers}})),
+        )
+        .await
+        .context("naming the Alertmanager in the registration of prometheus-1")?;
+    println!("  memberclusters/prometheus-1 patched: spec.alertmanagers as in {path}");
     Ok(())
 }
 

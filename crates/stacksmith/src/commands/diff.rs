@@ -31,7 +31,7 @@ use stacksmith_api::labels::STACK_UID;
 use stacksmith_api::{CustomerStack, MemberCluster};
 use stacksmith_controller::api_calls::ApiCallCounter;
 use stacksmith_controller::{
-    FIELD_MANAGER, HUB_TIMEOUT, Ownership, api_error_summary, api_resource, call,
+    FIELD_MANAGER, HUB_TIMEOUT, Ownership, RemoteError, api_error_summary, api_resource, call,
     member_client_from_secret, member_info, object_api, ownership,
 };
 use stacksmith_core::plan::{
@@ -462,7 +462,20 @@ async fn unplanned(
     let mut deleted = Vec::new();
     for kind in kinds.into_iter().rev() {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &api_resource(kind));
-        for object in timed(timeout, api.list(&params)).await?.items {
+        let listed = match call(timeout, api.list(&params)).await {
+            Ok(listed) => listed,
+            // A member whose RBAC predates the tenant quota (a remote chart not upgraded), and
+            // that sets none: it holds no quota of stacksmith's.
+            Err(RemoteError::Failed(kube::Error::Api(status)))
+                if status.code == 403
+                    && kind.is_tenant_quota()
+                    && member.spec.tenant_quota.is_none() =>
+            {
+                continue;
+            }
+            Err(err) => return Err(err.into()),
+        };
+        for object in listed.items {
             let namespace = object.namespace().unwrap_or_default();
             let name = object.name_any();
             let planned = plan.holds(&cluster, kind, &namespace, &name);

@@ -12,14 +12,16 @@
 //!    [`crate::manifests::schema`]: types, required fields, enums, patterns, bounds (lengths, item and
 //!    entry counts), `oneOf`, unique names in list maps and unique roles, the CEL rules (by
 //!    their Rust equivalents: `resources` holds `cpu` and `memory` only, a `MemberCluster`
-//!    serving `prometheus` has a `prometheusUrlTemplate`), and the unknown fields the API server
+//!    serving `prometheus` has a `prometheusUrlTemplate`, its `tenantQuota.hard` holds quota
+//!    names only), and the unknown fields the API server
 //!    would silently prune. Transition rules (`spec.customer` cannot change) need the stored
 //!    object and are not checked here: [`not_checked_offline`] says so;
 //! 3. what the controller judges invalid: the stack is planned with the very function the
 //!    reconcile uses (`stacksmith_core::plan::plan_stack`) against the `MemberCluster`s given,
 //!    so an unknown cluster, a cluster without the role, a missing or broken URL template,
-//!    duplicate names or a dashboard with both or neither of `json`/`url` are reported as the
-//!    operator would report them (`InvalidSpec`);
+//!    duplicate names, a dashboard with both or neither of `json`/`url`, a cluster's
+//!    `tenantQuota` the API server would refuse or `spec.metrics.resources` outside its container
+//!    bounds are reported as the operator would report them (`InvalidSpec`);
 //! 4. a `MemberCluster`'s `prometheusUrlTemplate` has only known placeholders.
 //!
 //! Across objects: the same kind, namespace and name twice; two stacks for the same customer

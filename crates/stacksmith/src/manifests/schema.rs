@@ -23,7 +23,7 @@ use std::fmt::Write as _;
 use regex::Regex;
 use serde_json::{Map, Value};
 use stacksmith_api::validation::bounds::RESOURCE_NAMES;
-use stacksmith_api::validation::cel;
+use stacksmith_api::validation::{cel, is_quota_resource_name};
 
 /// One thing wrong with an object.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -336,8 +336,14 @@ pub fn rule_check(rule: &str) -> Option<fn(&Value) -> bool> {
         let has = |key: &str| value.get(key).is_some_and(|v| !v.is_null());
         has("instanceSelector") != has("dedicatedGrafana")
     }
+    fn quota_resource_names(value: &Value) -> bool {
+        value
+            .as_object()
+            .is_none_or(|map| map.keys().all(|k| is_quota_resource_name(k)))
+    }
     match rule {
         cel::ONLY_CPU_AND_MEMORY => Some(only_cpu_and_memory),
+        cel::QUOTA_RESOURCE_NAMES => Some(quota_resource_names),
         cel::PROMETHEUS_NEEDS_URL_TEMPLATE => Some(prometheus_needs_url_template),
         cel::ONE_GRAFANA_SOURCE => Some(one_grafana_source),
         _ => None,
@@ -931,6 +937,45 @@ mod tests {
                 &member(json!({"kubeconfigSecretRef": secret, "roles": ["grafana"]}))
             )),
             Vec::<String>::new()
+        );
+        // The tenant quota: quota names in `hard`, cpu and memory in the container defaults.
+        let quota = |tenant_quota: Value| {
+            lines(check_object(
+                &crd_schema("MemberCluster"),
+                &member(json!({"kubeconfigSecretRef": secret, "roles": ["grafana"],
+                    "tenantQuota": tenant_quota})),
+            ))
+        };
+        assert_eq!(
+            quota(json!({
+                "hard": {"pods": "4", "requests.memory": "2Gi", "count/deployments.apps": 2,
+                    "gold.storageclass.storage.k8s.io/requests.storage": "1Ti"},
+                "containerDefaults": {"defaultRequest": {"cpu": "100m", "memory": "128Mi"},
+                    "default": {"memory": "256Mi"}, "max": {"memory": "2Gi"},
+                    "min": {"cpu": "10m"}}})),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            quota(json!({
+                "hard": {"pods": "4", "requests.gpu": "1"},
+                "containerDefaults": {"max": {"memory": "2Gi", "ephemeral-storage": "1Gi"}}})),
+            [
+                format!(
+                    "spec.tenantQuota.containerDefaults.max: {}",
+                    cel::ONLY_CPU_AND_MEMORY_MESSAGE
+                ),
+                format!(
+                    "spec.tenantQuota.hard: {}",
+                    cel::QUOTA_RESOURCE_NAMES_MESSAGE
+                ),
+            ]
+        );
+        let many: serde_json::Map<String, Value> = (0..33)
+            .map(|i| (format!("count/things{i}"), json!("1")))
+            .collect();
+        assert_eq!(
+            quota(json!({"hard": many})),
+            ["spec.tenantQuota.hard: has 33 entries, at most 32 allowed"]
         );
 
         let stack = |customer: &str, metrics: Value| {
