@@ -176,18 +176,7 @@ impl ObjectKind {
     /// serves (a test holds this to the table's `served_by`).
     pub fn for_role(role: ClusterRole) -> &'static [ObjectKind] {
         match role {
-            ClusterRole::Prometheus => &[
-                ObjectKind::Namespace,
-                ObjectKind::ResourceQuota,
-                ObjectKind::LimitRange,
-                ObjectKind::ServiceAccount,
-                ObjectKind::Role,
-                ObjectKind::RoleBinding,
-                ObjectKind::Child(ChildKind::Prometheus),
-                ObjectKind::Child(ChildKind::PrometheusRule),
-                ObjectKind::Child(ChildKind::ServiceMonitor),
-                ObjectKind::Child(ChildKind::AlertmanagerConfig),
-            ],
+            ClusterRole::Prometheus => &ObjectKind::ALL[..10],
             ClusterRole::Grafana => &[
                 ObjectKind::Namespace,
                 ObjectKind::ResourceQuota,

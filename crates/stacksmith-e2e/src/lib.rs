@@ -461,3 +461,28 @@ pub async fn gunzip(bytes: &[u8]) -> anyhow::Result<String> {
     );
     Ok(String::from_utf8(output.stdout)?)
 }
+
+/// A directory of a test's own under the system's temporary directory, emptied at creation and
+/// removed when dropped.
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    /// `stacksmith-<name>-<pid>`.
+    pub fn new(name: &str) -> anyhow::Result<Self> {
+        let path = std::env::temp_dir().join(format!("stacksmith-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path)?;
+        Ok(TempDir(path))
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -573,24 +573,3 @@ async fn rendered_rule_file(member: &Client, ns: &str, group: &str) -> anyhow::R
     })
     .await
 }
-
-/// A directory removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(what: &str) -> anyhow::Result<Self> {
-        let dir = std::env::temp_dir().join(format!("stacksmith-{what}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        Ok(Self(dir))
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}

@@ -5,7 +5,7 @@
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
@@ -14,7 +14,7 @@ use rcgen::{
     ExtendedKeyUsagePurpose, IsCa, KeyPair, SanType,
 };
 use serde_json::{Value, json};
-use stacksmith_e2e::Webhook;
+use stacksmith_e2e::{TempDir, Webhook};
 use stacksmith_testbed::data_servers::{
     self, AlertmanagerServer, ClientTls, DataServerError, PrometheusOptions, PrometheusServer,
 };
@@ -26,7 +26,7 @@ const TEST_TIMEOUT: Duration = Duration::from_secs(120);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_answers_queries_and_loads_rules() -> anyhow::Result<()> {
     bounded(async {
-        let dir = TempDir::new("prometheus")?;
+        let dir = TempDir::new("data-servers-prometheus")?;
         std::fs::write(dir.path().join("rules.yml"), RULES)?;
         let port = process::free_port()?;
         let config = format!(
@@ -78,7 +78,7 @@ async fn prometheus_answers_queries_and_loads_rules() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alertmanager_routes_alerts_by_customer_label() -> anyhow::Result<()> {
     bounded(async {
-        let dir = TempDir::new("alertmanager")?;
+        let dir = TempDir::new("data-servers-alertmanager")?;
         let (mut a, mut b) = (Webhook::start().await?, Webhook::start().await?);
         let alertmanager =
             AlertmanagerServer::start(dir.path(), &routing_config(&a.url, &b.url)).await?;
@@ -113,7 +113,7 @@ async fn alertmanager_routes_alerts_by_customer_label() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_alerts_reach_alertmanager() -> anyhow::Result<()> {
     bounded(async {
-        let dir = TempDir::new("alert-path")?;
+        let dir = TempDir::new("data-servers-alert-path")?;
         let (mut a, mut b) = (Webhook::start().await?, Webhook::start().await?);
         let alertmanager =
             AlertmanagerServer::start(dir.path(), &routing_config(&a.url, &b.url)).await?;
@@ -154,7 +154,7 @@ async fn prometheus_alerts_reach_alertmanager() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_with_web_config_requires_client_certificates() -> anyhow::Result<()> {
     bounded(async {
-        let dir = TempDir::new("prometheus-tls")?;
+        let dir = TempDir::new("data-servers-prometheus-tls")?;
         let pki = TestPki::generate()?;
         let file = |name: &str, content: &str| -> anyhow::Result<PathBuf> {
             let path = dir.path().join(name);
@@ -226,7 +226,7 @@ async fn prometheus_with_web_config_requires_client_certificates() -> anyhow::Re
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checkers_accept_good_files_and_reject_bad_ones_with_the_message() -> anyhow::Result<()> {
     bounded(async {
-        let dir = TempDir::new("checkers")?;
+        let dir = TempDir::new("data-servers-checkers")?;
         let file = |name: &str, content: &str| -> anyhow::Result<PathBuf> {
             let path = dir.path().join(name);
             std::fs::write(&path, content)?;
@@ -368,31 +368,6 @@ where
             );
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-/// A directory removed when the test ends.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> anyhow::Result<Self> {
-        let path = std::env::temp_dir().join(format!(
-            "stacksmith-data-servers-{name}-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path)?;
-        Ok(TempDir(path))
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
