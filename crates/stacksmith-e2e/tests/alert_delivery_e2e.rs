@@ -3,7 +3,7 @@
 //! `Alertmanager` of the platform's that selects stacksmith's `AlertmanagerConfig`s:
 //!
 //! - both stacks become Ready, the first with a persistent volume (bound to a volume of the
-//!   test's own) and a retention size;
+//!   test's own), a retention size and a Thanos sidecar in the StatefulSet the operator renders;
 //! - the Alertmanager configuration the operator rendered from both tenants' configs is accepted
 //!   by a real `amtool check-config` and run by a real Alertmanager (Debian's
 //!   `prometheus-alertmanager`) on 127.0.0.1;
@@ -26,6 +26,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolume, PersistentVolumeClaim, Secret};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::Client;
@@ -120,6 +121,7 @@ async fn alerts_reach_their_tenant(tb: &TestBed) -> anyhow::Result<()> {
         "replicas": 1,
         "storage": {"storageClassName": "manual", "size": "1Gi"},
         "retentionSize": "900MB",
+        "thanos": {"objectStorageSecret": {"name": "acme-thanos", "key": "objstore.yml"}},
         "alertingRules": [
             {"name": "core", "rules": [{"alert": "Down", "expr": "up == 0", "for": "5m"}]},
             // A rule that claims to be the other tenant's.
@@ -186,6 +188,7 @@ async fn alerts_reach_their_tenant(tb: &TestBed) -> anyhow::Result<()> {
         );
     }
     volume_bound(&member, &acme.namespace()).await?;
+    thanos_sidecar(&member, &acme.namespace(), "acme").await?;
 
     let dir = TempDir::new("alert-delivery")?;
     let rendered = rendered_alertmanager_config(&member, &[&acme, &other]).await?;
@@ -347,6 +350,38 @@ async fn platform_alertmanager(hub: &Client, member: &Client) -> anyhow::Result<
         )
         .await
         .context("name the Alertmanager in the MemberCluster")?;
+    Ok(())
+}
+
+/// The operator's StatefulSet of the tenant's Prometheus: the Thanos sidecar beside it, reading
+/// the object-storage configuration from the Secret the stack names; the retention size in the
+/// configuration the operator rendered.
+async fn thanos_sidecar(member: &Client, tenant: &str, prometheus: &str) -> anyhow::Result<()> {
+    let sets: Api<StatefulSet> = Api::namespaced(member.clone(), tenant);
+    let name = format!("prometheus-{prometheus}");
+    let set = sets
+        .get(&name)
+        .await
+        .with_context(|| format!("StatefulSet {name}"))?;
+    let spec = serde_json::to_value(&set.spec)?;
+    let containers = spec["template"]["spec"]["containers"]
+        .as_array()
+        .context("containers")?;
+    let sidecar = containers
+        .iter()
+        .find(|c| c["name"] == "thanos-sidecar")
+        .with_context(|| format!("no thanos-sidecar in {name}: {containers:?}"))?;
+    ensure!(
+        sidecar.to_string().contains("acme-thanos"),
+        "the sidecar does not read the Secret acme-thanos: {sidecar}"
+    );
+    // Prometheus v3 takes the retention from its configuration file, not from flags.
+    let config = rendered_prometheus_config(member, tenant, prometheus).await?;
+    ensure!(
+        config.to_string().contains("900MB"),
+        "no retention size in the rendered configuration: {}",
+        config["storage"]
+    );
     Ok(())
 }
 
