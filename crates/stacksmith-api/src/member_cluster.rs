@@ -75,6 +75,13 @@ pub struct MemberClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant_quota: Option<TenantQuota>,
 
+    /// The host at which each customer's own Grafana on this cluster is reached (grafana role):
+    /// an Ingress host with the placeholder `{customer}`, e.g. `{customer}.grafana.example.com`.
+    /// A stack's `dedicatedGrafana.ingressHost` overrides it; without either, no Ingress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub grafana_ingress_host_template: Option<String>,
+
     /// Timeout of every request to this cluster, in seconds.
     #[serde(default = "default_request_timeout_seconds")]
     #[schemars(range(min = 1, max = 300))]

@@ -87,6 +87,7 @@ pub async fn members(hub: &Client) -> anyhow::Result<Vec<MemberInfo>> {
             roles: m.spec.roles.clone(),
             prometheus_url_template: m.spec.prometheus_url_template.clone(),
             alertmanagers: m.spec.alertmanagers.clone(),
+            grafana_ingress_host_template: m.spec.grafana_ingress_host_template.clone(),
             tenant_quota: m.spec.tenant_quota.clone(),
         })
         .collect())

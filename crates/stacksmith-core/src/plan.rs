@@ -60,6 +60,8 @@ pub struct MemberInfo {
     pub prometheus_url_template: Option<String>,
     /// `spec.alertmanagers`.
     pub alertmanagers: Vec<AlertmanagerEndpoint>,
+    /// `spec.grafanaIngressHostTemplate`.
+    pub grafana_ingress_host_template: Option<String>,
     /// `spec.tenantQuota`.
     pub tenant_quota: Option<TenantQuota>,
 }
@@ -235,7 +237,7 @@ pub fn plan_stack(
     let mut objects = prometheus::objects(spec, checked.prometheus_cluster, &labels);
     objects.extend(grafana::objects(
         spec,
-        &checked.grafana_cluster.name,
+        checked.grafana_cluster,
         &labels,
         &checked.datasource_url,
     ));
@@ -317,6 +319,7 @@ mod tests {
             roles: vec![ClusterRole::Prometheus, ClusterRole::Grafana],
             prometheus_url_template: Some("http://{name}.{namespace}.svc:9090".into()),
             alertmanagers: Vec::new(),
+            grafana_ingress_host_template: None,
             tenant_quota: None,
         }];
         let yaml = FULL

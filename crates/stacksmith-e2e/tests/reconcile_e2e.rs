@@ -126,6 +126,7 @@ fn members() -> Vec<MemberInfo> {
                 "http://{name}.{namespace}.svc.prometheus-1.example:9090".into(),
             ),
             alertmanagers: Vec::new(),
+            grafana_ingress_host_template: None,
             tenant_quota: None,
         },
         MemberInfo {
@@ -133,6 +134,7 @@ fn members() -> Vec<MemberInfo> {
             roles: vec![stacksmith_api::ClusterRole::Grafana],
             prometheus_url_template: None,
             alertmanagers: Vec::new(),
+            grafana_ingress_host_template: None,
             tenant_quota: None,
         },
     ]

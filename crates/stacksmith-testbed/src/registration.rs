@@ -238,6 +238,7 @@ pub(crate) async fn register(hub: &Cluster, member: &Cluster) -> Result<()> {
             roles: member.roles().to_vec(),
             prometheus_url_template,
             alertmanagers: Vec::new(),
+            grafana_ingress_host_template: None,
             tenant_quota: None,
             request_timeout_seconds: 10,
         },

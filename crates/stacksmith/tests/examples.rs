@@ -158,6 +158,7 @@ fn customer_stacks_plan_without_problems_on_the_example_clusters() {
                 roles: member.spec.roles,
                 prometheus_url_template: member.spec.prometheus_url_template,
                 alertmanagers: member.spec.alertmanagers,
+                grafana_ingress_host_template: member.spec.grafana_ingress_host_template,
                 tenant_quota: member.spec.tenant_quota,
             }
         })

@@ -13,6 +13,7 @@ pub(super) fn members() -> Vec<MemberInfo> {
             roles: vec![ClusterRole::Prometheus],
             prometheus_url_template: Some("https://{name}.{namespace}.prom-eu.example:9090".into()),
             alertmanagers: Vec::new(),
+            grafana_ingress_host_template: None,
             tenant_quota: None,
         },
         MemberInfo {
@@ -20,6 +21,7 @@ pub(super) fn members() -> Vec<MemberInfo> {
             roles: vec![ClusterRole::Grafana],
             prometheus_url_template: None,
             alertmanagers: Vec::new(),
+            grafana_ingress_host_template: None,
             tenant_quota: None,
         },
     ]

@@ -18,7 +18,7 @@ use stacksmith_api::{
 };
 
 use super::names::{self, Placement};
-use super::{DesiredObject, ObjectKind, prometheus};
+use super::{DesiredObject, MemberInfo, ObjectKind, prometheus};
 use crate::health::ChildKind;
 
 /// The port of the Service grafana-operator v5 creates for a `Grafana` (its default
@@ -29,10 +29,11 @@ const GRAFANA_SERVICE_PORT: u16 = 3000;
 /// Prometheus' URL as seen from Grafana.
 pub(super) fn objects(
     spec: &CustomerStackSpec,
-    cluster: &str,
+    member: &MemberInfo,
     labels: &BTreeMap<String, String>,
     datasource_url: &str,
 ) -> Vec<DesiredObject> {
+    let cluster = member.name.as_str();
     let customer = spec.customer.as_str();
     let dashboards = &spec.dashboards;
     // Validation refuses a spec with neither or both before anything is planned.
@@ -62,7 +63,8 @@ pub(super) fn objects(
         objects.push(prometheus::namespace(&place));
     }
     if let Instances::Dedicated(dedicated) = instances {
-        objects.push(grafana(&place, customer, dedicated));
+        let host = ingress_host(dedicated, member, customer);
+        objects.push(grafana(&place, customer, dedicated, host.as_deref()));
     }
     objects.push(folder(&place, &common, customer));
     objects.push(datasource(&place, &common, customer, datasource_url));
@@ -100,6 +102,21 @@ impl<'a> Instances<'a> {
     }
 }
 
+/// The Ingress host of the customer's own Grafana: the stack's `ingressHost`, else the Grafana
+/// cluster's `grafanaIngressHostTemplate` with `{customer}` filled in, else none.
+pub(super) fn ingress_host(
+    dedicated: &DedicatedGrafanaSpec,
+    member: &MemberInfo,
+    customer: &str,
+) -> Option<String> {
+    dedicated.ingress_host.clone().or_else(|| {
+        member
+            .grafana_ingress_host_template
+            .as_deref()
+            .map(|template| template.replace("{customer}", customer))
+    })
+}
+
 /// The customer's own `Grafana`, labelled [`GRAFANA_INSTANCE`] for the children to select it:
 /// the pinned version and, with an `ingressHost`, an Ingress to grafana-operator's Service for
 /// it. No admin credentials: grafana-operator generates the Secret `<name>-admin-credentials`
@@ -108,11 +125,12 @@ fn grafana(
     place: &Placement<'_>,
     customer: &str,
     dedicated: &DedicatedGrafanaSpec,
+    ingress_host: Option<&str>,
 ) -> DesiredObject {
     let name = names::grafana(customer);
     let mut spec = Map::new();
     spec.insert("version".into(), json!(dedicated.version));
-    if let Some(host) = &dedicated.ingress_host {
+    if let Some(host) = ingress_host {
         let backend = json!({"service": {
             "name": names::grafana_service(&name),
             "port": {"number": GRAFANA_SERVICE_PORT},
@@ -332,6 +350,38 @@ mod tests {
                 .iter()
                 .all(|o| !o.manifest.to_string().contains("admin")),
             "nothing planned sets admin credentials"
+        );
+    }
+
+    #[test]
+    fn the_grafana_clusters_host_template_names_the_ingress_unless_the_stack_does() {
+        let host_of = |plan: &super::super::StackPlan| {
+            plan.objects
+                .iter()
+                .find(|o| o.kind == ObjectKind::Child(ChildKind::Grafana))
+                .and_then(|o| {
+                    o.manifest
+                        .pointer("/spec/ingress/spec/rules/0/host")
+                        .cloned()
+                })
+        };
+        let mut m = members();
+        m[1].grafana_ingress_host_template = Some("{customer}.grafana.eu.example".into());
+        let plan = plan_stack(&dedicated(None), &identity(), &m).unwrap();
+        assert_eq!(host_of(&plan), Some(json!("acme.grafana.eu.example")));
+        // The stack's own host wins.
+        let plan = plan_stack(&dedicated(Some("metrics.acme.example")), &identity(), &m).unwrap();
+        assert_eq!(host_of(&plan), Some(json!("metrics.acme.example")));
+        // Neither: no Ingress.
+        let plan = plan_stack(&dedicated(None), &identity(), &members()).unwrap();
+        assert_eq!(host_of(&plan), None);
+        // A template that gives no DNS name is refused, naming the cluster field.
+        m[1].grafana_ingress_host_template = Some("{customer}_grafana.example".into());
+        let problems = plan_stack(&dedicated(None), &identity(), &m).unwrap_err();
+        assert!(
+            problems.iter().any(|p| p.field == "spec.dashboards.cluster"
+                && p.message.contains("acme_grafana.example")),
+            "{problems:?}"
         );
     }
 

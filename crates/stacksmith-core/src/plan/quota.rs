@@ -226,6 +226,7 @@ containerDefaults:
             roles: vec![ClusterRole::Prometheus, ClusterRole::Grafana],
             prometheus_url_template: Some("http://{name}.{namespace}.svc:9090".into()),
             alertmanagers: Vec::new(),
+            grafana_ingress_host_template: None,
             tenant_quota: quota(QUOTA),
         }];
         let yaml = FULL

@@ -86,6 +86,9 @@ pub(super) fn check_spec<'m>(
         &mut problems,
     );
     check_dashboard_sources(spec, &mut problems);
+    if let Some(member) = grafana_cluster {
+        check_grafana_ingress_host(spec, member, &mut problems);
+    }
     if let Some(member) = prometheus_cluster {
         check_alert_delivery(spec, member, &mut problems);
         check_tenant_quota(member, "spec.metrics.cluster", &mut problems);
@@ -415,6 +418,40 @@ fn check_grafana_source(spec: &CustomerStackSpec, problems: &mut Vec<SpecProblem
              instanceSelector (the shared Grafana instances the children go to) and \
              dedicatedGrafana (a Grafana instance of the customer's own)",
         )),
+    }
+}
+
+/// The Ingress host of a dedicated Grafana, when it comes from the Grafana cluster's template:
+/// a DNS name once `{customer}` is filled in. (A stack's own `ingressHost` is checked by the
+/// schema.)
+fn check_grafana_ingress_host(
+    spec: &CustomerStackSpec,
+    member: &MemberInfo,
+    problems: &mut Vec<SpecProblem>,
+) {
+    let Some(dedicated) = &spec.dashboards.dedicated_grafana else {
+        return;
+    };
+    if dedicated.ingress_host.is_some() {
+        return;
+    }
+    let Some(host) = super::grafana::ingress_host(dedicated, member, &spec.customer) else {
+        return;
+    };
+    let is_dns_name = host.len() <= 253
+        && host
+            .split('.')
+            .all(|label| stacksmith_api::validation::is_dns1123_label(label, 63));
+    if !is_dns_name {
+        problems.push(problem(
+            "spec.dashboards.cluster",
+            format!(
+                "MemberCluster {:?}: its grafanaIngressHostTemplate gives the host {host:?} for \
+                 this customer, which is not a DNS name (set spec.dashboards.dedicatedGrafana.\
+                 ingressHost, or fix the template)",
+                member.name
+            ),
+        ));
     }
 }
 
