@@ -292,57 +292,56 @@ fn alert_route(route: &AlertRoute) -> Value {
     Value::Object(r)
 }
 
-/// One receiver: its configurations by type, each credential a Secret key.
+/// One receiver: its configurations by type, each credential a Secret key, the optional fields
+/// only when set.
 fn alert_receiver(receiver: &AlertReceiver) -> Value {
-    let with_resolved = |mut config: Value, send_resolved: Option<bool>| {
-        if let (Some(send), Value::Object(map)) = (send_resolved, &mut config) {
-            map.insert("sendResolved".into(), json!(send));
-        }
-        config
-    };
     let mut r = Map::new();
     r.insert("name".into(), json!(receiver.name));
-    if !receiver.webhooks.is_empty() {
-        let configs: Vec<Value> = receiver
-            .webhooks
-            .iter()
-            .map(|w| {
-                with_resolved(
-                    json!({"urlSecret": secret_key(&w.url_secret)}),
-                    w.send_resolved,
-                )
-            })
-            .collect();
-        r.insert("webhookConfigs".into(), Value::Array(configs));
-    }
-    if !receiver.slack.is_empty() {
-        let configs: Vec<Value> = receiver
-            .slack
-            .iter()
-            .map(|s| {
-                let mut config = json!({"apiURL": secret_key(&s.api_url_secret)});
-                if let (Some(channel), Value::Object(map)) = (&s.channel, &mut config) {
-                    map.insert("channel".into(), json!(channel));
-                }
-                with_resolved(config, s.send_resolved)
-            })
-            .collect();
-        r.insert("slackConfigs".into(), Value::Array(configs));
-    }
-    if !receiver.pagerduty.is_empty() {
-        let configs: Vec<Value> = receiver
-            .pagerduty
-            .iter()
-            .map(|p| {
-                with_resolved(
-                    json!({"routingKey": secret_key(&p.routing_key_secret)}),
-                    p.send_resolved,
-                )
-            })
-            .collect();
-        r.insert("pagerdutyConfigs".into(), Value::Array(configs));
-    }
+    insert_configs(&mut r, "webhookConfigs", &receiver.webhooks, |w| {
+        receiver_config("urlSecret", &w.url_secret, w.send_resolved)
+    });
+    insert_configs(&mut r, "slackConfigs", &receiver.slack, |s| {
+        let mut config = receiver_config("apiURL", &s.api_url_secret, s.send_resolved);
+        if let Some(channel) = &s.channel {
+            config.insert("channel".into(), json!(channel));
+        }
+        config
+    });
+    insert_configs(&mut r, "pagerdutyConfigs", &receiver.pagerduty, |p| {
+        receiver_config("routingKey", &p.routing_key_secret, p.send_resolved)
+    });
     Value::Object(r)
+}
+
+/// `key: [config of each item]`, unless there are none.
+fn insert_configs<T>(
+    receiver: &mut Map<String, Value>,
+    key: &str,
+    items: &[T],
+    config: impl Fn(&T) -> Map<String, Value>,
+) {
+    if !items.is_empty() {
+        let configs = items
+            .iter()
+            .map(|item| Value::Object(config(item)))
+            .collect();
+        receiver.insert(key.into(), Value::Array(configs));
+    }
+}
+
+/// A receiver configuration: its credential (the Secret key under `credential`) and
+/// `sendResolved` when set.
+fn receiver_config(
+    credential: &str,
+    secret: &LocalSecretKey,
+    send_resolved: Option<bool>,
+) -> Map<String, Value> {
+    let mut config = Map::new();
+    config.insert(credential.into(), secret_key(secret));
+    if let Some(send) = send_resolved {
+        config.insert("sendResolved".into(), json!(send));
+    }
+    config
 }
 
 /// The `PrometheusRule` of one alerting-rule group.
