@@ -3,14 +3,18 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-use crate::{CustomerStack, MemberCluster};
+use crate::{CustomerStack, MemberCluster, TenantPolicy};
 
-/// Both CRDs, `MemberCluster` first.
+/// Every CRD: `MemberCluster`, `CustomerStack`, `TenantPolicy`.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![MemberCluster::crd(), CustomerStack::crd()]
+    vec![
+        MemberCluster::crd(),
+        CustomerStack::crd(),
+        TenantPolicy::crd(),
+    ]
 }
 
-/// Both CRDs as one multi-document YAML stream (the content of `charts/.../crds.yaml`).
+/// Every CRD as one multi-document YAML stream (the content of `charts/.../crds.yaml`).
 pub fn render_all() -> Result<String, serde_yaml::Error> {
     let mut out = String::from(
         "# Generated from the Rust types by `stacksmith crds`: do not edit by hand.\n",

@@ -577,12 +577,28 @@ pub struct DatasourceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 600))]
     pub timeout_seconds: Option<u32>,
+    /// The URL Grafana uses for this tenant's Prometheus when the platform routes to it another
+    /// way than the Prometheus cluster's `prometheusExposure` or `prometheusUrlTemplate` say.
+    /// With a planned exposure, its host is added to the Prometheus' serving certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        regex(pattern = "^https?://[^\\s/]+(/[^\\s]*)?$"),
+        length(min = 1, max = 512)
+    )]
+    pub url: Option<String>,
 }
 
-/// One dashboard: exactly one of `json` and `url`.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+/// One dashboard: exactly one of `json`, `url`, `grafanaCom` and `configMapRef`. Whatever the
+/// model says, its Grafana uid is stacksmith's: `<customer>_<name>` (shortened with a hash when
+/// longer than 40 characters), so no tenant's dashboard can replace another's.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(extend("oneOf" = [{"required": ["json"]}, {"required": ["url"]}]))]
+#[schemars(extend("oneOf" = [
+    {"required": ["json"]},
+    {"required": ["url"]},
+    {"required": ["grafanaCom"]},
+    {"required": ["configMapRef"]},
+]))]
 pub struct DashboardSpec {
     /// Name of the dashboard, unique within the stack.
     #[schemars(regex(pattern = DNS1123_LABEL), length(min = 1, max = 63))]
@@ -595,7 +611,67 @@ pub struct DashboardSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 2048))]
     pub url: Option<String>,
+    /// A dashboard published on grafana.com, which grafana-operator downloads (the Grafana
+    /// cluster needs to reach grafana.com).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grafana_com: Option<GrafanaComDashboard>,
+    /// A key of a ConfigMap in this stack's own namespace on the hub that holds the model as
+    /// JSON text. stacksmith reads it and writes the model into the dashboard; a change to the
+    /// ConfigMap updates the dashboard. The ConfigMap must carry the label
+    /// `stacksmith.io/dashboard-source: "true"` (stacksmith only watches those).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map_ref: Option<DashboardConfigMapKey>,
+    /// The datasource inputs of the model (its `__inputs`, used as `${DS_PROMETHEUS}` in an
+    /// exported dashboard) to bind to this stack's own datasource. Default: `DS_PROMETHEUS` for
+    /// a `grafanaCom` dashboard, none otherwise. Input names are unique (a list map keyed by
+    /// `inputName`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["inputName".into()]))]
+    pub datasources: Vec<DashboardDatasourceInput>,
 }
+
+/// A dashboard on grafana.com (`https://grafana.com/grafana/dashboards/<id>`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GrafanaComDashboard {
+    /// The dashboard's id on grafana.com.
+    #[schemars(range(min = 1))]
+    pub id: i64,
+    /// The revision; the latest when unset (which then changes as the author publishes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub revision: Option<i64>,
+}
+
+/// A key of a ConfigMap in the stack's namespace on the hub (labelled
+/// `stacksmith.io/dashboard-source: "true"`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DashboardConfigMapKey {
+    /// Name of the ConfigMap.
+    #[schemars(regex(pattern = DNS1123_SUBDOMAIN), length(min = 1, max = 253))]
+    pub name: String,
+    /// Key in the ConfigMap's `data`.
+    #[schemars(regex(pattern = "^[-._a-zA-Z0-9]+$"), length(min = 1, max = 253))]
+    pub key: String,
+}
+
+/// A datasource input of a dashboard model, bound to the stack's own datasource.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DashboardDatasourceInput {
+    /// The input's name, e.g. `DS_PROMETHEUS` (used as `${DS_PROMETHEUS}` in the model).
+    #[schemars(
+        regex(pattern = "^[a-zA-Z_][a-zA-Z0-9_]*$"),
+        length(min = 1, max = 128)
+    )]
+    pub input_name: String,
+}
+
+/// The datasource input of the dashboards grafana.com publishes, bound by default for a
+/// `grafanaCom` dashboard.
+pub const DEFAULT_DATASOURCE_INPUT: &str = "DS_PROMETHEUS";
 
 /// Where a dashboard's model comes from (the typed view of [`DashboardSpec`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -604,16 +680,41 @@ pub enum DashboardSource<'a> {
     Json(&'a str),
     /// Fetched from a URL.
     Url(&'a str),
+    /// Downloaded from grafana.com.
+    GrafanaCom(&'a GrafanaComDashboard),
+    /// A key of a ConfigMap on the hub.
+    ConfigMap(&'a DashboardConfigMapKey),
 }
 
 impl DashboardSpec {
-    /// The dashboard's source, or `None` when not exactly one of `json` and `url` is set.
+    /// The dashboard's source, or `None` when not exactly one of `json`, `url`, `grafanaCom`
+    /// and `configMapRef` is set.
     pub fn source(&self) -> Option<DashboardSource<'_>> {
-        match (&self.json, &self.url) {
-            (Some(json), None) => Some(DashboardSource::Json(json)),
-            (None, Some(url)) => Some(DashboardSource::Url(url)),
+        match (
+            &self.json,
+            &self.url,
+            &self.grafana_com,
+            &self.config_map_ref,
+        ) {
+            (Some(json), None, None, None) => Some(DashboardSource::Json(json)),
+            (None, Some(url), None, None) => Some(DashboardSource::Url(url)),
+            (None, None, Some(com), None) => Some(DashboardSource::GrafanaCom(com)),
+            (None, None, None, Some(key)) => Some(DashboardSource::ConfigMap(key)),
             _ => None,
         }
+    }
+
+    /// The datasource inputs bound to the stack's datasource: those listed, else
+    /// [`DEFAULT_DATASOURCE_INPUT`] for a `grafanaCom` dashboard.
+    pub fn datasource_inputs(&self) -> Vec<&str> {
+        if !self.datasources.is_empty() || self.grafana_com.is_none() {
+            return self
+                .datasources
+                .iter()
+                .map(|d| d.input_name.as_str())
+                .collect();
+        }
+        vec![DEFAULT_DATASOURCE_INPUT]
     }
 }
 

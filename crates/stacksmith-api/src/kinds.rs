@@ -115,6 +115,41 @@ pub const LIMIT_RANGE: KindInfo = KindInfo {
     served_by: ServedBy::AnyRole,
 };
 
+/// The credentials of a tenant's data path (with a planned `prometheusExposure`): the
+/// Prometheus' serving certificate and its tenant's client CA on the Prometheus cluster, the
+/// datasource's client certificate on the Grafana cluster.
+pub const SECRET: KindInfo = KindInfo {
+    group: "",
+    version: "v1",
+    api_version: "v1",
+    kind: "Secret",
+    plural: "secrets",
+    scope: Scope::Namespaced,
+    served_by: ServedBy::AnyRole,
+};
+
+/// The NetworkPolicy that admits only the exposure's sources to a tenant's Prometheus.
+pub const NETWORK_POLICY: KindInfo = KindInfo {
+    group: "networking.k8s.io",
+    version: "v1",
+    api_version: "networking.k8s.io/v1",
+    kind: "NetworkPolicy",
+    plural: "networkpolicies",
+    scope: Scope::Namespaced,
+    served_by: ServedBy::Prometheus,
+};
+
+/// The Service through which Grafana reaches a tenant's Prometheus.
+pub const SERVICE: KindInfo = KindInfo {
+    group: "",
+    version: "v1",
+    api_version: "v1",
+    kind: "Service",
+    plural: "services",
+    scope: Scope::Namespaced,
+    served_by: ServedBy::Prometheus,
+};
+
 /// The ServiceAccount a tenant's Prometheus runs as.
 pub const SERVICE_ACCOUNT: KindInfo = KindInfo {
     group: "",
@@ -238,10 +273,13 @@ pub const GRAFANA_DASHBOARD: KindInfo = KindInfo {
 };
 
 /// Every row of the table.
-pub const ALL: [&KindInfo; 14] = [
+pub const ALL: [&KindInfo; 17] = [
     &NAMESPACE,
     &RESOURCE_QUOTA,
     &LIMIT_RANGE,
+    &SECRET,
+    &NETWORK_POLICY,
+    &SERVICE,
     &SERVICE_ACCOUNT,
     &ROLE,
     &ROLE_BINDING,
@@ -289,13 +327,16 @@ mod tests {
     }
 
     #[test]
-    fn only_the_namespace_is_cluster_wide_and_only_it_and_its_quota_served_everywhere() {
+    fn only_the_namespace_is_cluster_wide_and_only_it_its_quota_and_secrets_served_everywhere() {
         for info in ALL {
             let is_namespace = info.kind == "Namespace";
             assert_eq!(info.namespaced(), !is_namespace, "{}", info.kind);
             assert_eq!(
                 info.served_by == ServedBy::AnyRole,
-                matches!(info.kind, "Namespace" | "ResourceQuota" | "LimitRange"),
+                matches!(
+                    info.kind,
+                    "Namespace" | "ResourceQuota" | "LimitRange" | "Secret"
+                ),
                 "{}",
                 info.kind
             );

@@ -28,6 +28,13 @@ pub const MEMBER_CLUSTER: &str = "stacksmith.io/member-cluster";
 /// cluster reached through two `MemberCluster`s never has its objects pruned through the other.
 pub const WRITTEN_THROUGH: &str = "stacksmith.io/written-through";
 
+/// On a hub ConfigMap, value [`DASHBOARD_SOURCE_VALUE`]: it holds dashboard models that
+/// `CustomerStack`s of its namespace name in `configMapRef`. stacksmith watches only ConfigMaps
+/// so labelled (not every ConfigMap of the hub); a ConfigMap without it is not found.
+pub const DASHBOARD_SOURCE: &str = "stacksmith.io/dashboard-source";
+/// The value of [`DASHBOARD_SOURCE`].
+pub const DASHBOARD_SOURCE_VALUE: &str = "true";
+
 /// On a `CustomerStack`, value `"true"`: a change of `spec.metrics.cluster`,
 /// `spec.dashboards.cluster` or `spec.dashboards.namespace` is a move the stack's author asked
 /// for. Without it such a change is refused (`Ready=False`, reason `MoveRefused`) and nothing is

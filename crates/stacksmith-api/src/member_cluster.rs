@@ -10,9 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::validation::bounds::TENANT_QUOTA_MAX_PROPERTIES;
 use crate::validation::cel::{
-    ONLY_CPU_AND_MEMORY, ONLY_CPU_AND_MEMORY_MESSAGE, PROMETHEUS_NEEDS_URL_TEMPLATE,
-    PROMETHEUS_NEEDS_URL_TEMPLATE_FIELD, PROMETHEUS_NEEDS_URL_TEMPLATE_MESSAGE,
-    QUOTA_RESOURCE_NAMES, QUOTA_RESOURCE_NAMES_MESSAGE,
+    LOAD_BALANCER_NEEDS_HOST, LOAD_BALANCER_NEEDS_HOST_MESSAGE, ONE_PROMETHEUS_REACH,
+    ONE_PROMETHEUS_REACH_MESSAGE, ONLY_CPU_AND_MEMORY, ONLY_CPU_AND_MEMORY_MESSAGE,
+    PROMETHEUS_NEEDS_URL_TEMPLATE, PROMETHEUS_NEEDS_URL_TEMPLATE_FIELD,
+    PROMETHEUS_NEEDS_URL_TEMPLATE_MESSAGE, QUOTA_RESOURCE_NAMES, QUOTA_RESOURCE_NAMES_MESSAGE,
 };
 use crate::validation::{DNS1123_LABEL, DNS1123_SUBDOMAIN};
 
@@ -39,6 +40,7 @@ use crate::validation::{DNS1123_LABEL, DNS1123_SUBDOMAIN};
     .field_path(PROMETHEUS_NEEDS_URL_TEMPLATE_FIELD)
     .reason(Reason::FieldValueRequired)
     .message(PROMETHEUS_NEEDS_URL_TEMPLATE_MESSAGE))]
+#[x_kube(validation = Rule::new(ONE_PROMETHEUS_REACH).message(ONE_PROMETHEUS_REACH_MESSAGE))]
 #[serde(rename_all = "camelCase")]
 pub struct MemberClusterSpec {
     /// The Secret on the hub that holds this cluster's kubeconfig.
@@ -57,6 +59,15 @@ pub struct MemberClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 512))]
     pub prometheus_url_template: Option<String>,
+
+    /// How Grafana reaches a tenant's Prometheus on this cluster when stacksmith plans the way
+    /// (prometheus role; instead of `prometheusUrlTemplate`): a Service of stacksmith's in each
+    /// tenant namespace, a NetworkPolicy that admits only `allowedSources` to the Prometheus,
+    /// and mutual TLS: the Prometheus serves a certificate stacksmith issues per tenant and
+    /// accepts only that tenant's client certificate, which stacksmith delivers to the
+    /// datasource on the Grafana cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus_exposure: Option<PrometheusExposure>,
 
     /// The Alertmanagers that the tenants' Prometheus on this cluster send their alerts to
     /// (prometheus role only): Services of this cluster, run by the platform (an `Alertmanager`
@@ -86,6 +97,72 @@ pub struct MemberClusterSpec {
     #[serde(default = "default_request_timeout_seconds")]
     #[schemars(range(min = 1, max = 300))]
     pub request_timeout_seconds: u32,
+}
+
+/// How the tenants' Prometheus on a cluster are exposed to Grafana.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(validation = Rule::new(LOAD_BALANCER_NEEDS_HOST).message(LOAD_BALANCER_NEEDS_HOST_MESSAGE))]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusExposure {
+    /// The Service's type: `ClusterIP` (Grafana runs in the same cluster, or the clusters share
+    /// a flat network) or `LoadBalancer` (the platform's DNS leads `hostTemplate` to it).
+    #[serde(rename = "type", default)]
+    pub service_type: ExposureType,
+    /// The host name Grafana connects to, with the placeholders `{service}` (the Service's
+    /// name), `{namespace}` (the tenant namespace) and `{customer}`; it is also the name in the
+    /// Prometheus' serving certificate. Default for `ClusterIP`: `{service}.{namespace}.svc`;
+    /// required for `LoadBalancer`, e.g. `{customer}.prometheus.example.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub host_template: Option<String>,
+    /// The port the Service serves (default 9090).
+    #[serde(default = "default_exposure_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: u16,
+    /// Annotations on each Service, e.g. for a load-balancer controller or external-dns; values
+    /// may use `{customer}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 16))]
+    pub service_annotations: BTreeMap<String, String>,
+    /// Who may open connections to a tenant's Prometheus: the peers of the NetworkPolicy in each
+    /// tenant namespace (the Grafana cluster's egress addresses, the namespace of a Grafana in
+    /// this cluster). Empty: nothing may (the Prometheus is then reachable by no one until the
+    /// platform lists its sources).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub allowed_sources: Vec<NetworkSource>,
+}
+
+fn default_exposure_port() -> u16 {
+    9090
+}
+
+/// The Service type of an exposure.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ExposureType {
+    /// A cluster-internal Service (same cluster, or a flat network between clusters).
+    #[default]
+    ClusterIP,
+    /// A Service of type `LoadBalancer`.
+    LoadBalancer,
+}
+
+/// One peer allowed to reach the tenants' Prometheus: exactly one of `cidr` and
+/// `namespaceSelector` (with an optional `podSelector`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("oneOf" = [{"required": ["cidr"]}, {"required": ["namespaceSelector"]}]))]
+pub struct NetworkSource {
+    /// An address range, e.g. the Grafana cluster's egress `203.0.113.0/28`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub cidr: Option<String>,
+    /// Namespaces of this cluster, by their labels, e.g. `kubernetes.io/metadata.name: grafana`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<BTreeMap<String, String>>,
+    /// Pods within those namespaces, by their labels (all when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_selector: Option<BTreeMap<String, String>>,
 }
 
 /// What each tenant namespace on a cluster may use, and what a container gets when it asks for

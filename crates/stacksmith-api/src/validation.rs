@@ -14,6 +14,11 @@ pub const PROMETHEUS_DURATION: &str =
 /// A byte size as Prometheus' `retentionSize` takes it, e.g. `512MB` or `50GiB`.
 pub const RETENTION_SIZE: &str = "^(0|([0-9]*[.])?[0-9]+((K|M|G|T|E|P)i?)?B)$";
 
+/// A prefix a `TenantPolicy` allows dashboard URLs to start with: `http://` or `https://`, a
+/// host (and port) without user information, then `/`, so that the prefix cannot be stretched to
+/// another host (`https://a.example.com` would match `https://a.example.com.attacker.net/`).
+pub const DASHBOARD_URL_PREFIX: &str = "^https?://[^/?#@\\s]+/[^\\s]*$";
+
 /// The name of an alert receiver: Alertmanager takes any text, stacksmith a DNS-1123 label (the
 /// name also appears in Alertmanager's generated configuration beside the namespace).
 pub const ALERT_RECEIVER_NAME: &str = DNS1123_LABEL;
@@ -75,6 +80,13 @@ pub mod bounds {
     ];
     /// The prefix of the object-count quota names, `count/<resource>[.<group>]`.
     pub const QUOTA_COUNT_PREFIX: &str = "count/";
+    /// Customers one `TenantPolicy` governs.
+    pub const POLICY_CUSTOMERS_MAX_ITEMS: u32 = 1024;
+    /// Hub namespaces one `TenantPolicy` lets claim its customers.
+    pub const POLICY_HUB_NAMESPACES_MAX_ITEMS: u32 = 64;
+    /// Entries of a `TenantPolicy`'s other lists (Grafana namespaces, instance selectors, URL
+    /// prefixes). Also keeps the cost estimate of the selector rule low.
+    pub const POLICY_LIST_MAX_ITEMS: u32 = 32;
 }
 
 /// The CEL rules (`x-kubernetes-validations`) of the CRDs, with their messages. The API server
@@ -91,13 +103,23 @@ pub mod cel {
     /// The message of [`ONLY_CPU_AND_MEMORY`].
     pub const ONLY_CPU_AND_MEMORY_MESSAGE: &str = "only cpu and memory can be set";
     /// On a `MemberCluster`'s spec: a cluster serving `prometheus` has a URL template.
-    pub const PROMETHEUS_NEEDS_URL_TEMPLATE: &str =
-        "!self.roles.exists(r, r == 'prometheus') || has(self.prometheusUrlTemplate)";
+    pub const PROMETHEUS_NEEDS_URL_TEMPLATE: &str = "!self.roles.exists(r, r == 'prometheus') || has(self.prometheusUrlTemplate) || has(self.prometheusExposure)";
     /// The field [`PROMETHEUS_NEEDS_URL_TEMPLATE`] reports (relative to the spec).
     pub const PROMETHEUS_NEEDS_URL_TEMPLATE_FIELD: &str = ".prometheusUrlTemplate";
     /// The message of [`PROMETHEUS_NEEDS_URL_TEMPLATE`] (the API server prefixes it with the field
     /// and `Required value:`).
-    pub const PROMETHEUS_NEEDS_URL_TEMPLATE_MESSAGE: &str = "required when the cluster serves the prometheus role: Grafana could not reach the Prometheus";
+    pub const PROMETHEUS_NEEDS_URL_TEMPLATE_MESSAGE: &str = "required (or prometheusExposure) when the cluster serves the prometheus role: Grafana could not reach the Prometheus";
+    /// On a `MemberCluster`: the URL template and a planned exposure exclude each other.
+    pub const ONE_PROMETHEUS_REACH: &str =
+        "!(has(self.prometheusUrlTemplate) && has(self.prometheusExposure))";
+    /// The message of [`ONE_PROMETHEUS_REACH`].
+    pub const ONE_PROMETHEUS_REACH_MESSAGE: &str = "set at most one of prometheusUrlTemplate (the platform exposes each Prometheus itself) and prometheusExposure (stacksmith plans the exposure and its TLS)";
+    /// On a `MemberCluster`'s `prometheusExposure`: a `LoadBalancer` needs the host name the
+    /// platform's DNS gives it.
+    pub const LOAD_BALANCER_NEEDS_HOST: &str =
+        "self.type != 'LoadBalancer' || has(self.hostTemplate)";
+    /// The message of [`LOAD_BALANCER_NEEDS_HOST`].
+    pub const LOAD_BALANCER_NEEDS_HOST_MESSAGE: &str = "a LoadBalancer exposure needs hostTemplate: the DNS name that leads to the load balancer (it is also the serving certificate's name)";
     /// On a `CustomerStack`'s `spec.dashboards`: exactly one of `instanceSelector` (shared
     /// `Grafana` instances) and `dedicatedGrafana` (an instance of the customer's own).
     pub const ONE_GRAFANA_SOURCE: &str = "has(self.instanceSelector) != has(self.dedicatedGrafana)";
@@ -108,6 +130,11 @@ pub mod cel {
     /// `size`: no regular expression, whose cost the API server would estimate from the
     /// largest key a request could hold.
     pub const QUOTA_RESOURCE_NAMES: &str = "self.all(k, k in ['cpu', 'memory', 'ephemeral-storage', 'requests.cpu', 'requests.memory', 'requests.storage', 'requests.ephemeral-storage', 'limits.cpu', 'limits.memory', 'limits.ephemeral-storage', 'pods', 'services', 'services.loadbalancers', 'services.nodeports', 'secrets', 'configmaps', 'persistentvolumeclaims', 'replicationcontrollers', 'resourcequotas'] || (k.startsWith('count/') && size(k) > 6) || (!k.startsWith('.') && (k.endsWith('.storageclass.storage.k8s.io/requests.storage') || k.endsWith('.storageclass.storage.k8s.io/persistentvolumeclaims'))))";
+    /// On a `TenantPolicy`'s `grafana.instanceSelectors`: no selector is empty (an empty
+    /// selector selects every `Grafana` instance). `size` only: constant cost per selector.
+    pub const NO_EMPTY_SELECTOR: &str = "self.all(s, (has(s.matchLabels) && size(s.matchLabels) > 0) || (has(s.matchExpressions) && size(s.matchExpressions) > 0))";
+    /// The message of [`NO_EMPTY_SELECTOR`].
+    pub const NO_EMPTY_SELECTOR_MESSAGE: &str = "an empty selector selects every Grafana instance: give each selector matchLabels or matchExpressions";
     /// The message of [`QUOTA_RESOURCE_NAMES`].
     pub const QUOTA_RESOURCE_NAMES_MESSAGE: &str = "every key is a ResourceQuota name: a standard one (requests.cpu, requests.memory, limits.cpu, limits.memory, requests.storage, persistentvolumeclaims, pods, services, secrets, configmaps, ...), count/<resource>, or <storage-class>.storageclass.storage.k8s.io/requests.storage or .../persistentvolumeclaims";
 }

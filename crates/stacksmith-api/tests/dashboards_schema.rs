@@ -90,3 +90,54 @@ fn a_stack_with_a_dedicated_grafana_reads_and_writes_without_a_selector() {
         json!({"version": "12.1.0", "ingressHost": "acme.grafana.example.com"})
     );
 }
+
+#[test]
+fn a_dashboard_has_exactly_one_of_four_sources() {
+    let dashboard = &dashboards_schema()["properties"]["dashboards"]["items"];
+    assert_eq!(
+        dashboard["oneOf"],
+        json!([
+            {"required": ["json"]},
+            {"required": ["url"]},
+            {"required": ["grafanaCom"]},
+            {"required": ["configMapRef"]},
+        ])
+    );
+    assert_eq!(
+        dashboard["properties"]["grafanaCom"]["required"],
+        json!(["id"])
+    );
+    assert_eq!(
+        dashboard["properties"]["configMapRef"]["required"],
+        json!(["key", "name"])
+    );
+    let inputs = &dashboard["properties"]["datasources"];
+    assert_eq!(inputs["x-kubernetes-list-type"], "map");
+    assert_eq!(inputs["x-kubernetes-list-map-keys"], json!(["inputName"]));
+}
+
+#[test]
+fn the_typed_source_and_the_default_input_follow_the_fields() {
+    use stacksmith_api::{DashboardSource, DashboardSpec, GrafanaComDashboard};
+    let read = |value: Value| serde_json::from_value::<DashboardSpec>(value).unwrap();
+    let com = read(json!({"name": "nodes", "grafanaCom": {"id": 1860}}));
+    assert_eq!(
+        com.source(),
+        Some(DashboardSource::GrafanaCom(&GrafanaComDashboard {
+            id: 1860,
+            revision: None
+        }))
+    );
+    assert_eq!(com.datasource_inputs(), ["DS_PROMETHEUS"]);
+    let listed = read(json!({"name": "nodes", "grafanaCom": {"id": 1860},
+                             "datasources": [{"inputName": "DS_PROM"}]}));
+    assert_eq!(listed.datasource_inputs(), ["DS_PROM"]);
+    let from_map =
+        read(json!({"name": "api", "configMapRef": {"name": "boards", "key": "api.json"}}));
+    assert!(
+        matches!(from_map.source(), Some(DashboardSource::ConfigMap(k)) if k.key == "api.json")
+    );
+    assert!(from_map.datasource_inputs().is_empty());
+    let two = read(json!({"name": "x", "json": "{}", "grafanaCom": {"id": 1}}));
+    assert_eq!(two.source(), None);
+}

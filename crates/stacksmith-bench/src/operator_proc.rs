@@ -1,7 +1,8 @@
 //! The operator under test, in a process of its own (so its memory is its own): the bench binary
 //! runs itself again with the hidden `operator` subcommand.
 //!
-//! The child runs `stacksmith_controller::run` against the hub and talks over its
+//! The child runs `stacksmith_controller::run_with` against the hub (tenant policies optional,
+//! as `--tenant-policy=optional`: the bench's stacks have none) and talks over its
 //! standard streams: each `counts` line on stdin is answered by one JSON line on stdout with the
 //! requests its clients have made so far (counted by the operator's own tower layer); `stop` or
 //! the end of stdin (the parent is gone) stops it. Its logs go to a file, never to the terminal.
@@ -36,9 +37,18 @@ pub async fn run_child(kubeconfig: &Path) -> anyhow::Result<()> {
     let config = kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default()).await?;
     let counter = ApiCallCounter::new();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let operator = tokio::spawn(stacksmith_controller::run(config, counter.clone(), async {
-        let _ = stop_rx.await;
-    }));
+    let options = stacksmith_controller::OperatorOptions {
+        tenant_policy: stacksmith_controller::PolicyMode::Optional,
+        ..stacksmith_controller::OperatorOptions::default()
+    };
+    let operator = tokio::spawn(stacksmith_controller::run_with(
+        config,
+        counter.clone(),
+        options,
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut stdout = tokio::io::stdout();
     while let Ok(Some(line)) = lines.next_line().await {

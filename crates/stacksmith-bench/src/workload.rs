@@ -86,6 +86,7 @@ pub async fn members(hub: &Client) -> anyhow::Result<Vec<MemberInfo>> {
             name: kube::ResourceExt::name_any(&m),
             roles: m.spec.roles.clone(),
             prometheus_url_template: m.spec.prometheus_url_template.clone(),
+            prometheus_exposure: m.spec.prometheus_exposure.clone(),
             alertmanagers: m.spec.alertmanagers.clone(),
             grafana_ingress_host_template: m.spec.grafana_ingress_host_template.clone(),
             tenant_quota: m.spec.tenant_quota.clone(),

@@ -26,12 +26,15 @@ use stacksmith_core::aggregate::{
 use stacksmith_core::observe::{
     Ownership, explain_no_matching_instance, observed_from_read, unreachable_children,
 };
-use stacksmith_core::plan::{DesiredObject, MemberInfo, ObjectKind, StackIdentity, plan_stack};
+use stacksmith_core::plan::{
+    DesiredObject, MemberInfo, ObjectKind, StackIdentity, plan_stack_with_config_maps,
+};
 use stacksmith_core::{
     ChildHealth, ChildKind, HealthReason, Rejection, assess, assess_with_evidence,
 };
 
 use crate::apply::ownership;
+use crate::dashboard_sources::read_dashboard_config_maps;
 use crate::member::client::member_client_from_secret;
 use crate::member::config_evidence::{
     NamespaceEvidence, events_resource, needs_config_evidence, rejection_field_selector,
@@ -46,6 +49,9 @@ pub enum LiveStatusError {
     /// The stack lacks a field every stored object has.
     #[error("the CustomerStack has no {0}")]
     Incomplete(&'static str),
+    /// The dashboard-source ConfigMaps the stack's dashboards name could not be read.
+    #[error("reading the dashboards' ConfigMaps on the hub: {0}")]
+    ConfigMaps(#[source] crate::RemoteError),
 }
 
 /// The status `stack` would have if it were aggregated now from what its member clusters say.
@@ -67,22 +73,27 @@ pub async fn live_status(
         uid: stack.uid().ok_or(LiveStatusError::Incomplete("uid"))?,
     };
     let infos: Vec<MemberInfo> = members.iter().map(member_info).collect();
-    let (problems, passes) = match plan_stack(&stack.spec, &identity, &infos) {
-        Err(problems) => (problems, Vec::new()),
-        Ok(plan) => {
-            let passes = join_all(plan.clusters.iter().map(|cluster| {
-                let planned: Vec<&DesiredObject> = plan
-                    .objects
-                    .iter()
-                    .filter(|o| &o.cluster == cluster)
-                    .collect();
-                let member = members.iter().find(|m| &m.name_any() == cluster);
-                observe_cluster(hub, cluster, member, planned, &identity.uid)
-            }))
-            .await;
-            (Vec::new(), passes)
-        }
-    };
+    // The dashboards' ConfigMaps as the hub holds them now.
+    let config_maps = read_dashboard_config_maps(hub, &identity.namespace, &stack.spec)
+        .await
+        .map_err(LiveStatusError::ConfigMaps)?;
+    let (problems, passes) =
+        match plan_stack_with_config_maps(&stack.spec, &identity, &infos, &config_maps) {
+            Err(problems) => (problems, Vec::new()),
+            Ok(plan) => {
+                let passes = join_all(plan.clusters.iter().map(|cluster| {
+                    let planned: Vec<&DesiredObject> = plan
+                        .objects
+                        .iter()
+                        .filter(|o| &o.cluster == cluster)
+                        .collect();
+                    let member = members.iter().find(|m| &m.name_any() == cluster);
+                    observe_cluster(hub, cluster, member, planned, &identity.uid)
+                }))
+                .await;
+                (Vec::new(), passes)
+            }
+        };
     let children: Vec<ChildObservation> = passes.iter().flat_map(|p| p.children.clone()).collect();
     let clusters: Vec<ClusterObservation> = passes.iter().map(|p| p.observation.clone()).collect();
     let foreign: Vec<ForeignObject> = passes.iter().flat_map(|p| p.foreign.clone()).collect();
@@ -90,6 +101,7 @@ pub async fn live_status(
         generation: stack.metadata.generation,
         paused: stack.spec.paused,
         spec_problems: &problems,
+        policy_violations: &[],
         children: &children,
         clusters: &clusters,
         foreign_objects: &foreign,

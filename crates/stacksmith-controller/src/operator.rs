@@ -14,6 +14,8 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
+use stacksmith_core::policy::PolicyMode;
+
 use crate::member::Fleet;
 use crate::member::wake::{StacksListed, note_listed};
 use crate::reconcile::{Context, GuardedStack, error_policy_guarded, reconcile_guarded};
@@ -38,6 +40,11 @@ pub struct OperatorOptions {
     pub endpoints: Option<TcpListener>,
     /// Stacks reconciled at once (0: no bound).
     pub concurrent_reconciles: u16,
+    /// Whether a stack needs a `TenantPolicy` naming its customer (default: required).
+    pub tenant_policy: PolicyMode,
+    /// The hub namespace holding the stacks' data-path credentials (tenant CAs), one Secret per
+    /// stack with a planned exposure (default `stacksmith-system`).
+    pub credentials_namespace: String,
 }
 
 impl Default for OperatorOptions {
@@ -45,6 +52,8 @@ impl Default for OperatorOptions {
         OperatorOptions {
             endpoints: None,
             concurrent_reconciles: DEFAULT_CONCURRENT_RECONCILES,
+            tenant_policy: PolicyMode::Required,
+            credentials_namespace: crate::credentials::DEFAULT_CREDENTIALS_NAMESPACE.to_owned(),
         }
     }
 }
@@ -59,7 +68,8 @@ fn member_write_slots(concurrent_reconciles: u16) -> usize {
 }
 
 /// Runs the operator against the hub `hub` until `shutdown` resolves; every request (to the hub
-/// and to every member) is counted in `counter`. No HTTP endpoints (see [`run_with`]).
+/// and to every member) is counted in `counter`. The default options: no HTTP endpoints, tenant
+/// policies required (see [`run_with`]).
 pub async fn run(
     hub: Config,
     counter: ApiCallCounter,
@@ -92,6 +102,19 @@ pub async fn run_with(
         .applied_objects();
     let controller = Controller::for_stream(stack_events, store.clone());
     let liveness = Liveness::default();
+    let (policies, policies_task) = crate::policies::watch_policies(
+        hub.clone(),
+        options.tenant_policy,
+        store.clone(),
+        wake_tx.clone(),
+        crate::invalid_object::recorder(hub.clone()),
+    );
+    let (dashboard_sources, dashboard_sources_task) =
+        crate::dashboard_sources::watch_dashboard_sources(
+            hub.clone(),
+            store.clone(),
+            wake_tx.clone(),
+        );
     let fleet = Fleet::new(
         hub.clone(),
         store.clone(),
@@ -102,12 +125,17 @@ pub async fn run_with(
         member_write_slots(options.concurrent_reconciles),
     );
     let fleet_task = tokio::spawn(fleet.clone().run());
-    let context = Arc::new(Context::new(
-        hub,
-        fleet.clone(),
-        liveness.clone(),
-        store.clone(),
-    ));
+    let context = Arc::new(
+        Context::new(
+            hub,
+            fleet.clone(),
+            liveness.clone(),
+            store.clone(),
+            policies,
+            dashboard_sources,
+        )
+        .with_credentials_namespace(options.credentials_namespace),
+    );
     let endpoints_task = options.endpoints.map(|listener| {
         serve_endpoints(
             listener,
@@ -134,6 +162,8 @@ pub async fn run_with(
         task.abort();
     }
     fleet_task.abort();
+    policies_task.abort();
+    dashboard_sources_task.abort();
     fleet.shutdown();
     Ok(())
 }
@@ -198,32 +228,52 @@ pub struct RunningOperator {
 }
 
 impl RunningOperator {
-    /// Starts the operator against the hub in the background (no HTTP endpoints).
+    /// Starts the operator against the hub in the background (no HTTP endpoints), with tenant
+    /// policies optional (`--tenant-policy=optional`: the test beds' stacks have none; a policy
+    /// that names a customer is still enforced).
     pub fn spawn(hub: Config) -> Self {
-        Self::start(hub, OperatorOptions::default())
+        Self::start(hub, Self::optional_policies())
     }
 
     /// Starts the operator in the background with `concurrent_reconciles` slots (no HTTP
-    /// endpoints).
+    /// endpoints, tenant policies optional as with [`RunningOperator::spawn`]).
     pub fn spawn_with_concurrency(hub: Config, concurrent_reconciles: u16) -> Self {
         let options = OperatorOptions {
             concurrent_reconciles,
-            ..OperatorOptions::default()
+            ..Self::optional_policies()
         };
         Self::start(hub, options)
     }
 
     /// Starts the operator in the background, serving `/metrics`, `/healthz` and `/readyz` on
-    /// `address` (port 0: any free port; see [`RunningOperator::endpoints`]).
-    pub fn spawn_with_endpoints(hub: Config, address: SocketAddr) -> std::io::Result<Self> {
+    /// `address` (port 0: any free port; see [`RunningOperator::endpoints`]), with tenant
+    /// policies `tenant_policy`.
+    pub fn spawn_with_endpoints(
+        hub: Config,
+        address: SocketAddr,
+        tenant_policy: PolicyMode,
+    ) -> std::io::Result<Self> {
         let listener = std::net::TcpListener::bind(address)?;
         listener.set_nonblocking(true)?;
         let listener = TcpListener::from_std(listener)?;
         let options = OperatorOptions {
             endpoints: Some(listener),
+            tenant_policy,
             ..OperatorOptions::default()
         };
         Ok(Self::start(hub, options))
+    }
+
+    /// Starts the operator in the background with `options`.
+    pub fn spawn_with_options(hub: Config, options: OperatorOptions) -> Self {
+        Self::start(hub, options)
+    }
+
+    fn optional_policies() -> OperatorOptions {
+        OperatorOptions {
+            tenant_policy: PolicyMode::Optional,
+            ..OperatorOptions::default()
+        }
     }
 
     fn start(hub: Config, options: OperatorOptions) -> Self {

@@ -1,8 +1,10 @@
 //! Reconciling one `CustomerStack`: a driver of named stages.
 //!
-//! converge: identify → plan (pure, [`stacksmith_core::plan`]) → write each cluster
-//! concurrently ([`write`]) → remove what is no longer planned ([`prune`]) → observe (pure,
-//! [`stacksmith_core::observe`]) → aggregate and record status and Events ([`status`]).
+//! converge: identify → check the tenant policy (pure, [`stacksmith_core::policy`]) →
+//! dereference (the hub ConfigMaps the dashboards name, from a watched cache) → plan
+//! (pure, [`stacksmith_core::plan`]) → write each cluster concurrently ([`write`]) → remove what
+//! is no longer planned ([`prune`]) → observe (pure, [`stacksmith_core::observe`]) → aggregate
+//! and record status and Events ([`status`]).
 //!
 //! clean up (on deletion, behind the finalizer, [`cleanup`]): delete every child in every
 //! cluster and wait until they are gone; an unreachable cluster holds the deletion; `Orphan`
@@ -34,13 +36,17 @@ use stacksmith_core::inventory::{
     InventoriedObject, Inventory, ObjectKey, moved_objects, refused_move,
 };
 use stacksmith_core::observe::{AdoptFrom, NotWrittenReason, WriteOutcome, child_observations};
-use stacksmith_core::plan::{StackIdentity, StackPlan, plan_stack};
+use stacksmith_core::plan::{StackIdentity, StackPlan, plan_stack_with_config_maps};
 use tracing::Instrument as _;
 
 use crate::apply::{Claimant, RecentWrites};
+use crate::credentials::{CredentialError, CredentialIssuer};
+use crate::dashboard_sources::{ConfigMapsNotListed, DashboardSources};
 use crate::member::Fleet;
+use crate::policies::{Policies, PoliciesNotListed};
 use crate::telemetry::liveness::Liveness;
 use crate::telemetry::metrics::ReconcileMetrics;
+use stacksmith_core::credentials::ROTATE_ANNOTATION;
 use status::{Findings, StatusHolds};
 
 /// The finalizer that holds a stack until its children are gone.
@@ -78,16 +84,28 @@ pub struct Context {
     failed_passes: Mutex<HashMap<String, u32>>,
     /// What each stack wrote (see [`inventory`]).
     inventories: inventory::Inventories,
+    /// Issues and keeps the stacks' data-path credentials.
+    credentials: CredentialIssuer,
     /// The hub's stacks (who adopts whom).
     stacks: Store<GuardedStack>,
+    /// The hub's tenant policies, and whether one is required.
+    policies: Policies,
+    /// The hub's ConfigMaps that dashboards name (`configMapRef`).
+    pub(crate) dashboard_sources: DashboardSources,
 }
 
 impl Context {
     /// A context for a hub and a fleet.
-    pub fn new(hub: Client, fleet: Fleet, liveness: Liveness, stacks: Store<GuardedStack>) -> Self {
+    pub fn new(
+        hub: Client,
+        fleet: Fleet,
+        liveness: Liveness,
+        stacks: Store<GuardedStack>,
+        policies: Policies,
+        dashboard_sources: DashboardSources,
+    ) -> Self {
         Context {
             recorder: crate::invalid_object::recorder(hub.clone()),
-            hub,
             fleet,
             metrics: ReconcileMetrics::default(),
             status_holds: StatusHolds::default(),
@@ -95,8 +113,21 @@ impl Context {
             failed_passes: Mutex::default(),
             recent_writes: RecentWrites::default(),
             inventories: inventory::Inventories::default(),
+            credentials: CredentialIssuer::new(
+                hub.clone(),
+                crate::credentials::DEFAULT_CREDENTIALS_NAMESPACE.to_owned(),
+            ),
+            hub,
             stacks,
+            policies,
+            dashboard_sources,
         }
+    }
+
+    /// Keeps the stacks' data-path credentials in `namespace` on the hub.
+    pub fn with_credentials_namespace(mut self, namespace: String) -> Self {
+        self.credentials = CredentialIssuer::new(self.hub.clone(), namespace);
+        self
     }
 }
 
@@ -131,6 +162,22 @@ pub enum ReconcileError {
         /// What was being done.
         what: &'static str,
     },
+    /// The dashboard-source ConfigMaps could not be listed, so the stack's dashboards cannot be
+    /// planned.
+    #[error(transparent)]
+    ConfigMapsNotListed(#[from] ConfigMapsNotListed),
+    /// The tenant policies could not be listed, so the stack cannot be judged.
+    #[error(transparent)]
+    PoliciesNotListed(#[from] PoliciesNotListed),
+    /// Issuing or keeping the stack's data-path credentials on the hub failed.
+    #[error("the data-path credentials of CustomerStack {stack}: {source}")]
+    Credentials {
+        /// namespace/name.
+        stack: String,
+        /// What failed (it names the Secret, never its data).
+        #[source]
+        source: Box<CredentialError>,
+    },
     /// Adding or removing the finalizer failed.
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<finalizer::Error<ReconcileError>>),
@@ -144,6 +191,9 @@ impl ReconcileError {
             ReconcileError::StatusWrite { .. } => "status_write",
             ReconcileError::DeletionPending { .. } => "deletion_pending",
             ReconcileError::HubTimeout { .. } => "timeout",
+            ReconcileError::Credentials { .. } => "credentials",
+            ReconcileError::PoliciesNotListed(_) => "policies_not_listed",
+            ReconcileError::ConfigMapsNotListed(_) => "config_maps_not_listed",
             ReconcileError::Finalizer(_) => "finalizer",
         }
     }
@@ -262,12 +312,71 @@ pub(crate) fn identity(stack: &CustomerStack) -> Result<StackIdentity, Reconcile
     })
 }
 
+/// With a planned exposure: the tenant's data-path credentials, issued or rotated when due, put
+/// into the plan's credential Secrets. A hub Secret of that name that is not the stack's is a
+/// problem of the stack (nothing is written); a failed hub request fails the pass.
+async fn attach_credentials(
+    stack: &CustomerStack,
+    ctx: &Context,
+    identity: &StackIdentity,
+    plan: &mut StackPlan,
+) -> Result<Result<(), Vec<SpecProblem>>, ReconcileError> {
+    if plan.tls_server_names.is_empty() {
+        return Ok(Ok(()));
+    }
+    let rotation = stack
+        .annotations()
+        .get(ROTATE_ANNOTATION)
+        .cloned()
+        .unwrap_or_default();
+    match ctx
+        .credentials
+        .ensure(
+            identity,
+            &stack.spec.customer,
+            &plan.tls_server_names,
+            &rotation,
+        )
+        .await
+    {
+        Ok(credentials) => {
+            plan.attach_credentials(&credentials);
+            Ok(Ok(()))
+        }
+        Err(foreign @ CredentialError::Foreign { .. }) => Ok(Err(vec![SpecProblem {
+            field: "metadata.uid".to_owned(),
+            message: foreign.to_string(),
+        }])),
+        Err(other) => Err(ReconcileError::Credentials {
+            stack: stack_key(stack),
+            source: Box::new(other),
+        }),
+    }
+}
+
 async fn converge(stack: &CustomerStack, ctx: &Context) -> Result<Action, ReconcileError> {
     let identity = identity(stack)?;
-    let plan = match plan_stack(&stack.spec, &identity, &ctx.fleet.member_infos()) {
+    let allowed = ctx
+        .policies
+        .check(stack, &identity.namespace, STARTUP_SETTLE_CAP)
+        .await?;
+    if let Err(violations) = allowed {
+        return refused_by_policy(stack, ctx, violations).await;
+    }
+    // Dereference: the hub ConfigMaps the dashboards name, read before the pure plan.
+    let config_maps = ctx.dashboard_sources.of(stack, STARTUP_SETTLE_CAP).await?;
+    let mut plan = match plan_stack_with_config_maps(
+        &stack.spec,
+        &identity,
+        &ctx.fleet.member_infos(),
+        &config_maps,
+    ) {
         Ok(plan) => plan,
         Err(problems) => return invalid_spec(stack, ctx, problems).await,
     };
+    if let Err(problems) = attach_credentials(stack, ctx, &identity, &mut plan).await? {
+        return invalid_spec(stack, ctx, problems).await;
+    }
     let mut inventory = ctx.inventories.of(stack, &identity.uid);
     let moved = moved_objects(&inventory, &plan);
     if !moved.is_empty() && !annotated(stack, ALLOW_MOVE, "true") {
@@ -462,6 +571,27 @@ async fn invalid_spec(
     };
     let findings = Findings {
         problems,
+        inventory,
+        ..Findings::default()
+    };
+    status::record(stack, ctx, &findings, None).await?;
+    Ok(Action::requeue(RESYNC))
+}
+
+/// The stack breaks its tenant policy (or none governs it and one is required): like an invalid
+/// spec, nothing is written or deleted, and the status (`PolicyViolation`) names the field and
+/// the rule. A policy change wakes the stack again (see [`crate::policies`]).
+async fn refused_by_policy(
+    stack: &CustomerStack,
+    ctx: &Context,
+    violations: Vec<SpecProblem>,
+) -> Result<Action, ReconcileError> {
+    let inventory = match identity(stack) {
+        Ok(identity) => ctx.inventories.of(stack, &identity.uid).entries(),
+        Err(_) => Vec::new(),
+    };
+    let findings = Findings {
+        policy_violations: violations,
         inventory,
         ..Findings::default()
     };

@@ -11,7 +11,7 @@
 //! observations gives an identical status.
 //!
 //! The `Ready` condition names the root cause when it is not `True`, by priority: deletion,
-//! invalid spec, a conflicting object, an unreachable cluster, a failed write, then the first
+//! a tenant policy violation, invalid spec, a conflicting object, an unreachable cluster, a failed write, then the first
 //! child (in the status order) that is Degraded, Suspended, Unknown or Progressing.
 
 mod children;
@@ -53,6 +53,9 @@ pub mod reason {
     pub const DELETION_BLOCKED: &str = "DeletionBlocked";
     /// `Ready`/`ChildrenApplied` are False: the spec could not be planned.
     pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// `Ready`/`ChildrenApplied` are False: the stack breaks a rule of the `TenantPolicy` that
+    /// governs its customer, or no policy governs it and the operator requires one.
+    pub const POLICY_VIOLATION: &str = "PolicyViolation";
     /// `Ready`/`ChildrenApplied` are False: a changed spec would move the stack's objects to
     /// another cluster or namespace, and the stack does not carry `stacksmith.io/allow-move`.
     pub const MOVE_REFUSED: &str = "MoveRefused";
@@ -248,6 +251,10 @@ pub struct AggregateInput<'a> {
     pub paused: bool,
     /// Problems with the spec (planning failed): when non-empty, `children` is empty.
     pub spec_problems: &'a [SpecProblem],
+    /// The rules of the stack's `TenantPolicy` that the spec breaks (or that no policy governs
+    /// the customer; see [`crate::policy`]): when non-empty, nothing was planned, and
+    /// `spec_problems` and `children` are empty.
+    pub policy_violations: &'a [SpecProblem],
     /// Every planned child (any order; the output is sorted).
     pub children: &'a [ChildObservation],
     /// Every member cluster the stack uses.

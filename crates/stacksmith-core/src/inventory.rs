@@ -369,7 +369,7 @@ mod tests {
     fn plan_of(keys: &[ObjectKey]) -> StackPlan {
         StackPlan {
             objects: keys.iter().map(planned).collect(),
-            clusters: Vec::new(),
+            ..StackPlan::default()
         }
     }
 

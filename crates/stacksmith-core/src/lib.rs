@@ -9,9 +9,13 @@
 //!   the reconcile and the live status).
 //! - [`events`] decides which Events a pass publishes on a stack.
 //! - [`status_conditions`] renders typed conditions whose transition times only move on a flip.
-//! - [`quantity`] reads Kubernetes resource quantities as exact values, to compare them.
+//! - [`quantity`] reads Kubernetes resource quantities as exact values, to compare them;
+//!   [`prometheus_units`] does the same for Prometheus durations and byte sizes.
+//! - [`policy`] checks a stack against the platform's `TenantPolicy` objects (who may claim
+//!   which customer, and what its stack may ask for).
 
 pub mod aggregate;
+pub mod credentials;
 pub mod events;
 pub mod grafana_instances;
 pub mod health;
@@ -21,6 +25,8 @@ pub mod member_status;
 pub mod namespace_contents;
 pub mod observe;
 pub mod plan;
+pub mod policy;
+pub mod prometheus_units;
 pub mod quantity;
 pub mod status_conditions;
 

@@ -225,12 +225,18 @@ impl WriteOutcome {
 
 /// The fields a child's CRD makes immutable (a CEL `self == oldSelf` rule upstream), by JSON
 /// pointer and name: grafana-operator's folders, datasources and dashboards cannot change
-/// `spec.instanceSelector` in place.
+/// `spec.instanceSelector` in place, nor a dashboard its `spec.uid` — which upstream may not
+/// even be added to a dashboard created without one, so a dashboard planned before stacksmith
+/// set uids is re-created with it, once.
 pub fn immutable_fields(kind: ObjectKind) -> &'static [(&'static str, &'static str)] {
     match kind {
-        ObjectKind::Child(
-            ChildKind::GrafanaFolder | ChildKind::GrafanaDatasource | ChildKind::GrafanaDashboard,
-        ) => &[("/spec/instanceSelector", "spec.instanceSelector")],
+        ObjectKind::Child(ChildKind::GrafanaFolder | ChildKind::GrafanaDatasource) => {
+            &[("/spec/instanceSelector", "spec.instanceSelector")]
+        }
+        ObjectKind::Child(ChildKind::GrafanaDashboard) => &[
+            ("/spec/instanceSelector", "spec.instanceSelector"),
+            ("/spec/uid", "spec.uid"),
+        ],
         _ => &[],
     }
 }

@@ -25,10 +25,15 @@
 //! - `plan/prometheus.rs`: the tenant Namespace, the Prometheus' RBAC, `Prometheus`,
 //!   `PrometheusRule`, `ServiceMonitor`;
 //! - `plan/grafana.rs`: the dedicated `Grafana` (with `spec.dashboards.dedicatedGrafana`),
-//!   `GrafanaFolder`, `GrafanaDatasource`, `GrafanaDashboard`;
+//!   `GrafanaFolder`, `GrafanaDatasource`, `GrafanaDashboard` (under the tenant's own uid, its
+//!   datasource inputs bound to the tenant's datasource);
+//! - `plan/dashboard_sources.rs`: the hub ConfigMaps dashboards name (`configMapRef`), read by
+//!   the caller and handed to [`plan_stack_with_config_maps`];
 //! - `plan/quota.rs`: the `ResourceQuota` and `LimitRange` of a tenant namespace stacksmith
 //!   creates, from its member cluster's `spec.tenantQuota`.
 
+mod dashboard_sources;
+mod exposure;
 mod grafana;
 pub mod names;
 mod prometheus;
@@ -42,10 +47,16 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 use stacksmith_api::kinds::{self, KindInfo};
-use stacksmith_api::{AlertmanagerEndpoint, ClusterRole, CustomerStackSpec, TenantQuota};
+use stacksmith_api::{
+    AlertmanagerEndpoint, ClusterRole, CustomerStackSpec, PrometheusExposure, TenantQuota,
+};
 
+use crate::credentials::TenantCredentials;
 use crate::health::ChildKind;
+use stacksmith_api::labels::CUSTOMER;
 
+pub use self::dashboard_sources::DashboardConfigMaps;
+pub use self::exposure::{client_keys, server_keys};
 pub use self::names::ownership_labels;
 pub use self::validate::render_url_template;
 
@@ -58,6 +69,8 @@ pub struct MemberInfo {
     pub roles: Vec<ClusterRole>,
     /// `spec.prometheusUrlTemplate`.
     pub prometheus_url_template: Option<String>,
+    /// `spec.prometheusExposure`.
+    pub prometheus_exposure: Option<PrometheusExposure>,
     /// `spec.alertmanagers`.
     pub alertmanagers: Vec<AlertmanagerEndpoint>,
     /// `spec.grafanaIngressHostTemplate`.
@@ -96,6 +109,11 @@ pub enum ObjectKind {
     /// The tenant namespace's container defaults (`MemberCluster`
     /// `spec.tenantQuota.containerDefaults`).
     LimitRange,
+    /// The credentials of the data path (with a planned exposure): the Prometheus' serving
+    /// certificate and client CA, the datasource's client certificate.
+    Secret,
+    /// The NetworkPolicy admitting only the exposure's sources to the Prometheus.
+    NetworkPolicy,
     /// The Prometheus' ServiceAccount.
     ServiceAccount,
     /// The Prometheus' Role.
@@ -103,19 +121,24 @@ pub enum ObjectKind {
     /// The Prometheus' RoleBindings: of its Role in the tenant namespace, and of the discovery
     /// ClusterRole in each other namespace its scrape targets list.
     RoleBinding,
+    /// The Service through which Grafana reaches the Prometheus.
+    Service,
     /// A child custom resource, whose health is reported.
     Child(ChildKind),
 }
 
 impl ObjectKind {
     /// Every kind, in creation order.
-    pub const ALL: [ObjectKind; 14] = [
+    pub const ALL: [ObjectKind; 17] = [
         ObjectKind::Namespace,
         ObjectKind::ResourceQuota,
         ObjectKind::LimitRange,
+        ObjectKind::Secret,
+        ObjectKind::NetworkPolicy,
         ObjectKind::ServiceAccount,
         ObjectKind::Role,
         ObjectKind::RoleBinding,
+        ObjectKind::Service,
         ObjectKind::Child(ChildKind::Prometheus),
         ObjectKind::Child(ChildKind::PrometheusRule),
         ObjectKind::Child(ChildKind::ServiceMonitor),
@@ -133,6 +156,9 @@ impl ObjectKind {
             ObjectKind::Namespace => &kinds::NAMESPACE,
             ObjectKind::ResourceQuota => &kinds::RESOURCE_QUOTA,
             ObjectKind::LimitRange => &kinds::LIMIT_RANGE,
+            ObjectKind::Secret => &kinds::SECRET,
+            ObjectKind::NetworkPolicy => &kinds::NETWORK_POLICY,
+            ObjectKind::Service => &kinds::SERVICE,
             ObjectKind::ServiceAccount => &kinds::SERVICE_ACCOUNT,
             ObjectKind::Role => &kinds::ROLE,
             ObjectKind::RoleBinding => &kinds::ROLE_BINDING,
@@ -166,6 +192,15 @@ impl ObjectKind {
         matches!(self, ObjectKind::ResourceQuota | ObjectKind::LimitRange)
     }
 
+    /// Whether it is a kind of the planned data path (`Secret`, `NetworkPolicy`, `Service`),
+    /// planned only with a Prometheus cluster's `spec.prometheusExposure`.
+    pub fn is_data_path(self) -> bool {
+        matches!(
+            self,
+            ObjectKind::Secret | ObjectKind::NetworkPolicy | ObjectKind::Service
+        )
+    }
+
     /// The child kind, for kinds whose health is reported.
     pub fn child(self) -> Option<ChildKind> {
         match self {
@@ -178,11 +213,12 @@ impl ObjectKind {
     /// serves (a test holds this to the table's `served_by`).
     pub fn for_role(role: ClusterRole) -> &'static [ObjectKind] {
         match role {
-            ClusterRole::Prometheus => &ObjectKind::ALL[..10],
+            ClusterRole::Prometheus => &ObjectKind::ALL[..13],
             ClusterRole::Grafana => &[
                 ObjectKind::Namespace,
                 ObjectKind::ResourceQuota,
                 ObjectKind::LimitRange,
+                ObjectKind::Secret,
                 ObjectKind::Child(ChildKind::Grafana),
                 ObjectKind::Child(ChildKind::GrafanaFolder),
                 ObjectKind::Child(ChildKind::GrafanaDatasource),
@@ -214,9 +250,36 @@ pub struct StackPlan {
     pub objects: Vec<DesiredObject>,
     /// The member clusters the stack uses (sorted, unique).
     pub clusters: Vec<String>,
+    /// With a planned exposure, the names the tenant Prometheus' serving certificate must be for
+    /// (mutual TLS between the datasource and the Prometheus); empty without one. The plan's
+    /// credential Secrets are empty until [`StackPlan::attach_credentials`] fills them.
+    pub tls_server_names: Vec<String>,
 }
 
 impl StackPlan {
+    /// Fills the planned credential Secrets with issued material: the Prometheus' serving
+    /// certificate, key and client CA, the datasource's client certificate, key and CA. The
+    /// planned hash of each then covers the material's [`TenantCredentials::serial`] (so a
+    /// rotation is a change to write), never the keys themselves.
+    pub fn attach_credentials(&mut self, credentials: &TenantCredentials) {
+        for object in &mut self.objects {
+            if object.kind != ObjectKind::Secret {
+                continue;
+            }
+            let Some(customer) = object.manifest["metadata"]["labels"][CUSTOMER].as_str() else {
+                continue;
+            };
+            let data = if object.name == names::prometheus_tls_secret(customer) {
+                credentials.prometheus_secret_data()
+            } else if object.name == names::datasource_tls_secret(customer) {
+                credentials.datasource_secret_data()
+            } else {
+                continue;
+            };
+            names::stamp_planned_hash_with(object, data, &credentials.serial);
+        }
+    }
+
     /// Whether the plan holds this object: an object of the stack that it does not hold is
     /// deleted (the prune rule, also what `stacksmith diff` reports as deleted).
     pub fn holds(&self, cluster: &str, kind: ObjectKind, namespace: &str, name: &str) -> bool {
@@ -226,13 +289,28 @@ impl StackPlan {
     }
 }
 
-/// Plans a stack, or says every problem that prevents it.
+/// Plans a stack, or says every problem that prevents it, with no hub ConfigMap at hand: a
+/// dashboard's `configMapRef` is then a problem (see [`plan_stack_with_config_maps`], which the
+/// reconcile and the offline commands use).
 pub fn plan_stack(
     spec: &CustomerStackSpec,
     stack: &StackIdentity,
     members: &[MemberInfo],
 ) -> Result<StackPlan, Vec<SpecProblem>> {
-    let checked = validate::check_spec(spec, stack, members)?;
+    plan_stack_with_config_maps(spec, stack, members, &DashboardConfigMaps::none())
+}
+
+/// Plans a stack like [`plan_stack`], where `config_maps` are the hub ConfigMaps the stack's
+/// dashboards name (`configMapRef`), read by the caller (the reconcile's dereference stage): a
+/// model they do not hold is a problem of the dashboard's `configMapRef`, and nothing is
+/// planned.
+pub fn plan_stack_with_config_maps(
+    spec: &CustomerStackSpec,
+    stack: &StackIdentity,
+    members: &[MemberInfo],
+    config_maps: &DashboardConfigMaps,
+) -> Result<StackPlan, Vec<SpecProblem>> {
+    let checked = validate::check_spec(spec, stack, members, config_maps)?;
     let labels = ownership_labels(stack, &spec.customer);
     let mut objects = prometheus::objects(spec, checked.prometheus_cluster, &labels);
     objects.extend(grafana::objects(
@@ -240,6 +318,8 @@ pub fn plan_stack(
         checked.grafana_cluster,
         &labels,
         &checked.datasource_url,
+        !checked.server_names.is_empty(),
+        config_maps,
     ));
     let mut objects = quota::after_namespaces(
         objects,
@@ -275,6 +355,7 @@ pub fn plan_stack(
     Ok(StackPlan {
         objects,
         clusters: clusters.into_iter().collect(),
+        tls_server_names: checked.server_names,
     })
 }
 
@@ -318,6 +399,7 @@ mod tests {
             name: "all-in-one".into(),
             roles: vec![ClusterRole::Prometheus, ClusterRole::Grafana],
             prometheus_url_template: Some("http://{name}.{namespace}.svc:9090".into()),
+            prometheus_exposure: None,
             alertmanagers: Vec::new(),
             grafana_ingress_host_template: None,
             tenant_quota: None,

@@ -54,17 +54,48 @@ pub async fn boxed(
     f.await.map_err(|e| format!("{e:#}").into())
 }
 
-/// Starts the operator next to the test bed, plus the shared Grafana instance tests select.
+/// Starts the operator next to the test bed, plus the shared Grafana instance tests select. Tenant
+/// policies are optional (`--tenant-policy=optional`): the suites' stacks have none.
 pub fn start_operator(
     tb: &TestBed,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Fixture, TestError>> + Send + '_>> {
     Box::pin(spawn_operator(tb, None))
 }
 
+/// [`start_operator`] with `--tenant-policy=required` (the chart's default): a stack needs a
+/// `TenantPolicy` naming its customer. The other suites' operator runs with `optional`.
+pub fn start_operator_requiring_policies(
+    tb: &TestBed,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Fixture, TestError>> + Send + '_>> {
+    Box::pin(spawn_operator_with(
+        tb,
+        stacksmith_controller::OperatorOptions {
+            tenant_policy: stacksmith_controller::PolicyMode::Required,
+            ..stacksmith_controller::OperatorOptions::default()
+        },
+    ))
+}
+
 /// [`start_operator`] with `concurrent_reconciles` reconcile slots instead of the default.
 pub async fn spawn_operator(
     tb: &TestBed,
     concurrent_reconciles: Option<u16>,
+) -> Result<Fixture, TestError> {
+    let mut options = stacksmith_controller::OperatorOptions {
+        tenant_policy: stacksmith_controller::PolicyMode::Optional,
+        ..stacksmith_controller::OperatorOptions::default()
+    };
+    if let Some(slots) = concurrent_reconciles {
+        options.concurrent_reconciles = slots;
+    }
+    spawn_operator_with(tb, options).await
+}
+
+/// Starts the operator with `options` next to the test bed, plus the shared Grafana instance
+/// tests select.
+pub async fn spawn_operator_with(
+    tb: &TestBed,
+    options: stacksmith_controller::OperatorOptions,
 ) -> Result<Fixture, TestError> {
     let grafana = tb
         .cluster("grafana-1")
@@ -80,10 +111,7 @@ pub async fn spawn_operator(
         .admin_config()
         .await
         .map_err(|e| e.to_string())?;
-    let operator = match concurrent_reconciles {
-        Some(slots) => RunningOperator::spawn_with_concurrency(hub, slots),
-        None => RunningOperator::spawn(hub),
-    };
+    let operator = RunningOperator::spawn_with_options(hub, options);
     let _ = OPERATOR_CALLS.set(operator.counter());
     let fixture: Fixture = Box::new(operator);
     Ok(fixture)

@@ -186,6 +186,7 @@ async fn prometheus_with_web_config_requires_client_certificates() -> anyhow::Re
             ca_cert_pem: pki.ca_pem.clone(),
             client_cert_pem: Some(pki.client_cert_pem.clone()),
             client_key_pem: Some(pki.client_key_pem.clone()),
+            server_name: None,
         };
         let client = prometheus.client(Some(&with_cert)).await?;
         let answer = get_json(&client, "/api/v1/query?query=vector(1)").await?;

@@ -4,16 +4,22 @@
 // folder, datasource and dashboards select it alone, and when it fails the stack names it as
 // the root cause. The hub's API server refuses a stack with both or neither of the two Grafana
 // sources (the CEL rule of `spec.dashboards`).
+//
+// Also the dashboards users bring: a model from a ConfigMap on the hub (`configMapRef`) written
+// into the `GrafanaDashboard` and following the ConfigMap's changes, a grafana.com dashboard,
+// both bound to the tenant's datasource and under the tenant's own uid, as the upstream CRD
+// takes them; a ConfigMap that is missing is named on the stack and nothing is written.
 
 use stacksmith_e2e as support;
 
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail, ensure};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Client;
-use kube::api::{Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
-use stacksmith_api::labels::GRAFANA_INSTANCE;
+use stacksmith_api::labels::{DASHBOARD_SOURCE, DASHBOARD_SOURCE_VALUE, GRAFANA_INSTANCE};
 use stacksmith_api::validation::cel;
 use stacksmith_api::{RootCause, Verdict};
 use stacksmith_core::ChildKind;
@@ -45,6 +51,10 @@ fn main() -> ExitCode {
             test("the_hub_refuses_both_or_neither_grafana_source", |tb| {
                 Box::pin(boxed(one_source_only(tb)))
             }),
+            test(
+                "a_dashboard_from_a_hub_config_map_follows_it_under_the_tenants_uid",
+                |tb| Box::pin(boxed(config_map_dashboard(tb))),
+            ),
         ],
     )
 }
@@ -361,5 +371,108 @@ async fn one_source_only(tb: &TestBed) -> anyhow::Result<()> {
         Err(other) => bail!("version latest: expected 422 Invalid, got {other}"),
         Ok(_) => bail!("version latest was accepted"),
     }
+    Ok(())
+}
+
+/// A dashboard-source ConfigMap on the hub holding `model` under `api.json`.
+fn dashboard_config_map(model: &str) -> anyhow::Result<ConfigMap> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "boards", "labels": {DASHBOARD_SOURCE: DASHBOARD_SOURCE_VALUE}},
+        "data": {"api.json": model},
+    }))?)
+}
+
+async fn config_map_dashboard(tb: &TestBed) -> anyhow::Result<()> {
+    let hub = tb.hub()?.client().clone();
+    let graf = grafana_client(tb)?;
+    let (ns, customer) = ("t-boards", "boards");
+    let tenant = "customer-boards";
+    let manifest = stack_manifest(
+        "s",
+        customer,
+        json!({"dashboards": {"dashboards": [
+            {"name": "api", "configMapRef": {"name": "boards", "key": "api.json"},
+             "datasources": [{"inputName": "DS_PROMETHEUS"}]},
+            {"name": "nodes", "grafanaCom": {"id": 1860, "revision": 37}},
+        ]}}),
+    );
+
+    // No ConfigMap yet: the stack names the reference, and nothing is written.
+    apply_stack(&hub, ns, &manifest).await?;
+    let stack = wait_not_ready(&hub, ns, "s", "InvalidSpec").await?;
+    let ready = condition(&stack, "Ready").context("Ready")?;
+    ensure!(
+        ready
+            .message
+            .contains("spec.dashboards.dashboards[0].configMapRef")
+            && ready.message.contains("\"boards\" not found"),
+        "Ready names the reference: {}",
+        ready.message
+    );
+    ensure!(
+        get_child(&graf, ChildKind::GrafanaDashboard, tenant, "boards-api")
+            .await?
+            .is_none()
+            && get_child(&graf, ChildKind::GrafanaFolder, tenant, customer)
+                .await?
+                .is_none(),
+        "nothing is written for a stack whose dashboard ConfigMap is missing"
+    );
+
+    // The ConfigMap appears: its model is written into the dashboard.
+    let maps: Api<ConfigMap> = Api::namespaced(hub.clone(), ns);
+    let v1 = r#"{"title": "API v1", "uid": "someone-elses"}"#;
+    maps.create(&PostParams::default(), &dashboard_config_map(v1)?)
+        .await
+        .context("create the ConfigMap")?;
+    wait_ready(&hub, ns, "s").await?;
+    let api = live(&graf, ChildKind::GrafanaDashboard, tenant, "boards-api").await?;
+    let expected = json!({
+        "json": v1,
+        "uid": "boards_api",
+        "datasources": [{"inputName": "DS_PROMETHEUS", "datasourceName": "boards-prometheus"}],
+    });
+    for field in ["json", "uid", "datasources"] {
+        ensure!(
+            api["spec"][field] == expected[field],
+            "spec.{field}: {}",
+            api["spec"]
+        );
+    }
+    let nodes = live(&graf, ChildKind::GrafanaDashboard, tenant, "boards-nodes").await?;
+    ensure!(
+        nodes["spec"]["grafanaCom"] == json!({"id": 1860, "revision": 37})
+            && nodes["spec"]["uid"] == "boards_nodes"
+            && nodes["spec"]["datasources"]
+                == json!([{"inputName": "DS_PROMETHEUS", "datasourceName": "boards-prometheus"}]),
+        "the grafana.com dashboard: {}",
+        nodes["spec"]
+    );
+
+    // A change to the ConfigMap reaches the dashboard, with no change to the stack.
+    let v2 = r#"{"title": "API v2"}"#;
+    maps.replace("boards", &PostParams::default(), &dashboard_config_map(v2)?)
+        .await
+        .context("change the ConfigMap")?;
+    wait_child(
+        &graf,
+        ChildKind::GrafanaDashboard,
+        tenant,
+        "boards-api",
+        "the new model",
+        |o| o.is_some_and(|o| o.data.pointer("/spec/json").and_then(Value::as_str) == Some(v2)),
+    )
+    .await?;
+    let dashboard = live(&graf, ChildKind::GrafanaDashboard, tenant, "boards-api").await?;
+    ensure!(
+        dashboard["spec"]["uid"] == "boards_api",
+        "the uid stays: {}",
+        dashboard["spec"]
+    );
+    wait_ready(&hub, ns, "s").await?;
+
+    delete_stack(&hub, ns, "s").await?;
+    wait_stack_gone(&hub, ns, "s").await?;
     Ok(())
 }

@@ -125,6 +125,7 @@ fn members() -> Vec<MemberInfo> {
             prometheus_url_template: Some(
                 "http://{name}.{namespace}.svc.prometheus-1.example:9090".into(),
             ),
+            prometheus_exposure: None,
             alertmanagers: Vec::new(),
             grafana_ingress_host_template: None,
             tenant_quota: None,
@@ -133,6 +134,7 @@ fn members() -> Vec<MemberInfo> {
             name: "grafana-1".into(),
             roles: vec![stacksmith_api::ClusterRole::Grafana],
             prometheus_url_template: None,
+            prometheus_exposure: None,
             alertmanagers: Vec::new(),
             grafana_ingress_host_template: None,
             tenant_quota: None,

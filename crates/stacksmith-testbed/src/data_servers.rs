@@ -334,6 +334,9 @@ pub struct ClientTls {
     pub client_cert_pem: Option<String>,
     /// Its private key (PEM).
     pub client_key_pem: Option<String>,
+    /// The name the server's certificate must be for, when it is not the URL's host (a
+    /// tenant Prometheus' certificate names its Service, the test reaches it at 127.0.0.1).
+    pub server_name: Option<String>,
 }
 
 /// An HTTP client for `base_url` (kube's client stack, used for plain HTTP here: requests take
@@ -345,6 +348,9 @@ pub async fn http_client(base_url: &str, tls: Option<&ClientTls>) -> Result<kube
     let mut user = serde_json::json!({});
     if let Some(tls) = tls {
         cluster["certificate-authority-data"] = b64(&tls.ca_cert_pem).into();
+        if let Some(name) = &tls.server_name {
+            cluster["tls-server-name"] = name.clone().into();
+        }
         if let (Some(cert), Some(key)) = (&tls.client_cert_pem, &tls.client_key_pem) {
             user["client-certificate-data"] = b64(cert).into();
             user["client-key-data"] = b64(key).into();

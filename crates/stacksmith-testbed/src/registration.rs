@@ -96,7 +96,20 @@ fn operator_cluster_role() -> RbacClusterRole {
                 &["roles", "rolebindings"],
                 &[&manage[..], &["bind", "escalate"]].concat(),
             ),
-            rule(&[""], &["services", "endpoints", "pods"], &read),
+            rule(&[""], &["endpoints", "pods"], &read),
+            // The data path (a MemberCluster's `prometheusExposure`), with the remote chart's
+            // verbs (`dataPath: true`): the credentials' Secrets, the Service and the
+            // NetworkPolicy of each tenant's Prometheus.
+            rule(
+                &[""],
+                &["secrets", "services"],
+                &["get", "list", "watch", "create", "patch", "delete"],
+            ),
+            rule(
+                &["networking.k8s.io"],
+                &["networkpolicies"],
+                &["get", "list", "watch", "create", "patch", "delete"],
+            ),
             rule(
                 &["monitoring.coreos.com"],
                 &[
@@ -237,6 +250,7 @@ pub(crate) async fn register(hub: &Cluster, member: &Cluster) -> Result<()> {
             },
             roles: member.roles().to_vec(),
             prometheus_url_template,
+            prometheus_exposure: None,
             alertmanagers: Vec::new(),
             grafana_ingress_host_template: None,
             tenant_quota: None,

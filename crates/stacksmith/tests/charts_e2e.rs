@@ -179,7 +179,11 @@ fn hub_chart_renders_the_operator_as_documented() {
             "--log-format",
             "json",
             "--log-level",
-            "info,kube=warn,kube_client=off"
+            "info,kube=warn,kube_client=off",
+            "--tenant-policy",
+            "required",
+            "--credentials-namespace",
+            "stacksmith-system"
         ]
     );
     assert_eq!(container["image"], "ghcr.io/stacksmith-io/stacksmith:0.1.0");
@@ -205,10 +209,18 @@ fn hub_chart_renders_the_operator_as_documented() {
     // The memory sized from the benchmark (docs/helm.md): 470 MiB measured at 10,000 stacks.
     assert_eq!(container["resources"]["requests"]["memory"], "512Mi");
     assert_eq!(container["resources"]["limits"]["memory"], "1Gi");
-    // The secrets Role lives in the release namespace only.
+    // The secrets Roles (the kubeconfigs, read; the stacks' credentials, written) live in the
+    // release namespace only.
     let roles: Vec<&Value> = objects.iter().filter(|o| o["kind"] == "Role").collect();
-    assert_eq!(roles.len(), 1);
-    assert_eq!(roles[0]["metadata"]["namespace"], HUB_NAMESPACE);
+    assert_eq!(roles.len(), 2);
+    for role in &roles {
+        assert_eq!(role["metadata"]["namespace"], HUB_NAMESPACE);
+    }
+    let credentials = find(&objects, "Role", "stacksmith-credentials");
+    assert_eq!(
+        strings(&credentials["rules"][0]["verbs"]),
+        ["get", "create", "update", "delete"]
+    );
     // The dashboard ConfigMap carries the shipped JSON unchanged.
     let dashboard = find(&objects, "ConfigMap", "stacksmith-dashboard");
     assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1");
@@ -226,7 +238,7 @@ fn hub_chart_renders_the_operator_as_documented() {
         "operators",
         &[
             "--set",
-            "metrics.port=9102,logFormat=text,logLevel=stacksmith=debug,image.tag=dev",
+            "metrics.port=9102,logFormat=text,logLevel=stacksmith=debug,image.tag=dev,tenantPolicy=optional",
             "--set",
             "replicaCount=2",
             "--set",
@@ -248,7 +260,11 @@ fn hub_chart_renders_the_operator_as_documented() {
             "--log-format",
             "text",
             "--log-level",
-            "stacksmith=debug,kube_client=off"
+            "stacksmith=debug,kube_client=off",
+            "--tenant-policy",
+            "optional",
+            "--credentials-namespace",
+            "operators"
         ]
     );
     assert_eq!(container["image"], "ghcr.io/stacksmith-io/stacksmith:dev");
@@ -292,6 +308,7 @@ fn values_outside_the_schema_are_refused() {
         ),
         ("stacksmith", "logLevel=[reconcile]=trace", "logLevel"),
         ("stacksmith", "replicaCount=-1", "replicaCount"),
+        ("stacksmith", "tenantPolicy=off", "tenantPolicy"),
         ("stacksmith-remote", "roles={loki}", "roles"),
     ] {
         let (ok, _, err) = run_helm(&["template", "x", chart, "--set", set]);
@@ -367,9 +384,13 @@ fn remote_chart_grants_the_kinds_of_the_selected_roles_only() {
     assert!(!grafana.contains("prometheuses") && !grafana.contains("serviceaccounts"));
     assert!(!grafana.contains("events"));
     assert!(!kinds(&objects).contains("Secret"));
+    // Secrets only for the data path; ConfigMaps never.
     for resources in [&prometheus, &grafana] {
-        assert!(!resources.contains("secrets") && !resources.contains("configmaps"));
+        assert!(resources.contains("secrets") && !resources.contains("configmaps"));
     }
+    assert!(prometheus.contains("networkpolicies") && !grafana.contains("networkpolicies"));
+    let (_, without) = rules("roles={prometheus,grafana},dataPath=false");
+    assert!(!without.contains("secrets") && !without.contains("networkpolicies"));
 }
 
 /// Every metric the dashboard queries is one the operator exports, and every exported family
@@ -648,24 +669,40 @@ fn hub_rbac_is_least_privilege(tb: &TestBed) -> anyhow::Result<()> {
                 "memberclusters.stacksmith.io",
                 "--subresource=status",
             ],
+            &["list", "tenantpolicies.stacksmith.io"],
+            &["watch", "tenantpolicies.stacksmith.io"],
+            // The dashboard-source ConfigMaps (the watch selects them by label).
+            &["list", "configmaps", "--all-namespaces"],
+            &["watch", "configmaps", "--all-namespaces"],
             &["create", "events.events.k8s.io", "-n", "team-a"],
             &["patch", "events.events.k8s.io", "-n", "team-a"],
             &["get", "secrets", "-n", HUB_NAMESPACE],
             &["list", "secrets", "-n", HUB_NAMESPACE],
             &["watch", "secrets", "-n", HUB_NAMESPACE],
+            // The stacks' data-path credentials (tenant CAs), in its own namespace only.
+            &["create", "secrets", "-n", HUB_NAMESPACE],
+            &["update", "secrets", "-n", HUB_NAMESPACE],
+            &["delete", "secrets", "-n", HUB_NAMESPACE],
         ],
         &[
             &["get", "secrets", "-n", "default"],
             &["list", "secrets", "--all-namespaces"],
             &["get", "secrets", "-n", "kube-system"],
-            &["create", "secrets", "-n", HUB_NAMESPACE],
+            &["create", "secrets", "-n", "team-a"],
+            &["update", "secrets", "-n", "default"],
+            &["patch", "secrets", "-n", HUB_NAMESPACE],
             &["delete", "customerstacks.stacksmith.io", "-n", "team-a"],
             &["create", "customerstacks.stacksmith.io", "-n", "team-a"],
             &["update", "customerstacks.stacksmith.io", "-n", "team-a"],
             &["create", "memberclusters.stacksmith.io"],
             &["delete", "memberclusters.stacksmith.io"],
+            &["create", "tenantpolicies.stacksmith.io"],
+            &["patch", "tenantpolicies.stacksmith.io"],
+            &["delete", "tenantpolicies.stacksmith.io"],
             &["delete", "events.events.k8s.io", "-n", "team-a"],
             &["get", "configmaps", "-n", HUB_NAMESPACE],
+            &["create", "configmaps", "-n", "team-a"],
+            &["patch", "configmaps", "-n", "team-a"],
             &["create", "pods", "-n", HUB_NAMESPACE],
             &["create", "rolebindings", "-n", HUB_NAMESPACE],
             &["*", "*"],
@@ -703,6 +740,11 @@ fn remote_rbac_is_least_privilege(tb: &TestBed) -> anyhow::Result<()> {
         "prometheuses.monitoring.coreos.com",
         "prometheusrules.monitoring.coreos.com",
         "servicemonitors.monitoring.coreos.com",
+        // The data path (`dataPath: true`): the credentials, the Service and the
+        // NetworkPolicy of each tenant's Prometheus.
+        "secrets",
+        "services",
+        "networkpolicies.networking.k8s.io",
     ] {
         allowed.extend(manage(resource));
     }
@@ -720,8 +762,7 @@ fn remote_rbac_is_least_privilege(tb: &TestBed) -> anyhow::Result<()> {
         vec!["create", "events.events.k8s.io", "-n", "customer-acme"],
         vec!["delete", "events.events.k8s.io", "-n", "customer-acme"],
         vec!["list", "events", "-n", "customer-acme"],
-        vec!["get", "secrets", "-n", "customer-acme"],
-        vec!["list", "secrets", "--all-namespaces"],
+        vec!["update", "secrets", "-n", "customer-acme"],
         vec!["get", "configmaps", "-n", "customer-acme"],
         vec!["create", "pods", "-n", "customer-acme"],
         vec!["update", "resourcequotas", "-n", "customer-acme"],
@@ -772,6 +813,8 @@ fn remote_rbac_is_least_privilege(tb: &TestBed) -> anyhow::Result<()> {
         "grafanafolders.grafana.integreatly.org",
         "grafanadatasources.grafana.integreatly.org",
         "grafanadashboards.grafana.integreatly.org",
+        // The datasources' client certificates (`dataPath: true`).
+        "secrets",
     ] {
         allowed.extend(manage(resource));
     }
@@ -785,9 +828,14 @@ fn remote_rbac_is_least_privilege(tb: &TestBed) -> anyhow::Result<()> {
         ]);
     }
     let denied: Vec<Vec<&str>> = vec![
-        // Not the Secrets grafana-operator generates (a dedicated instance's admin credentials).
-        vec!["get", "secrets", "-n", "customer-acme"],
-        vec!["get", "secrets", "-n", "grafana"],
+        vec!["update", "secrets", "-n", "customer-acme"],
+        vec!["create", "services", "-n", "customer-acme"],
+        vec![
+            "create",
+            "networkpolicies.networking.k8s.io",
+            "-n",
+            "customer-acme",
+        ],
         vec!["create", "serviceaccounts", "-n", "customer-acme"],
         vec![
             "create",

@@ -7,8 +7,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize as _;
-use stacksmith_api::{ClusterRole, CustomerStack, MemberCluster};
+use stacksmith_api::{ClusterRole, CustomerStack, MemberCluster, TenantPolicy};
 use stacksmith_core::plan::{MemberInfo, StackIdentity, plan_stack};
+use stacksmith_core::policy::{NamedPolicy, PolicyMode, check_stack};
 
 fn gitops_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/gitops")
@@ -80,6 +81,8 @@ async fn gitops_example_builds_with_kubectl_kustomize_and_leaves_nothing_out() {
                 "Namespace /customers",
                 "MemberCluster /prometheus-1",
                 "MemberCluster /grafana-1",
+                "TenantPolicy /standard",
+                "TenantPolicy /gold",
                 "CustomerStack customers/acme",
                 "CustomerStack customers/globex",
                 "CustomerStack customers/initech",
@@ -157,6 +160,7 @@ fn customer_stacks_plan_without_problems_on_the_example_clusters() {
                 name: name.to_string(),
                 roles: member.spec.roles,
                 prometheus_url_template: member.spec.prometheus_url_template,
+                prometheus_exposure: member.spec.prometheus_exposure,
                 alertmanagers: member.spec.alertmanagers,
                 grafana_ingress_host_template: member.spec.grafana_ingress_host_template,
                 tenant_quota: member.spec.tenant_quota,
@@ -179,6 +183,37 @@ fn customer_stacks_plan_without_problems_on_the_example_clusters() {
         assert!(
             plan.is_ok(),
             "{}: the operator would refuse it: {plan:?}",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn every_customer_stack_is_governed_by_a_platform_policy_it_keeps() {
+    // What the operator would refuse as PolicyViolation with --tenant-policy=required (the
+    // chart's default, and the demo's) shows up here, offline.
+    let dir = gitops_dir();
+    let text = std::fs::read_to_string(dir.join("platform/tenant-policies.yaml")).unwrap();
+    let policies: Vec<TenantPolicy> = serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| TenantPolicy::deserialize(doc).unwrap())
+        .collect();
+    assert_eq!(policies.len(), 2);
+    let named: Vec<NamedPolicy<'_>> = policies
+        .iter()
+        .map(|p| NamedPolicy {
+            name: p.metadata.name.as_deref().unwrap(),
+            spec: &p.spec,
+        })
+        .collect();
+    for customer in ["acme", "globex", "initech"] {
+        let path = dir.join(format!("customers/{customer}/customerstack.yaml"));
+        let stack: CustomerStack =
+            serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let namespace = stack.metadata.namespace.as_deref().unwrap();
+        assert_eq!(
+            check_stack(&stack.spec, namespace, &named, PolicyMode::Required),
+            Ok(()),
+            "{}",
             path.display()
         );
     }

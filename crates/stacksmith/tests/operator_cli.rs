@@ -86,6 +86,9 @@ fn operator_serves_metrics_health_and_json_logs() {
                 "json",
                 "--log-level",
                 "info,stacksmith_controller=debug",
+                // The test bed's stacks have no TenantPolicy.
+                "--tenant-policy",
+                "optional",
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -136,6 +136,7 @@ pub fn cache_holds_only_ours(kind: ObjectKind) -> bool {
         kind,
         ObjectKind::ServiceAccount | ObjectKind::Role | ObjectKind::RoleBinding
     ) || kind.is_tenant_quota()
+        || kind.is_data_path()
 }
 
 /// Which objects of a kind stacksmith watches on a member: child custom resources and
@@ -162,7 +163,18 @@ fn watched_kinds(member: &MemberCluster) -> BTreeSet<ObjectKind> {
         .flat_map(|r| ObjectKind::for_role(*r))
         .copied()
         .filter(|kind| member.spec.tenant_quota.is_some() || !kind.is_tenant_quota())
+        .filter(|kind| !kind.is_data_path() || serves_data_path(member, *kind))
         .collect()
+}
+
+/// Whether `member` may receive objects of a data-path kind: a Prometheus cluster with
+/// `spec.prometheusExposure` all three; every Grafana cluster the datasource's Secret (which
+/// Prometheus cluster its stacks use is theirs to say).
+fn serves_data_path(member: &MemberCluster, kind: ObjectKind) -> bool {
+    let prometheus_exposure = member.spec.prometheus_exposure.is_some()
+        && member.spec.roles.contains(&ClusterRole::Prometheus);
+    let grafana = member.spec.roles.contains(&ClusterRole::Grafana);
+    prometheus_exposure || (grafana && kind == ObjectKind::Secret)
 }
 
 /// What one watch task shares with its connection.
@@ -364,5 +376,39 @@ mod tests {
             assert!(cache_holds_only_ours(kind));
         }
         assert!(!cache_holds_only_ours(ObjectKind::Namespace));
+    }
+
+    #[test]
+    fn the_data_path_kinds_are_watched_by_label_where_they_can_be_planned() {
+        let secret = json!({"namespace": "s", "name": "k"});
+        let data_path = |kinds: &BTreeSet<ObjectKind>| -> Vec<ObjectKind> {
+            kinds.iter().copied().filter(|k| k.is_data_path()).collect()
+        };
+        let template = member(
+            json!({"kubeconfigSecretRef": secret, "roles": ["prometheus"],
+            "prometheusUrlTemplate": "http://{name}.{namespace}:9090"}),
+        );
+        assert!(data_path(&watched_kinds(&template)).is_empty());
+        let exposed = member(
+            json!({"kubeconfigSecretRef": secret, "roles": ["prometheus"],
+            "prometheusExposure": {"type": "ClusterIP"}}),
+        );
+        assert_eq!(
+            data_path(&watched_kinds(&exposed)),
+            [
+                ObjectKind::Secret,
+                ObjectKind::NetworkPolicy,
+                ObjectKind::Service
+            ]
+        );
+        let grafana = member(json!({"kubeconfigSecretRef": secret, "roles": ["grafana"]}));
+        assert_eq!(data_path(&watched_kinds(&grafana)), [ObjectKind::Secret]);
+        for kind in [
+            ObjectKind::Secret,
+            ObjectKind::NetworkPolicy,
+            ObjectKind::Service,
+        ] {
+            assert!(cache_holds_only_ours(kind), "{kind:?}");
+        }
     }
 }

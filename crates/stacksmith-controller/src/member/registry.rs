@@ -958,6 +958,7 @@ pub fn member_info(member: &MemberCluster) -> MemberInfo {
         name: member.name_any(),
         roles: member.spec.roles.clone(),
         prometheus_url_template: member.spec.prometheus_url_template.clone(),
+        prometheus_exposure: member.spec.prometheus_exposure.clone(),
         alertmanagers: member.spec.alertmanagers.clone(),
         grafana_ingress_host_template: member.spec.grafana_ingress_host_template.clone(),
         tenant_quota: member.spec.tenant_quota.clone(),

@@ -13,7 +13,7 @@ use stacksmith_core::aggregate::DeletionState;
 use stacksmith_core::events::{EventAction, EventSeverity, StackEvent, event_reason};
 use stacksmith_core::inventory::{Inventory, ObjectKey};
 use stacksmith_core::observe::Ownership;
-use stacksmith_core::plan::{StackIdentity, plan_stack};
+use stacksmith_core::plan::{StackIdentity, plan_stack_with_config_maps};
 
 use super::status::{self, Findings};
 use super::write::{Unavailable, usable_connection};
@@ -31,6 +31,7 @@ pub(super) async fn clean_up(
     ctx.count_failed_pass(&uid, false);
     if stack.spec.deletion_policy == DeletionPolicy::Orphan {
         tracing::info!(stack = %stack_key(stack), "deletionPolicy Orphan: leaving the children in place");
+        delete_credentials(stack, ctx, &identity).await?;
         ctx.inventories.release(&uid);
         return Ok(Action::await_change());
     }
@@ -43,6 +44,7 @@ pub(super) async fn clean_up(
             action: EventAction::Delete,
         };
         status::publish(stack, ctx, vec![event]).await;
+        delete_credentials(stack, ctx, &identity).await?;
         ctx.inventories.release(&uid);
         return Ok(Action::await_change());
     }
@@ -54,6 +56,7 @@ pub(super) async fn clean_up(
     ctx.inventories.keep(&uid, &inventory);
     if inventory.is_empty() && blocked.is_empty() {
         tracing::info!(stack = %stack_key(stack), "every inventoried object is gone");
+        delete_credentials(stack, ctx, &identity).await?;
         ctx.inventories.release(&uid);
         return Ok(Action::await_change());
     }
@@ -85,6 +88,21 @@ pub(super) async fn clean_up(
     })
 }
 
+/// The stack's data-path credentials on the hub go with it (its tenant CA signs nothing more).
+async fn delete_credentials(
+    stack: &CustomerStack,
+    ctx: &Context,
+    identity: &StackIdentity,
+) -> Result<(), ReconcileError> {
+    ctx.credentials
+        .delete(identity)
+        .await
+        .map_err(|source| ReconcileError::Credentials {
+            stack: stack_key(stack),
+            source: Box::new(source),
+        })
+}
+
 /// Objects written moments before a restart may not have reached the inventory: the planned
 /// objects the caches show carrying exactly this stack's labels (written through that member)
 /// are taken in. Returns the clusters where that cannot be known now (never connected since the
@@ -96,7 +114,19 @@ async fn take_in_unrecorded(
     inventory: &mut Inventory,
 ) -> BTreeSet<String> {
     let mut blocked = BTreeSet::new();
-    let Ok(plan) = plan_stack(&stack.spec, identity, &ctx.fleet.member_infos()) else {
+    // A dashboard's ConfigMap changes its model, never its name: without the cache, the plan
+    // fails only for a stack naming a ConfigMap, and then only what the inventory holds goes.
+    let config_maps = ctx
+        .dashboard_sources
+        .of(stack, super::STARTUP_SETTLE_CAP)
+        .await
+        .unwrap_or_default();
+    let Ok(plan) = plan_stack_with_config_maps(
+        &stack.spec,
+        identity,
+        &ctx.fleet.member_infos(),
+        &config_maps,
+    ) else {
         return blocked;
     };
     for cluster in &plan.clusters {

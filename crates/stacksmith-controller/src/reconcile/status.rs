@@ -35,6 +35,8 @@ pub const SETTLE_WINDOW: Duration = Duration::from_secs(1);
 #[derive(Default)]
 pub(super) struct Findings<'a> {
     pub(super) problems: Vec<SpecProblem>,
+    /// The rules of its tenant policy the stack breaks (nothing was planned).
+    pub(super) policy_violations: Vec<SpecProblem>,
     pub(super) children: Vec<ChildObservation>,
     pub(super) clusters: Vec<ClusterObservation>,
     pub(super) foreign: Vec<ForeignObject>,
@@ -141,6 +143,7 @@ pub(super) async fn record(
         generation: stack.metadata.generation,
         paused: stack.spec.paused,
         spec_problems: &findings.problems,
+        policy_violations: &findings.policy_violations,
         children: &findings.children,
         clusters: &findings.clusters,
         foreign_objects: &foreign_objects,

@@ -43,6 +43,8 @@ enum NotReady<'f> {
     Deleting { remaining: u32 },
     /// Deletion waits for unreachable clusters.
     DeletionBlocked { clusters: &'f [String] },
+    /// The first rule of the tenant policy the spec breaks.
+    PolicyViolation(&'f SpecProblem),
     /// The first problem of the spec.
     InvalidSpec(&'f SpecProblem),
     /// A move the stack does not allow.
@@ -72,6 +74,7 @@ impl NotReady<'_> {
         match self {
             NotReady::Deleting { .. } => reason::DELETING,
             NotReady::DeletionBlocked { .. } => reason::DELETION_BLOCKED,
+            NotReady::PolicyViolation(_) => reason::POLICY_VIOLATION,
             NotReady::InvalidSpec(_) => reason::INVALID_SPEC,
             NotReady::MoveRefused(_) => reason::MOVE_REFUSED,
             NotReady::ConflictingChild(_) | NotReady::ForeignObject(_) => reason::CONFLICT,
@@ -101,7 +104,9 @@ impl NotReady<'_> {
                 cluster: clusters.first().cloned().unwrap_or_default(),
                 ..cause
             },
-            NotReady::InvalidSpec(problem) | NotReady::MoveRefused(problem) => RootCause {
+            NotReady::PolicyViolation(problem)
+            | NotReady::InvalidSpec(problem)
+            | NotReady::MoveRefused(problem) => RootCause {
                 field: problem.field.clone(),
                 ..cause
             },
@@ -272,9 +277,9 @@ impl Facts<'_, '_> {
         })
     }
 
-    /// Why `Ready` is not True, by priority: deletion, invalid spec, a conflicting object, an
-    /// unreachable cluster, a failed write, then the most telling child that is Degraded,
-    /// Suspended, Unknown or Progressing; `None` when the stack is Ready.
+    /// Why `Ready` is not True, by priority: deletion, a tenant policy violation, invalid spec,
+    /// a conflicting object, an unreachable cluster, a failed write, then the most telling child
+    /// that is Degraded, Suspended, Unknown or Progressing; `None` when the stack is Ready.
     fn not_ready(&self) -> Option<NotReady<'_>> {
         if let Some(deletion) = self.input.deletion {
             return Some(match deletion {
@@ -283,6 +288,9 @@ impl Facts<'_, '_> {
                 },
                 DeletionState::Blocked { clusters } => NotReady::DeletionBlocked { clusters },
             });
+        }
+        if let Some(first) = self.input.policy_violations.first() {
+            return Some(NotReady::PolicyViolation(first));
         }
         if let Some(first) = self.input.spec_problems.first() {
             return Some(NotReady::InvalidSpec(first));
@@ -347,6 +355,9 @@ impl Facts<'_, '_> {
         match cause {
             NotReady::Deleting { remaining } => format!("deleting: {remaining} children left"),
             NotReady::DeletionBlocked { clusters } => deletion_blocked_message(clusters),
+            NotReady::PolicyViolation(_) => {
+                spec_problems_message(self.input.policy_violations).unwrap_or_default()
+            }
             NotReady::InvalidSpec(_) => {
                 spec_problems_message(self.input.spec_problems).unwrap_or_default()
             }
@@ -433,6 +444,9 @@ impl Facts<'_, '_> {
                 reason::PAUSED,
                 "spec.paused is true: stacksmith writes nothing",
             );
+        }
+        if let Some(message) = spec_problems_message(self.input.policy_violations) {
+            return not_applied(reason::POLICY_VIOLATION, message);
         }
         if let Some(message) = spec_problems_message(self.input.spec_problems) {
             return not_applied(reason::INVALID_SPEC, message);
@@ -552,7 +566,9 @@ impl Facts<'_, '_> {
         clusters.sort_unstable();
         clusters.dedup();
         if clusters.is_empty() {
-            let message = if self.input.spec_problems.is_empty() {
+            let message = if !self.input.policy_violations.is_empty() {
+                "not checked: the stack breaks its tenant policy"
+            } else if self.input.spec_problems.is_empty() {
                 "no member cluster in use"
             } else {
                 "not checked: the spec is invalid"

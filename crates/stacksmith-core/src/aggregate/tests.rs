@@ -73,6 +73,7 @@ struct Scenario {
     generation: Option<i64>,
     paused: bool,
     spec_problems: Vec<SpecProblem>,
+    policy_violations: Vec<SpecProblem>,
     children: Vec<ChildObservation>,
     clusters: Vec<ClusterObservation>,
     foreign_objects: Vec<ForeignObject>,
@@ -87,6 +88,7 @@ impl Scenario {
             generation: Some(3),
             paused: false,
             spec_problems: vec![],
+            policy_violations: vec![],
             children: ACME
                 .iter()
                 .map(|&(c, k, ns, n)| observe(c, k, ns, n, healthy(k, ns, n)))
@@ -138,6 +140,7 @@ impl Scenario {
             generation: self.generation,
             paused: self.paused,
             spec_problems: &self.spec_problems,
+            policy_violations: &self.policy_violations,
             children: &self.children,
             clusters: &self.clusters,
             foreign_objects: &self.foreign_objects,
@@ -805,6 +808,7 @@ fn spec_problems_are_invalid_spec() {
                 message: "set exactly one of json and url".into(),
             },
         ],
+        policy_violations: vec![],
         children: vec![],
         clusters: vec![],
         foreign_objects: vec![],
@@ -832,6 +836,52 @@ fn spec_problems_are_invalid_spec() {
         csrm(&one.run(None, &at(0)), "Ready").2,
         "spec.metrics.cluster: MemberCluster \"prom-9\" not found"
     );
+}
+
+#[test]
+fn policy_violations_are_their_own_reason() {
+    let scenario = Scenario {
+        generation: Some(4),
+        policy_violations: vec![
+            SpecProblem {
+                field: "spec.metrics.replicas".into(),
+                message: "3 is more than TenantPolicy \"gold\" allows (limits.maxReplicas: 2)"
+                    .into(),
+            },
+            SpecProblem {
+                field: "spec.dashboards.namespace".into(),
+                message: "\"grafana\" is not a Grafana namespace TenantPolicy \"gold\" allows"
+                    .into(),
+            },
+        ],
+        children: vec![],
+        clusters: vec![],
+        ..Scenario::acme()
+    };
+    let status = scenario.run(None, &at(0));
+    let expected = "spec.metrics.replicas: 3 is more than TenantPolicy \"gold\" allows \
+                    (limits.maxReplicas: 2) (and 1 more problems)";
+    assert_eq!(
+        csrm(&status, "Ready"),
+        ("False", "PolicyViolation", expected)
+    );
+    assert_eq!(
+        csrm(&status, "ChildrenApplied"),
+        ("False", "PolicyViolation", expected)
+    );
+    assert_eq!(
+        csrm(&status, "ClustersReachable"),
+        (
+            "Unknown",
+            "NotChecked",
+            "not checked: the stack breaks its tenant policy"
+        )
+    );
+    let cause = status.root_cause.clone().unwrap();
+    assert_eq!(cause.reason, "PolicyViolation");
+    assert_eq!(cause.field, "spec.metrics.replicas");
+    assert!(status.children.is_empty());
+    assert_stable(&scenario, &status);
 }
 
 #[test]

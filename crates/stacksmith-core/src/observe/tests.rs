@@ -286,6 +286,24 @@ fn a_changed_instance_selector_means_re_creating_the_grafana_child() {
 }
 
 #[test]
+fn a_dashboard_without_the_planned_uid_is_re_created_with_it() {
+    let dashboard = ObjectKind::Child(ChildKind::GrafanaDashboard);
+    let selector = json!({"matchLabels": {"dashboards": "shared"}});
+    let planned = json!({"spec": {"instanceSelector": selector, "uid": "acme_overview"}});
+    // Written before stacksmith set uids: upstream refuses to add one in place.
+    let before = json!({"spec": {"instanceSelector": selector, "json": "{}"}});
+    assert_eq!(
+        immutable_change(dashboard, &before, &planned),
+        Some("spec.uid")
+    );
+    let current = json!({"spec": {"instanceSelector": selector, "uid": "acme_overview"}});
+    assert_eq!(immutable_change(dashboard, &current, &planned), None);
+    // A folder or datasource has no uid of ours.
+    let folder = ObjectKind::Child(ChildKind::GrafanaFolder);
+    assert_eq!(immutable_change(folder, &before, &planned), None);
+}
+
+#[test]
 fn a_contested_child_is_judged_as_it_is_and_says_who_changes_what() {
     let contest = |fields: &[&str], managers: &[&str], millis| Contest {
         fields: fields.iter().map(|f| (*f).to_owned()).collect(),

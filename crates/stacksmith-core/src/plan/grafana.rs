@@ -18,7 +18,7 @@ use stacksmith_api::{
 };
 
 use super::names::{self, Placement};
-use super::{DesiredObject, MemberInfo, ObjectKind, prometheus};
+use super::{DashboardConfigMaps, DesiredObject, MemberInfo, ObjectKind, exposure, prometheus};
 use crate::health::ChildKind;
 
 /// The port of the Service grafana-operator v5 creates for a `Grafana` (its default
@@ -32,6 +32,8 @@ pub(super) fn objects(
     member: &MemberInfo,
     labels: &BTreeMap<String, String>,
     datasource_url: &str,
+    mutual_tls: bool,
+    config_maps: &DashboardConfigMaps,
 ) -> Vec<DesiredObject> {
     let cluster = member.name.as_str();
     let customer = spec.customer.as_str();
@@ -67,9 +69,24 @@ pub(super) fn objects(
         objects.push(grafana(&place, customer, dedicated, host.as_deref()));
     }
     objects.push(folder(&place, &common, customer));
-    objects.push(datasource(&place, &common, customer, datasource_url));
+    if mutual_tls {
+        objects.push(exposure::client_secret(&place, customer));
+    }
+    objects.push(datasource(
+        &place,
+        &common,
+        customer,
+        datasource_url,
+        mutual_tls,
+    ));
     for dashboard in &dashboards.dashboards {
-        objects.extend(self::dashboard(&place, &common, customer, dashboard));
+        objects.extend(self::dashboard(
+            &place,
+            &common,
+            customer,
+            dashboard,
+            config_maps,
+        ));
     }
     objects
 }
@@ -201,52 +218,90 @@ fn datasource(
     common: &CommonSpec<'_>,
     customer: &str,
     url: &str,
+    mutual_tls: bool,
 ) -> DesiredObject {
     let wanted = &common.dashboards.datasource;
     let mut datasource = Map::new();
     datasource.insert(
         "name".into(),
-        json!(
-            wanted
-                .display_name
-                .clone()
-                .unwrap_or_else(|| format!("{customer}-prometheus"))
-        ),
+        json!(datasource_name(common.dashboards, customer)),
     );
     datasource.insert("type".into(), json!("prometheus"));
     datasource.insert("access".into(), json!("proxy"));
     datasource.insert("url".into(), json!(url));
     datasource.insert("isDefault".into(), json!(wanted.is_default));
+    let mut json_data = Map::new();
     if let Some(timeout) = wanted.timeout_seconds {
-        datasource.insert("jsonData".into(), json!({"timeout": timeout}));
+        json_data.insert("timeout".into(), json!(timeout));
+    }
+    let tls = mutual_tls.then(|| exposure::datasource_tls(customer));
+    if let Some(tls) = &tls {
+        json_data.extend(tls.json_data.clone());
+        datasource.insert("secureJsonData".into(), tls.secure_json_data.clone());
+    }
+    if !json_data.is_empty() {
+        datasource.insert("jsonData".into(), Value::Object(json_data));
+    }
+    let mut own = json!({"datasource": Value::Object(datasource)});
+    if let (Some(tls), Value::Object(own)) = (tls, &mut own) {
+        own.insert("valuesFrom".into(), tls.values_from);
     }
     place.object(
         ObjectKind::Child(ChildKind::GrafanaDatasource),
         &names::datasource(customer),
-        common.spec(json!({"datasource": Value::Object(datasource)})),
+        common.spec(own),
     )
 }
 
-/// A `GrafanaDashboard` in the customer's folder; none for a dashboard without exactly one
-/// source (validation reports it before anything is planned).
+/// The datasource's name in Grafana: `spec.dashboards.datasource.displayName`, else
+/// `<customer>-prometheus`. Dashboards bind their datasource inputs to it.
+fn datasource_name(dashboards: &DashboardsSpec, customer: &str) -> String {
+    dashboards
+        .datasource
+        .display_name
+        .clone()
+        .unwrap_or_else(|| format!("{customer}-prometheus"))
+}
+
+/// A `GrafanaDashboard` in the customer's folder, with the tenant's own uid
+/// ([`names::dashboard_uid`]) and its datasource inputs bound to the tenant's datasource; none
+/// for a dashboard without exactly one source or whose ConfigMap model is not at hand
+/// (validation reports both before anything is planned). A ConfigMap's model is written inline
+/// (`spec.json`): grafana-operator on the Grafana cluster cannot read the hub.
 fn dashboard(
     place: &Placement<'_>,
     common: &CommonSpec<'_>,
     customer: &str,
     dashboard: &DashboardSpec,
+    config_maps: &DashboardConfigMaps,
 ) -> Option<DesiredObject> {
-    let source = match dashboard.source()? {
-        DashboardSource::Json(json) => json!({"json": json}),
-        DashboardSource::Url(url) => json!({"url": url}),
+    let mut own = Map::new();
+    own.insert("folderRef".into(), json!(names::folder(customer)));
+    own.insert(
+        "uid".into(),
+        json!(names::dashboard_uid(customer, &dashboard.name)),
+    );
+    match dashboard.source()? {
+        DashboardSource::Json(json) => own.insert("json".into(), json!(json)),
+        DashboardSource::Url(url) => own.insert("url".into(), json!(url)),
+        DashboardSource::GrafanaCom(com) => own.insert("grafanaCom".into(), json!(com)),
+        DashboardSource::ConfigMap(key) => {
+            own.insert("json".into(), json!(config_maps.model(key).ok()?))
+        }
     };
-    let mut own = json!({"folderRef": names::folder(customer)});
-    if let (Value::Object(own), Value::Object(source)) = (&mut own, source) {
-        own.extend(source);
+    let inputs = dashboard.datasource_inputs();
+    if !inputs.is_empty() {
+        let name = datasource_name(common.dashboards, customer);
+        let bound: Vec<Value> = inputs
+            .into_iter()
+            .map(|input| json!({"inputName": input, "datasourceName": name}))
+            .collect();
+        own.insert("datasources".into(), Value::Array(bound));
     }
     Some(place.object(
         ObjectKind::Child(ChildKind::GrafanaDashboard),
         &names::dashboard(customer, &dashboard.name),
-        common.spec(own),
+        common.spec(Value::Object(own)),
     ))
 }
 
@@ -512,5 +567,134 @@ mod tests {
         assert_eq!(dashboard.manifest["spec"]["folderRef"], "acme");
         assert_eq!(dashboard.manifest["spec"]["json"], "{}");
         assert!(dashboard.manifest["spec"].get("url").is_none());
+    }
+
+    /// `FULL` with its one dashboard replaced by `dashboard` (YAML flow mapping).
+    fn with_dashboard(dashboard: &str) -> CustomerStackSpec {
+        spec(&FULL.replace("{name: overview, json: \"{}\"}", dashboard))
+    }
+
+    fn planned_dashboard(plan: &super::super::StackPlan) -> &DesiredObject {
+        plan.objects
+            .iter()
+            .find(|o| o.kind == ObjectKind::Child(ChildKind::GrafanaDashboard))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_grafana_com_dashboard_binds_ds_prometheus_to_the_tenants_datasource() {
+        let s = with_dashboard("{name: nodes, grafanaCom: {id: 1860, revision: 37}}");
+        let plan = plan_stack(&s, &identity(), &members()).unwrap();
+        let spec = &planned_dashboard(&plan).manifest["spec"];
+        assert_eq!(spec["grafanaCom"], json!({"id": 1860, "revision": 37}));
+        assert!(spec.get("json").is_none() && spec.get("url").is_none());
+        assert_eq!(
+            spec["datasources"],
+            json!([{"inputName": "DS_PROMETHEUS", "datasourceName": "acme-prometheus"}])
+        );
+        // Without a revision, the latest.
+        let s = with_dashboard("{name: nodes, grafanaCom: {id: 1860}}");
+        let plan = plan_stack(&s, &identity(), &members()).unwrap();
+        assert_eq!(
+            planned_dashboard(&plan).manifest["spec"]["grafanaCom"],
+            json!({"id": 1860})
+        );
+    }
+
+    #[test]
+    fn listed_datasource_inputs_bind_to_the_datasources_display_name() {
+        let mut s = with_dashboard(
+            "{name: api, url: \"https://example.com/d.json\", datasources: [{inputName: DS_PROM}, {inputName: DS_THANOS}]}",
+        );
+        s.dashboards.datasource.display_name = Some("Acme metrics".into());
+        let plan = plan_stack(&s, &identity(), &members()).unwrap();
+        let spec = &planned_dashboard(&plan).manifest["spec"];
+        assert_eq!(spec["url"], "https://example.com/d.json");
+        assert_eq!(
+            spec["datasources"],
+            json!([
+                {"inputName": "DS_PROM", "datasourceName": "Acme metrics"},
+                {"inputName": "DS_THANOS", "datasourceName": "Acme metrics"},
+            ])
+        );
+        let datasource = plan
+            .objects
+            .iter()
+            .find(|o| o.kind == ObjectKind::Child(ChildKind::GrafanaDatasource))
+            .unwrap();
+        assert_eq!(
+            datasource.manifest["spec"]["datasource"]["name"],
+            "Acme metrics"
+        );
+        // A listed input replaces the default of a grafana.com dashboard.
+        let s = with_dashboard(
+            "{name: nodes, grafanaCom: {id: 1860}, datasources: [{inputName: DS_PROM}]}",
+        );
+        let plan = plan_stack(&s, &identity(), &members()).unwrap();
+        assert_eq!(
+            planned_dashboard(&plan).manifest["spec"]["datasources"],
+            json!([{"inputName": "DS_PROM", "datasourceName": "acme-prometheus"}])
+        );
+    }
+
+    #[test]
+    fn an_inline_dashboard_binds_no_input_unless_asked() {
+        let plan = plan_stack(&spec(FULL), &identity(), &members()).unwrap();
+        assert!(
+            planned_dashboard(&plan).manifest["spec"]
+                .get("datasources")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_config_map_model_is_written_inline() {
+        let s = with_dashboard("{name: api, configMapRef: {name: boards, key: api.json}}");
+        let mut maps = DashboardConfigMaps::none();
+        maps.insert(
+            "boards",
+            BTreeMap::from([("api.json".to_owned(), "{\"title\":\"API\"}".to_owned())]),
+        );
+        let plan =
+            super::super::plan_stack_with_config_maps(&s, &identity(), &members(), &maps).unwrap();
+        let spec = &planned_dashboard(&plan).manifest["spec"];
+        assert_eq!(spec["json"], "{\"title\":\"API\"}");
+        assert!(
+            spec.get("configMapRef").is_none(),
+            "the hub's ConfigMap is not named"
+        );
+        // Without the ConfigMap, nothing is planned and the reference is the problem.
+        let problems = plan_stack(&s, &identity(), &members()).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(
+            problems[0].field,
+            "spec.dashboards.dashboards[0].configMapRef"
+        );
+        assert!(
+            problems[0].message.contains("\"boards\" not found"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn every_dashboard_carries_the_tenants_own_uid() {
+        let plan = plan_stack(&spec(FULL), &identity(), &members()).unwrap();
+        assert_eq!(
+            planned_dashboard(&plan).manifest["spec"]["uid"],
+            "acme_overview"
+        );
+        // Another tenant's dashboard with the same model (and so the same uid in its JSON)
+        // gets its own uid.
+        let other = spec(&FULL.replace("customer: acme", "customer: globex"));
+        let plan = plan_stack(&other, &identity(), &members()).unwrap();
+        assert_eq!(
+            planned_dashboard(&plan).manifest["spec"]["uid"],
+            "globex_overview"
+        );
+        // The folder and datasource keep grafana-operator's default (their object's uid).
+        assert!(plan.objects.iter().all(|o| {
+            o.kind == ObjectKind::Child(ChildKind::GrafanaDashboard)
+                || o.manifest["spec"].get("uid").is_none()
+        }));
     }
 }

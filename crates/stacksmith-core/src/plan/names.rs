@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::io;
 
 use serde_json::{Map, Value, json};
+use sha2::{Digest as _, Sha256};
 use stacksmith_api::labels::{
     CUSTOMER, MANAGED_BY, MANAGED_BY_VALUE, PLANNED_HASH, STACK_NAME, STACK_NAMESPACE, STACK_UID,
     WRITTEN_THROUGH,
@@ -66,9 +67,53 @@ pub fn folder(customer: &str) -> String {
 pub fn datasource(customer: &str) -> String {
     format!("{customer}-prometheus")
 }
+/// The Service through which Grafana reaches a tenant's Prometheus (with a planned exposure).
+pub fn prometheus_service(customer: &str) -> String {
+    format!("{customer}-prometheus")
+}
+
+/// The NetworkPolicy guarding a tenant's Prometheus.
+pub fn prometheus_network_policy(customer: &str) -> String {
+    format!("{customer}-prometheus")
+}
+
+/// The Secret with a tenant Prometheus' serving certificate and client CA.
+pub fn prometheus_tls_secret(customer: &str) -> String {
+    format!("{customer}-prometheus-tls")
+}
+
+/// The Secret with a tenant datasource's client certificate.
+pub fn datasource_tls_secret(customer: &str) -> String {
+    format!("{customer}-datasource-tls")
+}
+
 /// A `GrafanaDashboard`.
 pub fn dashboard(customer: &str, dashboard: &str) -> String {
     format!("{customer}-{dashboard}")
+}
+
+/// The longest uid Grafana (and grafana-operator's `spec.uid`) takes.
+pub const GRAFANA_UID_MAX_LENGTH: usize = 40;
+
+/// The Grafana uid of a `GrafanaDashboard`, its `spec.uid` (which overrides a uid in the model):
+/// `<customer>_<dashboard>`, the tenant's own since neither part can hold a `_`. When that is
+/// longer than [`GRAFANA_UID_MAX_LENGTH`]: its first 22 characters, `__`, and 16 hex digits of
+/// the SHA-256 of `<customer>/<dashboard>` (the short form never holds `__`, so the two forms
+/// never meet). It never changes for a dashboard: the customer is immutable, and the
+/// dashboard's name names its object.
+pub fn dashboard_uid(customer: &str, dashboard: &str) -> String {
+    let readable = format!("{customer}_{dashboard}");
+    if readable.len() <= GRAFANA_UID_MAX_LENGTH {
+        return readable;
+    }
+    let digest = Sha256::digest(format!("{customer}/{dashboard}").as_bytes());
+    let hash: String = digest
+        .iter()
+        .take(8)
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    let prefix: String = readable.chars().take(22).collect();
+    format!("{prefix}__{hash}")
 }
 
 /// The labels every planned object carries (each also names the `MemberCluster` it is written
@@ -135,9 +180,41 @@ pub(super) fn stamp_planned_hash(object: &mut DesiredObject) -> Result<(), serde
     };
     let hash = planned_hash(manifest)?;
     if let Some(Value::Object(metadata)) = manifest.get_mut("metadata") {
-        metadata.insert("annotations".into(), json!({ PLANNED_HASH: hash }));
+        match metadata.get_mut("annotations") {
+            // A planned object's own annotations (a Service's) are part of what is hashed.
+            Some(Value::Object(annotations)) => {
+                annotations.insert(PLANNED_HASH.into(), json!(hash));
+            }
+            _ => {
+                metadata.insert("annotations".into(), json!({ PLANNED_HASH: hash }));
+            }
+        }
     }
     Ok(())
+}
+
+/// Puts `data` (a Secret's) into a planned object whose hash was stamped without it, and stamps
+/// the hash again over the object with `serial` in place of the data: the hash moves when the
+/// material is reissued, and says nothing about it.
+pub(super) fn stamp_planned_hash_with(object: &mut DesiredObject, data: Value, serial: &str) {
+    let Value::Object(manifest) = &mut object.manifest else {
+        return;
+    };
+    if let Some(Value::Object(metadata)) = manifest.get_mut("metadata")
+        && let Some(Value::Object(annotations)) = metadata.get_mut("annotations")
+    {
+        annotations.remove(PLANNED_HASH);
+        if annotations.is_empty() {
+            metadata.remove("annotations");
+        }
+    }
+    manifest.insert("data".into(), json!({ "serial": serial }));
+    // serde_json cannot fail on a JSON value; should it ever, the object keeps no hash and is
+    // written as drifted.
+    let _ = stamp_planned_hash(object);
+    if let Value::Object(manifest) = &mut object.manifest {
+        manifest.insert("data".into(), data);
+    }
 }
 
 /// A stable hash of a planned object (FNV-1a, 64 bits, over its compact JSON), as 16 hex
@@ -226,6 +303,41 @@ mod tests {
             let text = serde_json::to_string(&manifest).unwrap();
             assert_eq!(stamped[PLANNED_HASH], fnv1a64_of(&text), "{}", object.name);
         }
+    }
+
+    #[test]
+    fn a_dashboard_uid_is_the_tenants_own_stable_and_short_enough() {
+        assert_eq!(dashboard_uid("acme", "overview"), "acme_overview");
+        // Customers `a-b` and `a` with dashboards `c` and `b-c` share an object name, never a uid.
+        assert_ne!(dashboard_uid("a-b", "c"), dashboard_uid("a", "b-c"));
+        let customer = "a".repeat(40);
+        let long = dashboard_uid(&customer, &"d".repeat(63));
+        assert_eq!(long.len(), GRAFANA_UID_MAX_LENGTH);
+        assert!(long.starts_with(&format!("{}__", "a".repeat(22))), "{long}");
+        // Stable: a fixed value for a fixed input (it is stored in Grafana and immutable).
+        assert_eq!(long, dashboard_uid(&customer, &"d".repeat(63)));
+        assert_eq!(
+            dashboard_uid("acme-corporation-europe-west", "kubernetes-overview"),
+            "acme-corporation-europ__f9d6fd3ae91998af"
+        );
+        assert_ne!(long, dashboard_uid(&customer, &"d".repeat(62)));
+        let pattern = regex_like_grafana_uid;
+        for uid in [dashboard_uid("acme", "overview"), long] {
+            assert!(pattern(&uid), "{uid}");
+        }
+        // At exactly 40 characters the readable form is kept.
+        let at_limit = dashboard_uid(&"c".repeat(20), &"d".repeat(19));
+        assert_eq!(at_limit.len(), 40);
+        assert!(!at_limit.contains("__"));
+    }
+
+    /// grafana-operator's `spec.uid` pattern, `^[a-zA-Z0-9-_]+$`, and its length.
+    fn regex_like_grafana_uid(uid: &str) -> bool {
+        !uid.is_empty()
+            && uid.len() <= GRAFANA_UID_MAX_LENGTH
+            && uid
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     }
 
     #[test]

@@ -17,7 +17,7 @@ use stacksmith_api::{
 };
 
 use super::names::{self, Placement};
-use super::{DesiredObject, MemberInfo, ObjectKind};
+use super::{DesiredObject, MemberInfo, ObjectKind, exposure};
 use crate::health::ChildKind;
 
 /// Everything the Prometheus cluster receives, in creation order.
@@ -34,15 +34,23 @@ pub(super) fn objects(
         labels,
     };
     let identity = names::prometheus_identity(customer);
-    let mut objects = vec![
-        namespace(&place),
+    let exposure = member.prometheus_exposure.as_ref();
+    let mut objects = vec![namespace(&place)];
+    if let Some(exposure) = exposure {
+        objects.push(exposure::server_secret(&place, customer));
+        objects.push(exposure::network_policy(&place, customer, exposure));
+    }
+    objects.extend([
         service_account(&place, &identity),
         role(&place, &identity),
         role_binding(&place, &identity),
-    ];
+    ]);
     for namespace in discovery_namespaces(spec, &ns) {
         let elsewhere = Placement { namespace, ..place };
         objects.push(discovery_binding(&elsewhere, customer, &identity, &ns));
+    }
+    if let Some(exposure) = exposure {
+        objects.push(exposure::service(&place, customer, exposure));
     }
     objects.push(prometheus(
         &place,
@@ -50,6 +58,7 @@ pub(super) fn objects(
         &identity,
         &spec.metrics,
         &member.alertmanagers,
+        exposure.is_some(),
     ));
     for group in &spec.metrics.alerting_rules {
         objects.push(prometheus_rule(&place, customer, group));
@@ -145,6 +154,7 @@ fn prometheus(
     identity: &str,
     metrics: &MetricsSpec,
     alertmanagers: &[AlertmanagerEndpoint],
+    serves_tls: bool,
 ) -> DesiredObject {
     let tenant_selector = json!({"matchLabels": {CUSTOMER: customer}});
     let mut prometheus_spec = json!({
@@ -199,6 +209,9 @@ fn prometheus(
                 .map(|am| alertmanager_endpoint(am, &relabelings))
                 .collect();
             map.insert("alerting".into(), json!({"alertmanagers": endpoints}));
+        }
+        if serves_tls {
+            map.insert("web".into(), exposure::web_tls(customer));
         }
     }
     place.object(

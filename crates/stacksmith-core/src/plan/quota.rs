@@ -225,6 +225,7 @@ containerDefaults:
             name: "all-in-one".into(),
             roles: vec![ClusterRole::Prometheus, ClusterRole::Grafana],
             prometheus_url_template: Some("http://{name}.{namespace}.svc:9090".into()),
+            prometheus_exposure: None,
             alertmanagers: Vec::new(),
             grafana_ingress_host_template: None,
             tenant_quota: quota(QUOTA),

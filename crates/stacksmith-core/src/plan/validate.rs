@@ -6,10 +6,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use stacksmith_api::validation::bounds::DASHBOARD_JSON_MAX_LENGTH;
 use stacksmith_api::validation::is_dns1123_label;
-use stacksmith_api::{ClusterRole, CustomerStackSpec};
+use stacksmith_api::{ClusterRole, CustomerStackSpec, DashboardSource};
 
-use super::{MemberInfo, SpecProblem, StackIdentity, names};
+use super::{DashboardConfigMaps, MemberInfo, SpecProblem, StackIdentity, names};
 use crate::quantity::{self, QuantityValue};
 
 /// What a valid spec resolves to.
@@ -21,6 +22,9 @@ pub(super) struct CheckedSpec<'m> {
     pub grafana_cluster: &'m MemberInfo,
     /// The URL Grafana uses to reach this tenant's Prometheus.
     pub datasource_url: String,
+    /// With a planned exposure (mutual TLS), the names the Prometheus' serving certificate is
+    /// for: the exposure's host, and the host of the stack's own datasource URL; else empty.
+    pub server_names: Vec<String>,
 }
 
 /// Checks a spec against the stack's identity and the registered members, or says every
@@ -29,6 +33,7 @@ pub(super) fn check_spec<'m>(
     spec: &CustomerStackSpec,
     stack: &StackIdentity,
     members: &'m [MemberInfo],
+    config_maps: &DashboardConfigMaps,
 ) -> Result<CheckedSpec<'m>, Vec<SpecProblem>> {
     let mut problems = Vec::new();
     check_identity(spec, stack, &mut problems);
@@ -85,7 +90,7 @@ pub(super) fn check_spec<'m>(
         spec.dashboards.dashboards.iter().map(|d| d.name.as_str()),
         &mut problems,
     );
-    check_dashboard_sources(spec, &mut problems);
+    check_dashboard_sources(spec, config_maps, &mut problems);
     if let Some(member) = grafana_cluster {
         check_grafana_ingress_host(spec, member, &mut problems);
     }
@@ -108,21 +113,19 @@ pub(super) fn check_spec<'m>(
     {
         check_tenant_quota(member, "spec.dashboards.cluster", &mut problems);
     }
-    let datasource_url =
-        prometheus_cluster.and_then(|member| datasource_url(spec, member, &mut problems));
+    let reach = prometheus_cluster.and_then(|member| datasource_url(spec, member, &mut problems));
     match (
         prometheus_cluster,
         grafana_cluster,
-        datasource_url,
+        reach,
         problems.is_empty(),
     ) {
-        (Some(prometheus_cluster), Some(grafana_cluster), Some(datasource_url), true) => {
-            Ok(CheckedSpec {
-                prometheus_cluster,
-                grafana_cluster,
-                datasource_url,
-            })
-        }
+        (Some(prometheus_cluster), Some(grafana_cluster), Some(reach), true) => Ok(CheckedSpec {
+            prometheus_cluster,
+            grafana_cluster,
+            datasource_url: reach.url,
+            server_names: reach.server_names,
+        }),
         _ => Err(problems),
     }
 }
@@ -455,23 +458,109 @@ fn check_grafana_ingress_host(
     }
 }
 
-fn check_dashboard_sources(spec: &CustomerStackSpec, problems: &mut Vec<SpecProblem>) {
+fn check_dashboard_sources(
+    spec: &CustomerStackSpec,
+    config_maps: &DashboardConfigMaps,
+    problems: &mut Vec<SpecProblem>,
+) {
     for (i, dashboard) in spec.dashboards.dashboards.iter().enumerate() {
-        if dashboard.source().is_none() {
-            problems.push(problem(
-                &format!("spec.dashboards.dashboards[{i}]"),
-                "set exactly one of json and url",
-            ));
+        let field = format!("spec.dashboards.dashboards[{i}]");
+        match dashboard.source() {
+            None => problems.push(problem(
+                &field,
+                "set exactly one of json, url, grafanaCom and configMapRef",
+            )),
+            Some(DashboardSource::ConfigMap(key)) => {
+                let field = format!("{field}.configMapRef");
+                match config_maps.model(key) {
+                    Err(message) => problems.push(problem(&field, message)),
+                    Ok(model) if model.chars().count() > DASHBOARD_JSON_MAX_LENGTH as usize => {
+                        problems.push(problem(
+                            &field,
+                            format!(
+                                "the model in ConfigMap {:?} key {:?} has {} characters, more \
+                                 than the {DASHBOARD_JSON_MAX_LENGTH} a dashboard may have",
+                                key.name,
+                                key.key,
+                                model.chars().count()
+                            ),
+                        ));
+                    }
+                    Ok(_) => {}
+                }
+            }
+            Some(_) => {}
         }
+        check_unique(
+            &format!("{field}.datasources"),
+            dashboard.datasources.iter().map(|d| d.input_name.as_str()),
+            problems,
+        );
     }
 }
 
-/// The URL Grafana uses to reach this tenant's Prometheus, from the Prometheus cluster's template.
+/// How Grafana reaches the tenant's Prometheus.
+struct Reach {
+    /// The datasource URL.
+    url: String,
+    /// The serving certificate's names (mutual TLS), or none.
+    server_names: Vec<String>,
+}
+
+/// The URL Grafana uses to reach this tenant's Prometheus: the stack's own
+/// `spec.dashboards.datasource.url`, else the Prometheus cluster's exposure (an `https://` URL,
+/// with mutual TLS) or its URL template.
 fn datasource_url(
     spec: &CustomerStackSpec,
     member: &MemberInfo,
     problems: &mut Vec<SpecProblem>,
-) -> Option<String> {
+) -> Option<Reach> {
+    let own_url = spec.dashboards.datasource.url.clone();
+    if let Some(exposure) = &member.prometheus_exposure {
+        let host = super::exposure::host(exposure, &spec.customer);
+        if !is_dns_name(&host) {
+            problems.push(problem(
+                "spec.metrics.cluster",
+                format!(
+                    "MemberCluster {:?}: its prometheusExposure.hostTemplate gives the host {host:?} \
+                     for this customer, which is not a DNS name (known placeholders: {{service}}, \
+                     {{namespace}}, {{customer}})",
+                    member.name
+                ),
+            ));
+            return None;
+        }
+        let mut server_names = vec![host];
+        if let Some(url) = &own_url {
+            match url_host(url) {
+                Some(own) if url.starts_with("https://") && is_dns_name(own) => {
+                    if !server_names.iter().any(|name| name == own) {
+                        server_names.push(own.to_owned());
+                    }
+                }
+                _ => {
+                    problems.push(problem(
+                        "spec.dashboards.datasource.url",
+                        format!(
+                            "MemberCluster {:?} serves its Prometheus over mutual TLS: the URL \
+                             must be https:// with a DNS name as its host (it goes into the \
+                             serving certificate)",
+                            member.name
+                        ),
+                    ));
+                    return None;
+                }
+            }
+        }
+        let url = own_url.unwrap_or_else(|| super::exposure::url(exposure, &spec.customer));
+        return Some(Reach { url, server_names });
+    }
+    if let Some(url) = own_url {
+        return Some(Reach {
+            url,
+            server_names: Vec::new(),
+        });
+    }
     let Some(template) = member.prometheus_url_template.as_deref() else {
         problems.push(problem(
             "spec.metrics.cluster",
@@ -487,7 +576,26 @@ fn datasource_url(
         ));
         return None;
     }
-    Some(url)
+    Some(Reach {
+        url,
+        server_names: Vec::new(),
+    })
+}
+
+/// Whether `host` is a DNS name (dot-separated DNS labels, at most 253 characters).
+fn is_dns_name(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| is_dns1123_label(label, 63))
+}
+
+/// The host of an `http(s)://host[:port][/path]` URL.
+fn url_host(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let authority = rest.split('/').next()?;
+    authority.split(':').next()
 }
 
 /// Fills `{namespace}`, `{name}` and `{customer}` of a Prometheus URL template.
@@ -676,6 +784,50 @@ mod tests {
         assert_eq!(
             render_url_template("http://{name}.{namespace}:9090/{customer}", "acme"),
             "http://acme.customer-acme:9090/acme"
+        );
+    }
+
+    #[test]
+    fn dashboard_source_problems_name_their_field() {
+        let yaml = FULL.replace(
+            "  - {name: overview, json: \"{}\"}",
+            "  - {name: overview, json: \"{}\", grafanaCom: {id: 1}}\n  - {name: api, configMapRef: {name: boards, key: api.json}}\n  - {name: nodes, grafanaCom: {id: 1860}, datasources: [{inputName: DS_A}, {inputName: DS_A}]}",
+        );
+        let mut maps = DashboardConfigMaps::none();
+        maps.insert("boards", BTreeMap::new());
+        let problems = check_spec(&spec(&yaml), &identity(), &members(), &maps).unwrap_err();
+        assert_eq!(
+            fields_and_messages(&problems),
+            [
+                (
+                    "spec.dashboards.dashboards[0]",
+                    "set exactly one of json, url, grafanaCom and configMapRef"
+                ),
+                (
+                    "spec.dashboards.dashboards[1].configMapRef",
+                    "ConfigMap \"boards\" has no key \"api.json\" in its data"
+                ),
+                (
+                    "spec.dashboards.dashboards[2].datasources",
+                    "name \"DS_A\" is used twice"
+                ),
+            ]
+        );
+        let mut big = DashboardConfigMaps::none();
+        big.insert(
+            "boards",
+            BTreeMap::from([(
+                "api.json".to_owned(),
+                "x".repeat(DASHBOARD_JSON_MAX_LENGTH as usize + 1),
+            )]),
+        );
+        let problems = check_spec(&spec(&yaml), &identity(), &members(), &big).unwrap_err();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.field == "spec.dashboards.dashboards[1].configMapRef"
+                    && p.message.contains("more than the 1048576")),
+            "{problems:?}"
         );
     }
 }

@@ -1,8 +1,9 @@
 //! `stacksmith demo`: the whole product on this machine.
 //!
 //! Starts a local test bed (a hub plus a Prometheus cluster and a Grafana cluster, with stand-in
-//! child operators), runs the operator against it, applies the customer stacks of the GitOps
-//! example (`examples/gitops/customers/`), shows them reaching Ready with their children's health
+//! child operators), runs the operator against it (with `--tenant-policy=required`, the chart's
+//! default), applies the platform's tenant policies (`examples/gitops/platform/`) and the
+//! customer stacks of the GitOps example (`examples/gitops/customers/`), shows them reaching Ready with their children's health
 //! aggregated, then breaks the shared Grafana instance and shows the root cause in the status of
 //! the stacks that select it, while the gold-tier stack, on a Grafana of its own, stays Ready.
 //!
@@ -23,8 +24,9 @@ use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
 };
 use kube::{Client, ResourceExt as _};
+use serde::Deserialize as _;
 use serde_json::json;
-use stacksmith_api::{CustomerStack, MemberCluster};
+use stacksmith_api::{CustomerStack, MemberCluster, TenantPolicy};
 use stacksmith_core::ChildKind;
 use stacksmith_testbed::simulator::{OUTCOME_ANNOTATION, api_resource};
 use stacksmith_testbed::{TestBed, TestBedOptions};
@@ -57,6 +59,11 @@ const EXAMPLE_REGISTRATIONS: [(&str, &str); 2] = [
         include_str!("../../../../examples/gitops/clusters/grafana-1.yaml"),
     ),
 ];
+/// The platform's tenant policies of the GitOps example: (path, content).
+const EXAMPLE_POLICIES: (&str, &str) = (
+    "examples/gitops/platform/tenant-policies.yaml",
+    include_str!("../../../../examples/gitops/platform/tenant-policies.yaml"),
+);
 const EXAMPLE_GRAFANA: &str = include_str!("../../../../examples/grafana-instance.yaml");
 const EXAMPLE_ALERTMANAGER: &str = include_str!("../../../../examples/alertmanager.yaml");
 /// The StorageClass the gold-tier stack names, and the size of each of its volumes.
@@ -108,6 +115,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let operator = stacksmith_controller::RunningOperator::spawn_with_endpoints(
         testbed.hub()?.admin_config().await?,
         std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        stacksmith_controller::PolicyMode::Required,
     )
     .context("serving the operator's metrics")?;
     if let Some(address) = operator.endpoints() {
@@ -165,6 +173,11 @@ async fn scenario(testbed: &TestBed, hub: &Client) -> anyhow::Result<()> {
         &api_resource(ChildKind::Grafana),
     );
     grafanas.create(&PostParams::default(), &grafana).await?;
+
+    step(
+        "Applying the platform's tenant policies of examples/gitops/platform/ (who may claim which customer: the operator requires one)",
+    );
+    apply_policies(hub).await?;
 
     step(
         "Applying the customer stacks of examples/gitops/customers/ to the hub (server-side apply, as GitOps does)",
@@ -314,6 +327,30 @@ async fn gold_tier_platform(testbed: &TestBed, members: &Api<MemberCluster>) -> 
 }
 
 /// Whether every named stack's `Ready` condition has `status`, for its current generation.
+/// Applies the example's `TenantPolicy` objects (server-side apply, as GitOps does).
+async fn apply_policies(hub: &Client) -> anyhow::Result<()> {
+    let (path, text) = EXAMPLE_POLICIES;
+    let policies: Api<TenantPolicy> = Api::all(hub.clone());
+    for document in serde_yaml::Deserializer::from_str(text) {
+        let policy =
+            TenantPolicy::deserialize(document).with_context(|| format!("reading {path}"))?;
+        let name = policy.name_any();
+        policies
+            .patch(
+                &name,
+                &PatchParams::apply("stacksmith-demo"),
+                &Patch::Apply(&policy),
+            )
+            .await
+            .with_context(|| format!("applying {path}"))?;
+        println!(
+            "  tenantpolicy.stacksmith.io/{name} serverside-applied   (customers {}; {path})",
+            policy.spec.customers.join(", ")
+        );
+    }
+    Ok(())
+}
+
 async fn all_ready_status(
     stacks: &Api<CustomerStack>,
     names: &[String],

@@ -32,10 +32,10 @@ use stacksmith_api::{CustomerStack, MemberCluster};
 use stacksmith_controller::api_calls::ApiCallCounter;
 use stacksmith_controller::{
     FIELD_MANAGER, HUB_TIMEOUT, Ownership, RemoteError, api_error_summary, api_resource, call,
-    member_client_from_secret, member_info, object_api, ownership,
+    member_client_from_secret, member_info, object_api, ownership, read_dashboard_config_maps,
 };
 use stacksmith_core::plan::{
-    DesiredObject, MemberInfo, ObjectKind, StackIdentity, StackPlan, plan_stack,
+    DesiredObject, MemberInfo, ObjectKind, StackIdentity, StackPlan, plan_stack_with_config_maps,
 };
 
 use crate::manifests::check::{Checked, CheckedStack, PLACEHOLDER_UID, check_all};
@@ -197,7 +197,13 @@ async fn plan_against_hub(
     if let Some(uid) = &known {
         identity.uid.clone_from(uid);
     }
-    let plan = match plan_stack(&stack.stack.spec, &identity, infos) {
+    // The dashboards' ConfigMaps as the hub holds them, those given beside the stack winning.
+    let mut config_maps = read_dashboard_config_maps(hub, &identity.namespace, &stack.stack.spec)
+        .await
+        .context("reading the dashboards' ConfigMaps on the hub")?;
+    config_maps.overlay(stack.config_maps.clone());
+    let plan = match plan_stack_with_config_maps(&stack.stack.spec, &identity, infos, &config_maps)
+    {
         Ok(plan) => plan,
         Err(problems) => {
             for problem in &problems {
@@ -405,6 +411,17 @@ async fn diff_object(
     {
         diff.change = Change::Conflict;
         diff.message = format!("belongs to {owner}: the operator leaves it alone");
+        return Ok(diff);
+    }
+    if desired.kind == ObjectKind::Secret {
+        // The data-path credentials: issued and rotated by the operator, planned here without
+        // their data. Never compared, so no key is ever printed.
+        diff.change = if live.is_some() {
+            Change::Unchanged
+        } else {
+            Change::New
+        };
+        diff.message = "credentials issued by the operator: not compared".to_owned();
         return Ok(diff);
     }
     let params = PatchParams::apply(FIELD_MANAGER).dry_run().force();

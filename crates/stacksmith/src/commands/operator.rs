@@ -3,9 +3,10 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use stacksmith_controller::PolicyMode;
 
 use crate::commands::testbed::wait_for_stop_signal;
 
@@ -23,6 +24,40 @@ pub struct OperatorArgs {
     /// Stacks reconciled at once (0: no bound).
     #[arg(long, env = "STACKSMITH_CONCURRENT_RECONCILES", default_value_t = stacksmith_controller::DEFAULT_CONCURRENT_RECONCILES)]
     concurrent_reconciles: u16,
+
+    /// Whether a CustomerStack needs a TenantPolicy naming its customer: `required` refuses the
+    /// stacks no policy governs; `optional` lets them through unchecked. Either way a policy
+    /// that names the customer is enforced.
+    #[arg(long, env = "STACKSMITH_TENANT_POLICY", value_enum, default_value_t = TenantPolicyArg::Required)]
+    tenant_policy: TenantPolicyArg,
+
+    /// The hub namespace where each stack's data-path credentials (its tenant CA and
+    /// certificates) are kept, one Secret per stack whose Prometheus cluster sets
+    /// `prometheusExposure`. The chart sets its own namespace.
+    #[arg(
+        long,
+        env = "STACKSMITH_CREDENTIALS_NAMESPACE",
+        default_value = "stacksmith-system"
+    )]
+    credentials_namespace: String,
+}
+
+/// The values of `--tenant-policy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum TenantPolicyArg {
+    /// A stack whose customer no TenantPolicy names is refused.
+    Required,
+    /// A stack whose customer no TenantPolicy names is let through unchecked.
+    Optional,
+}
+
+impl From<TenantPolicyArg> for PolicyMode {
+    fn from(arg: TenantPolicyArg) -> Self {
+        match arg {
+            TenantPolicyArg::Required => PolicyMode::Required,
+            TenantPolicyArg::Optional => PolicyMode::Optional,
+        }
+    }
 }
 
 /// Runs the operator until Ctrl-C or SIGTERM.
@@ -41,7 +76,8 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<ExitCode> {
         .apiserver_version()
         .await
         .context("the hub does not answer")?;
-    tracing::info!(hub = %version.git_version, "stacksmith operator starting");
+    let tenant_policy = PolicyMode::from(args.tenant_policy);
+    tracing::info!(hub = %version.git_version, tenant_policy = tenant_policy.as_str(), "stacksmith operator starting");
     let endpoints = tokio::net::TcpListener::bind(args.metrics_addr)
         .await
         .with_context(|| format!("serving metrics on {}", args.metrics_addr))?;
@@ -51,6 +87,8 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<ExitCode> {
     let options = stacksmith_controller::OperatorOptions {
         endpoints: Some(endpoints),
         concurrent_reconciles: args.concurrent_reconciles,
+        tenant_policy,
+        credentials_namespace: args.credentials_namespace,
     };
     stacksmith_controller::run_with(config, counter, options, async {
         let _ = wait_for_stop_signal().await;

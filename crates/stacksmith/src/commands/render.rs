@@ -2,8 +2,9 @@
 //! apply, per member cluster, offline.
 //!
 //! The stacks are checked like `validate` does, then planned by the operator's own planner
-//! (`stacksmith_core::plan::plan_stack`, the reconcile's "plan" stage), so what is printed is
-//! what the operator applies. One thing only the hub knows: the stack's uid, written into the
+//! (`stacksmith_core::plan::plan_stack_with_config_maps`, the reconcile's "plan" stage, with the
+//! dashboard ConfigMaps found among the manifests), so what is printed is what the operator
+//! applies. One thing only the hub knows: the stack's uid, written into the
 //! `stacksmith.io/stack-uid` label. It is `metadata.uid` when the manifest has one, else
 //! `uid-assigned-by-the-hub`. A stack without `metadata.namespace` is planned in `default`.
 //!

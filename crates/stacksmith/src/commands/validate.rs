@@ -82,6 +82,7 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
                     "files": files,
                     "customerStacks": checked.stack_count,
                     "memberClusters": checked.member_count,
+                    "tenantPolicies": checked.policy_count,
                     "ignored": checked.ignored.len(),
                     "clusterReferencesChecked": checked.cluster_references_checked,
                 },
@@ -107,6 +108,7 @@ fn not_checked(checked: &Checked) -> Vec<String> {
     for (kind, count) in [
         ("MemberCluster", checked.member_count),
         ("CustomerStack", checked.stack_count),
+        ("TenantPolicy", checked.policy_count),
     ] {
         if count > 0 {
             rules.extend(not_checked_offline(kind));
@@ -116,8 +118,13 @@ fn not_checked(checked: &Checked) -> Vec<String> {
 }
 
 fn summary(checked: &Checked, files: usize) -> String {
+    // TenantPolicies are counted only when there are some.
+    let policies = match checked.policy_count {
+        0 => String::new(),
+        n => format!("{n} TenantPolicy(s), "),
+    };
     let counts = format!(
-        "{} CustomerStack(s), {} MemberCluster(s), {} other object(s) in {files} file(s)",
+        "{} CustomerStack(s), {} MemberCluster(s), {policies}{} other object(s) in {files} file(s)",
         checked.stack_count,
         checked.member_count,
         checked.ignored.len()

@@ -1,7 +1,8 @@
 //! Offline checks of stacksmith manifests, shared by `validate`, `render` and `diff`. Pure: the
 //! manifests are already read.
 //!
-//! Kinds: `CustomerStack` and `MemberCluster` of `stacksmith.io/v1alpha1` are checked; another
+//! Kinds: `CustomerStack`, `MemberCluster` and `TenantPolicy` of `stacksmith.io/v1alpha1` are
+//! checked; another
 //! kind or version of `stacksmith.io` is a problem; objects of other API groups (a `Grafana`,
 //! a `Namespace`, ...) are ignored (listed with `--verbose`).
 //!
@@ -17,12 +18,17 @@
 //!    would silently prune. Transition rules (`spec.customer` cannot change) need the stored
 //!    object and are not checked here: [`not_checked_offline`] says so;
 //! 3. what the controller judges invalid: the stack is planned with the very function the
-//!    reconcile uses (`stacksmith_core::plan::plan_stack`) against the `MemberCluster`s given,
+//!    reconcile uses (`stacksmith_core::plan::plan_stack_with_config_maps`) against the `MemberCluster`s given,
 //!    so an unknown cluster, a cluster without the role, a missing or broken URL template,
-//!    duplicate names, a dashboard with both or neither of `json`/`url`, a cluster's
+//!    duplicate names, a dashboard without exactly one source, a dashboard's `configMapRef`
+//!    naming a ConfigMap not among the manifests (see [`dashboard_config_maps`]), a cluster's
 //!    `tenantQuota` the API server would refuse or `spec.metrics.resources` outside its container
 //!    bounds are reported as the operator would report them (`InvalidSpec`);
-//! 4. a `MemberCluster`'s `prometheusUrlTemplate` has only known placeholders.
+//! 4. a `MemberCluster`'s `prometheusUrlTemplate` has only known placeholders;
+//! 5. when at least one `TenantPolicy` is given, each stack is checked against them as the
+//!    operator does with `--tenant-policy=required` ([`stacksmith_core::policy`]): a stack no
+//!    given policy governs, or that breaks a rule of the one that does, is reported (the
+//!    operator's `PolicyViolation`). Without any policy given, this is not checked.
 //!
 //! Across objects: the same kind, namespace and name twice; two stacks for the same customer
 //! (duplicate tenant); two stacks that would plan the same object (e.g. customers `a` and `a-b`
@@ -38,11 +44,14 @@ use std::fmt;
 use regex::Regex;
 use serde::Serialize;
 use serde_json::Value;
+use stacksmith_api::labels::{DASHBOARD_SOURCE, DASHBOARD_SOURCE_VALUE};
 use stacksmith_api::validation::{DNS1123_SUBDOMAIN, is_dns1123_label};
-use stacksmith_api::{ClusterRole, CustomerStack, GROUP, MemberCluster, VERSION};
+use stacksmith_api::{ClusterRole, CustomerStack, GROUP, MemberCluster, TenantPolicy, VERSION};
 use stacksmith_core::plan::{
-    MemberInfo, SpecProblem, StackIdentity, StackPlan, plan_stack, render_url_template,
+    DashboardConfigMaps, MemberInfo, SpecProblem, StackIdentity, StackPlan,
+    plan_stack_with_config_maps, render_url_template,
 };
+use stacksmith_core::policy::{NamedPolicy, PolicyMode, check_stack};
 
 use crate::manifests::schema::{DUPLICATE, SchemaProblem, check_object, transition_rules};
 use crate::manifests::{Loaded, Manifest, Origin, SyntaxProblem};
@@ -151,6 +160,9 @@ pub struct CheckedStack {
     pub stack: CustomerStack,
     /// The identity it was planned with.
     pub identity: StackIdentity,
+    /// The dashboard-source ConfigMaps among the manifests that its dashboards name (see
+    /// [`dashboard_config_maps`]).
+    pub config_maps: DashboardConfigMaps,
     /// The plan (`None` when planning found problems or could not run).
     pub plan: Option<StackPlan>,
 }
@@ -164,6 +176,8 @@ pub struct Checked {
     pub stacks: Vec<CheckedStack>,
     /// The member clusters that could be read.
     pub members: Vec<MemberCluster>,
+    /// The tenant policies that could be read.
+    pub policies: Vec<TenantPolicy>,
     /// Objects of other API groups, not checked.
     pub ignored: Vec<Manifest>,
     /// False when no `MemberCluster` was given, so cluster references were not checked.
@@ -172,6 +186,8 @@ pub struct Checked {
     pub stack_count: usize,
     /// How many `MemberCluster` manifests were checked (read or not).
     pub member_count: usize,
+    /// How many `TenantPolicy` manifests were checked (read or not).
+    pub policy_count: usize,
 }
 
 /// Checks everything that was loaded (`stacks` and `clusters` alike: both may hold either kind).
@@ -180,6 +196,7 @@ pub fn check_all(loaded: &[&Loaded]) -> Checked {
     let ours = sort_out(loaded, &mut checked);
     let stacks = check_ours(ours, &mut checked);
     plan_stacks(stacks, &mut checked);
+    check_policies(&mut checked);
     check_duplicates(loaded, &mut checked.problems);
     check_tenants(&checked.stacks, &mut checked.problems);
     checked
@@ -228,7 +245,11 @@ fn check_ours<'a>(
         .iter()
         .filter(|(_, k)| *k == OurKind::CustomerStack)
         .count();
-    checked.member_count = ours.len() - checked.stack_count;
+    checked.policy_count = ours
+        .iter()
+        .filter(|(_, k)| *k == OurKind::TenantPolicy)
+        .count();
+    checked.member_count = ours.len() - checked.stack_count - checked.policy_count;
     ours.into_iter()
         .filter_map(|(manifest, kind)| {
             check_one(manifest, kind, &schemas, checked).map(|stack| (manifest, stack))
@@ -265,6 +286,11 @@ fn check_one(
                 checked.members.push(member);
                 None
             }),
+        OurKind::TenantPolicy => serde_json::from_value::<TenantPolicy>(manifest.value.clone())
+            .map(|policy| {
+                checked.policies.push(policy);
+                None
+            }),
     };
     match typed {
         Ok(stack) => stack,
@@ -292,7 +318,9 @@ fn plan_stacks(stacks: Vec<(&Manifest, CustomerStack)>, checked: &mut Checked) {
     checked.cluster_references_checked = !members.is_empty();
     for (manifest, stack) in stacks {
         let identity = identity(manifest, &stack);
-        let plan = match plan_stack(&stack.spec, &identity, &members) {
+        let config_maps = dashboard_config_maps(&checked.ignored, &identity.namespace, &stack);
+        let plan = match plan_stack_with_config_maps(&stack.spec, &identity, &members, &config_maps)
+        {
             Ok(plan) => Some(plan),
             Err(problems) => {
                 let new = planning_problems(manifest, problems, checked);
@@ -304,9 +332,46 @@ fn plan_stacks(stacks: Vec<(&Manifest, CustomerStack)>, checked: &mut Checked) {
             manifest: manifest.clone(),
             stack,
             identity,
+            config_maps,
             plan,
         });
     }
+}
+
+/// Checks each stack against the tenant policies given (none given: nothing is checked), as the
+/// operator does with `--tenant-policy=required`; a field already faulted is not reported again.
+fn check_policies(checked: &mut Checked) {
+    let named: Vec<NamedPolicy<'_>> = checked
+        .policies
+        .iter()
+        .map(|policy| NamedPolicy {
+            name: policy.metadata.name.as_deref().unwrap_or_default(),
+            spec: &policy.spec,
+        })
+        .collect();
+    if named.is_empty() {
+        return;
+    }
+    let mut found = Vec::new();
+    for checked_stack in &checked.stacks {
+        let manifest = &checked_stack.manifest;
+        let namespace = &checked_stack.identity.namespace;
+        if let Err(violations) = check_stack(
+            &checked_stack.stack.spec,
+            namespace,
+            &named,
+            PolicyMode::Required,
+        ) {
+            let faulted = faulted_fields(manifest, &checked.problems);
+            found.extend(
+                violations
+                    .into_iter()
+                    .filter(|p| !faulted.contains(&p.field))
+                    .map(|p| Problem::new(manifest, p.field, p.message)),
+            );
+        }
+    }
+    checked.problems.extend(found);
 }
 
 /// The planner's problems with a stack that are still to be reported: not those about cluster
@@ -353,6 +418,7 @@ fn faulted_fields(manifest: &Manifest, problems: &[Problem]) -> Vec<String> {
 enum OurKind {
     CustomerStack,
     MemberCluster,
+    TenantPolicy,
 }
 
 impl OurKind {
@@ -360,6 +426,7 @@ impl OurKind {
         match self {
             OurKind::CustomerStack => "CustomerStack",
             OurKind::MemberCluster => "MemberCluster",
+            OurKind::TenantPolicy => "TenantPolicy",
         }
     }
 }
@@ -399,10 +466,13 @@ fn classify(manifest: &Manifest) -> Class {
     match manifest.kind() {
         "CustomerStack" => Class::Ours(OurKind::CustomerStack),
         "MemberCluster" => Class::Ours(OurKind::MemberCluster),
+        "TenantPolicy" => Class::Ours(OurKind::TenantPolicy),
         other => Class::Problem(Problem::new(
             manifest,
             "kind",
-            format!("{other:?} is not a kind of {GROUP} (CustomerStack, MemberCluster)"),
+            format!(
+                "{other:?} is not a kind of {GROUP} (CustomerStack, MemberCluster, TenantPolicy)"
+            ),
         )),
     }
 }
@@ -452,10 +522,10 @@ fn check_metadata(manifest: &Manifest, kind: OurKind, problems: &mut Vec<Problem
     let namespace = metadata.and_then(|m| m.get("namespace"));
     match (kind, namespace) {
         (_, None | Some(Value::Null)) => {}
-        (OurKind::MemberCluster, Some(_)) => problems.push(Problem::new(
+        (OurKind::MemberCluster | OurKind::TenantPolicy, Some(_)) => problems.push(Problem::new(
             manifest,
             "metadata.namespace",
-            "a MemberCluster is cluster-scoped: it has no namespace",
+            format!("a {} is cluster-scoped: it has no namespace", kind.as_str()),
         )),
         (OurKind::CustomerStack, Some(Value::String(ns))) if is_dns1123_label(ns, 63) => {}
         (OurKind::CustomerStack, Some(ns)) => problems.push(Problem::new(
@@ -502,6 +572,53 @@ pub fn not_checked_offline(kind: &str) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The ConfigMaps among `manifests` that `stack`'s dashboards name (`configMapRef`), as the
+/// operator would find them on the hub: `v1` ConfigMaps in the stack's `namespace` (a manifest
+/// without one is in [`DEFAULT_NAMESPACE`]) labelled `stacksmith.io/dashboard-source: "true"`.
+/// One not given is reported as not found, naming the dashboard's `configMapRef`.
+pub fn dashboard_config_maps(
+    manifests: &[Manifest],
+    namespace: &str,
+    stack: &CustomerStack,
+) -> DashboardConfigMaps {
+    let named = DashboardConfigMaps::named_by(&stack.spec);
+    let mut found = DashboardConfigMaps::none();
+    for manifest in manifests {
+        let in_namespace = match manifest.namespace() {
+            "" => DEFAULT_NAMESPACE,
+            ns => ns,
+        };
+        let labelled = manifest
+            .value
+            .pointer(&format!(
+                "/metadata/labels/{}",
+                DASHBOARD_SOURCE.replace('~', "~0").replace('/', "~1")
+            ))
+            .and_then(Value::as_str)
+            == Some(DASHBOARD_SOURCE_VALUE);
+        if manifest.api_version() != "v1"
+            || manifest.kind() != "ConfigMap"
+            || in_namespace != namespace
+            || !labelled
+            || !named.contains(&manifest.name())
+        {
+            continue;
+        }
+        let data = manifest
+            .value
+            .get("data")
+            .and_then(Value::as_object)
+            .map(|data| {
+                data.iter()
+                    .filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        found.insert(manifest.name(), data);
+    }
+    found
 }
 
 /// The identity a stack is planned with: its namespace (default `default`), name and uid
@@ -730,6 +847,44 @@ spec:
     }
 
     #[test]
+    fn stacks_are_checked_against_the_tenant_policies_given() {
+        const POLICY: &str = "\n---\napiVersion: stacksmith.io/v1alpha1\nkind: TenantPolicy\nmetadata: {name: gold}\nspec:\n  customers: [acme]\n  hubNamespaces: [customers]\n  limits: {maxReplicas: 1}\n";
+        let text = format!(
+            "{MEMBERS}{POLICY}{}{}",
+            stack("a", "acme", ""),
+            stack("b", "globex", "")
+        );
+        let checked = run(&text);
+        assert_eq!(checked.policy_count, 1);
+        assert_eq!(checked.member_count, 2);
+        let found: Vec<String> = lines(&checked)
+            .iter()
+            .map(|l| l.split(": ").skip(2).collect::<Vec<_>>().join(": "))
+            .collect();
+        assert_eq!(found.len(), 2, "{found:#?}");
+        assert!(
+            found[0].starts_with("spec.dashboards.instanceSelector: an empty selector"),
+            "{found:#?}"
+        );
+        assert!(
+            found[1].starts_with("spec.customer: no TenantPolicy governs customer \"globex\""),
+            "{found:#?}"
+        );
+        // Without a policy among the manifests, policies are not checked.
+        let unchecked = run(&format!("{MEMBERS}{}", stack("b", "globex", "")));
+        assert_eq!(lines(&unchecked), Vec::<String>::new());
+        // A policy is cluster-scoped.
+        let namespaced = run(&POLICY.replace("{name: gold}", "{name: gold, namespace: x}"));
+        assert!(
+            lines(&namespaced)
+                .iter()
+                .any(|l| l.contains("a TenantPolicy is cluster-scoped")),
+            "{:?}",
+            lines(&namespaced)
+        );
+    }
+
+    #[test]
     fn other_groups_are_ignored_and_unknown_stacksmith_kinds_are_problems() {
         let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n---\napiVersion: stacksmith.io/v1alpha1\nkind: Stack\nmetadata: {name: x}\n---\napiVersion: stacksmith.io/v1\nkind: CustomerStack\nmetadata: {name: x}\n---\nfoo: bar\n";
         let checked = run(text);
@@ -737,10 +892,52 @@ spec:
         assert_eq!(
             lines(&checked),
             [
-                "f.yaml:5: Stack x: kind: \"Stack\" is not a kind of stacksmith.io (CustomerStack, MemberCluster)",
+                "f.yaml:5: Stack x: kind: \"Stack\" is not a kind of stacksmith.io (CustomerStack, MemberCluster, TenantPolicy)",
                 "f.yaml:9: CustomerStack x: apiVersion: stacksmith.io/v1 is not served (use stacksmith.io/v1alpha1)",
                 "f.yaml:13: object (no name): apiVersion: required: not a Kubernetes object",
             ]
         );
+    }
+
+    #[test]
+    fn a_config_map_dashboard_reads_its_model_from_the_manifests_given() {
+        let dashboards = "dashboards: [{name: api, configMapRef: {name: boards, key: api.json}}]";
+        let config_map = |namespace: &str, labelled: bool| {
+            let labels = if labelled {
+                "labels: {stacksmith.io/dashboard-source: \"true\"}"
+            } else {
+                "labels: {}"
+            };
+            format!(
+                "\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: boards, namespace: {namespace}, {labels}}}\ndata: {{api.json: '{{\"title\": \"API\"}}'}}\n"
+            )
+        };
+        let given = run(&format!(
+            "{MEMBERS}{}{}",
+            stack("a", "acme", dashboards),
+            config_map("customers", true)
+        ));
+        assert_eq!(lines(&given), Vec::<String>::new());
+        let plan = given.stacks[0].plan.as_ref().unwrap();
+        let dashboard = plan.objects.iter().find(|o| o.name == "acme-api").unwrap();
+        assert_eq!(dashboard.manifest["spec"]["json"], "{\"title\": \"API\"}");
+        // Not given, in another namespace, or without the label: the reference is the problem.
+        for others in [
+            String::new(),
+            config_map("elsewhere", true),
+            config_map("customers", false),
+        ] {
+            let found = lines(&run(&format!(
+                "{MEMBERS}{}{others}",
+                stack("a", "acme", dashboards)
+            )));
+            assert_eq!(found.len(), 1, "{found:?}");
+            assert!(
+                found[0].contains(
+                    "spec.dashboards.dashboards[0].configMapRef: ConfigMap \"boards\" not found"
+                ),
+                "{found:?}"
+            );
+        }
     }
 }

@@ -327,14 +327,34 @@ pub fn rule_check(rule: &str) -> Option<fn(&Value) -> bool> {
             .get("roles")
             .and_then(Value::as_array)
             .is_some_and(|roles| roles.iter().any(|r| r == "prometheus"));
-        !serves_prometheus
-            || value
-                .get("prometheusUrlTemplate")
-                .is_some_and(|t| !t.is_null())
+        let has = |key: &str| value.get(key).is_some_and(|v| !v.is_null());
+        !serves_prometheus || has("prometheusUrlTemplate") || has("prometheusExposure")
+    }
+    fn one_prometheus_reach(value: &Value) -> bool {
+        let has = |key: &str| value.get(key).is_some_and(|v| !v.is_null());
+        !(has("prometheusUrlTemplate") && has("prometheusExposure"))
+    }
+    fn load_balancer_needs_host(value: &Value) -> bool {
+        value.get("type").and_then(Value::as_str) != Some("LoadBalancer")
+            || value.get("hostTemplate").is_some_and(|v| !v.is_null())
     }
     fn one_grafana_source(value: &Value) -> bool {
         let has = |key: &str| value.get(key).is_some_and(|v| !v.is_null());
         has("instanceSelector") != has("dedicatedGrafana")
+    }
+    fn no_empty_selector(value: &Value) -> bool {
+        let non_empty = |selector: &Value, key: &str| {
+            selector.get(key).is_some_and(|v| match v {
+                Value::Object(map) => !map.is_empty(),
+                Value::Array(items) => !items.is_empty(),
+                _ => false,
+            })
+        };
+        value.as_array().is_none_or(|selectors| {
+            selectors
+                .iter()
+                .all(|s| non_empty(s, "matchLabels") || non_empty(s, "matchExpressions"))
+        })
     }
     fn quota_resource_names(value: &Value) -> bool {
         value
@@ -345,7 +365,10 @@ pub fn rule_check(rule: &str) -> Option<fn(&Value) -> bool> {
         cel::ONLY_CPU_AND_MEMORY => Some(only_cpu_and_memory),
         cel::QUOTA_RESOURCE_NAMES => Some(quota_resource_names),
         cel::PROMETHEUS_NEEDS_URL_TEMPLATE => Some(prometheus_needs_url_template),
+        cel::ONE_PROMETHEUS_REACH => Some(one_prometheus_reach),
+        cel::LOAD_BALANCER_NEEDS_HOST => Some(load_balancer_needs_host),
         cel::ONE_GRAFANA_SOURCE => Some(one_grafana_source),
+        cel::NO_EMPTY_SELECTOR => Some(no_empty_selector),
         _ => None,
     }
 }
@@ -937,6 +960,31 @@ mod tests {
                 &member(json!({"kubeconfigSecretRef": secret, "roles": ["grafana"]}))
             )),
             Vec::<String>::new()
+        );
+        // The data path: an exposure instead of the template, never both; a load balancer
+        // needs its host.
+        let reach = |spec: Value| {
+            let mut full = json!({"kubeconfigSecretRef": secret, "roles": ["prometheus"]});
+            if let (Value::Object(full), Value::Object(spec)) = (&mut full, spec) {
+                full.extend(spec);
+            }
+            lines(check_object(&crd_schema("MemberCluster"), &member(full)))
+        };
+        assert_eq!(
+            reach(json!({"prometheusExposure": {"type": "ClusterIP"}})),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            reach(json!({"prometheusExposure": {"type": "ClusterIP"},
+                "prometheusUrlTemplate": "http://{name}:9090"})),
+            [format!("spec: {}", cel::ONE_PROMETHEUS_REACH_MESSAGE)]
+        );
+        assert_eq!(
+            reach(json!({"prometheusExposure": {"type": "LoadBalancer"}})),
+            [format!(
+                "spec.prometheusExposure: {}",
+                cel::LOAD_BALANCER_NEEDS_HOST_MESSAGE
+            )]
         );
         // The tenant quota: quota names in `hard`, cpu and memory in the container defaults.
         let quota = |tenant_quota: Value| {
