@@ -108,10 +108,22 @@ pub struct GrafanaPolicy {
     /// own (`dedicatedGrafana`) it concerns no one else and is always allowed. Default false.
     #[serde(default)]
     pub allow_default_datasource: bool,
+
+    /// The prefixes a stack's own datasource URL (`spec.dashboards.datasource.url`) must start
+    /// with: Grafana's server queries that URL, so an unbounded one would let a tenant make it
+    /// reach any internal address. The same form as `dashboards.urlPrefixes`. Default: none, so
+    /// the URL always follows from the Prometheus cluster.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = POLICY_LIST_MAX_ITEMS),
+        inner(regex(pattern = DASHBOARD_URL_PREFIX), length(min = 1, max = 512))
+    )]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub datasource_url_prefixes: Vec<String>,
 }
 
 /// Where a governed stack's dashboards may come from.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DashboardsPolicy {
     /// The prefixes a dashboard's `url` must start with (grafana-operator fetches it from
@@ -126,6 +138,24 @@ pub struct DashboardsPolicy {
     )]
     #[x_kube(merge_strategy = ListMerge::Set)]
     pub url_prefixes: Vec<String>,
+
+    /// Whether dashboards published on grafana.com (`grafanaCom`) are allowed: grafana-operator
+    /// then downloads them from grafana.com, the one outside address it fetches. Default true.
+    #[serde(default = "allowed")]
+    pub allow_grafana_com: bool,
+}
+
+fn allowed() -> bool {
+    true
+}
+
+impl Default for DashboardsPolicy {
+    fn default() -> Self {
+        DashboardsPolicy {
+            url_prefixes: Vec::new(),
+            allow_grafana_com: allowed(),
+        }
+    }
 }
 
 /// Caps on a governed stack's Prometheus (`spec.metrics`). Each is optional; quantities and

@@ -254,7 +254,40 @@ impl Check<'_> {
 
     fn dashboard_urls(&self, problems: &mut Vec<SpecProblem>) {
         let prefixes = &self.policy.spec.dashboards.url_prefixes;
+        if let Some(url) = &self.spec.dashboards.datasource.url {
+            let allowed = &self.policy.spec.grafana.datasource_url_prefixes;
+            if !allowed
+                .iter()
+                .any(|prefix| url.starts_with(prefix.as_str()))
+            {
+                let rule = if allowed.is_empty() {
+                    "allows no datasource URL of the stack's own (grafana.datasourceUrlPrefixes: \
+                     none): the Prometheus cluster gives it"
+                        .to_owned()
+                } else {
+                    format!(
+                        "allows only datasource URLs starting with {} \
+                         (grafana.datasourceUrlPrefixes)",
+                        allowed.join(", ")
+                    )
+                };
+                problems.push(problem(
+                    "spec.dashboards.datasource.url",
+                    format!("{url:?} is not allowed: {} {rule}", self.who()),
+                ));
+            }
+        }
         for (i, dashboard) in self.spec.dashboards.dashboards.iter().enumerate() {
+            if dashboard.grafana_com.is_some() && !self.policy.spec.dashboards.allow_grafana_com {
+                problems.push(problem(
+                    format!("spec.dashboards.dashboards[{i}].grafanaCom"),
+                    format!(
+                        "{} does not allow dashboards from grafana.com \
+                         (dashboards.allowGrafanaCom: false)",
+                        self.who()
+                    ),
+                ));
+            }
             let Some(url) = &dashboard.url else {
                 continue;
             };

@@ -136,9 +136,10 @@ async fn gitops_example_builds_with_kubectl_kustomize_and_leaves_nothing_out() {
                 };
                 assert_eq!(member.spec.roles, [role], "{id}");
                 assert_eq!(
-                    member.spec.prometheus_url_template.is_some(),
+                    member.spec.prometheus_url_template.is_some()
+                        || member.spec.prometheus_exposure.is_some(),
                     role == ClusterRole::Prometheus,
-                    "{id}: a Prometheus cluster needs prometheusUrlTemplate"
+                    "{id}: a Prometheus cluster needs prometheusUrlTemplate or prometheusExposure"
                 );
             }
             _ => {}

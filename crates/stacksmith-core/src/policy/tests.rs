@@ -578,3 +578,63 @@ fn the_mode_is_spelled_as_the_flag() {
     assert_eq!(PolicyMode::Optional.as_str(), "optional");
     assert_eq!(PolicyMode::default(), PolicyMode::Required);
 }
+
+#[test]
+fn a_datasource_url_of_the_stacks_own_needs_an_allowed_prefix() {
+    let yaml = format!("{STACK}  datasource: {{url: \"http://10.0.0.7:9090\"}}\n");
+    let (field, message) = only_problem(&spec(&yaml));
+    assert_eq!(field, "spec.dashboards.datasource.url");
+    assert!(
+        message.ends_with("(grafana.datasourceUrlPrefixes: none): the Prometheus cluster gives it"),
+        "{message}"
+    );
+    let mut allowing = policy(GOLD);
+    allowing.grafana.datasource_url_prefixes = vec!["https://metrics.example.com/acme/".into()];
+    let allowed =
+        format!("{STACK}  datasource: {{url: \"https://metrics.example.com/acme/prometheus\"}}\n");
+    let named = [("gold", &allowing)];
+    assert_eq!(
+        check(&spec(&allowed), "team-a", &named, PolicyMode::Required),
+        Ok(())
+    );
+    let problems = check(&spec(&yaml), "team-a", &named, PolicyMode::Required).unwrap_err();
+    assert!(
+        problems[0].message.contains(
+            "allows only datasource URLs starting with https://metrics.example.com/acme/"
+        ),
+        "{}",
+        problems[0].message
+    );
+}
+
+#[test]
+fn grafana_com_dashboards_are_allowed_unless_the_policy_says_no() {
+    let yaml = format!("{STACK}  - {{name: nodes, grafanaCom: {{id: 1860, revision: 37}}}}\n");
+    assert!(problems_under_gold(&spec(&yaml)).is_empty());
+    let mut closed = policy(GOLD);
+    closed.dashboards.allow_grafana_com = false;
+    let problems = check(
+        &spec(&yaml),
+        "team-a",
+        &[("gold", &closed)],
+        PolicyMode::Required,
+    )
+    .unwrap_err();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(
+        problems[0].field,
+        "spec.dashboards.dashboards[2].grafanaCom"
+    );
+    assert!(
+        problems[0]
+            .message
+            .contains("(dashboards.allowGrafanaCom: false)")
+    );
+}
+
+#[test]
+fn a_policy_without_a_dashboards_part_allows_grafana_com() {
+    let bare = policy("customers: [acme]\nhubNamespaces: [team-a]\n");
+    assert!(bare.dashboards.allow_grafana_com);
+    assert!(bare.dashboards.url_prefixes.is_empty());
+}

@@ -318,11 +318,17 @@ async fn gold_tier_platform(testbed: &TestBed, members: &Api<MemberCluster>) -> 
         .patch(
             &example.name_any(),
             &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"alertmanagers": example.spec.alertmanagers}})),
+            &Patch::Merge(json!({"spec": {
+                "alertmanagers": example.spec.alertmanagers,
+                "prometheusUrlTemplate": example.spec.prometheus_url_template,
+                "prometheusExposure": example.spec.prometheus_exposure,
+            }})),
         )
         .await
-        .context("naming the Alertmanager in the registration of prometheus-1")?;
-    println!("  memberclusters/prometheus-1 patched: spec.alertmanagers as in {path}");
+        .context("naming the Alertmanager and the exposure in the registration of prometheus-1")?;
+    println!(
+        "  memberclusters/prometheus-1 patched: spec.alertmanagers and spec.prometheusExposure as in {path}"
+    );
     Ok(())
 }
 
