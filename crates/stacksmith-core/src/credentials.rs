@@ -12,7 +12,8 @@
 //! trusting, so the old and the new client certificate both work while the two member clusters
 //! take the new material in turn. They are reissued a third of their lifetime before they
 //! expire, when the server names change, and when the stack asks (the annotation
-//! [`ROTATE_ANNOTATION`] set to a new value).
+//! [`ROTATE_ANNOTATION`] set to a new value; one starting with [`ROTATE_CA_PREFIX`] reissues
+//! the CA too, which is not gapless).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -25,6 +26,10 @@ use crate::plan::{client_keys, server_keys};
 
 /// Set on a `CustomerStack` to any new value: its data-path certificates are reissued.
 pub const ROTATE_ANNOTATION: &str = "stacksmith.io/rotate-credentials";
+
+/// A new value of [`ROTATE_ANNOTATION`] that starts with this reissues the tenant CA too (a CA
+/// key that may have leaked); any other new value reissues the leaves only.
+pub const ROTATE_CA_PREFIX: &str = "ca-";
 
 /// How long a serving or client certificate is valid.
 pub const LEAF_LIFETIME_SECONDS: i64 = 90 * 24 * 3600;
@@ -274,7 +279,11 @@ pub fn renewal(
         return Renewal::Leaves(RenewalReason::ServerNamesChanged);
     }
     if state.rotation != rotation {
-        return Renewal::Leaves(RenewalReason::Requested);
+        return if rotation.starts_with(ROTATE_CA_PREFIX) {
+            Renewal::Everything(RenewalReason::Requested)
+        } else {
+            Renewal::Leaves(RenewalReason::Requested)
+        };
     }
     if state.leaves_not_after - now < LEAF_LIFETIME_SECONDS / 3 {
         return Renewal::Leaves(RenewalReason::LeavesExpiring);
@@ -358,6 +367,10 @@ mod tests {
         assert_eq!(
             renewal(Some(&s), &names(), "2026-12-02", NOW),
             Renewal::Leaves(RenewalReason::Requested)
+        );
+        assert_eq!(
+            renewal(Some(&s), &names(), "ca-2026-12-02", NOW),
+            Renewal::Everything(RenewalReason::Requested)
         );
     }
 

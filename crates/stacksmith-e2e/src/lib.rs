@@ -44,6 +44,16 @@ pub fn with_second_prometheus(name: String) -> stacksmith_testbed::TestBedOption
     options
 }
 
+/// The default layout with the real prometheus-operator on `prometheus-1`, its
+/// `StatusForConfigurationResources` feature gate off (as on a stock install).
+pub fn stock_prometheus_operator(name: String) -> stacksmith_testbed::TestBedOptions {
+    let mut options = stacksmith_testbed::TestBedOptions::new(name);
+    options.prometheus_side = stacksmith_testbed::PrometheusSide::Real {
+        status_for_configuration_resources: false,
+    };
+    options
+}
+
 /// How long a test waits for the operator to get somewhere.
 pub const WAIT: Duration = Duration::from_secs(45);
 

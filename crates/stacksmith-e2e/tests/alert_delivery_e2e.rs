@@ -33,11 +33,11 @@ use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use stacksmith_api::MemberCluster;
+use stacksmith_testbed::TestBed;
 use stacksmith_testbed::data_servers::{
     self, AlertmanagerServer, PrometheusOptions, PrometheusServer,
 };
 use stacksmith_testbed::harness::{self, Suite, test};
-use stacksmith_testbed::{PrometheusSide, TestBed, TestBedOptions};
 use support::*;
 
 /// The Prometheus cluster (the real prometheus-operator).
@@ -48,19 +48,11 @@ const AM_NAME: &str = "main";
 /// How long the real operator may take to render what changed.
 const SLOW: Duration = Duration::from_secs(120);
 
-fn options(name: String) -> TestBedOptions {
-    let mut options = TestBedOptions::new(name);
-    options.prometheus_side = PrometheusSide::Real {
-        status_for_configuration_resources: false,
-    };
-    options
-}
-
 fn main() -> ExitCode {
     harness::run_suite(
         Suite {
             name: "",
-            options,
+            options: stock_prometheus_operator,
             setup: Some(start_operator),
             serial: true,
         },

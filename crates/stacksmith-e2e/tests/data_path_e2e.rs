@@ -29,9 +29,9 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 use stacksmith_api::MemberCluster;
 use stacksmith_core::ChildKind;
+use stacksmith_testbed::TestBed;
 use stacksmith_testbed::data_servers::{ClientTls, PrometheusOptions, PrometheusServer};
 use stacksmith_testbed::harness::{self, Suite, test};
-use stacksmith_testbed::{PrometheusSide, TestBed, TestBedOptions};
 use support::*;
 
 /// The Prometheus cluster (the real prometheus-operator).
@@ -41,19 +41,11 @@ const GRAFANA_CLUSTER: &str = "grafana-1";
 /// How long the real operator may take to render what changed.
 const SLOW: Duration = Duration::from_secs(120);
 
-fn options(name: String) -> TestBedOptions {
-    let mut options = TestBedOptions::new(name);
-    options.prometheus_side = PrometheusSide::Real {
-        status_for_configuration_resources: false,
-    };
-    options
-}
-
 fn main() -> ExitCode {
     harness::run_suite(
         Suite {
             name: "",
-            options,
+            options: stock_prometheus_operator,
             setup: Some(start_operator),
             serial: true,
         },
@@ -219,28 +211,9 @@ async fn mutual_tls(tb: &TestBed) -> anyhow::Result<()> {
     let acme = client_material(&grafana_member, "acme").await?;
     let globex = client_material(&grafana_member, "globex").await?;
     ensure!(acme.ca != globex.ca, "each tenant has a CA of its own");
-    answers(&prometheus, &acme.tls(host))
+    only_its_own_tenant_is_answered(&prometheus, host, &acme, &globex)
         .await
-        .context("acme's datasource certificate")?;
-    refused(
-        &prometheus,
-        &ClientTls {
-            client_cert_pem: None,
-            client_key_pem: None,
-            ..acme.tls(host)
-        },
-    )
-    .await
-    .context("no client certificate")?;
-    refused(
-        &prometheus,
-        &ClientTls {
-            ca_cert_pem: acme.ca.clone(),
-            ..globex.tls(host)
-        },
-    )
-    .await
-    .context("the other tenant's certificate")?;
+        .context("before a rotation")?;
 
     // A rotation: new leaves from the same CA.
     stacks(&hub, ns)
@@ -289,31 +262,12 @@ async fn mutual_tls(tb: &TestBed) -> anyhow::Result<()> {
     )
     .await?;
     local_web_config(&prometheus_member, tenant, &web_config, dir.path()).await?;
-    answers(&prometheus, &rotated.tls(host))
+    only_its_own_tenant_is_answered(&prometheus, host, &rotated, &globex)
         .await
-        .context("the rotated certificate")?;
+        .context("after the rotation")?;
     answers(&prometheus, &acme.tls(host))
         .await
         .context("the previous certificate, until it expires")?;
-    refused(
-        &prometheus,
-        &ClientTls {
-            client_cert_pem: None,
-            client_key_pem: None,
-            ..rotated.tls(host)
-        },
-    )
-    .await
-    .context("no client certificate, after the rotation")?;
-    refused(
-        &prometheus,
-        &ClientTls {
-            ca_cert_pem: acme.ca.clone(),
-            ..globex.tls(host)
-        },
-    )
-    .await
-    .context("the other tenant's certificate, after the rotation")?;
     wait_ready(&hub, ns, "acme").await?;
 
     for customer in ["acme", "globex"] {
@@ -326,6 +280,34 @@ async fn mutual_tls(tb: &TestBed) -> anyhow::Result<()> {
     }
     prometheus.stop().await?;
     Ok(())
+}
+
+/// A query with `tenant`'s datasource certificate is answered; one without a certificate, or
+/// with `other`'s, is refused.
+async fn only_its_own_tenant_is_answered(
+    prometheus: &PrometheusServer,
+    host: &str,
+    tenant: &ClientMaterial,
+    other: &ClientMaterial,
+) -> anyhow::Result<()> {
+    answers(prometheus, &tenant.tls(host))
+        .await
+        .context("the tenant's datasource certificate")?;
+    let anonymous = ClientTls {
+        client_cert_pem: None,
+        client_key_pem: None,
+        ..tenant.tls(host)
+    };
+    refused(prometheus, &anonymous)
+        .await
+        .context("no client certificate")?;
+    let impostor = ClientTls {
+        ca_cert_pem: tenant.ca.clone(),
+        ..other.tls(host)
+    };
+    refused(prometheus, &impostor)
+        .await
+        .context("the other tenant's certificate")
 }
 
 /// A query the server must answer.

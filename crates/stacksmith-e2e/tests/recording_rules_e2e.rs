@@ -13,27 +13,19 @@ use anyhow::{Context as _, ensure};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams};
 use serde_json::json;
+use stacksmith_testbed::TestBed;
 use stacksmith_testbed::data_servers;
 use stacksmith_testbed::harness::{self, Suite, test};
-use stacksmith_testbed::{PrometheusSide, TestBed, TestBedOptions};
 use support::*;
 
 /// The Prometheus cluster (the real prometheus-operator).
 const CLUSTER: &str = "prometheus-1";
 
-fn options(name: String) -> TestBedOptions {
-    let mut options = TestBedOptions::new(name);
-    options.prometheus_side = PrometheusSide::Real {
-        status_for_configuration_resources: false,
-    };
-    options
-}
-
 fn main() -> ExitCode {
     harness::run_suite(
         Suite {
             name: "",
-            options,
+            options: stock_prometheus_operator,
             setup: Some(start_operator),
             serial: false,
         },

@@ -40,9 +40,7 @@ use stacksmith_api::rbac::PROMETHEUS_DISCOVERY_CLUSTER_ROLE;
 use stacksmith_testbed::data_servers::http_client;
 use stacksmith_testbed::harness::{self, Suite, test};
 use stacksmith_testbed::process::{self, ServerCommand, Supervised};
-use stacksmith_testbed::{
-    PrometheusOperatorRun, PrometheusSide, TestBed, TestBedOptions, kubeconfig,
-};
+use stacksmith_testbed::{PrometheusOperatorRun, TestBed, kubeconfig};
 use support::*;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
@@ -62,19 +60,11 @@ const PROMETHEUS_VERSION: &str = "v3.13.1";
 /// list, a failed write's retry to come round).
 const SLOW: Duration = Duration::from_secs(180);
 
-fn options(name: String) -> TestBedOptions {
-    let mut options = TestBedOptions::new(name);
-    options.prometheus_side = PrometheusSide::Real {
-        status_for_configuration_resources: false,
-    };
-    options
-}
-
 fn main() -> ExitCode {
     harness::run_suite(
         Suite {
             name: "",
-            options,
+            options: stock_prometheus_operator,
             setup: Some(start_operator),
             serial: false,
         },

@@ -21,8 +21,8 @@ use serde_json::{Value, json};
 use stacksmith_api::MemberCluster;
 use stacksmith_api::labels::{MANAGED_BY, MANAGED_BY_VALUE, STACK_UID};
 use stacksmith_controller::api_calls::{delta, total};
+use stacksmith_testbed::TestBed;
 use stacksmith_testbed::harness::{self, Suite, test};
-use stacksmith_testbed::{PrometheusSide, TestBed, TestBedOptions};
 use support::*;
 
 /// The Prometheus cluster (the real prometheus-operator).
@@ -30,19 +30,11 @@ const CLUSTER: &str = "prometheus-1";
 /// The name of the quota objects.
 const QUOTA: &str = "stacksmith-tenant";
 
-fn options(name: String) -> TestBedOptions {
-    let mut options = TestBedOptions::new(name);
-    options.prometheus_side = PrometheusSide::Real {
-        status_for_configuration_resources: false,
-    };
-    options
-}
-
 fn main() -> ExitCode {
     harness::run_suite(
         Suite {
             name: "",
-            options,
+            options: stock_prometheus_operator,
             setup: Some(start_operator),
             serial: true,
         },
