@@ -13,7 +13,8 @@
 //! - after a rotation (the stack's `stacksmith.io/rotate-credentials`), the same with the new
 //!   material; the old client certificate keeps working until it expires (same tenant CA: no
 //!   gap while the clusters take the new material in turn);
-//! - nothing of the material appears in the stacks' status.
+//! - nothing of the material appears in the stacks' status;
+//! - deleting a stack deletes its credentials on both members and its tenant CA on the hub.
 
 use stacksmith_e2e as support;
 
@@ -279,6 +280,35 @@ async fn mutual_tls(tb: &TestBed) -> anyhow::Result<()> {
         );
     }
     prometheus.stop().await?;
+
+    // Deleting a stack deletes its credentials everywhere: the members' Secrets (from the
+    // inventory) and its tenant CA on the hub.
+    let uid = stacks(&hub, ns)
+        .get("globex")
+        .await?
+        .metadata
+        .uid
+        .context("globex has a uid")?;
+    let hub_secrets: Api<Secret> = Api::namespaced(hub.clone(), "stacksmith-system");
+    let credentials = format!("stacksmith-tls-{uid}");
+    ensure!(
+        hub_secrets.get_opt(&credentials).await?.is_some(),
+        "the tenant CA of globex is kept on the hub as {credentials}"
+    );
+    delete_stack(&hub, ns, "globex").await?;
+    wait_stack_gone(&hub, ns, "globex").await?;
+    ensure!(
+        hub_secrets.get_opt(&credentials).await?.is_none(),
+        "{credentials} outlived its stack"
+    );
+    let left = Api::<Secret>::namespaced(grafana_member.clone(), "customer-globex")
+        .get_opt("globex-datasource-tls")
+        .await?;
+    ensure!(left.is_none(), "the datasource's Secret outlived its stack");
+    let left = Api::<Secret>::namespaced(prometheus_member.clone(), "customer-globex")
+        .get_opt("globex-prometheus-tls")
+        .await?;
+    ensure!(left.is_none(), "the Prometheus' Secret outlived its stack");
     Ok(())
 }
 
