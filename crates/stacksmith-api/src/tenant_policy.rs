@@ -109,6 +109,15 @@ pub struct GrafanaPolicy {
     #[serde(default)]
     pub allow_default_datasource: bool,
 
+    /// Whether a stack's datasource may take any display name
+    /// (`spec.dashboards.datasource.displayName`). By default the name must be the customer id
+    /// or start with it and a separator (`acme-…`, `Acme Prometheus`): datasource names are one
+    /// namespace per Grafana organisation, and the tenants' dashboards bind their inputs by name,
+    /// so a tenant that took another tenant's name could block that tenant's datasource or feed
+    /// its dashboards. Default false.
+    #[serde(default)]
+    pub allow_any_datasource_name: bool,
+
     /// The prefixes a stack's own datasource URL (`spec.dashboards.datasource.url`) must start
     /// with: Grafana's server queries that URL, so an unbounded one would let a tenant make it
     /// reach any internal address. The same form as `dashboards.urlPrefixes`. Default: none, so

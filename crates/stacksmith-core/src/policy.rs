@@ -236,6 +236,21 @@ impl Check<'_> {
                 ),
             ));
         }
+        if let Some(name) = &dashboards.datasource.display_name
+            && dashboards.dedicated_grafana.is_none()
+            && !policy.allow_any_datasource_name
+            && !names_the_customer(name, &self.spec.customer)
+        {
+            problems.push(problem(
+                "spec.dashboards.datasource.displayName",
+                format!(
+                    "{name:?} does not start with the customer id {:?} and a separator, which {} \
+                     requires in the shared instances (grafana.allowAnyDatasourceName: false)",
+                    self.spec.customer,
+                    self.who()
+                ),
+            ));
+        }
         // On an instance of the customer's own, the default datasource concerns no one else.
         if dashboards.datasource.is_default
             && dashboards.dedicated_grafana.is_none()
@@ -497,6 +512,16 @@ impl NormalSelector {
             }
         });
         labels.chain(expressions).collect::<Vec<_>>().join(",")
+    }
+}
+
+/// Whether a datasource display name is the customer's: the id itself, or the id followed by a
+/// separator (compared without case), so that `acme` cannot take `acme2-prometheus`.
+fn names_the_customer(name: &str, customer: &str) -> bool {
+    let lower = name.to_lowercase();
+    match lower.strip_prefix(customer) {
+        Some(rest) => rest.is_empty() || rest.starts_with([' ', '-', '_', '.', ':', '/']),
+        None => false,
     }
 }
 

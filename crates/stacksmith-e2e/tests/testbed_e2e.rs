@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, PostParams};
 use kube::{Client, ResourceExt as _};
 use serde_json::{Value, json};
@@ -133,20 +133,34 @@ async fn operator_identity_is_limited_by_rbac(tb: &TestBed) -> anyhow::Result<()
         .await
         .context("the operator identity may list Prometheuses")?;
     // It may list every kind (as the remote chart's `tenantNamespaceDeletion` grants: how a
-    // tenant namespace is proven empty before it is deleted), but not read, write or delete a
-    // Secret.
-    let secrets: Api<Secret> = Api::namespaced(operator, "kube-system");
-    match secrets.get("any").await {
-        Err(kube::Error::Api(status)) if status.code == 403 => {}
-        other => bail!("the operator identity reading a Secret should be Forbidden, got {other:?}"),
-    }
+    // tenant namespace is proven empty before it is deleted) and manage Secrets (the data path's
+    // credentials, as the remote chart's `dataPath` grants: create, patch, delete), but never
+    // replace a Secret (no `update`), nor read or delete a ConfigMap.
+    let secrets: Api<Secret> = Api::namespaced(operator.clone(), "kube-system");
+    let secret: Secret = serde_json::from_value(json!({"metadata": {"name": "any"}}))?;
     match secrets
-        .delete("any", &kube::api::DeleteParams::default())
+        .replace("any", &kube::api::PostParams::default(), &secret)
+        .await
+    {
+        Err(kube::Error::Api(status)) if status.code == 403 => {}
+        other => {
+            bail!("the operator identity replacing a Secret should be Forbidden, got {other:?}")
+        }
+    }
+    let config_maps: Api<ConfigMap> = Api::namespaced(operator, "kube-system");
+    match config_maps.get("kube-root-ca.crt").await {
+        Err(kube::Error::Api(status)) if status.code == 403 => {}
+        other => {
+            bail!("the operator identity reading a ConfigMap should be Forbidden, got {other:?}")
+        }
+    }
+    match config_maps
+        .delete("kube-root-ca.crt", &kube::api::DeleteParams::default())
         .await
     {
         Err(kube::Error::Api(status)) if status.code == 403 => Ok(()),
         other => {
-            bail!("the operator identity deleting a Secret should be Forbidden, got {other:?}")
+            bail!("the operator identity deleting a ConfigMap should be Forbidden, got {other:?}")
         }
     }
 }

@@ -638,3 +638,32 @@ fn a_policy_without_a_dashboards_part_allows_grafana_com() {
     assert!(bare.dashboards.allow_grafana_com);
     assert!(bare.dashboards.url_prefixes.is_empty());
 }
+
+#[test]
+fn a_datasource_name_in_the_shared_instances_starts_with_the_customer() {
+    for allowed in ["acme", "acme-metrics", "Acme Prometheus", "ACME_prod"] {
+        let yaml = format!("{STACK}  datasource: {{displayName: \"{allowed}\"}}\n");
+        assert!(problems_under_gold(&spec(&yaml)).is_empty(), "{allowed}");
+    }
+    for refused in ["globex-prometheus", "acme2-prometheus", "Prometheus"] {
+        let yaml = format!("{STACK}  datasource: {{displayName: \"{refused}\"}}\n");
+        let (field, message) = only_problem(&spec(&yaml));
+        assert_eq!(field, "spec.dashboards.datasource.displayName", "{refused}");
+        assert!(
+            message.contains("(grafana.allowAnyDatasourceName: false)"),
+            "{message}"
+        );
+    }
+    let mut any = policy(GOLD);
+    any.grafana.allow_any_datasource_name = true;
+    let yaml = format!("{STACK}  datasource: {{displayName: \"globex-prometheus\"}}\n");
+    assert_eq!(
+        check(
+            &spec(&yaml),
+            "team-a",
+            &[("gold", &any)],
+            PolicyMode::Required
+        ),
+        Ok(())
+    );
+}
