@@ -8,15 +8,15 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::ListParams;
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt as _, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt as _};
 use stacksmith_api::labels::{DASHBOARD_SOURCE, DASHBOARD_SOURCE_VALUE};
 use stacksmith_api::{CustomerStack, CustomerStackSpec};
 use stacksmith_core::plan::DashboardConfigMaps;
 use tokio::sync::mpsc;
 
-use crate::member::wake::{StacksListed, note_listed};
+use crate::member::wake::{StacksListed, hub_cache};
 use crate::reconcile::GuardedStack;
 use crate::remote::{HUB_TIMEOUT, RemoteError, call};
 
@@ -112,24 +112,14 @@ pub fn watch_dashboard_sources(
     stacks: Store<GuardedStack>,
     wake: mpsc::UnboundedSender<ObjectRef<GuardedStack>>,
 ) -> (DashboardSources, tokio::task::JoinHandle<()>) {
-    let api: Api<ConfigMap> = Api::all(hub);
-    let (store, writer) = reflector::store();
-    let (listed_tx, listed) = StacksListed::new();
-    let events = watcher(api, watcher::Config::default().labels(&selector()))
-        .default_backoff()
-        .modify(|map| map.managed_fields_mut().clear())
-        .reflect(writer);
+    let (store, listed, events) = hub_cache(
+        Api::<ConfigMap>::all(hub),
+        watcher::Config::default().labels(&selector()),
+        "watching the dashboard-source ConfigMaps",
+    );
     let task = tokio::spawn(async move {
         futures::pin_mut!(events);
         while let Some(event) = events.next().await {
-            let event = match event {
-                Ok(event) => event,
-                Err(err) => {
-                    tracing::warn!(%err, "watching the dashboard-source ConfigMaps");
-                    continue;
-                }
-            };
-            note_listed(&listed_tx, &event);
             let changed = match &event {
                 watcher::Event::Apply(map)
                 | watcher::Event::Delete(map)

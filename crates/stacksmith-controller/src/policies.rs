@@ -8,15 +8,15 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use kube::core::DeserializeGuard;
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt as _, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt as _};
 use stacksmith_api::{CustomerStack, TenantPolicy, TenantPolicySpec};
 use stacksmith_core::plan::SpecProblem;
 use stacksmith_core::policy::{NamedPolicy, PolicyMode, check_stack, customers_concerned};
 use tokio::sync::mpsc;
 
-use crate::member::wake::{StacksListed, note_listed};
+use crate::member::wake::{StacksListed, hub_cache};
 use crate::reconcile::GuardedStack;
 
 /// A `TenantPolicy` as the hub watch holds it: one that does not deserialize is kept as an
@@ -77,26 +77,16 @@ pub fn watch_policies(
     wake: mpsc::UnboundedSender<ObjectRef<GuardedStack>>,
     recorder: kube::runtime::events::Recorder,
 ) -> (Policies, tokio::task::JoinHandle<()>) {
-    let api: Api<GuardedPolicy> = Api::all(hub);
-    let (store, writer) = reflector::store();
-    let (listed_tx, listed) = StacksListed::new();
+    let (store, listed, events) = hub_cache(
+        Api::<GuardedPolicy>::all(hub),
+        watcher::Config::default(),
+        "watching TenantPolicies",
+    );
     let mut changes = PolicyChanges::default();
     let recorder = Arc::new(recorder);
-    let events = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .modify(|policy| policy.managed_fields_mut().clear())
-        .reflect(writer);
     let task = tokio::spawn(async move {
         futures::pin_mut!(events);
         while let Some(event) = events.next().await {
-            let event = match event {
-                Ok(event) => event,
-                Err(err) => {
-                    tracing::warn!(%err, "watching TenantPolicies");
-                    continue;
-                }
-            };
-            note_listed(&listed_tx, &event);
             for invalid in changes.invalid(&event) {
                 crate::invalid_object::report(&recorder, "TenantPolicy", &invalid).await;
             }
@@ -207,7 +197,7 @@ fn spec_of(guarded: &GuardedPolicy) -> Option<TenantPolicySpec> {
 /// A cache that is already listed, holding `policies` (for tests without a hub).
 #[cfg(test)]
 pub fn listed_with(policies: Vec<TenantPolicy>, mode: PolicyMode) -> Policies {
-    let (store, mut writer) = reflector::store();
+    let (store, mut writer) = kube::runtime::reflector::store();
     writer.apply_watcher_event(&watcher::Event::Init);
     for policy in policies {
         writer.apply_watcher_event(&watcher::Event::InitApply(DeserializeGuard(Ok(policy))));

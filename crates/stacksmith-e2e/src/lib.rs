@@ -500,6 +500,33 @@ pub async fn gunzip(bytes: &[u8]) -> anyhow::Result<String> {
     Ok(String::from_utf8(output.stdout)?)
 }
 
+/// A file prometheus-operator renders into a Secret (`key`, or `key.gz` gunzipped), once it
+/// exists and `ready` accepts it (`Err` says what was seen), for at most `timeout`.
+pub async fn rendered_file(
+    member: &Client,
+    ns: &str,
+    name: &str,
+    key: &str,
+    timeout: Duration,
+    ready: impl Fn(&str) -> Result<(), String>,
+) -> anyhow::Result<String> {
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(member.clone(), ns);
+    let gz = format!("{key}.gz");
+    eventually(&format!("{key} in Secret {ns}/{name}"), timeout, || async {
+        let Some(secret) = secrets.get_opt(name).await? else {
+            return Ok(Err("no Secret yet".to_owned()));
+        };
+        let data = secret.data.unwrap_or_default();
+        let text = match (data.get(&gz), data.get(key)) {
+            (Some(zipped), _) => gunzip(&zipped.0).await?,
+            (None, Some(plain)) => String::from_utf8(plain.0.clone())?,
+            _ => return Ok(Err(format!("keys {:?}", data.keys().collect::<Vec<_>>()))),
+        };
+        Ok(ready(&text).map(|()| text))
+    })
+    .await
+}
+
 /// A directory of a test's own under the system's temporary directory, emptied at creation and
 /// removed when dropped.
 pub struct TempDir(std::path::PathBuf);

@@ -460,32 +460,26 @@ async fn rendered_alertmanager_config(
     member: &Client,
     tenants: &[&Tenant],
 ) -> anyhow::Result<String> {
-    let secrets: Api<Secret> = Api::namespaced(member.clone(), AM_NAMESPACE);
     let name = format!("alertmanager-{AM_NAME}-generated");
-    eventually(&format!("Secret {AM_NAMESPACE}/{name}"), SLOW, || async {
-        let Some(secret) = secrets.get_opt(&name).await? else {
-            return Ok(Err("no Secret yet".to_owned()));
-        };
-        let data = secret.data.unwrap_or_default();
-        let yaml = match (
-            data.get("alertmanager.yaml.gz"),
-            data.get("alertmanager.yaml"),
-        ) {
-            (Some(gz), _) => gunzip(&gz.0).await?,
-            (None, Some(plain)) => String::from_utf8(plain.0.clone())?,
-            _ => return Ok(Err(format!("keys {:?}", data.keys().collect::<Vec<_>>()))),
-        };
-        let missing: Vec<&str> = tenants
-            .iter()
-            .flat_map(|t| t.webhooks.iter().map(|(_, w)| w.url.as_str()))
-            .filter(|url| !yaml.contains(url))
-            .collect();
-        Ok(if missing.is_empty() {
-            Ok(yaml)
-        } else {
-            Err(format!("no receiver yet for {missing:?} in:\n{yaml}"))
-        })
-    })
+    rendered_file(
+        member,
+        AM_NAMESPACE,
+        &name,
+        "alertmanager.yaml",
+        SLOW,
+        |yaml| {
+            let missing: Vec<&str> = tenants
+                .iter()
+                .flat_map(|t| t.webhooks.iter().map(|(_, w)| w.url.as_str()))
+                .filter(|url| !yaml.contains(url))
+                .collect();
+            if missing.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("no receiver yet for {missing:?} in:\n{yaml}"))
+            }
+        },
+    )
     .await
 }
 
@@ -560,29 +554,17 @@ async fn rendered_prometheus_config(
     ns: &str,
     prometheus: &str,
 ) -> anyhow::Result<Value> {
-    let secrets: Api<Secret> = Api::namespaced(member.clone(), ns);
     let name = format!("prometheus-{prometheus}");
-    eventually(
-        &format!("Secret {ns}/{name} with alerting"),
-        SLOW,
-        || async {
-            let Some(secret) = secrets.get_opt(&name).await? else {
-                return Ok(Err("no Secret yet".to_owned()));
-            };
-            let gz = secret
-                .data
-                .as_ref()
-                .and_then(|d| d.get("prometheus.yaml.gz"))
-                .context("no prometheus.yaml.gz")?;
-            let config: Value = serde_yaml::from_str(&gunzip(&gz.0).await?)?;
-            Ok(if config["alerting"]["alertmanagers"].is_array() {
-                Ok(config)
-            } else {
-                Err(format!("alerting: {}", config["alerting"]))
-            })
-        },
-    )
-    .await
+    let yaml = rendered_file(member, ns, &name, "prometheus.yaml", SLOW, |yaml| {
+        let config: Value = serde_yaml::from_str(yaml).map_err(|err| err.to_string())?;
+        if config["alerting"]["alertmanagers"].is_array() {
+            Ok(())
+        } else {
+            Err(format!("alerting: {}", config["alerting"]))
+        }
+    })
+    .await?;
+    Ok(serde_yaml::from_str(&yaml)?)
 }
 
 /// The rule file the operator rendered for the tenant's group `group`.

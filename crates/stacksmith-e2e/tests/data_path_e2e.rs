@@ -367,18 +367,13 @@ async fn rendered_web_config(
     ns: &str,
     prometheus: &str,
 ) -> anyhow::Result<String> {
-    let secrets: Api<Secret> = Api::namespaced(member.clone(), ns);
     let name = format!("prometheus-{prometheus}-web-config");
-    eventually(&format!("Secret {ns}/{name}"), SLOW, || async {
-        let Some(secret) = secrets.get_opt(&name).await? else {
-            return Ok(Err("not rendered yet".to_owned()));
-        };
-        let config = text(&secret, "web-config.yaml")?;
-        Ok(if config.contains("tls_server_config") {
-            Ok(config)
+    rendered_file(member, ns, &name, "web-config.yaml", SLOW, |config| {
+        if config.contains("tls_server_config") {
+            Ok(())
         } else {
             Err(format!("no TLS in it yet:\n{config}"))
-        })
+        }
     })
     .await
 }

@@ -57,6 +57,51 @@ pub fn note_listed<K>(listed: &watch::Sender<bool>, event: &kube::runtime::watch
     }
 }
 
+/// A cache of one kind of the hub, fed by a watch (with backoff, managed fields dropped), and the
+/// flag of its first full list: returns both and the events, each after the cache has applied
+/// it. A watch error is logged as `what` and the watch goes on.
+pub fn hub_cache<K>(
+    api: kube::Api<K>,
+    config: kube::runtime::watcher::Config,
+    what: &'static str,
+) -> (
+    Store<K>,
+    StacksListed,
+    impl futures::Stream<Item = kube::runtime::watcher::Event<K>> + Send + 'static,
+)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    use futures::StreamExt as _;
+    use kube::runtime::WatchStreamExt as _;
+    let (store, writer) = kube::runtime::reflector::store();
+    let (listed_tx, listed) = StacksListed::new();
+    let events = kube::runtime::watcher(api, config)
+        .default_backoff()
+        .modify(|object| object.managed_fields_mut().clear())
+        .reflect(writer)
+        .filter_map(move |event| {
+            let event = match event {
+                Ok(event) => {
+                    note_listed(&listed_tx, &event);
+                    Some(event)
+                }
+                Err(err) => {
+                    tracing::warn!(%err, "{what}");
+                    None
+                }
+            };
+            std::future::ready(event)
+        });
+    (store, listed, events)
+}
+
 /// Wakes stacks: the hub's stack cache (to find the users of a member) and the controller's
 /// trigger channel.
 #[derive(Clone)]

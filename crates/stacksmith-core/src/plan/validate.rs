@@ -441,11 +441,7 @@ fn check_grafana_ingress_host(
     let Some(host) = super::grafana::ingress_host(dedicated, member, &spec.customer) else {
         return;
     };
-    let is_dns_name = host.len() <= 253
-        && host
-            .split('.')
-            .all(|label| stacksmith_api::validation::is_dns1123_label(label, 63));
-    if !is_dns_name {
+    if !is_dns_name(&host) {
         problems.push(problem(
             "spec.dashboards.cluster",
             format!(
