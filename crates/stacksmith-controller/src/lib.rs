@@ -13,6 +13,8 @@
 //!   deleted.
 //! - `member/`: the registry of member clusters, their clients, probes, connections, watch
 //!   caches and who a change wakes.
+//! - `leases`: which shards this replica holds, and the hub Leases that hold them (leader
+//!   election with warm standbys is the case of one shard).
 //! - `remote`: the one place a request is made: timeouts and how failures are described.
 //! - `live_status`: a stack's status read from its members directly (`status --live`).
 //! - [`api_calls`] and `telemetry/`: the operator's metrics, request counters and endpoints.
@@ -23,6 +25,7 @@ mod apply;
 mod credentials;
 mod dashboard_sources;
 mod invalid_object;
+mod leases;
 mod live_status;
 mod locks;
 mod member;
@@ -34,6 +37,9 @@ mod telemetry;
 
 pub use apply::{contains, is_as_planned, ownership};
 pub use dashboard_sources::read_dashboard_config_maps;
+pub use leases::{
+    DEFAULT_LEASE_DURATION, LEASE_LABEL, LeaseOptions, SHARDS_ANNOTATION, shard_lease_name,
+};
 pub use live_status::{LiveStatusError, live_status};
 pub use member::client::{
     KubeconfigRefused, MemberClientError, client_from_kubeconfig, member_client_from_secret,

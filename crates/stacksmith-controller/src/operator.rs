@@ -5,6 +5,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use futures::{StreamExt as _, TryStreamExt as _};
 use kube::client::ClientBuilder;
@@ -16,8 +17,9 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use stacksmith_core::policy::PolicyMode;
 
+use crate::leases::{LeaseOptions, ShardHolding, keep_leases};
 use crate::member::Fleet;
-use crate::member::wake::{StacksListed, note_listed};
+use crate::member::wake::{StacksListed, Waker, note_listed};
 use crate::reconcile::{Context, GuardedStack, error_policy_guarded, reconcile_guarded};
 use crate::telemetry::api_calls::{ApiCallCounter, CallKey};
 use crate::telemetry::endpoints::{self, EndpointState};
@@ -45,6 +47,9 @@ pub struct OperatorOptions {
     /// The hub namespace holding the stacks' data-path credentials (tenant CAs), one Secret per
     /// stack with a planned exposure (default `stacksmith-system`).
     pub credentials_namespace: String,
+    /// How this replica shares the stacks with others through hub Leases (see `leases`);
+    /// `None`: it runs alone and reconciles every stack (no Lease is read or written).
+    pub leases: Option<LeaseOptions>,
 }
 
 impl Default for OperatorOptions {
@@ -54,6 +59,7 @@ impl Default for OperatorOptions {
             concurrent_reconciles: DEFAULT_CONCURRENT_RECONCILES,
             tenant_policy: PolicyMode::Required,
             credentials_namespace: crate::credentials::DEFAULT_CREDENTIALS_NAMESPACE.to_owned(),
+            leases: None,
         }
     }
 }
@@ -85,9 +91,18 @@ pub async fn run_with(
     options: OperatorOptions,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), kube::Error> {
+    // The Leases have a client of their own, counted apart: their renewals are the one write an
+    // idle replica makes, and must not hide the writes that reconcile stacks.
+    let lease_hub = ClientBuilder::try_from(hub.clone())?
+        .with_layer(&counter.layer("hub-leases"))
+        .build();
     let hub = ClientBuilder::try_from(hub)?
         .with_layer(&counter.layer("hub"))
         .build();
+    let shards = match &options.leases {
+        Some(leases) => ShardHolding::new(Some(leases.identity.clone()), leases.shards),
+        None => ShardHolding::everything(),
+    };
     let stacks: Api<GuardedStack> = Api::all(hub.clone());
     let (wake_tx, wake_rx) = mpsc::unbounded_channel();
     let (store, writer) = reflector::store();
@@ -108,6 +123,7 @@ pub async fn run_with(
         store.clone(),
         wake_tx.clone(),
         crate::invalid_object::recorder(hub.clone()),
+        shards.clone(),
     );
     let (dashboard_sources, dashboard_sources_task) =
         crate::dashboard_sources::watch_dashboard_sources(
@@ -117,14 +133,18 @@ pub async fn run_with(
         );
     let fleet = Fleet::new(
         hub.clone(),
-        store.clone(),
-        listed.clone(),
-        wake_tx,
+        Waker::new(store.clone(), listed.clone(), wake_tx.clone()),
         counter.clone(),
         liveness.clone(),
         member_write_slots(options.concurrent_reconciles),
+        shards.clone(),
     );
     let fleet_task = tokio::spawn(fleet.clone().run());
+    let lease_keeper = options.leases.clone().map(|leases| {
+        tracing::info!(replica = %leases.identity, shards = leases.shards, namespace = %leases.namespace, lease_s = leases.duration.as_secs(), "sharing the stacks through Leases");
+        let taken = wake_shard(store.clone(), wake_tx, fleet.clone(), shards.clone());
+        keep_leases(lease_hub, leases, shards.clone(), taken)
+    });
     let context = Arc::new(
         Context::new(
             hub,
@@ -134,7 +154,8 @@ pub async fn run_with(
             policies,
             dashboard_sources,
         )
-        .with_credentials_namespace(options.credentials_namespace),
+        .with_credentials_namespace(options.credentials_namespace)
+        .with_shards(shards.clone()),
     );
     let endpoints_task = options.endpoints.map(|listener| {
         serve_endpoints(
@@ -158,6 +179,14 @@ pub async fn run_with(
             }
         })
         .await;
+    // Every reconcile has finished: the shards go to another replica at once.
+    if let Some(keeper) = lease_keeper {
+        let within = options
+            .leases
+            .as_ref()
+            .map_or(Duration::ZERO, |l| l.duration);
+        keeper.release(within).await;
+    }
     if let Some(task) = endpoints_task {
         task.abort();
     }
@@ -166,6 +195,28 @@ pub async fn run_with(
     dashboard_sources_task.abort();
     fleet.shutdown();
     Ok(())
+}
+
+/// What taking a shard does: wakes its stacks (they were left alone while another replica held
+/// it) and, for shard 0, has the fleet look at its members again (their status and finalizers
+/// are the leader's to write).
+fn wake_shard(
+    stacks: reflector::Store<GuardedStack>,
+    wake: mpsc::UnboundedSender<reflector::ObjectRef<GuardedStack>>,
+    fleet: Fleet,
+    shards: ShardHolding,
+) -> impl Fn(u16) + Send + Sync + 'static {
+    move |shard| {
+        for stack in stacks.state() {
+            let namespace = stack.namespace().unwrap_or_default();
+            if shards.shard_of(&namespace, &stack.name_any()) == shard {
+                let _ = wake.send(reflector::ObjectRef::from_obj(&*stack));
+            }
+        }
+        if shard == 0 {
+            fleet.look_again_at_all();
+        }
+    }
 }
 
 /// Serves `/metrics`, `/healthz` and `/readyz` on `listener`: ready once the hub's stacks have
@@ -179,6 +230,7 @@ fn serve_endpoints(
     counter: ApiCallCounter,
     liveness: Liveness,
 ) -> tokio::task::JoinHandle<()> {
+    let shards = context.shards().clone();
     let ready = Arc::new(AtomicBool::new(false));
     let readiness = {
         let ready = Arc::clone(&ready);
@@ -195,6 +247,9 @@ fn serve_endpoints(
             reconciles: reconciles.snapshot(),
             member_reachable: fleet.member_reachability(),
             api_calls: counter.snapshot(),
+            replica: shards.identity().map(str::to_owned),
+            shards: shards.shards(),
+            shards_held: shards.held(),
             ..MetricsSnapshot::default()
         };
         let stacks = store.state();

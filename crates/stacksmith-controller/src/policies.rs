@@ -16,6 +16,7 @@ use stacksmith_core::plan::SpecProblem;
 use stacksmith_core::policy::{NamedPolicy, PolicyMode, check_stack, customers_concerned};
 use tokio::sync::mpsc;
 
+use crate::leases::ShardHolding;
 use crate::member::wake::{StacksListed, hub_cache};
 use crate::reconcile::GuardedStack;
 
@@ -69,13 +70,15 @@ impl Policies {
 
 /// Starts the watch of the hub's `TenantPolicy` objects: returns the cache and the task that
 /// feeds it and wakes, through `wake`, the stacks (found in `stacks`) of the customers each
-/// change concerns. An object that does not deserialize is reported once through `recorder`.
+/// change concerns. An object that does not deserialize is reported once through `recorder`, by
+/// the leader (`shards`).
 pub fn watch_policies(
     hub: Client,
     mode: PolicyMode,
     stacks: Store<GuardedStack>,
     wake: mpsc::UnboundedSender<ObjectRef<GuardedStack>>,
     recorder: kube::runtime::events::Recorder,
+    shards: ShardHolding,
 ) -> (Policies, tokio::task::JoinHandle<()>) {
     let (store, listed, events) = hub_cache(
         Api::<GuardedPolicy>::all(hub),
@@ -88,7 +91,10 @@ pub fn watch_policies(
         futures::pin_mut!(events);
         while let Some(event) = events.next().await {
             for invalid in changes.invalid(&event) {
-                crate::invalid_object::report(&recorder, "TenantPolicy", &invalid).await;
+                // Reported by the leader only: one Event, not one per replica.
+                if shards.is_leader() {
+                    crate::invalid_object::report(&recorder, "TenantPolicy", &invalid).await;
+                }
             }
             let customers = changes.apply(&event);
             if !customers.is_empty() {

@@ -42,6 +42,7 @@ use tracing::Instrument as _;
 use crate::apply::{Claimant, RecentWrites};
 use crate::credentials::{CredentialError, CredentialIssuer};
 use crate::dashboard_sources::{ConfigMapsNotListed, DashboardSources};
+use crate::leases::ShardHolding;
 use crate::member::Fleet;
 use crate::policies::{Policies, PoliciesNotListed};
 use crate::telemetry::liveness::Liveness;
@@ -92,6 +93,8 @@ pub struct Context {
     policies: Policies,
     /// The hub's ConfigMaps that dashboards name (`configMapRef`).
     pub(crate) dashboard_sources: DashboardSources,
+    /// Which shards this replica holds: only their stacks are reconciled here.
+    shards: ShardHolding,
 }
 
 impl Context {
@@ -121,7 +124,19 @@ impl Context {
             stacks,
             policies,
             dashboard_sources,
+            shards: ShardHolding::everything(),
         }
+    }
+
+    /// Which shards this replica holds.
+    pub(crate) fn shards(&self) -> &ShardHolding {
+        &self.shards
+    }
+
+    /// Reconciles only the stacks of the shards `shards` holds.
+    pub fn with_shards(mut self, shards: ShardHolding) -> Self {
+        self.shards = shards;
+        self
     }
 
     /// Keeps the stacks' data-path credentials in `namespace` on the hub.
@@ -204,13 +219,24 @@ impl ReconcileError {
 /// with it every other stack.
 pub type GuardedStack = DeserializeGuard<CustomerStack>;
 
-/// The controller's entry point: a stack that deserialized is reconciled; one that did not is
-/// reported (a Warning Event on it, the `stacksmith_invalid_objects` metric) and left alone until
-/// it changes.
+/// The controller's entry point: a stack of a shard another replica holds is left alone (woken
+/// again when this replica takes the shard); a stack that deserialized is reconciled; one that
+/// did not is reported (a Warning Event on it, the `stacksmith_invalid_objects` metric) and left
+/// alone until it changes.
 pub async fn reconcile_guarded(
     guarded: Arc<GuardedStack>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
+    let shard = ctx.shards.shard_of(
+        &guarded.namespace().unwrap_or_default(),
+        &guarded.name_any(),
+    );
+    // Held for the whole pass: the shard is not given back while it runs.
+    let shards = ctx.shards.clone();
+    let Some(_shard_pass) = shards.enter(shard).await else {
+        return Ok(Action::await_change());
+    };
+    ctx.metrics.entered_shard(shard);
     match &guarded.0 {
         Ok(stack) => reconcile(Arc::new(stack.clone()), ctx).await,
         Err(invalid) => {

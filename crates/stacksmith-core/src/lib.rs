@@ -13,6 +13,7 @@
 //!   [`prometheus_units`] does the same for Prometheus durations and byte sizes.
 //! - [`policy`] checks a stack against the platform's `TenantPolicy` objects (who may claim
 //!   which customer, and what its stack may ask for).
+//! - [`shards`] says which replica reconciles which stack: shards and their Leases.
 
 pub mod aggregate;
 pub mod credentials;
@@ -28,6 +29,7 @@ pub mod plan;
 pub mod policy;
 pub mod prometheus_units;
 pub mod quantity;
+pub mod shards;
 pub mod status_conditions;
 
 pub use health::{

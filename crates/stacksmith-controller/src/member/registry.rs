@@ -19,7 +19,6 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::DeserializeGuard;
-use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, ResourceExt as _};
 use serde_json::json;
@@ -30,7 +29,7 @@ use stacksmith_core::member_status::{
     duplicated_registration, identity_after_probe, in_use_decision, reason,
 };
 use stacksmith_core::plan::MemberInfo;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use super::client::member_client_from_secret;
@@ -38,8 +37,8 @@ use super::connection::{MemberConnection, Reachability, start_connection};
 use super::probe::{Probe, probe_with_client};
 use super::secret_watch::secret_version_change;
 use super::status::record_status;
-use super::wake::{StacksListed, Waker};
-use crate::reconcile::GuardedStack;
+use super::wake::Waker;
+use crate::leases::ShardHolding;
 use crate::remote::{HUB_TIMEOUT, call, failure_message};
 use crate::telemetry::api_calls::ApiCallCounter;
 use crate::telemetry::liveness::Liveness;
@@ -145,27 +144,29 @@ struct FleetInner {
     write_slots: usize,
     /// stacksmith's Events on the hub (an unreadable `MemberCluster`).
     recorder: kube::runtime::events::Recorder,
+    /// Whether this replica leads: only the leader writes `MemberCluster` status, finalizers and
+    /// Events; the others keep their connections and caches warm.
+    shards: ShardHolding,
 }
 
 impl Fleet {
-    /// A fleet that wakes stacks through `wake` and finds them in `stacks` (listed once
-    /// `listed` says so); at most `write_slots` reconciles write to one member at once (see
-    /// [`super::write_gate`]).
+    /// A fleet that wakes stacks through `waker`; at most `write_slots` reconciles write to one
+    /// member at once (see [`super::write_gate`]); it writes `MemberCluster` status, finalizers
+    /// and Events only while `shards` says this replica leads.
     pub fn new(
         hub: Client,
-        stacks: Store<GuardedStack>,
-        listed: StacksListed,
-        wake: mpsc::UnboundedSender<ObjectRef<GuardedStack>>,
+        waker: Waker,
         counter: ApiCallCounter,
         liveness: Liveness,
         write_slots: usize,
+        shards: ShardHolding,
     ) -> Self {
         let recorder = crate::invalid_object::recorder(hub.clone());
         Fleet {
             inner: Arc::new(FleetInner {
                 hub,
                 members: RwLock::new(BTreeMap::new()),
-                waker: Waker::new(stacks, listed, wake),
+                waker,
                 counter,
                 members_listed: AtomicBool::new(false),
                 settled: AtomicBool::new(false),
@@ -174,6 +175,7 @@ impl Fleet {
                 recorder,
                 liveness,
                 write_slots,
+                shards,
             }),
         }
     }
@@ -308,6 +310,12 @@ impl Fleet {
         self.wake_stacks_of(name);
     }
 
+    /// Has every supervisor look at its member again (this replica just took the lead: the
+    /// status and finalizers it held back are written now if they differ).
+    pub fn look_again_at_all(&self) {
+        self.read(|members| members.values().for_each(|r| r.nudge.notify_one()));
+    }
+
     /// Wakes every stack that uses (or used) member `name`.
     pub fn wake_stacks_of(&self, name: &str) {
         self.inner.waker.users_of(name);
@@ -367,6 +375,9 @@ impl Fleet {
             }
             Err(invalid) => {
                 crate::locks::write(&self.inner.invalid).insert(name);
+                if !self.inner.shards.is_leader() {
+                    return;
+                }
                 // Published on the side: a slow hub never holds the watch of every member.
                 let recorder = self.inner.recorder.clone();
                 tokio::spawn(async move {
@@ -779,6 +790,8 @@ impl Fleet {
             }
         }
         self.keep_finalizer(name, member, seen).await;
+        // Written only when it changed: after taking the lead, what the standby knew.
+        self.record(member, seen).await;
         Next::Stay
     }
 
@@ -831,6 +844,9 @@ impl Fleet {
     /// finalizer someone else added or removed meanwhile is never lost. A failure is logged and
     /// tried again on the next look.
     async fn patch_finalizers(&self, member: &MemberCluster, action: FinalizerAction) {
+        if !self.inner.shards.is_leader() {
+            return;
+        }
         let finalizers = member.finalizers();
         let operations = match action {
             FinalizerAction::Keep => return,
@@ -894,6 +910,14 @@ impl Fleet {
         // The latest object: its generation moves when its deletion starts.
         let current = self.current(&member.name_any());
         let member = current.as_deref().unwrap_or(member);
+        if !self.inner.shards.is_leader() {
+            // The leader writes it: a standby follows what the hub holds, so that on taking
+            // over it writes only what changed.
+            if member.status.is_some() {
+                seen.recorded = member.status.clone();
+            }
+            return;
+        }
         let identity = self.identity(&member.name_any());
         let observation = MemberObservation {
             probe,

@@ -50,6 +50,9 @@ pub struct ReconcileCounts {
     pub duration_sum: f64,
     /// Number of durations observed.
     pub duration_count: u64,
+    /// Reconciles this replica ran, by the shard of their stack (a stack whose shard it does
+    /// not hold is not counted: it is not reconciled here).
+    pub by_shard: BTreeMap<u16, u64>,
 }
 
 impl ReconcileCounts {
@@ -79,6 +82,14 @@ impl ReconcileMetrics {
         crate::locks::lock(&self.counts).observe(duration, error_category)
     }
 
+    /// Records that a reconcile of a stack of `shard` starts on this replica.
+    pub fn entered_shard(&self, shard: u16) {
+        *crate::locks::lock(&self.counts)
+            .by_shard
+            .entry(shard)
+            .or_insert(0) += 1;
+    }
+
     /// The counts so far.
     pub fn snapshot(&self) -> ReconcileCounts {
         crate::locks::lock(&self.counts).clone()
@@ -106,6 +117,12 @@ pub struct MetricsSnapshot {
     /// Objects on the hub that do not deserialize into stacksmith's types, by kind
     /// (`CustomerStack`, `MemberCluster`); every kind is present, at 0 when none.
     pub invalid_objects: BTreeMap<String, u64>,
+    /// This replica's name in the Leases (`None`: it runs alone, without Leases).
+    pub replica: Option<String>,
+    /// The shard count, and the shards this replica holds.
+    pub shards: u16,
+    /// The shards this replica holds now.
+    pub shards_held: std::collections::BTreeSet<u16>,
 }
 
 /// What the per-stack families show of one stack.
@@ -250,6 +267,7 @@ impl Collector for SnapshotCollector {
         encode_build_info(&mut encoder, &snapshot.version)?;
         encode_reconciles(&mut encoder, &snapshot.reconciles)?;
         encode_stacks(&mut encoder, snapshot)?;
+        encode_shards(&mut encoder, snapshot)?;
         encode_clusters(&mut encoder, snapshot)
     }
 }
@@ -383,6 +401,61 @@ fn encode_stacks(
                     ConstGauge::new(*count),
                 )
             })
+        }),
+    )
+}
+
+#[derive(EncodeLabelSet)]
+struct ReplicaLabel {
+    replica: String,
+}
+
+#[derive(EncodeLabelSet)]
+struct ShardLabel {
+    shard: String,
+}
+
+/// The shard families: this replica's name, which shards it holds, and the reconciles it ran
+/// per shard.
+fn encode_shards(
+    encoder: &mut DescriptorEncoder,
+    snapshot: &MetricsSnapshot,
+) -> Result<(), fmt::Error> {
+    family(
+        encoder,
+        "stacksmith_replica_info",
+        "This replica's name in the shard Leases (empty: one replica without Leases).",
+        [(
+            ReplicaLabel {
+                replica: snapshot.replica.clone().unwrap_or_default(),
+            },
+            ConstGauge::new(1),
+        )],
+    )?;
+    family(
+        encoder,
+        "stacksmith_shard_held",
+        "Whether this replica holds a shard (1) or not (0), one series per shard.",
+        (0..snapshot.shards.max(1)).map(|shard| {
+            (
+                ShardLabel {
+                    shard: shard.to_string(),
+                },
+                ConstGauge::new(u64::from(snapshot.shards_held.contains(&shard))),
+            )
+        }),
+    )?;
+    family(
+        encoder,
+        "stacksmith_shard_reconciles",
+        "Reconciles this replica ran, by the shard of their stack.",
+        snapshot.reconciles.by_shard.iter().map(|(shard, count)| {
+            (
+                ShardLabel {
+                    shard: shard.to_string(),
+                },
+                ConstCounter::new(*count),
+            )
         }),
     )
 }
@@ -553,7 +626,13 @@ mod tests {
         metrics.observe(Duration::from_millis(1500), None);
         metrics.observe(Duration::from_secs(100), Some("timeout"));
         metrics.observe(Duration::from_millis(20), Some("status_write"));
+        for _ in 0..3 {
+            metrics.entered_shard(1);
+        }
         let mut snapshot = MetricsSnapshot {
+            replica: Some("r1".into()),
+            shards: 2,
+            shards_held: std::collections::BTreeSet::from([1]),
             version: "1.2.3".into(),
             reconciles: metrics.snapshot(),
             member_reachable: BTreeMap::from([("p1".to_owned(), true), ("g1".to_owned(), false)]),
@@ -639,6 +718,16 @@ mod tests {
             "# TYPE stacksmith_stack_children gauge\n",
             "stacksmith_stack_children{namespace=\"n\",name=\"s\",verdict=\"Healthy\"} 1\n",
             "stacksmith_stack_children{namespace=\"n\",name=\"t\",verdict=\"Degraded\"} 1\n",
+            "# HELP stacksmith_replica_info This replica's name in the shard Leases (empty: one replica without Leases).\n",
+            "# TYPE stacksmith_replica_info gauge\n",
+            "stacksmith_replica_info{replica=\"r1\"} 1\n",
+            "# HELP stacksmith_shard_held Whether this replica holds a shard (1) or not (0), one series per shard.\n",
+            "# TYPE stacksmith_shard_held gauge\n",
+            "stacksmith_shard_held{shard=\"0\"} 0\n",
+            "stacksmith_shard_held{shard=\"1\"} 1\n",
+            "# HELP stacksmith_shard_reconciles_total Reconciles this replica ran, by the shard of their stack.\n",
+            "# TYPE stacksmith_shard_reconciles_total counter\n",
+            "stacksmith_shard_reconciles_total{shard=\"1\"} 3\n",
             "# HELP stacksmith_member_cluster_reachable Whether a registered member cluster is connected and answers (1) or not (0).\n",
             "# TYPE stacksmith_member_cluster_reachable gauge\n",
             "stacksmith_member_cluster_reachable{cluster=\"g1\"} 0\n",
@@ -800,6 +889,9 @@ mod tests {
             ("stacksmith_children", "gauge"),
             ("stacksmith_stack_ready", "gauge"),
             ("stacksmith_stack_children", "gauge"),
+            ("stacksmith_replica_info", "gauge"),
+            ("stacksmith_shard_held", "gauge"),
+            ("stacksmith_shard_reconciles_total", "counter"),
             ("stacksmith_member_cluster_reachable", "gauge"),
             ("stacksmith_api_requests_total", "counter"),
             ("stacksmith_invalid_objects", "gauge"),
@@ -808,8 +900,9 @@ mod tests {
         .map(|(name, kind)| (name.to_owned(), kind.to_owned()))
         .collect();
         assert_eq!(types, expected);
-        // build_info, the two results, 12 buckets, +Inf, _sum and _count.
-        assert_eq!(samples.len(), 1 + 2 + 12 + 3);
+        // build_info, the two results, 12 buckets, +Inf, _sum and _count, the replica's name and
+        // whether it holds shard 0.
+        assert_eq!(samples.len(), 1 + 2 + 12 + 3 + 2);
     }
 
     #[test]

@@ -40,6 +40,68 @@ pub struct OperatorArgs {
         default_value = "stacksmith-system"
     )]
     credentials_namespace: String,
+
+    /// This replica's name in the shard Leases; unique among the replicas (the chart: the pod
+    /// name). Default: the host name.
+    #[arg(long, env = "STACKSMITH_REPLICA")]
+    replica: Option<String>,
+
+    /// How many shards the stacks are spread over; each is reconciled by the one replica that
+    /// holds its Lease. 1 (the default): a leader and warm standbys. The same on every replica.
+    #[arg(long, env = "STACKSMITH_SHARDS", default_value_t = stacksmith_core::shards::DEFAULT_SHARDS,
+          value_parser = clap::value_parser!(u16).range(1..=i64::from(stacksmith_core::shards::MAX_SHARDS)))]
+    shards: u16,
+
+    /// The hub namespace of the shard Leases. The chart sets its own namespace.
+    #[arg(
+        long,
+        env = "STACKSMITH_LEASE_NAMESPACE",
+        default_value = "stacksmith-system"
+    )]
+    lease_namespace: String,
+
+    /// How long, in seconds, a Lease holds without renewal: a crashed replica's shards are taken
+    /// after it (a stopped one gives them back at once).
+    #[arg(long, env = "STACKSMITH_LEASE_DURATION_SECONDS", default_value_t = stacksmith_controller::DEFAULT_LEASE_DURATION.as_secs(),
+          value_parser = clap::value_parser!(u64).range(2..=300))]
+    lease_duration_seconds: u64,
+
+    /// Run alone: reconcile every stack, read and write no Lease. Never with a second replica.
+    #[arg(long, env = "STACKSMITH_NO_LEASES")]
+    no_leases: bool,
+}
+
+impl OperatorArgs {
+    /// How this replica shares the stacks (`None` with `--no-leases`).
+    fn leases(&self) -> Option<stacksmith_controller::LeaseOptions> {
+        if self.no_leases {
+            return None;
+        }
+        let replica = self.replica.clone().unwrap_or_else(default_replica_name);
+        Some(stacksmith_controller::LeaseOptions {
+            identity: replica,
+            namespace: self.lease_namespace.clone(),
+            shards: self.shards,
+            duration: std::time::Duration::from_secs(self.lease_duration_seconds),
+        })
+    }
+}
+
+/// The host name (a pod's name in a cluster), else a name from the process id.
+fn default_replica_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+        })
+        .map_or_else(
+            || format!("stacksmith-{}", std::process::id()),
+            |host| format!("{host}-{}", std::process::id()),
+        )
 }
 
 /// The values of `--tenant-policy`.
@@ -88,6 +150,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<ExitCode> {
         endpoints: Some(endpoints),
         concurrent_reconciles: args.concurrent_reconciles,
         tenant_policy,
+        leases: args.leases(),
         credentials_namespace: args.credentials_namespace,
     };
     stacksmith_controller::run_with(config, counter, options, async {
