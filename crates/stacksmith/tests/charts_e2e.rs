@@ -13,15 +13,20 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
 use k8s_openapi::ByteString;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::ResourceExt as _;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::config::Kubeconfig;
 use serde::Deserialize as _;
 use serde_json::{Value, json};
 use stacksmith_api::{CustomerStack, MemberCluster};
-use stacksmith_controller::RunningOperator;
+use stacksmith_controller::{
+    LEASE_LABEL, LeaseOptions, OperatorOptions, PolicyMode, RunningOperator, SHARDS_ANNOTATION,
+    shard_lease_name,
+};
 use stacksmith_core::ChildKind;
 use stacksmith_testbed::{TestBed, TestBedOptions, ensure_namespace};
 
@@ -33,6 +38,8 @@ const HUB_SA: &str = "system:serviceaccount:stacksmith-system:stacksmith";
 const REMOTE_NAMESPACE: &str = "stacksmith";
 const REMOTE_RELEASE: &str = "stacksmith-remote";
 const REMOTE_SA: &str = "system:serviceaccount:stacksmith:stacksmith-remote";
+/// The operator's name in the Leases when it runs as the hub chart's ServiceAccount.
+const REPLICA: &str = "charts-e2e-replica";
 /// How long the operator may take to get somewhere.
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -145,6 +152,8 @@ fn helm_lint_passes_for_both_charts_with_default_and_custom_values() {
             "serviceMonitor.enabled=true,dashboards.enabled=false,logFormat=text",
             "--set",
             "kubeconfigSecretNamespaces={a,b}",
+            "--set",
+            "replicaCount=1,shards=8,leaseDurationSeconds=60",
         ],
         vec!["lint", "--strict", "stacksmith-remote"],
         vec![
@@ -167,8 +176,14 @@ fn hub_chart_renders_the_operator_as_documented() {
     let deployment = find(&objects, "Deployment", "stacksmith");
     let pod = &deployment["spec"]["template"]["spec"];
     let container = &pod["containers"][0];
-    assert_eq!(deployment["spec"]["replicas"], 1);
-    assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate");
+    // Two replicas sharing the stacks through Leases: rolled a new pod first, a standby is always
+    // there to take a stopped pod's Leases.
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    assert_eq!(deployment["spec"]["strategy"]["type"], "RollingUpdate");
+    assert_eq!(
+        deployment["spec"]["strategy"]["rollingUpdate"],
+        json!({"maxSurge": 1, "maxUnavailable": 0})
+    );
     assert_eq!(pod["serviceAccountName"], "stacksmith");
     assert_eq!(
         strings(&container["args"]),
@@ -183,8 +198,33 @@ fn hub_chart_renders_the_operator_as_documented() {
             "--tenant-policy",
             "required",
             "--credentials-namespace",
-            "stacksmith-system"
+            "stacksmith-system",
+            "--shards",
+            "1",
+            "--lease-namespace",
+            "stacksmith-system",
+            "--lease-duration-seconds",
+            "15"
         ]
+    );
+    // Each replica's name in the Leases is its pod's name.
+    assert_eq!(
+        container["env"],
+        json!([
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "STACKSMITH_REPLICA", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        ])
+    );
+    // The replicas prefer different nodes (soft: a single-node cluster still runs both).
+    assert_eq!(
+        pod["affinity"],
+        json!({"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
+            "weight": 100,
+            "podAffinityTerm": {
+                "topologyKey": "kubernetes.io/hostname",
+                "labelSelector": {"matchLabels": deployment["spec"]["selector"]["matchLabels"]},
+            },
+        }]}})
     );
     assert_eq!(container["image"], "ghcr.io/stacksmith-io/stacksmith:0.1.0");
     assert_eq!(container["ports"][0]["name"], "http-metrics");
@@ -205,14 +245,21 @@ fn hub_chart_renders_the_operator_as_documented() {
     assert_eq!(service["spec"]["ports"][0]["port"], 8080);
     assert_eq!(service["spec"]["ports"][0]["targetPort"], "http-metrics");
     assert!(!kinds(&objects).contains("ServiceMonitor"));
-    assert!(!kinds(&objects).contains("PodDisruptionBudget"));
+    // A drain takes one of the two replicas at a time.
+    let budget = find(&objects, "PodDisruptionBudget", "stacksmith");
+    assert_eq!(budget["metadata"]["namespace"], HUB_NAMESPACE);
+    assert_eq!(budget["spec"]["maxUnavailable"], 1);
+    assert_eq!(
+        budget["spec"]["selector"]["matchLabels"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
     // The memory sized from the benchmark (docs/helm.md): 470 MiB measured at 10,000 stacks.
     assert_eq!(container["resources"]["requests"]["memory"], "512Mi");
     assert_eq!(container["resources"]["limits"]["memory"], "1Gi");
-    // The secrets Roles (the kubeconfigs, read; the stacks' credentials, written) live in the
-    // release namespace only.
+    // The secrets Roles (the kubeconfigs, read; the stacks' credentials, written) and the
+    // Leases Role live in the release namespace only.
     let roles: Vec<&Value> = objects.iter().filter(|o| o["kind"] == "Role").collect();
-    assert_eq!(roles.len(), 2);
+    assert_eq!(roles.len(), 3);
     for role in &roles {
         assert_eq!(role["metadata"]["namespace"], HUB_NAMESPACE);
     }
@@ -220,6 +267,26 @@ fn hub_chart_renders_the_operator_as_documented() {
     assert_eq!(
         strings(&credentials["rules"][0]["verbs"]),
         ["get", "create", "update", "delete"]
+    );
+    // The Leases: written by replace under a resourceVersion, never patched.
+    let leases = find(&objects, "Role", "stacksmith-leases");
+    assert_eq!(
+        leases["rules"],
+        json!([{
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "list", "watch", "create", "update", "delete"],
+        }])
+    );
+    let binding = find(&objects, "RoleBinding", "stacksmith-leases");
+    assert_eq!(binding["metadata"]["namespace"], HUB_NAMESPACE);
+    assert_eq!(
+        binding["roleRef"],
+        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "stacksmith-leases"})
+    );
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "stacksmith", "namespace": HUB_NAMESPACE}])
     );
     // The dashboard ConfigMap carries the shipped JSON unchanged.
     let dashboard = find(&objects, "ConfigMap", "stacksmith-dashboard");
@@ -240,7 +307,7 @@ fn hub_chart_renders_the_operator_as_documented() {
             "--set",
             "metrics.port=9102,logFormat=text,logLevel=stacksmith=debug,image.tag=dev,tenantPolicy=optional",
             "--set",
-            "replicaCount=2",
+            "replicaCount=3,shards=4,leaseDurationSeconds=30,podDisruptionBudget.maxUnavailable=2",
             "--set",
             "serviceMonitor.enabled=true,serviceMonitor.labels.release=prom,serviceMonitor.interval=15s",
             "--set",
@@ -264,15 +331,21 @@ fn hub_chart_renders_the_operator_as_documented() {
             "--tenant-policy",
             "optional",
             "--credentials-namespace",
-            "operators"
+            "operators",
+            "--shards",
+            "4",
+            "--lease-namespace",
+            "operators",
+            "--lease-duration-seconds",
+            "30"
         ]
     );
     assert_eq!(container["image"], "ghcr.io/stacksmith-io/stacksmith:dev");
-    assert_eq!(deployment["spec"]["replicas"], 2);
+    assert_eq!(deployment["spec"]["replicas"], 3);
     let budget = find(&custom, "PodDisruptionBudget", "ops-stacksmith");
     assert_eq!(budget["apiVersion"], "policy/v1");
     assert_eq!(budget["metadata"]["namespace"], "operators");
-    assert_eq!(budget["spec"]["maxUnavailable"], 1);
+    assert_eq!(budget["spec"]["maxUnavailable"], 2);
     assert_eq!(
         budget["spec"]["selector"]["matchLabels"],
         deployment["spec"]["selector"]["matchLabels"]
@@ -292,6 +365,49 @@ fn hub_chart_renders_the_operator_as_documented() {
         role_namespaces,
         BTreeSet::from(["operators", "member-secrets"])
     );
+    assert_eq!(
+        find(&custom, "Role", "ops-stacksmith-leases")["metadata"]["namespace"],
+        "operators"
+    );
+
+    // One replica: no budget (it would protect nothing or block every drain), no anti-affinity.
+    let (_, single) = template(
+        HUB_RELEASE,
+        "stacksmith",
+        HUB_NAMESPACE,
+        &["--set", "replicaCount=1"],
+    );
+    assert!(!kinds(&single).contains("PodDisruptionBudget"));
+    let deployment = find(&single, "Deployment", "stacksmith");
+    assert_eq!(deployment["spec"]["replicas"], 1);
+    assert!(deployment["spec"]["template"]["spec"]["affinity"].is_null());
+    // Both turned off with two replicas.
+    let (_, off) = template(
+        HUB_RELEASE,
+        "stacksmith",
+        HUB_NAMESPACE,
+        &[
+            "--set",
+            "podDisruptionBudget.enabled=false,spreadReplicasAcrossNodes=false",
+        ],
+    );
+    assert!(!kinds(&off).contains("PodDisruptionBudget"));
+    let deployment = find(&off, "Deployment", "stacksmith");
+    assert!(deployment["spec"]["template"]["spec"]["affinity"].is_null());
+    // An `affinity` of one's own is used as given, instead of the chart's preference.
+    let own = json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [
+            {"key": "node-role.kubernetes.io/control-plane", "operator": "DoesNotExist"},
+        ]}],
+    }}});
+    let (_, given) = template(
+        HUB_RELEASE,
+        "stacksmith",
+        HUB_NAMESPACE,
+        &["--set-json", &format!("affinity={own}")],
+    );
+    let deployment = find(&given, "Deployment", "stacksmith");
+    assert_eq!(deployment["spec"]["template"]["spec"]["affinity"], own);
 }
 
 #[test]
@@ -308,6 +424,25 @@ fn values_outside_the_schema_are_refused() {
         ),
         ("stacksmith", "logLevel=[reconcile]=trace", "logLevel"),
         ("stacksmith", "replicaCount=-1", "replicaCount"),
+        // The operator's own ranges: --shards 1..=256, --lease-duration-seconds 2..=300.
+        ("stacksmith", "shards=0", "shards"),
+        ("stacksmith", "shards=257", "shards"),
+        (
+            "stacksmith",
+            "leaseDurationSeconds=1",
+            "leaseDurationSeconds",
+        ),
+        (
+            "stacksmith",
+            "leaseDurationSeconds=301",
+            "leaseDurationSeconds",
+        ),
+        // A budget of 0 would block every node drain.
+        (
+            "stacksmith",
+            "podDisruptionBudget.maxUnavailable=0",
+            "maxUnavailable",
+        ),
         ("stacksmith", "tenantPolicy=off", "tenantPolicy"),
         ("stacksmith-remote", "roles={loki}", "roles"),
     ] {
@@ -509,12 +644,17 @@ fn kubectl_apply(tb: &TestBed, cluster: &str, yaml: &str) -> anyhow::Result<Stri
 async fn install_hub_chart(tb: &TestBed) -> anyhow::Result<()> {
     let hub = tb.hub()?;
     ensure_namespace(hub.client(), HUB_NAMESPACE).await?;
-    // Default values, CRDs included: the API server validates every object.
+    // Default values, CRDs included: the API server validates every object (the two replicas'
+    // PodDisruptionBudget, anti-affinity and Leases Role among them).
     let (yaml, objects) = template(
         HUB_RELEASE,
         "stacksmith",
         HUB_NAMESPACE,
         &["--include-crds"],
+    );
+    ensure!(
+        kinds(&objects).contains("PodDisruptionBudget"),
+        "no PodDisruptionBudget with the default two replicas"
     );
     let applied = kubectl_apply(tb, "hub", &yaml)?;
     for object in &objects {
@@ -540,14 +680,14 @@ async fn install_hub_chart(tb: &TestBed) -> anyhow::Result<()> {
             "metrics.port=9102,logFormat=text,serviceMonitor.enabled=true,serviceMonitor.interval=15s",
             "--set",
             "kubeconfigSecretNamespaces={operators,member-secrets}",
-            // Two replicas: the PodDisruptionBudget goes to the API server too.
+            // Three replicas over four shards, a budget given as a percentage.
             "--set",
-            "replicaCount=2",
+            "replicaCount=3,shards=4,leaseDurationSeconds=30,podDisruptionBudget.maxUnavailable=50%",
         ],
     );
     ensure!(
-        kinds(&custom).contains("PodDisruptionBudget"),
-        "no PodDisruptionBudget with two replicas"
+        find(&custom, "PodDisruptionBudget", "ops-stacksmith")["spec"]["maxUnavailable"] == "50%",
+        "no PodDisruptionBudget with maxUnavailable 50%"
     );
     let (monitors, rest): (Vec<Value>, Vec<Value>) = custom
         .into_iter()
@@ -683,6 +823,13 @@ fn hub_rbac_is_least_privilege(tb: &TestBed) -> anyhow::Result<()> {
             &["create", "secrets", "-n", HUB_NAMESPACE],
             &["update", "secrets", "-n", HUB_NAMESPACE],
             &["delete", "secrets", "-n", HUB_NAMESPACE],
+            // The shard and replica Leases, in its own namespace only.
+            &["get", "leases.coordination.k8s.io", "-n", HUB_NAMESPACE],
+            &["list", "leases.coordination.k8s.io", "-n", HUB_NAMESPACE],
+            &["watch", "leases.coordination.k8s.io", "-n", HUB_NAMESPACE],
+            &["create", "leases.coordination.k8s.io", "-n", HUB_NAMESPACE],
+            &["update", "leases.coordination.k8s.io", "-n", HUB_NAMESPACE],
+            &["delete", "leases.coordination.k8s.io", "-n", HUB_NAMESPACE],
         ],
         &[
             &["get", "secrets", "-n", "default"],
@@ -705,6 +852,30 @@ fn hub_rbac_is_least_privilege(tb: &TestBed) -> anyhow::Result<()> {
             &["patch", "configmaps", "-n", "team-a"],
             &["create", "pods", "-n", HUB_NAMESPACE],
             &["create", "rolebindings", "-n", HUB_NAMESPACE],
+            // Leases are replaced under a resourceVersion, never patched; and nowhere else (not
+            // the nodes' or the control plane's, not the other release's namespace).
+            &["patch", "leases.coordination.k8s.io", "-n", HUB_NAMESPACE],
+            &[
+                "deletecollection",
+                "leases.coordination.k8s.io",
+                "-n",
+                HUB_NAMESPACE,
+            ],
+            &["list", "leases.coordination.k8s.io", "--all-namespaces"],
+            &["watch", "leases.coordination.k8s.io", "--all-namespaces"],
+            &["create", "leases.coordination.k8s.io", "-n", "default"],
+            &["get", "leases.coordination.k8s.io", "-n", "kube-system"],
+            &["update", "leases.coordination.k8s.io", "-n", "kube-system"],
+            &[
+                "update",
+                "leases.coordination.k8s.io",
+                "-n",
+                "kube-node-lease",
+            ],
+            &["create", "leases.coordination.k8s.io", "-n", "operators"],
+            &["update", "leases.coordination.k8s.io", "-n", "operators"],
+            &["delete", "leases.coordination.k8s.io", "-n", "operators"],
+            &["watch", "leases.coordination.k8s.io", "-n", "operators"],
             &["*", "*"],
         ],
     )?;
@@ -717,8 +888,24 @@ fn hub_rbac_is_least_privilege(tb: &TestBed) -> anyhow::Result<()> {
         &[
             &["get", "secrets", "-n", "operators"],
             &["watch", "secrets", "-n", "member-secrets"],
+            &["create", "leases.coordination.k8s.io", "-n", "operators"],
+            &["update", "leases.coordination.k8s.io", "-n", "operators"],
+            &["delete", "leases.coordination.k8s.io", "-n", "operators"],
+            &["watch", "leases.coordination.k8s.io", "-n", "operators"],
         ],
-        &[&["get", "secrets", "-n", HUB_NAMESPACE]],
+        &[
+            &["get", "secrets", "-n", HUB_NAMESPACE],
+            &["create", "leases.coordination.k8s.io", "-n", HUB_NAMESPACE],
+            &["update", "leases.coordination.k8s.io", "-n", HUB_NAMESPACE],
+            &["watch", "leases.coordination.k8s.io", "-n", HUB_NAMESPACE],
+            &[
+                "create",
+                "leases.coordination.k8s.io",
+                "-n",
+                "member-secrets",
+            ],
+            &["patch", "leases.coordination.k8s.io", "-n", "operators"],
+        ],
     )
 }
 
@@ -887,10 +1074,42 @@ async fn operator_converges_as_the_charts_service_accounts(tb: &TestBed) -> anyh
     // The shared Grafana instance the stack selects.
     stacksmith_testbed::simulator::create_shared_grafana(tb.cluster("grafana-1")?.client()).await?;
 
-    // The operator, acting on the hub as the hub chart's ServiceAccount.
+    // The operator, acting on the hub as the hub chart's ServiceAccount, and as the chart runs
+    // it: sharing the stacks through Leases in the release namespace (alone, it takes the one
+    // shard; without the Leases Role it would take none and nothing below would converge).
     let mut config = tb.hub()?.admin_config().await?;
     config.auth_info.impersonate = Some(HUB_SA.to_owned());
-    let operator = RunningOperator::spawn(config);
+    let operator = RunningOperator::spawn_with_options(
+        config,
+        OperatorOptions {
+            tenant_policy: PolicyMode::Optional,
+            leases: Some(LeaseOptions {
+                identity: REPLICA.to_owned(),
+                namespace: HUB_NAMESPACE.to_owned(),
+                shards: 1,
+                duration: Duration::from_secs(15),
+            }),
+            ..OperatorOptions::default()
+        },
+    );
+    let leases: Api<Lease> = Api::namespaced(hub.clone(), HUB_NAMESPACE);
+    wait_for(&format!("the shard Lease held by {REPLICA}"), || {
+        let leases = leases.clone();
+        async move {
+            let shard = leases.get_opt(&shard_lease_name(0)).await?;
+            let held = shard.as_ref().is_some_and(|l| {
+                l.spec.as_ref().and_then(|s| s.holder_identity.as_deref()) == Some(REPLICA)
+                    && l.labels().get(LEASE_LABEL).map(String::as_str) == Some("shard")
+                    && l.annotations().get(SHARDS_ANNOTATION).map(String::as_str) == Some("1")
+            });
+            let replicas = replica_leases(&leases).await?;
+            Ok((
+                held && replicas == [REPLICA],
+                format!("shard Lease {shard:?}, replica Leases held by {replicas:?}"),
+            ))
+        }
+    })
+    .await?;
 
     let members: Api<MemberCluster> = Api::all(hub.clone());
     for member in ["prometheus-1", "grafana-1"] {
@@ -1040,8 +1259,38 @@ async fn operator_converges_as_the_charts_service_accounts(tb: &TestBed) -> anyh
             .is_none(),
         "the discovery RoleBinding outlived its stack"
     );
+    // A stopped operator gives its shard back at once (update) and removes its replica Lease
+    // (delete), as the chart's ServiceAccount.
     operator.stop().await;
+    wait_for(
+        "the shard Lease released and the replica Lease gone",
+        || {
+            let leases = leases.clone();
+            async move {
+                let shard = leases.get(&shard_lease_name(0)).await?;
+                let holder = shard.spec.and_then(|s| s.holder_identity);
+                let replicas = replica_leases(&leases).await?;
+                Ok((
+                    holder.as_deref().unwrap_or_default().is_empty() && replicas.is_empty(),
+                    format!("shard holder {holder:?}, replica Leases held by {replicas:?}"),
+                ))
+            }
+        },
+    )
+    .await?;
     Ok(())
+}
+
+/// The holders of the replica Leases (one per live replica).
+async fn replica_leases(leases: &Api<Lease>) -> anyhow::Result<Vec<String>> {
+    let list = leases
+        .list(&ListParams::default().labels(&format!("{LEASE_LABEL}=replica")))
+        .await?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter_map(|l| l.spec.and_then(|s| s.holder_identity))
+        .collect())
 }
 
 /// Polls `check` (returning whether it holds and what was seen) until it holds or [`WAIT`]
