@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{demo, diff, health, operator, render, status, testbed, validate};
+use crate::commands::{demo, diff, health, operator, render, shards, status, testbed, validate};
 
 /// stacksmith: one CustomerStack per client, its monitoring stack spread over member clusters.
 #[derive(Parser, Debug)]
@@ -54,6 +54,10 @@ pub enum Command {
     /// Show stacks' aggregated status as a tree: stack → cluster → child, root cause marked
     /// (exit 0 all Ready, 1 some not Ready, 2 usage or connection error).
     Status(status::StatusArgs),
+    /// Show which operator replica holds which shard, and each shard's stacks, from the hub's
+    /// Leases (exit 0 every shard held, 1 some shard has no live holder, 2 usage or connection
+    /// error).
+    Shards(shards::ShardsArgs),
     /// Print the objects the operator would apply for a stack, per member cluster, offline
     /// (exit 0 rendered, 1 the stack has problems, 2 usage error or unreadable path).
     Render(render::RenderArgs),
@@ -81,6 +85,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Operator(args) => operator::run(args).await,
         Command::Health(args) => health::run(&args),
         Command::Status(args) => status::run(args).await,
+        Command::Shards(args) => shards::run(args).await,
         Command::Render(args) => render::run(&args),
         Command::Validate(args) => validate::run(&args),
         Command::Diff(args) => diff::run(&args).await,

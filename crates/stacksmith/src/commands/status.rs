@@ -140,11 +140,20 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
 
 /// The hub's client configuration, as kubectl finds it.
 async fn hub_config(args: &StatusArgs) -> anyhow::Result<Config> {
+    hub_config_from(args.kubeconfig.as_deref(), args.context.as_deref()).await
+}
+
+/// The hub's client configuration from a kubeconfig file and a context, as kubectl finds it
+/// when they are not given.
+pub(crate) async fn hub_config_from(
+    kubeconfig: Option<&std::path::Path>,
+    context: Option<&str>,
+) -> anyhow::Result<Config> {
     let options = KubeConfigOptions {
-        context: args.context.clone(),
+        context: context.map(str::to_owned),
         ..KubeConfigOptions::default()
     };
-    match (&args.kubeconfig, &args.context) {
+    match (kubeconfig, context) {
         (Some(path), _) => {
             let kubeconfig = Kubeconfig::read_from(path)
                 .with_context(|| format!("reading the kubeconfig {}", path.display()))?;
@@ -187,7 +196,7 @@ async fn fetch_stacks(
 }
 
 /// A hub request under [`HUB_TIMEOUT`], its error made readable (and free of credentials).
-async fn hub_call<T>(
+pub(crate) async fn hub_call<T>(
     call: impl Future<Output = Result<T, kube::Error>>,
     what: &str,
 ) -> anyhow::Result<T> {
