@@ -56,6 +56,9 @@ const METRIC_FAMILIES: &[&str] = &[
     "stacksmith_api_requests_total",
     "stacksmith_build_info",
     "stacksmith_invalid_objects",
+    "stacksmith_replica_info",
+    "stacksmith_shard_held",
+    "stacksmith_shard_reconciles_total",
 ];
 
 fn charts() -> PathBuf {
