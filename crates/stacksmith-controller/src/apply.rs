@@ -5,13 +5,12 @@
 
 mod contested;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kube::ResourceExt as _;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
-use kube::runtime::reflector::ObjectRef;
 use serde_json::Value;
 use stacksmith_api::labels::PLANNED_HASH;
 use stacksmith_core::inventory::{InventoriedObject, ObjectKey};
@@ -24,7 +23,7 @@ use crate::FIELD_MANAGER;
 use crate::member::MemberConnection;
 use crate::member::cached_object::CachedObject;
 use crate::member::connection::cache_holds_only_ours;
-use crate::remote::{RemoteError, api_resource, call, object_api};
+use crate::remote::{RemoteError, call, object_api};
 use contested::{Contests, Decision};
 
 /// Whether `object`, seen through the `MemberCluster` `member`, belongs to the stack with uid
@@ -43,15 +42,15 @@ pub struct Claimant {
 }
 
 impl Claimant {
-    /// Whether an existing object is the stack's to write through `member`: its own, or one of
-    /// the stack it adopts from.
-    pub fn ownership(&self, object: &impl kube::Resource, member: &str) -> Ownership {
-        match ownership(object, &self.stack_uid, member) {
+    /// Whether an existing object (with `labels`) is the stack's to write through `member`: its
+    /// own, or one of the stack it adopts from.
+    pub fn ownership(&self, labels: &BTreeMap<String, String>, member: &str) -> Ownership {
+        match stacksmith_core::observe::ownership(labels, &self.stack_uid, member) {
             Ownership::Foreign(_)
                 if self
                     .adopt
                     .as_ref()
-                    .is_some_and(|adopt| adoptable(object.labels(), adopt, member)) =>
+                    .is_some_and(|adopt| adoptable(labels, adopt, member)) =>
             {
                 Ownership::Ours
             }
@@ -68,11 +67,7 @@ pub fn cached(
     name: &str,
 ) -> Option<Arc<CachedObject>> {
     let store = connection.store(kind)?;
-    let mut reference = ObjectRef::new_with(name, api_resource(kind));
-    if kind.namespaced() {
-        reference = reference.within(namespace);
-    }
-    store.get(&reference)
+    store.get(if kind.namespaced() { namespace } else { "" }, name)
 }
 
 /// How long a write is trusted while the watch cache does not show it yet.
@@ -188,11 +183,11 @@ pub async fn apply_object(
     let mut differs = None;
     let created = match &existing {
         None => true,
-        Some(existing) => match claimant.ownership(existing.as_ref(), &connection.name) {
+        Some(existing) => match claimant.ownership(&existing.labels(), &connection.name) {
             Ownership::Foreign(owner) => return (WriteOutcome::Conflict { owner }, None),
             Ownership::Ours => {
                 let live = existing.to_value();
-                let uid = existing.metadata.uid.clone();
+                let uid = live["metadata"]["uid"].as_str().map(str::to_owned);
                 if is_as_planned(desired.kind, &live, &desired.manifest) {
                     recent.forget(desired);
                     recent.contests.as_planned(&key, Instant::now());
@@ -434,7 +429,7 @@ async fn create_unseen(
             );
         }
     };
-    if let Ownership::Foreign(owner) = claimant.ownership(&existing, &connection.name) {
+    if let Ownership::Foreign(owner) = claimant.ownership(existing.labels(), &connection.name) {
         return (WriteOutcome::Conflict { owner }, None);
     }
     let params = PatchParams::apply(FIELD_MANAGER).force();
@@ -488,13 +483,14 @@ async fn replace(
     existing: &CachedObject,
     field: &'static str,
 ) -> WriteOutcome {
-    if existing.metadata.deletion_timestamp.is_some() {
+    let head = existing.head();
+    if head.deletion_timestamp {
         return WriteOutcome::Replacing {
             field,
             deleted_now: false,
         };
     }
-    let Some(uid) = existing.metadata.uid.clone() else {
+    let Some(uid) = head.uid else {
         return WriteOutcome::Failed {
             message: format!("cannot change {field}: the cached object has no uid"),
         };

@@ -228,6 +228,7 @@ pub fn keep_leases(
         seen: BTreeMap::new(),
         renewed: HashMap::new(),
         draining: BTreeSet::new(),
+        failures: HashMap::new(),
         conflict_warned: false,
         options,
         holding,
@@ -252,6 +253,8 @@ struct Keeper {
     renewed: HashMap<String, Instant>,
     /// Shards being drained before their Lease is given back.
     draining: BTreeSet<u16>,
+    /// The last failure writing each Lease (said once until it changes or a write succeeds).
+    failures: HashMap<String, String>,
     conflict_warned: bool,
     options: LeaseOptions,
     holding: ShardHolding,
@@ -468,17 +471,31 @@ impl Keeper {
         };
         match (written, step) {
             (Ok(lease), LeaseStep::Release) => {
+                self.failures.remove(name);
                 self.observe(lease);
                 self.renewed.remove(name);
                 Kept::NotHeld
             }
             (Ok(lease), _) => {
+                self.failures.remove(name);
                 self.observe(lease);
                 self.renewed.insert(name.to_owned(), now);
                 Kept::Held
             }
             (Err(err), _) => {
-                tracing::debug!(lease = %name, ?step, %err, "writing the Lease");
+                // Said once per Lease and kind of failure (a refusal by RBAC repeats every
+                // renewal period otherwise); a conflict is the normal race between replicas.
+                let failure = crate::remote::api_error_summary(&err);
+                if is_conflict(&err) {
+                    tracing::debug!(lease = %name, ?step, %failure, "the Lease was written by someone else first");
+                } else if self
+                    .failures
+                    .insert(name.to_owned(), failure.clone())
+                    .as_ref()
+                    != Some(&failure)
+                {
+                    tracing::warn!(lease = %name, ?step, %failure, "writing the Lease failed: shards are not taken or kept while it does");
+                }
                 if is_conflict(&err) {
                     // Someone else wrote it first: what they wrote arrives through the watch.
                     let ours = self

@@ -111,7 +111,13 @@ pub async fn run_with(
     let (listed_tx, listed) = StacksListed::new();
     let stack_events = watcher(stacks, watcher::Config::default())
         .default_backoff()
-        .modify(|stack| stack.managed_fields_mut().clear())
+        // Never read, and each as large as the spec or larger: kept out of the cache.
+        .modify(|stack| {
+            stack.managed_fields_mut().clear();
+            stack
+                .annotations_mut()
+                .remove("kubectl.kubernetes.io/last-applied-configuration");
+        })
         .reflect(writer)
         .inspect_ok(move |event| note_listed(&listed_tx, event))
         .applied_objects();

@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
-use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, ResourceExt as _};
 use serde_json::Value;
@@ -26,8 +25,7 @@ use stacksmith_core::plan::ObjectKind;
 use stacksmith_core::{ChildKind, ConfigEvidence, Rejection};
 use tokio::sync::watch;
 
-use super::cached_object::CachedObject;
-use crate::remote::api_resource;
+use super::cached_object::ObjectCache;
 
 /// The field selector of the rejection watch (both fields are selectable on `events.k8s.io/v1`
 /// Events: they map to the core Event's `reason` and `type`).
@@ -79,28 +77,22 @@ pub fn needs_config_evidence(kind: ChildKind, object: &Value) -> bool {
 
 /// A namespace's evidence from a member's watch caches (see [`super::MemberConnection`]).
 pub fn from_caches(
-    prometheuses: Option<&Store<CachedObject>>,
-    namespaces: Option<&Store<CachedObject>>,
+    prometheuses: Option<&ObjectCache>,
+    namespaces: Option<&ObjectCache>,
     rejections: Option<&RejectionIndex>,
     namespace: &str,
 ) -> NamespaceEvidence {
     let prometheuses = prometheuses
         .map(|store| {
             store
-                .state()
+                .in_namespace(namespace)
                 .iter()
-                .filter(|p| p.metadata.namespace.as_deref() == Some(namespace))
                 .map(|p| p.to_value())
                 .collect()
         })
         .unwrap_or_default();
     let namespace_labels = namespaces
-        .and_then(|store| {
-            store.get(&ObjectRef::new_with(
-                namespace,
-                api_resource(ObjectKind::Namespace),
-            ))
-        })
+        .and_then(|store| store.get("", namespace))
         .map(|ns| serde_json::to_value(ns.labels()).unwrap_or(Value::Null));
     NamespaceEvidence {
         prometheuses,
@@ -504,13 +496,14 @@ mod tests {
         assert!(listed.wait_settled(Duration::from_millis(10)).await);
     }
 
-    fn store(kind: ObjectKind, objects: &[Value]) -> Store<CachedObject> {
-        let mut writer = kube::runtime::reflector::store::Writer::new(api_resource(kind));
+    fn store(objects: &[Value]) -> ObjectCache {
+        let cache = ObjectCache::default();
         for object in objects {
-            let object: CachedObject = serde_json::from_value(object.clone()).unwrap();
-            writer.apply_watcher_event(&watcher::Event::Apply(object));
+            let object: crate::member::cached_object::WatchedObject =
+                serde_json::from_value(object.clone()).unwrap();
+            cache.apply(&watcher::Event::Apply(object));
         }
-        writer.as_reader()
+        cache
     }
 
     #[test]
@@ -524,15 +517,9 @@ mod tests {
                 "status": {"conditions": [{"type": "Reconciled", "status": "True", "observedGeneration": 2}]},
             })
         };
-        let prometheuses = store(
-            ObjectKind::Child(ChildKind::Prometheus),
-            &[prometheus("customer-acme"), prometheus("customer-globex")],
-        );
-        let namespaces = store(
-            ObjectKind::Namespace,
-            &[json!({"apiVersion": "v1", "kind": "Namespace",
-                     "metadata": {"name": "customer-acme", "labels": {"tenant": "acme"}}})],
-        );
+        let prometheuses = store(&[prometheus("customer-acme"), prometheus("customer-globex")]);
+        let namespaces = store(&[json!({"apiVersion": "v1", "kind": "Namespace",
+                     "metadata": {"name": "customer-acme", "labels": {"tenant": "acme"}}})]);
         let index = RejectionIndex::default();
         step(&index, watcher::Event::Init);
         step(&index, watcher::Event::InitDone);

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use kube::api::{Api, ApiResource};
-use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, ResourceExt as _};
 use stacksmith_api::labels::{MANAGED_BY, MANAGED_BY_VALUE};
@@ -23,7 +22,7 @@ use stacksmith_core::plan::ObjectKind;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-use super::cached_object::CachedObject;
+use super::cached_object::{ObjectCache, WatchedObject};
 use super::config_evidence::{self, NamespaceEvidence, RejectionIndex};
 use super::wake::{Waker, is_managed};
 use super::write_gate::WriteGate;
@@ -48,12 +47,12 @@ pub struct MemberConnection {
     pub timeout: Duration,
     /// How many reconciles write to it at once, and whether its writes time out.
     pub writes: WriteGate,
-    stores: BTreeMap<ObjectKind, Store<CachedObject>>,
+    stores: BTreeMap<ObjectKind, ObjectCache>,
     /// Per cache: whether its first full list has been seen.
     listed: Vec<watch::Receiver<bool>>,
     /// Every `Grafana` instance (on members serving the grafana role: the cache of that kind),
     /// to explain `NoMatchingInstance`.
-    grafanas: Option<Store<CachedObject>>,
+    grafanas: Option<ObjectCache>,
     /// prometheus-operator's rejection Events (on members serving the prometheus role), to judge
     /// rules and monitors that have no status.
     rejections: Option<Arc<RejectionIndex>>,
@@ -71,7 +70,7 @@ impl Drop for MemberConnection {
 
 impl MemberConnection {
     /// The watch cache of a kind, if this member serves it.
-    pub fn store(&self, kind: ObjectKind) -> Option<&Store<CachedObject>> {
+    pub fn store(&self, kind: ObjectKind) -> Option<&ObjectCache> {
         self.stores.get(&kind)
     }
 
@@ -79,7 +78,7 @@ impl MemberConnection {
     pub fn grafanas(&self) -> Vec<serde_json::Value> {
         self.grafanas
             .as_ref()
-            .map(|s| s.state().iter().map(|g| g.to_value()).collect())
+            .map(|s| s.all().iter().map(|g| g.to_value()).collect())
             .unwrap_or_default()
     }
 
@@ -252,25 +251,26 @@ fn watch_kind(
     kind: ObjectKind,
     resource: ApiResource,
     shared: WatchShared,
-) -> (Store<CachedObject>, watch::Receiver<bool>, JoinHandle<()>) {
-    let api: Api<CachedObject> = Api::all_with(client.clone(), &resource);
-    let writer = reflector::store::Writer::new(resource);
-    let store = writer.as_reader();
+) -> (ObjectCache, watch::Receiver<bool>, JoinHandle<()>) {
+    let api: Api<WatchedObject> = Api::all_with(client.clone(), &resource);
+    let cache = ObjectCache::default();
     let config = watch_config(kind);
-    let stream = watcher(api, config)
-        .backoff(member_watch_backoff())
-        .reflect(writer);
+    let stream = watcher(api, config).backoff(member_watch_backoff());
     let (listed_tx, listed) = watch::channel(false);
+    let filled = cache.clone();
     let task = tokio::spawn(async move {
         futures::pin_mut!(stream);
         while let Some(event) = stream.next().await {
-            if matches!(event, Ok(watcher::Event::InitDone)) {
-                listed_tx.send_replace(true);
+            if let Ok(event) = &event {
+                filled.apply(event);
+                if matches!(event, watcher::Event::InitDone) {
+                    listed_tx.send_replace(true);
+                }
             }
             on_watch_event(kind, &event, &shared);
         }
     });
-    (store, listed, task)
+    (cache, listed, task)
 }
 
 /// How a member watch retries after a failure: from 0.5 s, doubling (with jitter) up to 5 s,
@@ -297,7 +297,7 @@ pub(super) fn member_watch_backoff() -> impl kube::runtime::utils::Backoff {
 /// wake.
 fn on_watch_event(
     kind: ObjectKind,
-    event: &Result<watcher::Event<CachedObject>, watcher::Error>,
+    event: &Result<watcher::Event<WatchedObject>, watcher::Error>,
     shared: &WatchShared,
 ) {
     let now_reachable = match event {
@@ -329,17 +329,18 @@ fn on_watch_event(
     }
     match event {
         Ok(watcher::Event::Apply(obj)) | Ok(watcher::Event::InitApply(obj)) => {
-            shared.waker.owner_of(obj);
+            shared.waker.owner_of(&obj.head().labels);
         }
         Ok(watcher::Event::Delete(obj)) => {
-            shared.waker.owner_of(obj);
+            let labels = obj.head().labels;
+            shared.waker.owner_of(&labels);
             // An object stacksmith does not own went away: a stack in conflict with it may
             // write now; no other stack is concerned.
-            if !is_managed(obj) {
-                let namespace = obj.namespace().unwrap_or_default();
+            if !is_managed(&labels) {
+                let (namespace, name) = obj.namespace_and_name();
                 shared
                     .waker
-                    .blocked_by(&shared.member, kind.kind(), &namespace, &obj.name_any());
+                    .blocked_by(&shared.member, kind.kind(), namespace, name);
             }
         }
         _ => {}

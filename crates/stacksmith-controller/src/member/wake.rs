@@ -12,9 +12,8 @@ use stacksmith_core::member_status::stacks_using;
 use stacksmith_core::plan::ObjectKind;
 use tokio::sync::{mpsc, watch};
 
-use super::cached_object::CachedObject;
+use super::cached_object::ObjectCache;
 use super::config_evidence::{self, regarded_kind};
-use crate::remote::api_resource;
 
 /// Whether the hub's stack cache has had its first full list: a flag of our own, turned on by
 /// the hub watch once the cache holds that list (see `operator::run_with`).
@@ -191,11 +190,10 @@ impl Waker {
 
     /// Wakes the stack a child belongs to (from its labels); nothing for an object stacksmith
     /// does not manage.
-    pub fn owner_of(&self, object: &CachedObject) {
-        if !is_managed(object) {
+    pub fn owner_of(&self, labels: &BTreeMap<String, String>) {
+        if !is_managed(labels) {
             return;
         }
-        let labels = object.labels();
         if let (Some(ns), Some(name)) = (labels.get(STACK_NAMESPACE), labels.get(STACK_NAME)) {
             let _ = self.wake.send(ObjectRef::new(name).within(ns));
         }
@@ -206,7 +204,7 @@ impl Waker {
     /// it is), and every stack on the member when the Events became readable or unreadable.
     pub fn for_rejections(
         &self,
-        stores: &BTreeMap<ObjectKind, Store<CachedObject>>,
+        stores: &BTreeMap<ObjectKind, ObjectCache>,
         member: &str,
     ) -> impl Fn(config_evidence::Changed) + Send + 'static {
         let stores = stores.clone();
@@ -222,20 +220,20 @@ impl Waker {
                     continue;
                 };
                 let (_, namespace, name) = regarded;
-                let object = stores.get(&kind).and_then(|store| {
-                    store.get(&ObjectRef::new_with(name, api_resource(kind)).within(namespace))
-                });
+                let object = stores
+                    .get(&kind)
+                    .and_then(|store| store.get(namespace, name));
                 if let Some(object) = object {
-                    waker.owner_of(&object);
+                    waker.owner_of(&object.labels());
                 }
             }
         }
     }
 }
 
-/// Whether stacksmith manages `object` (by its label).
-pub fn is_managed(object: &CachedObject) -> bool {
-    object.labels().get(MANAGED_BY).map(String::as_str) == Some(MANAGED_BY_VALUE)
+/// Whether stacksmith manages an object with `labels`.
+pub fn is_managed(labels: &BTreeMap<String, String>) -> bool {
+    labels.get(MANAGED_BY).map(String::as_str) == Some(MANAGED_BY_VALUE)
 }
 
 #[cfg(test)]
@@ -245,19 +243,20 @@ mod tests {
     use stacksmith_core::ChildKind;
 
     use super::*;
+    use crate::member::cached_object::{CachedObject, WatchedObject};
 
     #[test]
     fn a_rejection_wakes_the_stack_of_the_regarded_object() {
         let rule = ObjectKind::Child(ChildKind::PrometheusRule);
-        let mut writer = reflector::store::Writer::new(api_resource(rule));
-        let labelled: CachedObject = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "acme-core", "namespace": "customer-acme", "labels": {
-                MANAGED_BY: MANAGED_BY_VALUE, STACK_NAMESPACE: "team-a", STACK_NAME: "acme",
-                STACK_UID: "u1"}},
+        let cache = ObjectCache::default();
+        let labelled: WatchedObject = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "acme-core", "namespace": "customer-acme", "resourceVersion": "1",
+                "labels": {MANAGED_BY: MANAGED_BY_VALUE, STACK_NAMESPACE: "team-a",
+                STACK_NAME: "acme", STACK_UID: "u1"}},
         }))
         .unwrap();
-        writer.apply_watcher_event(&watcher::Event::Apply(labelled));
-        let stores = BTreeMap::from([(rule, writer.as_reader())]);
+        cache.apply(&watcher::Event::Apply(labelled));
+        let stores = BTreeMap::from([(rule, cache)]);
         let mut stacks = reflector::store::Writer::<GuardedStack>::default();
         let stack: GuardedStack = serde_json::from_value(serde_json::json!({
             "apiVersion": "stacksmith.io/v1alpha1", "kind": "CustomerStack",
@@ -344,7 +343,7 @@ mod tests {
                 STACK_NAMESPACE: "team-a", STACK_NAME: "acme"}},
         }))
         .unwrap();
-        waker.owner_of(&foreign);
+        waker.owner_of(&foreign.labels());
         assert!(rx.try_recv().is_err());
     }
 

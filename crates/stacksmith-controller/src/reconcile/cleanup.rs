@@ -18,7 +18,7 @@ use stacksmith_core::plan::{StackIdentity, plan_stack_with_config_maps};
 use super::status::{self, Findings};
 use super::write::{Unavailable, usable_connection};
 use super::{Context, ReconcileError, identity, prune, stack_key};
-use crate::apply::{cached, ownership};
+use crate::apply::cached;
 
 /// Deletes the stack's inventoried objects in every cluster; done when none is left.
 pub(super) async fn clean_up(
@@ -144,9 +144,14 @@ async fn take_in_unrecorded(
                 continue;
             }
             let found = cached(&connection, desired.kind, &desired.namespace, &desired.name);
-            if let Some(object) = found
-                && ownership(object.as_ref(), &identity.uid, &connection.name) == Ownership::Ours
-                && let Some(object_uid) = object.metadata.uid.clone()
+            let head = found.map(|object| object.head());
+            if let Some(head) = head
+                && stacksmith_core::observe::ownership(
+                    &head.labels,
+                    &identity.uid,
+                    &connection.name,
+                ) == Ownership::Ours
+                && let Some(object_uid) = head.uid
             {
                 inventory.record(key, object_uid);
             }

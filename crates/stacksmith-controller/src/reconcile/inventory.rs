@@ -17,12 +17,20 @@ pub(super) struct Inventories {
 
 impl Inventories {
     /// The stack's inventory: what this process last decided for it, otherwise what its status
-    /// records.
+    /// records. Once the status shows what was decided, the copy kept here is dropped: the
+    /// status (in the hub cache) holds it, and a copy per stack would double its memory.
     pub(super) fn of(&self, stack: &CustomerStack, uid: &str) -> Inventory {
-        if let Some(inventory) = crate::locks::lock(&self.latest).get(uid) {
-            return inventory.clone();
+        let recorded =
+            Inventory::from_entries(stack.status.as_ref().map_or(&[][..], |s| &s.inventory));
+        let mut latest = crate::locks::lock(&self.latest);
+        match latest.get(uid) {
+            Some(kept) if *kept == recorded => {
+                latest.remove(uid);
+                recorded
+            }
+            Some(kept) => kept.clone(),
+            None => recorded,
         }
-        Inventory::from_entries(stack.status.as_ref().map_or(&[][..], |s| &s.inventory))
     }
 
     /// Keeps what a pass decided (its status write carries it to the hub).

@@ -206,11 +206,11 @@ fn not_written(
     let existing = cached(connection, desired.kind, &desired.namespace, &desired.name);
     match existing
         .as_ref()
-        .map(|e| claimant.ownership(e.as_ref(), &connection.name))
+        .map(|e| claimant.ownership(&e.labels(), &connection.name))
     {
         Some(Ownership::Foreign(owner)) => (WriteOutcome::Conflict { owner }, None),
         Some(Ownership::Ours) => {
-            let uid = existing.as_ref().and_then(|e| e.metadata.uid.clone());
+            let uid = existing.as_ref().and_then(|e| e.head().uid);
             let outcome = WriteOutcome::NotWritten {
                 existing: existing.map(|e| Box::new(e.to_value())),
                 reason,
