@@ -462,6 +462,43 @@ async fn three_replicas_split_the_shards_and_a_lost_replicas_shards_are_taken_ov
         usize::from(SHARDS),
         "{reconciled_by:?}"
     );
+
+    // `stacksmith shards` shows the same holders, and every stack in its shard.
+    let output = Command::new(env!("CARGO_BIN_EXE_stacksmith"))
+        .args([
+            "shards",
+            "-o",
+            "json",
+            "--lease-namespace",
+            LEASE_NAMESPACE,
+            "--kubeconfig",
+        ])
+        .arg(&kubeconfig)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let view: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(view["shards"], SHARDS);
+    let mut replica_names: Vec<&str> = replicas.iter().map(|r| r.name.as_str()).collect();
+    replica_names.sort_unstable();
+    assert_eq!(view["replicas"], json!(replica_names));
+    let rows = view["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), usize::from(SHARDS));
+    for row in rows {
+        let shard = u16::try_from(row["shard"].as_u64().unwrap()).unwrap();
+        let holder = replicas
+            .iter()
+            .zip(&before)
+            .find(|(_, (held, _))| held.contains(&shard))
+            .map(|(r, _)| r.name.as_str());
+        assert_eq!(row["holder"].as_str(), holder, "{view:#}");
+        assert_eq!(row["live"], true);
+        let stacks = names
+            .iter()
+            .filter(|n| shard_of(NAMESPACE, n, SHARDS) == shard)
+            .count();
+        assert_eq!(row["stacks"], stacks, "{view:#}");
+    }
     assert!(
         reconciled_by.values().all(|by| by.len() == 1),
         "a shard reconciled by two replicas: {reconciled_by:?}"

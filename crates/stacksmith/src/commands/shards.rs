@@ -19,7 +19,7 @@ use stacksmith_api::CustomerStack;
 use stacksmith_controller::{LEASE_LABEL, SHARDS_ANNOTATION};
 use stacksmith_core::shards::shard_of;
 
-use crate::commands::status::{hub_call, hub_config_from};
+use crate::commands::status::{Output, hub_call, hub_config_from};
 use crate::output::print_stdout;
 
 /// Options of `stacksmith shards`.
@@ -34,9 +34,9 @@ pub struct ShardsArgs {
     /// The kubeconfig context to use; default: its current context.
     #[arg(long)]
     context: Option<String>,
-    /// Print JSON instead of the table.
-    #[arg(long)]
-    json: bool,
+    /// Output format: the table, or the view as data.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table)]
+    output: Output,
 }
 
 /// One shard as the hub shows it.
@@ -215,10 +215,10 @@ pub async fn run(args: ShardsArgs) -> anyhow::Result<ExitCode> {
     .map(|s| (s.namespace().unwrap_or_default(), s.name_any()))
     .collect();
     let view = shards_view(&leases, &stacks, Timestamp::now());
-    if args.json {
-        print_stdout(&format!("{}\n", serde_json::to_string_pretty(&view)?))?;
-    } else {
-        print_stdout(&render(&view, &args.lease_namespace))?;
+    match args.output {
+        Output::Table => print_stdout(&render(&view, &args.lease_namespace))?,
+        Output::Json => print_stdout(&format!("{}\n", serde_json::to_string_pretty(&view)?))?,
+        Output::Yaml => print_stdout(&serde_yaml::to_string(&view)?)?,
     }
     Ok(
         if view.rows.iter().all(|row| row.live) && view.shards.is_some() {
