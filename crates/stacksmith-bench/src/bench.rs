@@ -17,7 +17,7 @@ use stacksmith_testbed::{ClusterSpec, PrometheusSide, TestBed, TestBedOptions};
 use crate::observe::{WatchMap, is_ready, stack_ready};
 use crate::operator_proc::{
     Counts, Memory, OperatorProcess, delta, describe, is_read, is_request, is_write, log_path,
-    total,
+    total, without_leases,
 };
 use crate::report::{Figure, Goal};
 use crate::samples::SampleLog;
@@ -41,6 +41,9 @@ pub enum Section {
     Down,
     /// 7: operator memory.
     Memory,
+    /// 8: replicas sharing the stacks through Leases: failover after a crash and after a
+    /// graceful stop, the writes on takeover, throughput with 1, 2 and 3 replicas.
+    Failover,
 }
 
 /// What to run.
@@ -54,12 +57,18 @@ pub struct Options {
     pub idle_seconds: u64,
     /// Stacks converged in each half of the one-cluster-down section.
     pub down_stacks: usize,
+    /// Stacks converged before the failovers, and per replica count of the throughput.
+    pub failover_stacks: usize,
+    /// The lease duration of section 8, in seconds.
+    pub lease_seconds: u64,
+    /// The shards of section 8's throughput.
+    pub shards: u16,
     /// The sections to run.
     pub sections: Vec<Section>,
 }
 
 impl Options {
-    fn wants(&self, section: Section) -> bool {
+    pub(crate) fn wants(&self, section: Section) -> bool {
         self.sections.contains(&section)
     }
 }
@@ -73,7 +82,7 @@ const S6: &str = "6 one cluster down";
 const S7: &str = "7 memory";
 
 /// Longest wait for anything the operator does per stack.
-const STEP: Duration = Duration::from_secs(60);
+pub(crate) const STEP: Duration = Duration::from_secs(60);
 /// Stacks used in rotation by the propagation samples.
 const SAMPLE_STACKS: usize = 20;
 
@@ -94,23 +103,26 @@ pub async fn run_once(options: &Options, run: usize) -> anyhow::Result<Vec<Figur
     if options.wants(Section::Down) {
         down_bed(options, run, &mut figures).await?;
     }
+    if options.wants(Section::Failover) {
+        crate::failover::run(options, run, &mut figures).await?;
+    }
     Ok(figures)
 }
 
-fn say(what: impl AsRef<str>) {
+pub(crate) fn say(what: impl AsRef<str>) {
     eprintln!("  {}", what.as_ref());
 }
 
 /// The operator and what the bench watches on one test bed.
-struct Bed {
-    testbed: TestBed,
-    hub: Client,
-    stacks: WatchMap<Option<bool>>,
+pub(crate) struct Bed {
+    pub(crate) testbed: TestBed,
+    pub(crate) hub: Client,
+    pub(crate) stacks: WatchMap<Option<bool>>,
     operator: Option<OperatorProcess>,
 }
 
 impl Bed {
-    async fn start(name: String, remotes: Vec<ClusterSpec>) -> anyhow::Result<Bed> {
+    pub(crate) async fn start(name: String, remotes: Vec<ClusterSpec>) -> anyhow::Result<Bed> {
         let mut options = TestBedOptions::new(name);
         options.remotes = remotes;
         // At thousands of stacks the simulator plays both child operators (a real
@@ -161,6 +173,13 @@ impl Bed {
         let log = log_path(run, what);
         let kubeconfig = self.testbed.hub()?.kubeconfig_path().to_path_buf();
         self.operator = Some(OperatorProcess::start(&kubeconfig, &log)?);
+        self.wait_members_ready(&log.display().to_string()).await?;
+        self.wait_quiet(quiet).await
+    }
+
+    /// Waits until every member is Ready (the operator, or the leader among replicas, wrote so);
+    /// `log` names the operator's log in the error.
+    pub(crate) async fn wait_members_ready(&self, log: &str) -> anyhow::Result<()> {
         let members: Api<MemberCluster> = Api::all(self.hub.clone());
         let deadline = Instant::now() + STEP;
         loop {
@@ -173,39 +192,22 @@ impl Bed {
                 })
             });
             if ready && !list.items.is_empty() {
-                break;
+                return Ok(());
             }
             if Instant::now() > deadline {
-                bail!(
-                    "the members did not become Ready (operator log: {})",
-                    log.display()
-                );
+                bail!("the members did not become Ready (operator log: {log})");
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        self.wait_quiet(quiet).await
     }
 
     /// Waits until the operator has made no request but watches for `quiet`; returns its counts.
     async fn wait_quiet(&mut self, quiet: Duration) -> anyhow::Result<Counts> {
         let operator = self.operator()?;
-        let deadline = Instant::now() + quiet + Duration::from_secs(120);
-        let mut last = operator.counts().await?;
-        let mut calm_since = Instant::now();
-        loop {
-            tokio::time::sleep(Duration::from_millis(250)).await;
-            let now = operator.counts().await?;
-            if total(&delta(&last, &now), None, is_request) > 0 {
-                calm_since = Instant::now();
-            }
-            last = now;
-            if calm_since.elapsed() >= quiet {
-                return Ok(last);
-            }
-            if Instant::now() > deadline {
-                bail!("the operator never went quiet for {quiet:?}");
-            }
-        }
+        wait_quiet_all(&mut [operator], quiet, is_request)
+            .await?
+            .pop()
+            .context("no counts")
     }
 
     async fn stop_operator(&mut self) -> anyhow::Result<()> {
@@ -215,7 +217,7 @@ impl Bed {
         Ok(())
     }
 
-    async fn shutdown(mut self) -> anyhow::Result<()> {
+    pub(crate) async fn shutdown(mut self) -> anyhow::Result<()> {
         self.stop_operator().await?;
         drop(self.stacks);
         self.testbed.shutdown().await?;
@@ -224,7 +226,7 @@ impl Bed {
 
     /// Creates `names` in `namespace` on `prometheus_cluster`; returns the time from the first
     /// write until the last of them was Ready.
-    async fn converge(
+    pub(crate) async fn converge(
         &self,
         namespace: &str,
         names: &[String],
@@ -241,7 +243,45 @@ impl Bed {
     }
 }
 
-fn light_layout() -> Vec<ClusterSpec> {
+/// Waits until none of `operators` has made a request whose verb `counted` selects for `quiet`
+/// (watches are never counted, nor the Lease renewals, which go on forever); returns the counts
+/// of each, in order.
+pub(crate) async fn wait_quiet_all(
+    operators: &mut [&mut OperatorProcess],
+    quiet: Duration,
+    counted: fn(&str) -> bool,
+) -> anyhow::Result<Vec<Counts>> {
+    let deadline = Instant::now() + quiet + Duration::from_secs(120);
+    let mut last = Vec::with_capacity(operators.len());
+    for operator in operators.iter_mut() {
+        last.push(operator.counts().await?);
+    }
+    let mut calm_since = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let mut now = Vec::with_capacity(operators.len());
+        for operator in operators.iter_mut() {
+            now.push(operator.counts().await?);
+        }
+        let busy = last.iter().zip(&now).any(|(before, after)| {
+            total(&without_leases(&delta(before, after)), None, |v| {
+                is_request(v) && counted(v)
+            }) > 0
+        });
+        if busy {
+            calm_since = Instant::now();
+        }
+        last = now;
+        if calm_since.elapsed() >= quiet {
+            return Ok(last);
+        }
+        if Instant::now() > deadline {
+            bail!("the operator never went quiet for {quiet:?}");
+        }
+    }
+}
+
+pub(crate) fn light_layout() -> Vec<ClusterSpec> {
     TestBedOptions::new("layout").remotes
 }
 
@@ -547,7 +587,7 @@ fn status_written(object: &DynamicObject) -> bool {
         })
 }
 
-fn mib(bytes: u64) -> f64 {
+pub(crate) fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 

@@ -3,6 +3,7 @@
 //! of figures against the goals. See `docs/benchmarks.md`.
 
 mod bench;
+mod failover;
 mod observe;
 mod operator_proc;
 mod report;
@@ -39,6 +40,16 @@ struct Cli {
     /// Stacks converged before and while a cluster is down (section 6).
     #[arg(long, default_value_t = 200)]
     down_stacks: usize,
+    /// Stacks converged before the failovers, and per replica count of the throughput
+    /// (section 8).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(2..=10_000))]
+    failover_stacks: u32,
+    /// Lease duration in seconds of the replicas (section 8).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
+    lease_seconds: u64,
+    /// Shards of the throughput with 1, 2 and 3 replicas (section 8).
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u16).range(1..=256))]
+    shards: u16,
     /// Run only these sections (default: all).
     #[arg(long, value_enum, num_args = 1..)]
     only: Vec<Section>,
@@ -55,6 +66,18 @@ enum Command {
         /// The hub's kubeconfig.
         #[arg(long)]
         kubeconfig: PathBuf,
+        /// Share the stacks with other replicas through hub Leases, under this identity.
+        #[arg(long)]
+        replica: Option<String>,
+        /// With `--replica`: the number of shards.
+        #[arg(long, default_value_t = 1)]
+        shards: u16,
+        /// With `--replica`: the lease duration in seconds.
+        #[arg(long, default_value_t = 15)]
+        lease_seconds: u64,
+        /// With `--replica`: the hub namespace of the Leases.
+        #[arg(long, default_value = stacksmith_testbed::SYSTEM_NAMESPACE)]
+        lease_namespace: String,
     },
 }
 
@@ -77,8 +100,22 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Some(Command::Operator { ref kubeconfig }) => {
-            runtime.block_on(operator_proc::run_child(kubeconfig))
+        Some(Command::Operator {
+            ref kubeconfig,
+            ref replica,
+            shards,
+            lease_seconds,
+            ref lease_namespace,
+        }) => {
+            let leases = replica.as_ref().map(|identity| {
+                operator_proc::LeaseArgs {
+                    identity: identity.clone(),
+                    shards,
+                    duration: std::time::Duration::from_secs(lease_seconds),
+                }
+                .options(lease_namespace)
+            });
+            runtime.block_on(operator_proc::run_child(kubeconfig, leases))
         }
         None => runtime.block_on(bench(cli)),
     };
@@ -102,6 +139,9 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
         samples: cli.samples.max(1),
         idle_seconds: cli.idle_seconds,
         down_stacks: cli.down_stacks.max(1),
+        failover_stacks: cli.failover_stacks as usize,
+        lease_seconds: cli.lease_seconds,
+        shards: cli.shards,
         sections: if cli.only.is_empty() {
             vec![
                 Section::Calls,
@@ -111,6 +151,7 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
                 Section::Spec,
                 Section::Down,
                 Section::Memory,
+                Section::Failover,
             ]
         } else {
             cli.only.clone()
@@ -125,8 +166,15 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
     }
     let combined = report::medians(&runs);
     println!(
-        "stacksmith-bench: N = {}, {} run(s), {} samples, {} s idle, {} stacks per half of section 6",
-        options.stacks, cli.runs, options.samples, options.idle_seconds, options.down_stacks
+        "stacksmith-bench: N = {}, {} run(s), {} samples, {} s idle, {} stacks per half of section 6, section 8: {} stacks, {} s leases, {} shards",
+        options.stacks,
+        cli.runs,
+        options.samples,
+        options.idle_seconds,
+        options.down_stacks,
+        options.failover_stacks,
+        options.lease_seconds,
+        options.shards
     );
     print!("{}", report::render(&combined, runs.len()));
     if let Some(path) = &cli.json {
@@ -137,6 +185,9 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
             "samples": options.samples,
             "idle_seconds": options.idle_seconds,
             "down_stacks": options.down_stacks,
+            "failover_stacks": options.failover_stacks,
+            "lease_seconds": options.lease_seconds,
+            "shards": options.shards,
         });
         std::fs::write(path, serde_json::to_string_pretty(&json)?)
             .with_context(|| format!("writing {}", path.display()))?;

@@ -131,6 +131,47 @@ impl<V: Clone + PartialEq + Send + 'static> WatchMap<V> {
             .unwrap_or_default()
     }
 
+    /// Every object's value as last seen, by `namespace/name`.
+    pub fn all_values(&self) -> Vec<(String, V)> {
+        self.state
+            .lock()
+            .map(|s| {
+                s.objects
+                    .iter()
+                    .map(|(key, seen)| (key.clone(), seen.value.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The value of the object `key` (`namespace/name`) as last seen.
+    pub fn get(&self, key: &str) -> Option<V> {
+        self.state
+            .lock()
+            .ok()
+            .and_then(|s| s.objects.get(key).map(|seen| seen.value.clone()))
+    }
+
+    /// Waits until the values of all objects (by `namespace/name`) satisfy `check`; returns when
+    /// the bench saw it.
+    pub async fn wait_all(
+        &self,
+        timeout: Duration,
+        what: &str,
+        check: impl Fn(&HashMap<String, V>) -> bool,
+    ) -> anyhow::Result<Instant> {
+        self.wait(timeout, |s| {
+            let values: HashMap<String, V> = s
+                .objects
+                .iter()
+                .map(|(key, seen)| (key.clone(), seen.value.clone()))
+                .collect();
+            check(&values).then(Instant::now)
+        })
+        .await
+        .map_err(|_| anyhow::anyhow!("{what} did not happen within {timeout:?}"))
+    }
+
     /// How many objects of `namespace` have a counted value.
     pub fn count(&self, namespace: &str) -> usize {
         self.state

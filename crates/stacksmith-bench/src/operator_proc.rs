@@ -6,6 +6,11 @@
 //! standard streams: each `counts` line on stdin is answered by one JSON line on stdout with the
 //! requests its clients have made so far (counted by the operator's own tower layer); `stop` or
 //! the end of stdin (the parent is gone) stops it. Its logs go to a file, never to the terminal.
+//!
+//! With [`LeaseArgs`] the child is one replica among several sharing the stacks through hub
+//! Leases (`OperatorOptions::leases`). `stop` is then the graceful stop (its reconciles finish,
+//! its Leases are given back); [`OperatorProcess::kill`] is the crash (SIGKILL: its Leases are
+//! taken by others only when they run out).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +24,44 @@ use stacksmith_controller::api_calls::ApiCallCounter;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
+/// The counter's cluster label of the Lease requests (apart from `hub`).
+pub const LEASE_CLUSTER: &str = "hub-leases";
+
+/// How a child shares the stacks with other replicas through hub Leases.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseArgs {
+    /// Its name in the Leases.
+    pub identity: String,
+    /// The number of shards (the same on every replica).
+    pub shards: u16,
+    /// The lease duration (whole seconds: a Lease records seconds).
+    pub duration: Duration,
+}
+
+impl LeaseArgs {
+    /// The operator's options for these arguments, the Leases in `namespace`.
+    pub fn options(&self, namespace: &str) -> stacksmith_controller::LeaseOptions {
+        stacksmith_controller::LeaseOptions {
+            identity: self.identity.clone(),
+            namespace: namespace.to_owned(),
+            shards: self.shards,
+            duration: self.duration,
+        }
+    }
+
+    /// The child's command-line arguments after `--kubeconfig`.
+    fn args(&self) -> Vec<String> {
+        vec![
+            "--replica".into(),
+            self.identity.clone(),
+            "--shards".into(),
+            self.shards.to_string(),
+            "--lease-seconds".into(),
+            self.duration.as_secs().max(1).to_string(),
+        ]
+    }
+}
+
 /// Requests by (cluster, verb, outcome).
 pub type Counts = BTreeMap<(String, String, String), u64>;
 
@@ -31,7 +74,10 @@ struct Series {
 }
 
 /// The child side: runs the operator until `stop` or the end of stdin.
-pub async fn run_child(kubeconfig: &Path) -> anyhow::Result<()> {
+pub async fn run_child(
+    kubeconfig: &Path,
+    leases: Option<stacksmith_controller::LeaseOptions>,
+) -> anyhow::Result<()> {
     let file = Kubeconfig::read_from(kubeconfig)
         .with_context(|| format!("reading {}", kubeconfig.display()))?;
     let config = kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default()).await?;
@@ -39,6 +85,7 @@ pub async fn run_child(kubeconfig: &Path) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let options = stacksmith_controller::OperatorOptions {
         tenant_policy: stacksmith_controller::PolicyMode::Optional,
+        leases,
         ..stacksmith_controller::OperatorOptions::default()
     };
     let operator = tokio::spawn(stacksmith_controller::run_with(
@@ -74,7 +121,8 @@ pub async fn run_child(kubeconfig: &Path) -> anyhow::Result<()> {
         }
     }
     let _ = stop_tx.send(());
-    match tokio::time::timeout(Duration::from_secs(10), operator).await {
+    // Reconciles in flight finish, then the Leases are given back (within their duration).
+    match tokio::time::timeout(Duration::from_secs(40), operator).await {
         Ok(Ok(result)) => result.context("the operator failed"),
         Ok(Err(err)) => bail!("the operator task failed: {err}"),
         Err(_) => Ok(()),
@@ -93,6 +141,16 @@ impl OperatorProcess {
     /// Starts the operator (this binary, subcommand `operator`) against the hub whose admin
     /// kubeconfig is `kubeconfig`; its log goes to `log`.
     pub fn start(kubeconfig: &Path, log: &Path) -> anyhow::Result<Self> {
+        Self::start_with(kubeconfig, log, None)
+    }
+
+    /// Starts the operator like [`OperatorProcess::start`], as a replica sharing the stacks
+    /// through Leases when `leases` says so.
+    pub fn start_with(
+        kubeconfig: &Path,
+        log: &Path,
+        leases: Option<&LeaseArgs>,
+    ) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("locating the bench binary")?;
         let log_file = std::fs::OpenOptions::new()
             .create(true)
@@ -103,6 +161,7 @@ impl OperatorProcess {
             .arg("operator")
             .arg("--kubeconfig")
             .arg(kubeconfig)
+            .args(leases.map(LeaseArgs::args).unwrap_or_default())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file))
@@ -145,11 +204,12 @@ impl OperatorProcess {
         })
     }
 
-    /// Stops the operator and waits (10 s, then kills it).
+    /// Stops the operator gracefully (its reconciles finish, its Leases are given back) and
+    /// waits (45 s, then kills it).
     pub async fn stop(mut self) -> anyhow::Result<()> {
         let _ = self.stdin.write_all(b"stop\n").await;
         let _ = self.stdin.flush().await;
-        match tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await {
+        match tokio::time::timeout(Duration::from_secs(45), self.child.wait()).await {
             Ok(status) => {
                 status?;
             }
@@ -158,6 +218,14 @@ impl OperatorProcess {
             }
         }
         Ok(())
+    }
+
+    /// Crashes the operator: SIGKILL, nothing given back; returns once it is gone.
+    pub async fn kill(mut self) -> anyhow::Result<()> {
+        self.child
+            .kill()
+            .await
+            .context("killing the operator process")
     }
 }
 
@@ -211,6 +279,24 @@ pub fn total(counts: &Counts, cluster: Option<&str>, verb: impl Fn(&str) -> bool
         .filter(|((c, v, _), _)| cluster.is_none_or(|want| want == c) && verb(v))
         .map(|(_, n)| n)
         .sum()
+}
+
+/// The requests to the member clusters (neither the hub nor its Leases).
+pub fn on_members(counts: &Counts) -> Counts {
+    counts
+        .iter()
+        .filter(|((cluster, _, _), _)| cluster != "hub" && cluster != LEASE_CLUSTER)
+        .map(|(k, n)| (k.clone(), *n))
+        .collect()
+}
+
+/// The requests but those of the Leases.
+pub fn without_leases(counts: &Counts) -> Counts {
+    counts
+        .iter()
+        .filter(|((cluster, _, _), _)| cluster != LEASE_CLUSTER)
+        .map(|(k, n)| (k.clone(), *n))
+        .collect()
 }
 
 /// Writes: create, update, patch, delete.
@@ -280,6 +366,46 @@ mod tests {
         assert_eq!(total(&d, None, |v| v == "watch"), 0);
         assert_eq!(describe(&d), "hub: patch 3; prometheus-1: get 1, patch 7");
         assert_eq!(describe(&Counts::new()), "no request");
+    }
+
+    #[test]
+    fn lease_requests_are_kept_apart() {
+        let counts: Counts = [
+            (key("hub", "patch"), 2),
+            (key(LEASE_CLUSTER, "update"), 9),
+            (key("prometheus-1", "patch"), 1),
+            (key("grafana-1", "get"), 4),
+        ]
+        .into();
+        assert_eq!(total(&without_leases(&counts), None, is_write), 3);
+        assert_eq!(total(&on_members(&counts), None, is_write), 1);
+        assert_eq!(total(&on_members(&counts), None, is_request), 5);
+        assert_eq!(total(&counts, Some(LEASE_CLUSTER), is_write), 9);
+    }
+
+    #[test]
+    fn lease_args_are_passed_to_the_child_and_back() {
+        let args = LeaseArgs {
+            identity: "replica-b".into(),
+            shards: 6,
+            duration: Duration::from_secs(5),
+        };
+        assert_eq!(
+            args.args(),
+            [
+                "--replica",
+                "replica-b",
+                "--shards",
+                "6",
+                "--lease-seconds",
+                "5"
+            ]
+        );
+        let options = args.options("stacksmith-system");
+        assert_eq!(options.identity, "replica-b");
+        assert_eq!(options.namespace, "stacksmith-system");
+        assert_eq!(options.shards, 6);
+        assert_eq!(options.duration, Duration::from_secs(5));
     }
 
     #[test]

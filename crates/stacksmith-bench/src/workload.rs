@@ -101,7 +101,45 @@ pub fn plan_objects(
     prometheus_cluster: &str,
     members: &[MemberInfo],
 ) -> anyhow::Result<Vec<DesiredObject>> {
-    let spec: CustomerStack = serde_json::from_value(stack_manifest(name, prometheus_cluster))?;
+    plan_manifest(name, stack_manifest(name, prometheus_cluster), members)
+}
+
+/// The objects the planner gives the stack `name` with `spec.metrics.replicas` set to
+/// `replicas` (as a spec change of the bench makes it).
+pub fn plan_objects_with_replicas(
+    name: &str,
+    prometheus_cluster: &str,
+    members: &[MemberInfo],
+    replicas: i64,
+) -> anyhow::Result<Vec<DesiredObject>> {
+    let mut manifest = stack_manifest(name, prometheus_cluster);
+    manifest["spec"]["metrics"]["replicas"] = json!(replicas);
+    plan_manifest(name, manifest, members)
+}
+
+/// How many objects of `after` are new or planned otherwise than in `before`: the writes a
+/// change from one plan to the other needs.
+pub fn changed_objects(before: &[DesiredObject], after: &[DesiredObject]) -> usize {
+    after
+        .iter()
+        .filter(|object| {
+            !before.iter().any(|old| {
+                old.cluster == object.cluster
+                    && old.kind == object.kind
+                    && old.namespace == object.namespace
+                    && old.name == object.name
+                    && old.manifest == object.manifest
+            })
+        })
+        .count()
+}
+
+fn plan_manifest(
+    name: &str,
+    manifest: Value,
+    members: &[MemberInfo],
+) -> anyhow::Result<Vec<DesiredObject>> {
+    let spec: CustomerStack = serde_json::from_value(manifest)?;
     let identity = StackIdentity {
         namespace: "bench-floor".into(),
         name: name.into(),
@@ -288,4 +326,43 @@ impl FloorStack<'_> {
 /// The floor's server-side apply: the bench's field manager, forced.
 fn apply_params() -> PatchParams {
     PatchParams::apply(BENCH_MANAGER).force()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stacksmith_api::ClusterRole;
+
+    fn member(name: &str, role: ClusterRole) -> MemberInfo {
+        MemberInfo {
+            name: name.into(),
+            roles: vec![role],
+            prometheus_url_template: (role == ClusterRole::Prometheus)
+                .then(|| "https://{name}.{namespace}.example:9090".to_owned()),
+            prometheus_exposure: None,
+            alertmanagers: Vec::new(),
+            grafana_ingress_host_template: None,
+            tenant_quota: None,
+        }
+    }
+
+    #[test]
+    fn a_replicas_change_plans_one_object_otherwise() {
+        let members = [
+            member("prometheus-1", ClusterRole::Prometheus),
+            member("grafana-1", ClusterRole::Grafana),
+        ];
+        let two = plan_objects("ha-0", "prometheus-1", &members).unwrap();
+        let also_two = plan_objects_with_replicas("ha-0", "prometheus-1", &members, 2).unwrap();
+        let three = plan_objects_with_replicas("ha-0", "prometheus-1", &members, 3).unwrap();
+        assert_eq!(changed_objects(&two, &also_two), 0);
+        assert_eq!(changed_objects(&two, &three), 1);
+        assert_eq!(changed_objects(&[], &three), three.len());
+        let changed: Vec<&DesiredObject> = three
+            .iter()
+            .filter(|o| !two.iter().any(|t| t.manifest == o.manifest))
+            .collect();
+        assert_eq!(changed[0].cluster, "prometheus-1");
+        assert_eq!(changed[0].manifest["spec"]["replicas"], 3);
+    }
 }

@@ -625,8 +625,13 @@ impl Keeper {
             }
         }
         let replica = replica_lease_name(self.me());
-        if let Err(err) = self.api.delete(&replica, &DeleteParams::default()).await {
-            tracing::debug!(%err, "removing the replica Lease");
+        let within = self.options.renew_deadline() / 2;
+        match tokio::time::timeout(within, self.api.delete(&replica, &DeleteParams::default()))
+            .await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => tracing::debug!(%err, "removing the replica Lease"),
+            Err(_) => tracing::debug!("removing the replica Lease: no answer in time"),
         }
     }
 }
