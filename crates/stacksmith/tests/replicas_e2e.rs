@@ -205,6 +205,42 @@ fn reconciles_by_shard(metrics: &str) -> BTreeMap<u16, f64> {
         .collect()
 }
 
+/// What each replica holds and reconciled per shard (from its metrics), checking that none
+/// reconciled a shard it does not hold; and which replicas reconciled each shard.
+#[allow(clippy::type_complexity)]
+fn shard_census(
+    replicas: &[Replica],
+) -> (
+    Vec<(BTreeSet<u16>, BTreeMap<u16, f64>)>,
+    BTreeMap<u16, Vec<String>>,
+) {
+    let census: Vec<(BTreeSet<u16>, BTreeMap<u16, f64>)> = tokio::task::block_in_place(|| {
+        replicas
+            .iter()
+            .map(|r| {
+                let metrics = r.metrics();
+                (held(&metrics), reconciles_by_shard(&metrics))
+            })
+            .collect()
+    });
+    let mut reconciled_by: BTreeMap<u16, Vec<String>> = BTreeMap::new();
+    for (replica, (held, by_shard)) in replicas.iter().zip(&census) {
+        let reconciled: BTreeSet<u16> = by_shard.keys().copied().collect();
+        assert!(
+            reconciled.is_subset(held),
+            "{} reconciled shards {reconciled:?} holding {held:?}",
+            replica.name
+        );
+        for shard in reconciled {
+            reconciled_by
+                .entry(shard)
+                .or_default()
+                .push(replica.name.clone());
+        }
+    }
+    (census, reconciled_by)
+}
+
 async fn holder(hub: &Client, shard: u16) -> Option<String> {
     let leases: Api<Lease> = Api::namespaced(hub.clone(), LEASE_NAMESPACE);
     leases
@@ -436,27 +472,7 @@ async fn three_replicas_split_the_shards_and_a_lost_replicas_shards_are_taken_ov
     }
     apply_stacks(&hub_client, &names).await;
 
-    let before: Vec<(BTreeSet<u16>, BTreeMap<u16, f64>)> = tokio::task::block_in_place(|| {
-        replicas
-            .iter()
-            .map(|r| {
-                let metrics = r.metrics();
-                (held(&metrics), reconciles_by_shard(&metrics))
-            })
-            .collect()
-    });
-    let mut reconciled_by: BTreeMap<u16, Vec<&str>> = BTreeMap::new();
-    for (replica, (held, by_shard)) in replicas.iter().zip(&before) {
-        let reconciled: BTreeSet<u16> = by_shard.keys().copied().collect();
-        assert!(
-            reconciled.is_subset(held),
-            "{} reconciled shards {reconciled:?} holding {held:?}",
-            replica.name
-        );
-        for shard in reconciled {
-            reconciled_by.entry(shard).or_default().push(&replica.name);
-        }
-    }
+    let (before, reconciled_by) = shard_census(&replicas);
     assert_eq!(
         reconciled_by.len(),
         usize::from(SHARDS),
@@ -538,27 +554,7 @@ async fn three_replicas_split_the_shards_and_a_lost_replicas_shards_are_taken_ov
     }
     // Each survivor kept its own shards, took some of the lost ones, and never reconciled a
     // shard the other survivor held.
-    let after: Vec<(BTreeSet<u16>, BTreeMap<u16, f64>)> = tokio::task::block_in_place(|| {
-        survivors
-            .iter()
-            .map(|r| {
-                let metrics = r.metrics();
-                (held(&metrics), reconciles_by_shard(&metrics))
-            })
-            .collect()
-    });
-    let mut reconciled_by: BTreeMap<u16, Vec<&str>> = BTreeMap::new();
-    for (replica, (held, by_shard)) in survivors.iter().zip(&after) {
-        let reconciled: BTreeSet<u16> = by_shard.keys().copied().collect();
-        assert!(
-            reconciled.is_subset(held),
-            "{} reconciled shards {reconciled:?} holding {held:?}",
-            replica.name
-        );
-        for shard in reconciled {
-            reconciled_by.entry(shard).or_default().push(&replica.name);
-        }
-    }
+    let (after, reconciled_by) = shard_census(&survivors);
     assert!(
         reconciled_by.values().all(|by| by.len() == 1),
         "a shard reconciled by both survivors: {reconciled_by:?}"
