@@ -34,7 +34,7 @@ use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, ResourceExt as _};
 use stacksmith_api::labels::{MANAGED_BY, MANAGED_BY_VALUE};
 use stacksmith_core::shards::{LeaseRecord, LeaseStep, lease_step, shard_of, shards_wanted};
-use tokio::sync::{RwLock, RwLockReadGuard, mpsc, oneshot, watch};
+use tokio::sync::{RwLock, RwLockReadGuard, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -83,7 +83,6 @@ struct Holding {
     identity: Option<String>,
     shards: u16,
     slots: Vec<Slot>,
-    held: watch::Sender<BTreeSet<u16>>,
 }
 
 struct Slot {
@@ -103,7 +102,6 @@ impl ShardHolding {
     /// A replica named `identity` among `shards` shards, holding none yet.
     pub fn new(identity: Option<String>, shards: u16) -> Self {
         let shards = shards.max(1);
-        let (held, _) = watch::channel(BTreeSet::new());
         ShardHolding {
             inner: Arc::new(Holding {
                 identity,
@@ -114,7 +112,6 @@ impl ShardHolding {
                         held: AtomicBool::new(false),
                     })
                     .collect(),
-                held,
             }),
         }
     }
@@ -157,19 +154,12 @@ impl ShardHolding {
 
     /// The shards held now.
     pub fn held(&self) -> BTreeSet<u16> {
-        self.inner.held.borrow().clone()
+        (0..self.inner.shards).filter(|s| self.holds(*s)).collect()
     }
 
     fn set(&self, shard: u16, held: bool) {
         if let Some(slot) = self.inner.slots.get(usize::from(shard)) {
             slot.held.store(held, Ordering::Release);
-            self.inner.held.send_modify(|set| {
-                if held {
-                    set.insert(shard);
-                } else {
-                    set.remove(&shard);
-                }
-            });
         }
     }
 

@@ -5,7 +5,6 @@
 //! reconciled), 2 usage or environment error.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -19,7 +18,7 @@ use stacksmith_api::CustomerStack;
 use stacksmith_controller::{LEASE_LABEL, SHARDS_ANNOTATION};
 use stacksmith_core::shards::shard_of;
 
-use crate::commands::status::{Output, hub_call, hub_config_from};
+use crate::commands::status::{HubArgs, Output, hub_call};
 use crate::output::print_stdout;
 
 /// Options of `stacksmith shards`.
@@ -28,12 +27,8 @@ pub struct ShardsArgs {
     /// The hub namespace of the operator's Leases (the chart's release namespace).
     #[arg(long, default_value = "stacksmith-system")]
     lease_namespace: String,
-    /// Kubeconfig of the hub; default: `KUBECONFIG`, else `~/.kube/config`, else in-cluster.
-    #[arg(long)]
-    kubeconfig: Option<PathBuf>,
-    /// The kubeconfig context to use; default: its current context.
-    #[arg(long)]
-    context: Option<String>,
+    #[command(flatten)]
+    hub: HubArgs,
     /// Output format: the table, or the view as data.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table)]
     output: Output,
@@ -195,7 +190,7 @@ pub fn render(view: &ShardsView, lease_namespace: &str) -> String {
 
 /// Runs `stacksmith shards`.
 pub async fn run(args: ShardsArgs) -> anyhow::Result<ExitCode> {
-    let config = hub_config_from(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
+    let config = args.hub.config().await?;
     let hub = Client::try_from(config).context("building a client for the hub")?;
     let leases: Api<Lease> = Api::namespaced(hub.clone(), &args.lease_namespace);
     let leases = hub_call(

@@ -33,13 +33,8 @@ pub struct StatusArgs {
     /// Every namespace.
     #[arg(short = 'A', long, conflicts_with_all = ["namespace", "name"])]
     all_namespaces: bool,
-    /// Kubeconfig of the hub; default: `KUBECONFIG` (a list of files, merged), else
-    /// `~/.kube/config`, else the in-cluster configuration.
-    #[arg(long)]
-    kubeconfig: Option<PathBuf>,
-    /// The kubeconfig context to use; default: its current context.
-    #[arg(long)]
-    context: Option<String>,
+    #[command(flatten)]
+    hub: HubArgs,
     /// Output format: the tree, or the stacks' status as data.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table)]
     output: Output,
@@ -50,6 +45,18 @@ pub struct StatusArgs {
     /// instead of reading the status the operator stored on the hub.
     #[arg(long)]
     live: bool,
+}
+
+/// Where the hub is, as kubectl finds it (shared by the commands that read the hub).
+#[derive(Args, Debug)]
+pub struct HubArgs {
+    /// Kubeconfig of the hub; default: `KUBECONFIG` (a list of files, merged), else
+    /// `~/.kube/config`, else the in-cluster configuration.
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use; default: its current context.
+    #[arg(long)]
+    context: Option<String>,
 }
 
 /// Output formats.
@@ -89,7 +96,7 @@ impl ColorChoice {
 
 /// Runs `stacksmith status`.
 pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let config = hub_config(&args).await?;
+    let config = args.hub.config().await?;
     let namespace = args
         .namespace
         .clone()
@@ -138,35 +145,29 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The hub's client configuration, as kubectl finds it.
-async fn hub_config(args: &StatusArgs) -> anyhow::Result<Config> {
-    hub_config_from(args.kubeconfig.as_deref(), args.context.as_deref()).await
-}
-
-/// The hub's client configuration from a kubeconfig file and a context, as kubectl finds it
-/// when they are not given.
-pub(crate) async fn hub_config_from(
-    kubeconfig: Option<&std::path::Path>,
-    context: Option<&str>,
-) -> anyhow::Result<Config> {
-    let options = KubeConfigOptions {
-        context: context.map(str::to_owned),
-        ..KubeConfigOptions::default()
-    };
-    match (kubeconfig, context) {
-        (Some(path), _) => {
-            let kubeconfig = Kubeconfig::read_from(path)
-                .with_context(|| format!("reading the kubeconfig {}", path.display()))?;
-            Config::from_custom_kubeconfig(kubeconfig, &options)
+impl HubArgs {
+    /// The hub's client configuration: the kubeconfig file and context given, else as kubectl
+    /// finds them.
+    pub async fn config(&self) -> anyhow::Result<Config> {
+        let options = KubeConfigOptions {
+            context: self.context.clone(),
+            ..KubeConfigOptions::default()
+        };
+        match (&self.kubeconfig, &self.context) {
+            (Some(path), _) => {
+                let kubeconfig = Kubeconfig::read_from(path)
+                    .with_context(|| format!("reading the kubeconfig {}", path.display()))?;
+                Config::from_custom_kubeconfig(kubeconfig, &options)
+                    .await
+                    .with_context(|| format!("using the kubeconfig {}", path.display()))
+            }
+            (None, Some(context)) => Config::from_kubeconfig(&options)
                 .await
-                .with_context(|| format!("using the kubeconfig {}", path.display()))
+                .with_context(|| format!("using context {context} of the kubeconfig")),
+            (None, None) => Config::infer()
+                .await
+                .context("no hub configuration (KUBECONFIG, ~/.kube/config or in-cluster)"),
         }
-        (None, Some(context)) => Config::from_kubeconfig(&options)
-            .await
-            .with_context(|| format!("using context {context} of the kubeconfig")),
-        (None, None) => Config::infer()
-            .await
-            .context("no hub configuration (KUBECONFIG, ~/.kube/config or in-cluster)"),
     }
 }
 
